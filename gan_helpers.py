@@ -1,0 +1,1544 @@
+"""DCGAN and class-conditional Self-Attention GAN (SAGAN) on CIFAR-10: models, losses, data, training,
+FID, checkpoints, plots and a command line, in one importable module.
+
+Sections, in order: config, setup, data, layers, models, losses, training step, evaluation (FID/KID),
+training loop and checkpoints, sampling, plots and attention maps, command line.
+
+    python gan_helpers.py train sagan --iters 1000 --data-dir data/cifar10-jpeg
+    python gan_helpers.py evaluate model/sagan_best.pt
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import contextlib
+import copy
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import random
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+from torch.nn.utils.parametrizations import spectral_norm
+
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
+                   "dog", "frog", "horse", "ship", "truck")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
+
+
+class GanError(Exception):
+    """An error with a message meant for the user (bad input, missing file); the CLI prints it in one line."""
+
+
+# ----------------------------------------------------------------------------------------------------
+# config
+# ----------------------------------------------------------------------------------------------------
+
+@dataclass
+class Config:
+    """Everything that defines a run. Checkpoints store it, so a checkpoint alone rebuilds its generator."""
+    name: str = "sagan"              # run name; best generator goes to model/<name>_best.pt when published
+    arch: str = "resnet"             # "resnet" (SNGAN/BigGAN-style blocks) or "dcgan" (Radford et al. 2016)
+    z_dim: int = 128                 # latent size (DCGAN reference: 100; SNGAN/BigGAN: 128)
+    num_classes: int = 10            # 0 = unconditional; else conditional BN in G, projection D (Miyato 2018)
+    g_ch: int = 256                  # G width: resnet = channels of every block; dcgan = channels at 16x16
+    d_ch: int = 128                  # D width: resnet = channels of every block; dcgan = channels at 16x16
+    g_attn: tuple[int, ...] = (16,)  # resolutions in G followed by self-attention (8, 16, 32; repeat = stack)
+    d_attn: tuple[int, ...] = (16,)  # resolutions in D followed by self-attention (resnet 32/16/8, dcgan 16/8/4)
+    spectral_norm: bool = True       # spectral norm on every conv/linear of G and D (SAGAN, Zhang 2019)
+    loss: str = "wgan"               # "wgan", "hinge" or "bce" (see LOSSES)
+    lipschitz: str = "sn"            # Wasserstein critic constraint: "sn" (via spectral_norm), "clip", "gp"
+    clip_value: float = 0.011        # weight clipping bound for lipschitz="clip" (reference report: 0.011)
+    gp_weight: float = 10.0          # gradient penalty weight for lipschitz="gp" (Gulrajani 2017: 10)
+    drift: float = 1e-3              # eps_drift * E[D(x)^2] keeps Wasserstein critic scores from drifting
+                                     # (Karras et al. 2018, ProGAN: 1e-3); 0 = off
+    optimizer: str = "adam"          # "adam" or "rmsprop" (the reference report's SAGAN used RMSprop)
+    g_lr: float = 1e-4               # TTUR: G learning rate (SAGAN: 1e-4)
+    d_lr: float = 4e-4               # TTUR: D learning rate (SAGAN: 4e-4)
+    betas: tuple[float, float] = (0.0, 0.9)  # Adam betas (SAGAN: (0, 0.9); DCGAN: (0.5, 0.999))
+    n_critic: int = 1                # D steps per G step
+    batch_size: int = 64             # images per D step and per G step (SAGAN: 64 on CIFAR-sized setups)
+    ema_decay: float = 0.9999        # EMA of G's weights for sampling (Karras 2018, BigGAN); 0 = off
+    ema_start: int = 1000            # iterations before the EMA starts averaging (it copies G until then)
+    iters: int = 100_000             # G steps in total
+    eval_every: int = 1000           # validation FID every this many iterations (assignment: <= 1000)
+    eval_samples: int = 5000         # generated images per validation FID (vs the 5000 validation images)
+    checkpoint_every: int = 1000     # full training state to last.pt every this many iterations
+    hflip: bool = True               # random horizontal flips of real images
+    seed: int = 0                    # seeds python, numpy and torch (one place: setup())
+
+    @staticmethod
+    def dcgan(**overrides: Any) -> "Config":
+        """The baseline: the reference report's DCGAN (BCE, Adam 2e-4, beta1 0.5, batch 128), made
+        class-conditional and sampled through an EMA of G."""
+        base = dict(name="dcgan", arch="dcgan", z_dim=100, g_ch=64, d_ch=32, g_attn=(), d_attn=(),
+                    spectral_norm=False, loss="bce", drift=0.0, g_lr=2e-4, d_lr=2e-4, betas=(0.5, 0.999),
+                    batch_size=128, ema_decay=0.999)
+        return Config(**{**base, **overrides})
+
+    @staticmethod
+    def sagan(**overrides: Any) -> "Config":
+        """Class-conditional ResNet SAGAN: SN on G and D, Wasserstein loss with a drift term, TTUR,
+        self-attention at 16x16 in G and D."""
+        return Config(**overrides)
+
+    @staticmethod
+    def from_dict(d: dict[str, Any]) -> "Config":
+        """Inverse of dataclasses.asdict (tuples come back from JSON/pickle as lists); unknown keys are errors."""
+        names = {f.name for f in dataclasses.fields(Config)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise GanError(f"unknown config field(s) {unknown}; valid fields: {sorted(names)}")
+        return Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+    def with_overrides(self, pairs: list[str]) -> "Config":
+        """Apply `key=value` strings (values parsed as Python literals, else kept as strings)."""
+        updates: dict[str, Any] = {}
+        names = {f.name for f in dataclasses.fields(self)}
+        for pair in pairs:
+            key, sep, text = pair.partition("=")
+            if not sep or key not in names:
+                raise GanError(f"--set expects key=value with key one of {sorted(names)}, got {pair!r}")
+            try:
+                value = ast.literal_eval(text)
+            except (ValueError, SyntaxError):
+                value = text
+            if isinstance(getattr(self, key), tuple):  # "g_attn=16" means (16,)
+                value = tuple(value) if isinstance(value, (list, tuple)) else (value,)
+            updates[key] = value
+        return dataclasses.replace(self, **updates)
+
+    def validate(self) -> "Config":
+        """Raise GanError naming the bad field; return self so calls can chain."""
+        choices = {"arch": ("resnet", "dcgan"), "loss": tuple(LOSSES), "lipschitz": ("sn", "clip", "gp"),
+                   "optimizer": ("adam", "rmsprop")}
+        for key, allowed in choices.items():
+            if getattr(self, key) not in allowed:
+                raise GanError(f"config {key}={getattr(self, key)!r} is not one of {allowed}")
+        if self.lipschitz == "sn" and self.loss == "wgan" and not self.spectral_norm:
+            raise GanError("loss='wgan' with lipschitz='sn' needs spectral_norm=True; "
+                           "or choose lipschitz='clip' or 'gp'")
+        for key in ("z_dim", "g_ch", "d_ch", "n_critic", "batch_size", "iters", "eval_every",
+                    "eval_samples", "checkpoint_every"):
+            if getattr(self, key) < 1:
+                raise GanError(f"config {key} must be >= 1, got {getattr(self, key)}")
+        if not 0 <= self.ema_decay < 1:
+            raise GanError(f"config ema_decay must be in [0, 1), got {self.ema_decay}")
+        return self
+
+
+# ----------------------------------------------------------------------------------------------------
+# setup: seeds and device in one place
+# ----------------------------------------------------------------------------------------------------
+
+def setup(seed: int = 0, device: str | None = None) -> torch.device:
+    """Seed python, numpy and torch; return `device` or the best available one (cuda > mps > cpu)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+    if device is not None:
+        return torch.device(device)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    """The device a model's parameters live on."""
+    return next(model.parameters()).device
+
+
+# ----------------------------------------------------------------------------------------------------
+# data: CIFAR-10 held as one uint8 tensor on the training device, batches drawn by indexing
+# ----------------------------------------------------------------------------------------------------
+
+@dataclass
+class ImageSet:
+    """Images `x` (N, 3, 32, 32) uint8 and labels `y` (N,) int64, on one device."""
+    x: Tensor
+    y: Tensor
+    classes: tuple[str, ...] = CIFAR10_CLASSES
+    source: str = ""               # where the images came from (recorded in checkpoint summaries)
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def to(self, device: torch.device | str) -> "ImageSet":
+        return ImageSet(self.x.to(device), self.y.to(device), self.classes, self.source)
+
+    def subset(self, idx: Tensor) -> "ImageSet":
+        return ImageSet(self.x[idx], self.y[idx], self.classes, self.source)
+
+    def batch(self, n: int, hflip: bool = False) -> tuple[Tensor, Tensor]:
+        """Random batch (with replacement, global torch RNG): images (n, 3, 32, 32) in [-1, 1], labels (n,)."""
+        idx = torch.randint(len(self), (n,), device=self.x.device)
+        x = to_float(self.x[idx])
+        if hflip:
+            flip = torch.rand(n, device=x.device) < 0.5
+            x = torch.where(flip[:, None, None, None], x.flip(3), x)
+        return x, self.y[idx]
+
+
+def to_float(x: Tensor) -> Tensor:
+    """uint8 [0, 255] -> float [-1, 1]."""
+    return x.float().div(127.5).sub(1.0)
+
+
+def to_uint8(x: Tensor) -> Tensor:
+    """float [-1, 1] -> uint8 [0, 255], rounded as when saving a PNG (the way FID sees generated images)."""
+    return x.add(1.0).mul(127.5).add(0.5).clamp(0, 255).to(torch.uint8)
+
+
+def _image_folder_root(data_dir: Path) -> Path | None:
+    """The folder holding train/ and test/ class folders: data_dir itself or data_dir/cifar10-jpeg."""
+    for root in (data_dir, data_dir / "cifar10-jpeg"):
+        if (root / "train").is_dir() and (root / "test").is_dir():
+            return root
+    return None
+
+
+def read_images(paths: list[Path], size: int | None = None) -> Tensor:
+    """Image files -> uint8 (N, 3, H, W), converted to RGB (as pytorch-fid does), resized when `size`."""
+    from PIL import Image
+    arrays = []
+    for path in paths:
+        with Image.open(path) as im:
+            im = im.convert("RGB")
+            arrays.append(np.asarray(im.resize((size, size)) if size else im, dtype=np.uint8))
+    if len({a.shape for a in arrays}) > 1:
+        raise GanError(f"images in {paths[0].parent} differ in size: {sorted({a.shape for a in arrays})[:3]}")
+    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()  # (N, H, W, 3) -> (N, 3, H, W)
+
+
+def image_files(folder: Path) -> list[Path]:
+    """Image files directly in `folder`, sorted by name."""
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+
+
+def read_image_folder(folder: Path) -> ImageSet:
+    """Read `<folder>/<class>/*.{png,jpg}` (class folders sorted by name) into an ImageSet of 32x32 images."""
+    classes = tuple(sorted(p.name for p in folder.iterdir() if p.is_dir()))
+    files = [image_files(folder / name) for name in classes]
+    if not any(files):
+        raise GanError(f"no images found under {folder}/<class>/*.png|jpg")
+    labels = torch.cat([torch.full((len(f),), i, dtype=torch.int64) for i, f in enumerate(files)])
+    return ImageSet(read_images([p for f in files for p in f], size=32), labels, classes, f"image folder {folder}")
+
+
+def load_cifar10(data_dir: str | Path = "./data", train: bool = True, download: bool = True) -> ImageSet:
+    """CIFAR-10 train (50,000) or test (10,000) images, from the first source found in `data_dir`:
+    torchvision's `cifar-10-batches-py`, an image-folder tree `{train,test}/<class>/*` (directly or under
+    `cifar10-jpeg/`), else torchvision's download into `data_dir`."""
+    data_dir = Path(data_dir)
+    folder_root = _image_folder_root(data_dir)
+    if folder_root is not None:
+        return read_image_folder(folder_root / ("train" if train else "test"))
+    import torchvision
+    has_batches = (data_dir / "cifar-10-batches-py").is_dir()
+    if not has_batches and not download:
+        raise GanError(f"CIFAR-10 not found in {data_dir}: pass data_dir (--data-dir) pointing to a folder "
+                       f"with cifar-10-batches-py or {{train,test}}/<class>/ images, or allow the download")
+    try:
+        ds = torchvision.datasets.CIFAR10(str(data_dir), train=train, download=not has_batches)
+    except Exception as exc:  # network errors come in many types (URLError, socket errors, HTTP errors)
+        raise GanError(f"CIFAR-10 is not in {data_dir} and downloading it failed ({type(exc).__name__}: "
+                       f"{exc}); pass data_dir (--data-dir) pointing to an existing cifar-10-batches-py "
+                       f"folder or an image-folder tree {{train,test}}/<class>/*.png|jpg") from exc
+    x = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()  # (N, 32, 32, 3) -> (N, 3, 32, 32)
+    return ImageSet(x, torch.tensor(ds.targets, dtype=torch.int64), tuple(ds.classes),
+                    f"torchvision CIFAR-10 ({data_dir / 'cifar-10-batches-py'})")
+
+
+def train_val_split(data: ImageSet, val_size: int = 5000, split_seed: int = 0) -> tuple[ImageSet, ImageSet]:
+    """Fixed split of the training images (45,000 / 5,000 for CIFAR-10), independent of the run's seed."""
+    if not 0 < val_size < len(data):
+        raise GanError(f"val_size must be between 1 and {len(data) - 1}, got {val_size}")
+    perm = torch.randperm(len(data), generator=torch.Generator().manual_seed(split_seed))
+    return data.subset(perm[val_size:]), data.subset(perm[:val_size])
+
+
+def synthetic_images(n: int, num_classes: int = 10, seed: int = 0) -> ImageSet:
+    """Small stand-in for CIFAR-10 (tests, GAN_SMOKE=1 notebooks): class c is a soft square of its own
+    colour and place on a noisy background, so a GAN can learn it in a few hundred steps."""
+    gen = torch.Generator().manual_seed(seed)
+    y = torch.arange(n) % num_classes
+    palette = torch.rand(num_classes, 3, generator=gen) * 2 - 1                 # (K, 3) in [-1, 1]
+    rows = torch.arange(32).view(32, 1).float()
+    cols = torch.arange(32).view(1, 32).float()
+    centre = 8 + (torch.arange(num_classes) * 7 % 16).float()                    # (K,) square centres
+    mask = ((rows - centre[y].view(n, 1, 1)).abs() < 6) & ((cols - centre.flip(0)[y].view(n, 1, 1)).abs() < 6)
+    x = 0.2 * torch.randn(n, 3, 32, 32, generator=gen) - 0.5
+    x = torch.where(mask[:, None], palette[y][:, :, None, None], x)
+    names = tuple(CIFAR10_CLASSES[:num_classes]) if num_classes <= 10 else tuple(map(str, range(num_classes)))
+    return ImageSet(to_uint8(x.clamp(-1, 1)), y, names, f"synthetic squares ({n} images, seed {seed})")
+
+
+class RandomFeatures(nn.Module):
+    """A fixed, randomly initialised conv net (images in [0, 1] -> (N, 64)): the stand-in feature network
+    of tests and smoke runs. Distances in its space are neither FID nor meaningful beyond relative changes."""
+
+    def __init__(self, seed: int = 0):
+        super().__init__()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.net = nn.Sequential(nn.Conv2d(3, 32, 3, 2, 1), nn.ReLU(), nn.Conv2d(32, 64, 3, 2, 1), nn.ReLU(),
+                                     nn.AdaptiveAvgPool2d(1), nn.Flatten())
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x * 2 - 1)
+
+
+# ----------------------------------------------------------------------------------------------------
+# layers: self-attention, conditional batch norm, spectral norm
+# ----------------------------------------------------------------------------------------------------
+
+class SelfAttention(nn.Module):
+    """Self-attention of SAGAN (Zhang et al. 2019, Sec. 3; the paper's variant, no pooling of keys).
+
+    query f(x) and key g(x) are 1x1 convs to C/8 channels, value h(x) a 1x1 conv to C channels;
+    attn[j, i] = softmax_i(f(x_j) . g(x_i)) is how much output position j attends to input position i;
+    o_j = sum_i attn[j, i] h(x_i); output gamma * o + x, with gamma a learned scalar that starts at 0 so the
+    network first relies on local convolutions and brings in non-local evidence gradually.
+    """
+
+    def __init__(self, channels: int):
+        super().__init__()
+        inner = max(channels // 8, 1)
+        self.query = nn.Conv2d(channels, inner, 1)
+        self.key = nn.Conv2d(channels, inner, 1)
+        self.value = nn.Conv2d(channels, channels, 1)
+        self.gamma = nn.Parameter(torch.zeros(1))
+
+    def attention(self, x: Tensor) -> Tensor:
+        """x (N, C, H, W) -> attn (N, HW, HW), rows (queries) sum to 1 over key positions."""
+        q = self.query(x).flatten(2)                   # (N, C/8, HW)
+        k = self.key(x).flatten(2)                     # (N, C/8, HW)
+        scores = torch.bmm(q.transpose(1, 2), k)       # (N, HW_query, HW_key)
+        return scores.softmax(dim=-1)
+
+    def forward(self, x: Tensor, return_attention: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+        attn = self.attention(x)                       # (N, HW, HW)
+        v = self.value(x).flatten(2)                   # (N, C, HW)
+        o = torch.bmm(v, attn.transpose(1, 2))         # (N, C, HW): o[:, :, j] = sum_i attn[j, i] v[:, :, i]
+        out = self.gamma * o.view_as(x) + x
+        return (out, attn) if return_attention else out
+
+
+def attention_stack(resolution: int, placements: tuple[int, ...], channels: int) -> nn.Module:
+    """One SelfAttention per time `resolution` appears in `placements` (identity when it does not)."""
+    layers = [SelfAttention(channels) for r in placements if r == resolution]
+    return nn.Sequential(*layers) if layers else nn.Identity()
+
+
+class ConditionalBatchNorm(nn.Module):
+    """BatchNorm whose scale and shift are looked up per class (de Vries 2017; used by SNGAN/SAGAN/BigGAN).
+    With num_classes=0 it is a plain affine BatchNorm."""
+
+    def __init__(self, channels: int, num_classes: int):
+        super().__init__()
+        self.bn = nn.BatchNorm2d(channels, affine=num_classes == 0)
+        if num_classes:
+            self.gain = nn.Embedding(num_classes, channels)
+            self.bias = nn.Embedding(num_classes, channels)
+            nn.init.ones_(self.gain.weight)
+            nn.init.zeros_(self.bias.weight)
+
+    def forward(self, x: Tensor, y: Tensor | None) -> Tensor:
+        h = self.bn(x)
+        if y is None:
+            return h
+        return h * self.gain(y)[:, :, None, None] + self.bias(y)[:, :, None, None]
+
+
+def apply_spectral_norm(model: nn.Module) -> nn.Module:
+    """Spectral norm (Miyato et al. 2018; one power iteration per training-mode forward) on every conv and
+    linear layer of `model`, attention convs included, and on a projection embedding named `embed`."""
+    for module in list(model.modules()):
+        if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            spectral_norm(module)
+    if isinstance(getattr(model, "embed", None), nn.Embedding):
+        spectral_norm(model.embed)
+    return model
+
+
+def _check_labels(y: Tensor | None, num_classes: int) -> Tensor | None:
+    if num_classes and y is None:
+        raise GanError(f"this model is class-conditional ({num_classes} classes): pass labels y of shape (N,)")
+    return y if num_classes else None
+
+
+def class_projection(embed: nn.Embedding | None, phi: Tensor, y: Tensor | None) -> Tensor:
+    """Class term of a projection discriminator (Miyato & Koyama 2018): <embed(y), phi>, phi (N, C) -> (N,).
+    Zero for an unconditional D (embed is None)."""
+    if embed is None:
+        return phi.new_zeros(len(phi))
+    y = _check_labels(y, embed.num_embeddings)
+    return (embed(y) * phi).sum(1)
+
+
+# ----------------------------------------------------------------------------------------------------
+# models
+# ----------------------------------------------------------------------------------------------------
+
+class DCGANGenerator(nn.Module):
+    """The reference report's DCGAN generator: z -> 4x4 (4c) -> 8x8 (2c) -> 16x16 (c) -> 32x32 (3), each
+    transposed conv followed by (conditional) BatchNorm and LeakyReLU(0.1); Tanh output. c = g_ch."""
+
+    def __init__(self, cfg: Config):
+        super().__init__()
+        c, k = cfg.g_ch, cfg.num_classes
+        widths = (4 * c, 2 * c, c)                                      # at 4x4, 8x8, 16x16
+        self.num_classes = k
+        self.convs = nn.ModuleList([nn.ConvTranspose2d(cfg.z_dim, widths[0], 4, 1, 0, bias=False),
+                                    nn.ConvTranspose2d(widths[0], widths[1], 4, 2, 1, bias=False),
+                                    nn.ConvTranspose2d(widths[1], widths[2], 4, 2, 1, bias=False)])
+        self.norms = nn.ModuleList([ConditionalBatchNorm(w, k) for w in widths])
+        self.attns = nn.ModuleList([attention_stack(r, cfg.g_attn, w) for r, w in zip((4, 8, 16), widths)])
+        self.out = nn.ConvTranspose2d(c, 3, 4, 2, 1, bias=False)
+
+    def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
+        """z (N, z_dim), y (N,) int64 or None -> images (N, 3, 32, 32) in [-1, 1]."""
+        y = _check_labels(y, self.num_classes)
+        h = z[:, :, None, None]                                         # (N, z_dim, 1, 1)
+        for conv, norm, attn in zip(self.convs, self.norms, self.attns):
+            h = attn(F.leaky_relu(norm(conv(h), y), 0.1))
+        return torch.tanh(self.out(h))
+
+
+class DCGANDiscriminator(nn.Module):
+    """The reference report's DCGAN discriminator: strided 4x4 convs 3 -> c -> 2c -> 2c (16x16, 8x8, 4x4),
+    LeakyReLU(0.2), BatchNorm except after the first; a 4x4 conv to one logit plus a class projection."""
+
+    def __init__(self, cfg: Config):
+        super().__init__()
+        c = cfg.d_ch
+        widths = (c, 2 * c, 2 * c)                                      # at 16x16, 8x8, 4x4
+        self.convs = nn.ModuleList([nn.Conv2d(3, widths[0], 4, 2, 1, bias=False),
+                                    nn.Conv2d(widths[0], widths[1], 4, 2, 1, bias=False),
+                                    nn.Conv2d(widths[1], widths[2], 4, 2, 1, bias=False)])
+        self.norms = nn.ModuleList([nn.Identity(), nn.BatchNorm2d(widths[1]), nn.BatchNorm2d(widths[2])])
+        self.attns = nn.ModuleList([attention_stack(r, cfg.d_attn, w) for r, w in zip((16, 8, 4), widths)])
+        self.out = nn.Conv2d(widths[2], 1, 4, 1, 0, bias=False)
+        self.embed = nn.Embedding(cfg.num_classes, widths[2]) if cfg.num_classes else None
+
+    def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        """x (N, 3, 32, 32) in [-1, 1], y (N,) or None -> logits (N,)."""
+        h = x
+        for conv, norm, attn in zip(self.convs, self.norms, self.attns):
+            h = attn(F.leaky_relu(norm(conv(h)), 0.2))                  # ends at (N, 2c, 4, 4)
+        return self.out(h).flatten() + class_projection(self.embed, h.sum((2, 3)), y)  # (N,)
+
+
+class GBlock(nn.Module):
+    """Pre-activation residual up-block of SNGAN/BigGAN: CBN-ReLU-up-conv3x3-CBN-ReLU-conv3x3, plus a
+    1x1-conv shortcut of the upsampled input. (N, C_in, H, W) -> (N, C_out, 2H, 2W)."""
+
+    def __init__(self, c_in: int, c_out: int, num_classes: int):
+        super().__init__()
+        self.norm1 = ConditionalBatchNorm(c_in, num_classes)
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, padding=1)
+        self.norm2 = ConditionalBatchNorm(c_out, num_classes)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1)
+        self.shortcut = nn.Conv2d(c_in, c_out, 1)
+
+    def forward(self, x: Tensor, y: Tensor | None) -> Tensor:
+        h = F.interpolate(F.relu(self.norm1(x, y)), scale_factor=2)
+        h = self.conv2(F.relu(self.norm2(self.conv1(h), y)))
+        return h + self.shortcut(F.interpolate(x, scale_factor=2))
+
+
+class DBlock(nn.Module):
+    """Residual block of the SNGAN/BigGAN discriminator. The first block sees raw pixels, so it has no
+    activation before its first conv (SNGAN's "optimized" block); `mid` (self-attention at the input
+    resolution) sits between its two convs. Downsampling is 2x2 average pooling after the convs."""
+
+    def __init__(self, c_in: int, c_out: int, down: bool, first: bool = False, mid: nn.Module | None = None):
+        super().__init__()
+        self.first, self.down = first, down
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, padding=1)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1)
+        self.mid = mid if mid is not None else nn.Identity()
+        self.shortcut = nn.Conv2d(c_in, c_out, 1) if (c_in != c_out or down) else nn.Identity()
+
+    def _pool(self, h: Tensor) -> Tensor:
+        return F.avg_pool2d(h, 2) if self.down else h
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = x if self.first else F.relu(x)
+        h = self.conv2(F.relu(self.mid(self.conv1(h))))
+        # the first block pools before its shortcut conv (cheaper, as in SNGAN); the others after it
+        sc = self.shortcut(self._pool(x)) if self.first else self._pool(self.shortcut(x))
+        return self._pool(h) + sc
+
+
+class ResNetGenerator(nn.Module):
+    """z -> linear to 4x4 -> three up-blocks (8x8, 16x16, 32x32), each optionally followed by
+    self-attention -> BN-ReLU-conv3x3 -> Tanh. All blocks have g_ch channels (SNGAN CIFAR: 256)."""
+
+    def __init__(self, cfg: Config):
+        super().__init__()
+        c, k = cfg.g_ch, cfg.num_classes
+        self.num_classes, self.ch = k, c
+        self.linear = nn.Linear(cfg.z_dim, 4 * 4 * c)
+        self.blocks = nn.ModuleList([GBlock(c, c, k) for _ in range(3)])
+        self.attns = nn.ModuleList([attention_stack(r, cfg.g_attn, c) for r in (8, 16, 32)])
+        self.norm = nn.BatchNorm2d(c)
+        self.out = nn.Conv2d(c, 3, 3, padding=1)
+
+    def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
+        """z (N, z_dim), y (N,) int64 or None -> images (N, 3, 32, 32) in [-1, 1]."""
+        y = _check_labels(y, self.num_classes)
+        h = self.linear(z).view(len(z), self.ch, 4, 4)                 # (N, c, 4, 4)
+        for block, attn in zip(self.blocks, self.attns):
+            h = attn(block(h, y))                                       # (N, c, 8|16|32, 8|16|32)
+        return torch.tanh(self.out(F.relu(self.norm(h))))
+
+
+class ResNetDiscriminator(nn.Module):
+    """SNGAN's CIFAR discriminator: blocks 32->16->8->8->8 with d_ch channels (SNGAN: 128), self-attention
+    at 32x32 (inside the first block), 16x16 or 8x8 (after the block producing it), ReLU, global sum
+    pooling, linear logit plus class projection."""
+
+    def __init__(self, cfg: Config):
+        super().__init__()
+        c = cfg.d_ch
+        self.blocks = nn.ModuleList([DBlock(3, c, down=True, first=True, mid=attention_stack(32, cfg.d_attn, c)),
+                                     DBlock(c, c, down=True), DBlock(c, c, down=False), DBlock(c, c, down=False)])
+        self.attns = nn.ModuleList([attention_stack(16, cfg.d_attn, c), attention_stack(8, cfg.d_attn, c),
+                                    nn.Identity(), nn.Identity()])
+        self.linear = nn.Linear(c, 1)
+        self.embed = nn.Embedding(cfg.num_classes, c) if cfg.num_classes else None
+
+    def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        """x (N, 3, 32, 32) in [-1, 1], y (N,) or None -> logits (N,)."""
+        h = x
+        for block, attn in zip(self.blocks, self.attns):
+            h = attn(block(h))                                          # ends at (N, c, 8, 8)
+        phi = F.relu(h).sum((2, 3))                                     # (N, c)
+        return self.linear(phi).squeeze(1) + class_projection(self.embed, phi, y)
+
+
+ATTENTION_RESOLUTIONS = {("resnet", "G"): (8, 16, 32), ("resnet", "D"): (32, 16, 8),
+                         ("dcgan", "G"): (4, 8, 16), ("dcgan", "D"): (16, 8, 4)}
+
+
+def _init_weights(model: nn.Module, arch: str) -> None:
+    """DCGAN: N(0, 0.02) convs, N(1, 0.02) BN scales (Radford 2016). ResNet: orthogonal (BigGAN)."""
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            if arch == "dcgan":
+                nn.init.normal_(m.weight, 0.0, 0.02)
+            else:
+                nn.init.orthogonal_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d) and m.affine and arch == "dcgan":
+            nn.init.normal_(m.weight, 1.0, 0.02)
+    # D's class projection starts small (an N(0, 1) default would swamp the logits); G's CBN gains stay 1
+    if isinstance(getattr(model, "embed", None), nn.Embedding):
+        if arch == "dcgan":
+            nn.init.normal_(model.embed.weight, 0.0, 0.02)
+        else:
+            nn.init.xavier_uniform_(model.embed.weight)
+
+
+def build_models(cfg: Config) -> tuple[nn.Module, nn.Module]:
+    """(G, D) for `cfg`, initialised, spectral norm applied when cfg.spectral_norm; on the CPU."""
+    cfg.validate()
+    for who, placements in (("G", cfg.g_attn), ("D", cfg.d_attn)):
+        valid = ATTENTION_RESOLUTIONS[(cfg.arch, who)]
+        bad = [r for r in placements if r not in valid]
+        if bad:
+            raise GanError(f"{who} attention at {bad} is not possible for arch={cfg.arch!r}: "
+                           f"choose among resolutions {valid}")
+    classes = {"dcgan": (DCGANGenerator, DCGANDiscriminator), "resnet": (ResNetGenerator, ResNetDiscriminator)}
+    G, D = (cls(cfg) for cls in classes[cfg.arch])
+    for model in (G, D):
+        model.config = cfg  # sample() and checkpoints read z_dim, num_classes and the rest from here
+        _init_weights(model, cfg.arch)
+        if cfg.spectral_norm:
+            apply_spectral_norm(model)
+    return G, D
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+# ----------------------------------------------------------------------------------------------------
+# losses: pure functions of logits; in every loss D scores real images high
+# ----------------------------------------------------------------------------------------------------
+
+def _wgan_d(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+    """Wasserstein critic (Arjovsky 2017): E[D(fake)] - E[D(real)], minimised (dual form, negated)."""
+    return fake_logits.mean() - real_logits.mean()
+
+
+def _wgan_g(fake_logits: Tensor) -> Tensor:
+    """Wasserstein generator: -E[D(fake)]."""
+    return -fake_logits.mean()
+
+
+def _hinge_d(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+    """Hinge (Lim & Ye 2017; SAGAN's choice): E[relu(1 - D(real))] + E[relu(1 + D(fake))]."""
+    return F.relu(1.0 - real_logits).mean() + F.relu(1.0 + fake_logits).mean()
+
+
+def _bce_d(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+    """GAN discriminator (Goodfellow 2014): -E[log sigmoid(D(real))] - E[log(1 - sigmoid(D(fake)))]."""
+    return (F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
+            + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))
+
+
+def _bce_g(fake_logits: Tensor) -> Tensor:
+    """Non-saturating generator loss: -E[log sigmoid(D(fake))]."""
+    return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
+
+
+# name -> (D loss (real_logits, fake_logits), G loss (fake_logits)); hinge's G loss is Wasserstein's
+LOSSES: dict[str, tuple[Callable[[Tensor, Tensor], Tensor], Callable[[Tensor], Tensor]]] = {
+    "wgan": (_wgan_d, _wgan_g), "hinge": (_hinge_d, _wgan_g), "bce": (_bce_d, _bce_g)}
+
+
+def _loss_pair(name: str) -> tuple[Callable[[Tensor, Tensor], Tensor], Callable[[Tensor], Tensor]]:
+    if name not in LOSSES:
+        raise GanError(f"unknown loss {name!r}: choose one of {sorted(LOSSES)}")
+    return LOSSES[name]
+
+
+def d_loss(name: str, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+    """Discriminator/critic loss to minimise; logits (N,) for real and generated images -> scalar."""
+    return _loss_pair(name)[0](real_logits, fake_logits)
+
+
+def g_loss(name: str, fake_logits: Tensor) -> Tensor:
+    """Generator loss to minimise; logits (N,) of generated images -> scalar."""
+    return _loss_pair(name)[1](fake_logits)
+
+
+def gradient_penalty(D: nn.Module, real: Tensor, fake: Tensor, y: Tensor | None, eps: Tensor) -> Tensor:
+    """WGAN-GP (Gulrajani 2017): E[(||grad_x D(x_hat)||_2 - 1)^2] at x_hat = eps * real + (1 - eps) * fake,
+    eps (N, 1, 1, 1) in [0, 1]. Differentiable w.r.t. D's parameters."""
+    x_hat = (eps * real + (1 - eps) * fake).detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(D(x_hat, y).sum(), x_hat, create_graph=True)
+    return (grad.flatten(1).norm(dim=1) - 1).pow(2).mean()
+
+
+# ----------------------------------------------------------------------------------------------------
+# training step
+# ----------------------------------------------------------------------------------------------------
+
+@torch.no_grad()
+def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    """ema_p <- decay * ema_p + (1 - decay) * p for parameters; buffers (BN statistics, spectral norm's
+    u/v power-iteration vectors) are copied, not averaged."""
+    for e, p in zip(ema.parameters(), model.parameters()):
+        e.lerp_(p, 1.0 - decay)
+    for e, b in zip(ema.buffers(), model.buffers()):
+        e.copy_(b)
+
+
+def make_optimizers(cfg: Config, G: nn.Module, D: nn.Module) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
+    """TTUR (Heusel 2017): separate learning rates for G and D."""
+    if cfg.optimizer == "adam":
+        return (torch.optim.Adam(G.parameters(), cfg.g_lr, betas=cfg.betas),
+                torch.optim.Adam(D.parameters(), cfg.d_lr, betas=cfg.betas))
+    return torch.optim.RMSprop(G.parameters(), cfg.g_lr), torch.optim.RMSprop(D.parameters(), cfg.d_lr)
+
+
+def random_labels(n: int, num_classes: int, device: torch.device) -> Tensor | None:
+    """Uniform class labels (n,) for generated images, or None for an unconditional model."""
+    return torch.randint(num_classes, (n,), device=device) if num_classes else None
+
+
+def train_step(cfg: Config, G: nn.Module, D: nn.Module, G_ema: nn.Module | None,
+               opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
+               real_batch: Callable[[], tuple[Tensor, Tensor]], iteration: int) -> dict[str, float]:
+    """One GAN iteration: cfg.n_critic D updates, then one G update and the EMA update.
+    `real_batch()` returns images (N, 3, 32, 32) in [-1, 1] and labels (N,). Returns losses and mean D
+    logits on real and generated images (D(x), D(G(z)))."""
+    d_loss_fn, g_loss_fn = _loss_pair(cfg.loss)
+    device = next(G.parameters()).device
+    # (1) Update D: minimise d_loss (+ Lipschitz terms) on a real batch and a detached generated batch
+    for _ in range(cfg.n_critic):
+        real, y_real = real_batch()
+        y_real = y_real if cfg.num_classes else None
+        n = len(real)
+        y_fake = random_labels(n, cfg.num_classes, device)
+        with torch.no_grad():
+            fake = G(torch.randn(n, cfg.z_dim, device=device), y_fake)
+        real_logits, fake_logits = D(real, y_real), D(fake, y_fake)
+        loss_d = d_loss_fn(real_logits, fake_logits)
+        if cfg.drift:
+            loss_d = loss_d + cfg.drift * real_logits.pow(2).mean()
+        if cfg.lipschitz == "gp":
+            eps = torch.rand(n, 1, 1, 1, device=device)
+            loss_d = loss_d + cfg.gp_weight * gradient_penalty(D, real, fake, y_real, eps)
+        opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        opt_d.step()
+        if cfg.lipschitz == "clip":
+            with torch.no_grad():
+                for p in D.parameters():
+                    p.clamp_(-cfg.clip_value, cfg.clip_value)
+    # (2) Update G: minimise g_loss on a fresh generated batch
+    y_fake = random_labels(cfg.batch_size, cfg.num_classes, device)
+    fake_logits_g = D(G(torch.randn(cfg.batch_size, cfg.z_dim, device=device), y_fake), y_fake)
+    loss_g = g_loss_fn(fake_logits_g)
+    opt_g.zero_grad(set_to_none=True)
+    loss_g.backward()
+    opt_g.step()
+    if G_ema is not None:
+        ema_update(G_ema, G, cfg.ema_decay if iteration >= cfg.ema_start else 0.0)
+    return {"d_loss": loss_d.item(), "g_loss": loss_g.item(),
+            "d_real": real_logits.mean().item(), "d_fake": fake_logits.mean().item()}
+
+
+# ----------------------------------------------------------------------------------------------------
+# evaluation: Inception (or proxy) features, FID, KID, cached real statistics
+# ----------------------------------------------------------------------------------------------------
+
+INCEPTION_WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"  # pytorch-fid's FID weights
+
+
+class _PoolFeatures(nn.Module):
+    """pytorch-fid's InceptionV3 returning its 2048-d pool3 features as (N, 2048)."""
+
+    def __init__(self, inception: nn.Module):
+        super().__init__()
+        self.inception = inception
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.inception(x)[0].flatten(1)
+
+
+def _fingerprint(module: nn.Module) -> str:
+    """Short hash of a module's weights: the cache key of real-image statistics for that network."""
+    h = hashlib.sha256()
+    for t in module.state_dict().values():
+        h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:10]
+
+
+@dataclass
+class FeatureNet:
+    """A network mapping images (N, 3, H, W) in [0, 1] to features (N, D). Only pytorch-fid's Inception
+    gives FID; any other network gives a proxy Frechet distance, labelled as such."""
+    module: nn.Module
+    label: str                     # "FID" or "FD (proxy: <name> features)": printed beside every number
+    key: str                       # cache key (network name + weight hash)
+    is_inception: bool
+
+    @torch.no_grad()
+    def features(self, images: Tensor, batch_size: int = 50) -> np.ndarray:
+        """uint8 images (N, 3, H, W) -> float64 features (N, D), computed in eval mode on the net's device."""
+        self.module.eval()
+        device = next(iter(self.module.parameters()), torch.empty(0)).device
+        out = [self.module(images[i:i + batch_size].to(device).float().div(255.0)).double().cpu()
+               for i in range(0, len(images), batch_size)]
+        return torch.cat(out).numpy()
+
+
+def load_feature_net(spec: str | Path | nn.Module | None = None, fid_weights: str | Path | None = None,
+                     device: torch.device | str = "cpu") -> FeatureNet:
+    """spec None or "inception": pytorch-fid's InceptionV3 (weights from `fid_weights`, else pytorch-fid's
+    usual route: the torch hub cache, then a download). A module or a TorchScript file path: a proxy."""
+    if spec is None or spec == "inception":
+        module = _PoolFeatures(_load_inception(fid_weights))
+        return FeatureNet(module.to(device).eval(), "FID", "inception-" + _fingerprint(module), True)
+    if isinstance(spec, nn.Module):
+        name = type(spec).__name__
+        module = spec
+    else:
+        path = Path(spec)
+        if not path.is_file():
+            raise GanError(f"feature network {path} not found: pass a TorchScript file mapping images in "
+                           f"[0, 1] to features (e.g. ../shared/eval/cifar10_features.pt)")
+        with warnings_ignored():
+            module = torch.jit.load(str(path), map_location="cpu")
+        name = path.stem
+    return FeatureNet(module.to(device).eval(), f"FD (proxy: {name} features)", f"{name}-{_fingerprint(module)}",
+                      False)
+
+
+@contextlib.contextmanager
+def warnings_ignored() -> Iterator[None]:
+    """Silence TorchScript's deprecation FutureWarning (torch >= 2.14) while loading a proxy network."""
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        yield
+
+
+def _load_inception(fid_weights: str | Path | None) -> nn.Module:
+    from unittest import mock
+    import pytorch_fid.inception as pfi
+    block = pfi.InceptionV3.BLOCK_INDEX_BY_DIM[2048]
+    if fid_weights is not None:
+        path = Path(fid_weights)
+        if not path.is_file():
+            raise GanError(f"FID weights file {path} not found (fid_weights / --fid-weights)")
+        # pytorch-fid always fetches through load_state_dict_from_url; hand it the local file instead
+        with mock.patch.object(pfi, "load_state_dict_from_url", lambda *a, **k: torch.load(path, map_location="cpu")):
+            return pfi.InceptionV3([block])
+    try:
+        return pfi.InceptionV3([block])
+    except Exception as exc:  # offline: URLError / socket errors from the download
+        cached = Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_WEIGHTS_FILE
+        raise GanError(f"FID Inception weights are not in {cached} and could not be downloaded "
+                       f"({type(exc).__name__}); pass fid_weights=PATH (--fid-weights) with {INCEPTION_WEIGHTS_FILE}, "
+                       f"or feature_net=PATH (--feature-net) for an offline proxy metric (not FID)") from exc
+
+
+@dataclass
+class Stats:
+    """Feature statistics of an image set: mean (D,), covariance (D, D) and the features (N, D) for KID."""
+    mu: np.ndarray
+    sigma: np.ndarray
+    features: np.ndarray | None = None
+
+    @staticmethod
+    def of(features: np.ndarray) -> "Stats":
+        return Stats(features.mean(0), np.cov(features, rowvar=False), features)
+
+    @property
+    def n(self) -> int:
+        return 0 if self.features is None else len(self.features)
+
+    def save(self, path: Path) -> None:
+        """Write `mu`, `sigma` (pytorch-fid's .npz layout) and `features`, atomically."""
+        tmp = path.with_name(path.name + ".tmp.npz")
+        np.savez(tmp, mu=self.mu, sigma=self.sigma, features=np.asarray(self.features, dtype=np.float32))
+        os.replace(tmp, path)
+
+    @staticmethod
+    def load(path: Path) -> "Stats":
+        with np.load(path) as f:
+            return Stats(f["mu"], f["sigma"], f["features"].astype(np.float64) if "features" in f else None)
+
+
+def _sqrtm_psd(a: np.ndarray) -> np.ndarray:
+    """Square root of a symmetric positive semi-definite matrix via its eigendecomposition."""
+    w, v = np.linalg.eigh(a)
+    return (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+
+
+def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
+    """||mu1 - mu2||^2 + tr(S1) + tr(S2) - 2 tr((S1 S2)^(1/2)) (Dowson & Landau 1982; FID, Heusel 2017).
+    tr((S1 S2)^(1/2)) = tr((A S2 A)^(1/2)) with A = S1^(1/2): a symmetric PSD root, stable in float64."""
+    a = _sqrtm_psd(np.asarray(sigma1, np.float64))
+    m = a @ np.asarray(sigma2, np.float64) @ a
+    tr_covmean = np.sqrt(np.clip(np.linalg.eigvalsh((m + m.T) / 2), 0, None)).sum()
+    diff = np.asarray(mu1, np.float64) - np.asarray(mu2, np.float64)
+    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * tr_covmean)
+
+
+def kernel_inception_distance(f1: np.ndarray, f2: np.ndarray, subsets: int = 50, subset_size: int = 1000,
+                              seed: int = 0) -> tuple[float, float]:
+    """KID (Binkowski 2018): unbiased MMD^2 with kernel (x.y / d + 1)^3, mean and std over random subsets."""
+    rng = np.random.default_rng(seed)
+    m = min(subset_size, len(f1), len(f2))
+    d = f1.shape[1]
+    values = []
+    for _ in range(subsets):
+        x = f1[rng.choice(len(f1), m, replace=False)]
+        y = f2[rng.choice(len(f2), m, replace=False)]
+        kxx, kyy, kxy = ((a @ b.T / d + 1) ** 3 for a, b in ((x, x), (y, y), (x, y)))
+        mmd = ((kxx.sum() - np.trace(kxx)) + (kyy.sum() - np.trace(kyy))) / (m * (m - 1)) - 2 * kxy.mean()
+        values.append(mmd)
+    return float(np.mean(values)), float(np.std(values))
+
+
+def real_stats(images: ImageSet, split: str, net: FeatureNet, cache_dir: str | Path) -> Stats:
+    """Statistics of real images, computed once per (split, image count, network) and cached as .npz."""
+    path = Path(cache_dir) / f"stats_{split}_{len(images)}_{net.key}.npz"
+    if path.is_file():
+        return Stats.load(path)
+    stats = Stats.of(net.features(images.x))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    stats.save(path)
+    return stats
+
+
+def score(fake: Stats, real: Stats, label: str) -> dict[str, Any]:
+    """Frechet distance and KID between generated and real statistics, with the sample counts."""
+    kid, kid_std = kernel_inception_distance(fake.features, real.features)
+    return {"fd": frechet_distance(fake.mu, fake.sigma, real.mu, real.sigma), "kid": kid, "kid_std": kid_std,
+            "n_fake": fake.n, "n_real": real.n, "metric": label}
+
+
+def format_score(s: dict[str, Any]) -> str:
+    """One line naming the metric and the sample counts, e.g. 'FID 23.41 (10000 generated vs 10000 real)'."""
+    kid_name = "KID" if s["metric"] == "FID" else "KID (proxy)"
+    return (f"{s['metric']} {s['fd']:.4g}, {kid_name} {s['kid']:.4g} ± {s['kid_std']:.2g} "
+            f"({s['n_fake']} generated vs {s['n_real']} real)")
+
+
+def evaluate_generator(G: nn.Module, real: Stats, net: FeatureNet, n: int, seed: int = 12345) -> dict[str, Any]:
+    """Score `n` images sampled from G (a fixed seed, so every evaluation sees the same z and labels)."""
+    fake = Stats.of(net.features(to_uint8(sample(G, n, seed=seed))))
+    return score(fake, real, net.label)
+
+
+# ----------------------------------------------------------------------------------------------------
+# checkpoints: atomic writes, clear errors
+# ----------------------------------------------------------------------------------------------------
+
+# fields that may change between a run and its resumption: they set how long and how often, not what
+RESUMABLE_FIELDS = ("iters", "eval_every", "eval_samples", "checkpoint_every")
+
+
+def save_atomic(obj: Any, path: str | Path) -> None:
+    """torch.save to a temporary file in the same folder, then rename: a crash never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def write_json_atomic(obj: Any, path: str | Path) -> None:
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj))
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a checkpoint written by this module; GanError if missing, unreadable or foreign."""
+    path = Path(path)
+    if not path.is_file():
+        raise GanError(f"checkpoint {path} not found")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise GanError(f"{path} is not a readable checkpoint ({type(exc).__name__}: {str(exc)[:120]}); "
+                       f"it may be truncated or corrupt: use another file or retrain") from exc
+    if not isinstance(ckpt, dict) or ckpt.get("kind") not in ("generator", "train_state"):
+        raise GanError(f"{path} is not a gan_helpers checkpoint (no generator or training state in it)")
+    return ckpt
+
+
+def generator_from_checkpoint(ckpt: dict[str, Any], path: str | Path = "checkpoint") -> nn.Module:
+    """Rebuild G from a checkpoint's config and load its weights (EMA weights when the run had an EMA)."""
+    cfg = Config.from_dict(ckpt["config"])
+    G, _ = build_models(cfg)
+    weights = ckpt["G"] if ckpt["kind"] == "generator" else (ckpt["G_ema"] or ckpt["G"])
+    try:
+        G.load_state_dict(weights)
+    except RuntimeError as exc:
+        raise GanError(f"{path}: generator weights do not match its config (arch={cfg.arch}): "
+                       f"{str(exc).splitlines()[0]}") from exc
+    return G.eval()
+
+
+def load_generator(path: str | Path, device: torch.device | str = "cpu") -> nn.Module:
+    """G in eval mode from best.pt, last.pt or model/*.pt (EMA weights when present); `G.config` is set."""
+    return generator_from_checkpoint(load_checkpoint(path), path).to(device)
+
+
+def load_discriminator(path: str | Path, device: torch.device | str = "cpu") -> nn.Module:
+    """D in eval mode from a training state (last.pt); best.pt and model/*.pt hold only the generator."""
+    ckpt = load_checkpoint(path)
+    if ckpt["kind"] != "train_state":
+        raise GanError(f"{path} holds only a generator; the discriminator is in the run's last.pt")
+    _, D = build_models(Config.from_dict(ckpt["config"]))
+    D.load_state_dict(ckpt["D"])
+    return D.eval().to(device)
+
+
+def _rng_state() -> dict[str, Any]:
+    mt, keys, pos, has_gauss, cached = np.random.get_state()
+    return {"torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "numpy": [mt, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
+            "python": random.getstate()}
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    mt, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((mt, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    random.setstate(tuple(tuple(x) if isinstance(x, list) else x for x in state["python"]))
+
+
+# ----------------------------------------------------------------------------------------------------
+# sampling
+# ----------------------------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Put `model` in eval mode (BN running statistics, spectral norm without power iteration), then back."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
+def latents(G: nn.Module, n: int, labels: Tensor | int | None = None, seed: int = 0) -> tuple[Tensor, Tensor | None]:
+    """The inputs sample() feeds G: z (n, z_dim) from `seed`, and labels (n,) or None (unconditional G).
+    `labels`: (n,) class indices, one class for all, or None (a conditional G then cycles 0, 1, 2, ...)."""
+    cfg: Config = G.config
+    z = torch.randn(n, cfg.z_dim, generator=torch.Generator().manual_seed(seed))
+    if not cfg.num_classes:
+        return z, None
+    y = torch.arange(n) % cfg.num_classes if labels is None else torch.as_tensor(labels, dtype=torch.int64).expand(n)
+    if y.min() < 0 or y.max() >= cfg.num_classes:
+        raise GanError(f"labels must be class indices in [0, {cfg.num_classes - 1}]")
+    return z, y
+
+
+@torch.no_grad()
+def sample(G: nn.Module, n: int, labels: Tensor | int | None = None, seed: int = 0,
+           batch_size: int = 500) -> Tensor:
+    """n images (n, 3, 32, 32) in [-1, 1] on the CPU, the same for the same seed (see latents())."""
+    z, y = latents(G, n, labels, seed)
+    device = _device_of(G)
+    with eval_mode(G):
+        return torch.cat([G(z[i:i + batch_size].to(device), None if y is None else y[i:i + batch_size].to(device))
+                          .float().cpu() for i in range(0, n, batch_size)])
+
+
+# ----------------------------------------------------------------------------------------------------
+# training loop
+# ----------------------------------------------------------------------------------------------------
+
+class TrainingDiverged(GanError):
+    """A loss became NaN or infinite; the last good checkpoint is left as it was."""
+
+
+def new_history() -> dict[str, list]:
+    """Per-iteration losses and mean D logits, and one entry per evaluation."""
+    return {"iter": [], "d_loss": [], "g_loss": [], "d_real": [], "d_fake": [], "eval": []}
+
+
+def best_eval(history: dict[str, list]) -> dict[str, Any] | None:
+    """The evaluation with the lowest Frechet distance, or None before the first one."""
+    return min(history["eval"], key=lambda e: e["fd"], default=None)
+
+
+def _check_resumable(saved: Config, cfg: Config, path: Path) -> None:
+    diff = {f.name: (getattr(saved, f.name), getattr(cfg, f.name)) for f in dataclasses.fields(Config)
+            if f.name not in RESUMABLE_FIELDS and getattr(saved, f.name) != getattr(cfg, f.name)}
+    if diff:
+        shown = ", ".join(f"{k}: {a!r} in checkpoint vs {b!r} now" for k, (a, b) in diff.items())
+        raise GanError(f"cannot resume from {path}: it was trained with another config ({shown}); "
+                       f"use the same settings or another output folder")
+
+
+def train(cfg: Config, out_dir: str | Path, train_data: ImageSet, val_data: ImageSet, features: FeatureNet,
+          device: torch.device | str = "cpu", resume: bool = False, progress: bool = True,
+          on_eval: Callable[[dict[str, list]], None] | None = None,
+          stats_dir: str | Path | None = None) -> dict[str, list]:
+    """Train G and D for cfg.iters iterations (in total, counting resumed ones).
+
+    Writes to `out_dir`: last.pt (full state, every cfg.checkpoint_every iterations and at the end),
+    best.pt (generator at its best validation metric, evaluated every cfg.eval_every iterations and at
+    the end on cfg.eval_samples images) and history.json. Returns the history; `on_eval(history)` is
+    called after each evaluation (e.g. a live plot)."""
+    from tqdm.auto import tqdm
+    cfg.validate()
+    out_dir, device = Path(out_dir), torch.device(device)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    last_path, best_path, history_path = out_dir / "last.pt", out_dir / "best.pt", out_dir / "history.json"
+    setup(cfg.seed)
+    G, D = build_models(cfg)
+    G_ema = copy.deepcopy(G) if cfg.ema_decay > 0 else None
+    G, D = G.to(device), D.to(device)
+    G_ema = G_ema.to(device) if G_ema is not None else None
+    opt_g, opt_d = make_optimizers(cfg, G, D)
+    history, start = new_history(), 0
+    if resume and last_path.is_file():
+        state = load_checkpoint(last_path)
+        if state["kind"] != "train_state":
+            raise GanError(f"{last_path} holds no training state to resume from")
+        _check_resumable(Config.from_dict(state["config"]), cfg, last_path)
+        G.load_state_dict(state["G"])
+        D.load_state_dict(state["D"])
+        if G_ema is not None:
+            G_ema.load_state_dict(state["G_ema"])
+        opt_g.load_state_dict(state["opt_g"])
+        opt_d.load_state_dict(state["opt_d"])
+        _set_rng_state(state["rng"])
+        history, start = state["history"], state["iteration"]
+    train_data, val_data = train_data.to(device), val_data
+    real = real_stats(val_data, "val", features, stats_dir or out_dir)
+    G_eval = G_ema if G_ema is not None else G
+
+    def checkpoint(iteration: int) -> None:
+        save_atomic({"kind": "train_state", "config": dataclasses.asdict(cfg), "iteration": iteration,
+                     "G": G.state_dict(), "D": D.state_dict(),
+                     "G_ema": G_ema.state_dict() if G_ema is not None else None,
+                     "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "rng": _rng_state(),
+                     "history": history}, last_path)
+        write_json_atomic(history, history_path)
+
+    def evaluate(iteration: int) -> None:
+        result = {"iter": iteration, **evaluate_generator(G_eval, real, features, cfg.eval_samples)}
+        best = best_eval(history)
+        history["eval"].append(result)
+        if best is None or result["fd"] < best["fd"]:
+            save_atomic({"kind": "generator", "config": dataclasses.asdict(cfg), "iteration": iteration,
+                         "G": G_eval.state_dict(), "metrics": result,
+                         "summary": {"data": train_data.source, "features": features.label,
+                                     "ema": G_ema is not None, "selected_by": "lowest validation " + result["metric"]}},
+                        best_path)
+        write_json_atomic(history, history_path)
+        if on_eval is not None:
+            on_eval(history)
+
+    bar = tqdm(range(start, cfg.iters), initial=start, total=cfg.iters, disable=not progress,
+               desc=cfg.name, dynamic_ncols=True)
+    if start == 0:
+        evaluate(0)  # the starting point of the validation curve
+    for it in bar:
+        logs = train_step(cfg, G, D, G_ema, opt_g, opt_d, lambda: train_data.batch(cfg.batch_size, cfg.hflip), it)
+        if not all(math.isfinite(v) for v in logs.values()):
+            kept = f"{last_path} (iteration {load_checkpoint(last_path)['iteration']})" if last_path.is_file() \
+                else "no checkpoint yet"
+            raise TrainingDiverged(f"non-finite loss at iteration {it + 1} ({logs}); training stopped, last good "
+                                   f"state kept: {kept}. Lower the learning rates or resume with another seed")
+        history["iter"].append(it + 1)
+        for key, value in logs.items():
+            history[key].append(round(value, 6))
+        done = it + 1
+        if done % cfg.eval_every == 0 or done == cfg.iters:
+            evaluate(done)
+        if done % cfg.checkpoint_every == 0 or done == cfg.iters:
+            checkpoint(done)
+        last_eval = history["eval"][-1]
+        bar.set_postfix(d=f"{logs['d_loss']:.3f}", g=f"{logs['g_loss']:.3f}",
+                        fd=f"{last_eval['fd']:.3g}@{last_eval['iter']}", refresh=False)
+    if start >= cfg.iters:
+        write_json_atomic(history, history_path)
+    return history
+
+
+def publish(run_dir: str | Path, name: str, model_dir: str | Path = "model") -> Path:
+    """Copy a run's best generator and history to model/<name>_best.pt and model/<name>_history.json."""
+    run_dir, model_dir = Path(run_dir), Path(model_dir)
+    ckpt = load_checkpoint(run_dir / "best.pt")
+    target = model_dir / f"{name}_best.pt"
+    save_atomic(ckpt, target)
+    write_json_atomic(json.loads((run_dir / "history.json").read_text()), model_dir / f"{name}_history.json")
+    return target
+
+
+def test_set_score(G: nn.Module, data_dir: str | Path, features: FeatureNet, n: int = 10_000,
+                   stats_dir: str | Path | None = None) -> dict[str, Any]:
+    """The assignment's final number: n generated images vs the 10,000 CIFAR-10 test images.
+    Real statistics are cached in `stats_dir` (default <data_dir>/fid_stats)."""
+    real = real_stats(load_cifar10(data_dir, train=False), "test", features, stats_dir or Path(data_dir) / "fid_stats")
+    return evaluate_generator(G, real, features, n)
+
+
+# ----------------------------------------------------------------------------------------------------
+# plots and attention maps
+# ----------------------------------------------------------------------------------------------------
+
+def image_grid(images: Tensor, nrow: int = 8, pad: int = 2) -> np.ndarray:
+    """Images (N, 3, H, W) in [-1, 1] -> one uint8 picture (rows, cols, 3), nrow images per row."""
+    import torchvision.utils as vutils
+    grid = vutils.make_grid(images.cpu(), nrow=nrow, padding=pad, pad_value=1.0)  # (3, rows, cols)
+    return to_uint8(grid).permute(1, 2, 0).numpy()
+
+
+def show_grid(images: Tensor, nrow: int = 8, title: str = "", ax: Any = None) -> Any:
+    """Draw `image_grid(images, nrow)` on `ax` (a new figure when None); returns the axes."""
+    import matplotlib.pyplot as plt
+    if ax is None:
+        _, ax = plt.subplots(figsize=(nrow, math.ceil(len(images) / nrow)))
+    ax.imshow(image_grid(images, nrow))
+    ax.set_title(title)
+    ax.axis("off")
+    return ax
+
+
+def class_rows(G: nn.Module, classes: list[int] | None = None, per_class: int = 8, seed: int = 0) -> Tensor:
+    """Images (len(classes) * per_class, 3, 32, 32): one row per class (all classes when None)."""
+    classes = list(range(G.config.num_classes)) if classes is None else classes
+    if not G.config.num_classes:
+        raise GanError("class rows need a class-conditional generator (num_classes > 0)")
+    return torch.cat([sample(G, per_class, labels=c, seed=seed + c) for c in classes])
+
+
+def save_pngs(images: Tensor, folder: str | Path, names: list[str]) -> list[Path]:
+    """Write images (N, 3, H, W) in [-1, 1] as 8-bit PNGs named `names` (without extension)."""
+    from PIL import Image
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [folder / f"{name}.png" for name in names]
+    for img, path in zip(to_uint8(images).permute(0, 2, 3, 1).numpy(), paths):
+        Image.fromarray(img).save(path)
+    return paths
+
+
+def _smooth(values: list[float], window: int) -> np.ndarray:
+    v = np.asarray(values, dtype=np.float64)
+    window = max(1, min(window, len(v)))
+    return np.convolve(v, np.ones(window) / window, mode="valid")
+
+
+def plot_losses(history: dict[str, list], window: int = 100, title: str = "") -> Any:
+    """Two panels: D and G losses, and mean D logits on real (D(x)) and generated (D(G(z))) images,
+    smoothed with a moving average over `window` iterations. Returns the figure."""
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.5))
+    it = np.asarray(history["iter"])
+    panels = ((axes[0], {"d_loss": "D", "g_loss": "G"}, "loss"),
+              (axes[1], {"d_real": "D(x)", "d_fake": "D(G(z))"}, "mean D logit"))
+    for ax, names, ylabel in panels:
+        for key, name in names.items():
+            y = _smooth(history[key], window)
+            ax.plot(it[len(it) - len(y):], y, label=name)
+        ax.set_xlabel("iteration")
+        ax.set_ylabel(ylabel)
+        ax.legend()
+    fig.suptitle(title or f"training curves (moving average over {window} iterations)")
+    fig.tight_layout()
+    return fig
+
+
+def plot_metric(histories: dict[str, dict[str, list]], ax: Any = None) -> Any:
+    """Validation Frechet distance vs iteration for each named run, its best point marked. Returns axes."""
+    import matplotlib.pyplot as plt
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.5))
+    for name, history in histories.items():
+        evals = history["eval"]
+        line, = ax.plot([e["iter"] for e in evals], [e["fd"] for e in evals], marker=".", label=name)
+        best = best_eval(history)
+        if best is not None:
+            ax.scatter([best["iter"]], [best["fd"]], s=80, facecolors="none", edgecolors=line.get_color(),
+                       linewidths=2, zorder=3)
+            ax.annotate(f"best {best['fd']:.3g} @ {best['iter']}", (best["iter"], best["fd"]),
+                        textcoords="offset points", xytext=(5, 8), color=line.get_color())
+        metric = evals[-1]["metric"] if evals else "FID"
+        ax.set_ylabel(f"validation {metric}\n({evals[-1]['n_fake'] if evals else '?'} generated vs "
+                      f"{evals[-1]['n_real'] if evals else '?'} real)")
+    ax.set_xlabel("iteration")
+    ax.set_yscale("log")
+    ax.legend()
+    return ax
+
+
+def live_metric_plot(name: str = "run") -> Callable[[dict[str, list]], None]:
+    """An `on_eval` callback for train(): redraws the validation curve in place in a notebook."""
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+    handle = display({"text/plain": ""}, raw=True, display_id=True)
+
+    def update(history: dict[str, list]) -> None:
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        plot_metric({name: history}, ax=ax)
+        handle.update(fig)
+        plt.close(fig)
+    return update
+
+
+def attention_layers(model: nn.Module) -> list[tuple[str, SelfAttention]]:
+    """(name, module) of every self-attention layer in `model`, in forward order."""
+    return [(name, m) for name, m in model.named_modules() if isinstance(m, SelfAttention)]
+
+
+@torch.no_grad()
+def attention_maps(model: nn.Module, *inputs: Any) -> dict[str, Tensor]:
+    """Run model(*inputs) in eval mode and return each attention layer's map (N, HW, HW) by layer name."""
+    captured: dict[str, Tensor] = {}
+    hooks = [m.register_forward_pre_hook(lambda mod, args, name=name: captured.__setitem__(name, args[0]))
+             for name, m in attention_layers(model)]
+    try:
+        with eval_mode(model):
+            model(*inputs)
+            return {name: m.attention(captured[name]).cpu() for name, m in attention_layers(model)}
+    finally:
+        for h in hooks:
+            h.remove()
+
+
+def plot_attention(image: Tensor, attn: Tensor, query: tuple[float, float], axes: Any = None,
+                   title: str = "") -> Any:
+    """Image (3, 32, 32) in [-1, 1] with the query pixel (row, col in image pixels) marked, beside the
+    attention of that query over all key positions, upsampled and laid over the image.
+    attn (HW, HW) from one layer; returns the two axes."""
+    import matplotlib.pyplot as plt
+    side = int(math.isqrt(attn.shape[0]))
+    scale = image.shape[-1] / side
+    qr, qc = int(query[0] // scale), int(query[1] // scale)            # query in attention-map cells
+    heat = attn[qr * side + qc].view(1, 1, side, side)
+    heat = F.interpolate(heat, size=image.shape[-2:], mode="nearest")[0, 0]
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(5, 2.6))
+    pic = to_uint8(image).permute(1, 2, 0).numpy()
+    centre = ((qc + 0.5) * scale - 0.5, (qr + 0.5) * scale - 0.5)
+    axes[0].imshow(pic)
+    axes[0].add_patch(plt.Rectangle((qc * scale - 0.5, qr * scale - 0.5), scale, scale, fill=False,
+                                    edgecolor="red", linewidth=2))
+    axes[0].set_title(title or "query")
+    axes[1].imshow(pic, alpha=0.45)
+    axes[1].imshow(heat.numpy(), cmap="inferno", alpha=0.6)
+    axes[1].plot(*centre, "c+", markersize=12, markeredgewidth=2)
+    axes[1].set_title(f"attention ({side}x{side})")
+    for ax in axes:
+        ax.axis("off")
+    return axes
+
+
+def generator_attention(G: nn.Module, n: int = 8, seed: int = 0) -> dict[str, tuple[Tensor, Tensor]]:
+    """Per G attention layer: (the n generated images (n, 3, 32, 32), their maps (n, HW, HW))."""
+    z, y = latents(G, n, seed=seed)
+    device = _device_of(G)
+    maps = attention_maps(G, z.to(device), None if y is None else y.to(device))
+    images = sample(G, n, seed=seed)
+    return {name: (images, m) for name, m in maps.items()}
+
+
+def discriminator_attention(D: nn.Module, real: ImageSet, n: int = 8) -> dict[str, tuple[Tensor, Tensor]]:
+    """Per D attention layer: (the first n real images (n, 3, 32, 32), their maps (n, HW, HW))."""
+    images = to_float(real.x[:n].cpu())
+    device = _device_of(D)
+    maps = attention_maps(D, images.to(device), real.y[:n].to(device) if D.config.num_classes else None)
+    return {name: (images, m) for name, m in maps.items()}
+
+
+def attention_figure(layers: dict[str, tuple[Tensor, Tensor]],
+                     queries: tuple[tuple[int, int], ...] = ((8, 8), (8, 24), (24, 16)), index: int = 0) -> Any:
+    """Static figure: one row per attention layer, one pair of panels per query point (row, col), for
+    image `index`. `layers` from generator_attention() or discriminator_attention(). Returns the figure."""
+    import matplotlib.pyplot as plt
+    if not layers:
+        raise GanError("this model has no self-attention layers to show (see g_attn / d_attn)")
+    fig, axes = plt.subplots(len(layers), 2 * len(queries), figsize=(2.4 * 2 * len(queries), 2.5 * len(layers)),
+                             squeeze=False)
+    for row, (name, (images, attn)) in enumerate(layers.items()):
+        for col, q in enumerate(queries):
+            plot_attention(images[index], attn[index], q, axes[row, 2 * col:2 * col + 2],
+                           title=f"{name}\nquery {q}")
+    fig.tight_layout()
+    return fig
+
+
+def attention_explorer(G: nn.Module, D: nn.Module | None = None, real: ImageSet | None = None,
+                       n: int = 16, seed: int = 0) -> Any:
+    """ipywidgets explorer: choose a sample, an attention layer (G, or D on a real image) and a query pixel.
+    Returns the widget box; the plot is drawn once before display so errors show outside the callback."""
+    import ipywidgets as widgets
+    import matplotlib.pyplot as plt
+    from IPython.display import clear_output
+    sources = {f"G: {name}": (images, m) for name, (images, m) in generator_attention(G, n, seed).items()}
+    if D is not None and real is not None:
+        sources.update({f"D (real image): {name}": (images, m)
+                        for name, (images, m) in discriminator_attention(D, real, n).items()})
+    if not sources:
+        raise GanError("no self-attention layers in G (or D) to explore")
+    layer = widgets.Dropdown(options=list(sources), description="layer")
+    index = widgets.IntSlider(0, 0, n - 1, description="sample")
+    row = widgets.IntSlider(16, 0, 31, description="query row")
+    col = widgets.IntSlider(16, 0, 31, description="query col")
+    out = widgets.Output()
+
+    def draw(*_: Any) -> None:
+        images, maps = sources[layer.value]
+        i = min(index.value, len(images) - 1)
+        with out:
+            clear_output(wait=True)
+            plot_attention(images[i], maps[i], (row.value, col.value), title=f"sample {i}")
+            plt.show()
+    for w in (layer, index, row, col):
+        w.observe(draw, names="value")
+    draw()
+    return widgets.VBox([widgets.HBox([layer, index]), widgets.HBox([row, col]), out])
+
+
+
+# ----------------------------------------------------------------------------------------------------
+# final evaluation and command line
+# ----------------------------------------------------------------------------------------------------
+
+def final_evaluation(ckpt: str | Path = "model/sagan_best.pt", data_dir: str | Path = "data", n: int = 10_000,
+                     feature_net: str | Path | None = None, fid_weights: str | Path | None = None,
+                     device: str | None = None, grid_path: str | Path | None = None,
+                     show: bool = True) -> dict[str, Any] | None:
+    """Load the best generator, show (and/or save) an 8x8 grid and print the CIFAR-10 test-set FID
+    (n generated vs the 10,000 test images). When the test images or the Inception weights are missing,
+    the grid is still shown and one line says what is missing and how to supply it; returns None then."""
+    import matplotlib.pyplot as plt
+    device = setup(0, device)
+    G = load_generator(ckpt, device)
+    ckpt_info = load_checkpoint(ckpt)
+    best = ckpt_info.get("metrics") or {}
+    print(f"{ckpt}: {G.config.name} ({G.config.arch}), iteration {ckpt_info['iteration']}"
+          + (f", selected by validation {format_score(best)}" if best else ""))
+    fig, ax = plt.subplots(figsize=(8, 8))
+    show_grid(sample(G, 64, seed=0), nrow=8, title=f"{G.config.name}: 64 samples (labels 0-9 repeat in reading order)", ax=ax)
+    if grid_path is not None:
+        fig.savefig(grid_path, bbox_inches="tight", dpi=100)
+    if show:
+        plt.show()
+    plt.close(fig)
+    try:
+        features = load_feature_net(feature_net, fid_weights, device)
+        result = test_set_score(G, data_dir, features, n)
+    except GanError as exc:
+        print(f"test-set FID not computed: {exc}")
+        return None
+    print(f"CIFAR-10 test set: {format_score(result)}")
+    return result
+
+
+def _path_stats(path: str, features: FeatureNet, batch_size: int) -> Stats:
+    """Statistics of an image folder, or those stored in a pytorch-fid style .npz (mu, sigma)."""
+    p = Path(path)
+    if p.suffix == ".npz" and p.is_file():
+        return Stats.load(p)
+    if not p.is_dir():
+        raise GanError(f"{path} is neither an image folder nor an .npz of statistics")
+    files = image_files(p)
+    if not files:
+        raise GanError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) directly in {path}")
+    return Stats.of(features.features(read_images(files), batch_size))
+
+
+def _cmd_train(args: argparse.Namespace) -> None:
+    cfg = (Config.dcgan() if args.model == "dcgan" else Config.sagan()).with_overrides(args.set)
+    for key in ("iters", "eval_every", "eval_samples"):
+        if getattr(args, key) is not None:
+            cfg = dataclasses.replace(cfg, **{key: getattr(args, key)})
+    cfg.validate()
+    device = setup(cfg.seed, args.device)
+    train_data, val_data = train_val_split(load_cifar10(args.data_dir, train=True), args.val_size)
+    features = load_feature_net(args.feature_net, args.fid_weights, device)
+    out = Path(args.out or f"runs/{cfg.name}")
+    history = train(cfg, out, train_data, val_data, features, device, resume=args.resume,
+                    stats_dir=args.stats_dir or Path(args.data_dir) / "fid_stats")
+    best = best_eval(history)
+    print(f"done: {out}/last.pt, {out}/best.pt (iteration {best['iter']}: {format_score(best)}), "
+          f"{out}/history.json")
+
+
+def _cmd_sample(args: argparse.Namespace) -> None:
+    G = load_generator(args.ckpt, setup(args.seed, args.device))
+    out = Path(args.out)
+    if args.per_class:
+        k = G.config.num_classes
+        if not k:
+            raise GanError("--per-class needs a class-conditional generator")
+        images = sample(G, k, labels=torch.arange(k), seed=args.seed)
+        names = [f"{c:02d}_{CIFAR10_CLASSES[c] if k == 10 else c}" for c in range(k)]
+        print(f"wrote {len(save_pngs(images, out, names))} PNGs to {out}")
+        return
+    images = sample(G, args.n, seed=args.seed)
+    _, y = latents(G, args.n, seed=args.seed)
+    if out.suffix == ".npz":
+        out.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(out, x=to_uint8(images).permute(0, 2, 3, 1).numpy(),
+                 y=(y if y is not None else torch.full((args.n,), -1)).numpy())
+        print(f"wrote {args.n} images to {out} (x: uint8 (N, 32, 32, 3), y: labels, -1 = unconditional)")
+    else:
+        save_pngs(images, out, [f"{i:05d}" for i in range(args.n)])
+        print(f"wrote {args.n} PNGs to {out}")
+
+
+def _cmd_fid(args: argparse.Namespace) -> None:
+    features = load_feature_net(args.feature_net, args.fid_weights, setup(0, args.device))
+    a, b = (_path_stats(p, features, args.batch_size) for p in (args.path_a, args.path_b))
+    fd = frechet_distance(a.mu, a.sigma, b.mu, b.sigma)
+    print(f"{features.label}: {fd:.6f} ({a.n or '?'} vs {b.n or '?'} images)")
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    grid = Path(args.grid or Path(args.ckpt).with_suffix(".grid.png").name)
+    final_evaluation(args.ckpt, args.data_dir, args.n, args.feature_net, args.fid_weights, args.device,
+                     grid_path=grid, show=False)
+    print(f"8x8 grid written to {grid}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python gan_helpers.py", description="DCGAN and class-conditional SAGAN on CIFAR-10.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add_common(p: argparse.ArgumentParser, features: bool = True) -> None:
+        p.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: best available)")
+        if features:
+            p.add_argument("--feature-net", help="TorchScript feature network for an offline proxy metric (not FID)")
+            p.add_argument("--fid-weights", help=f"local copy of pytorch-fid's {INCEPTION_WEIGHTS_FILE}")
+
+    t = sub.add_parser("train", help="train a model; writes last.pt, best.pt and history.json to --out")
+    t.add_argument("model", choices=("dcgan", "sagan"))
+    t.add_argument("--iters", type=int, help="total iterations (a resumed run continues up to this)")
+    t.add_argument("--eval-every", type=int, help="validation metric every N iterations")
+    t.add_argument("--eval-samples", type=int, help="generated images per validation metric")
+    t.add_argument("--data-dir", default="data", help="CIFAR-10 folder (cifar-10-batches-py or {train,test}/<class>/)")
+    t.add_argument("--val-size", type=int, default=5000, help="validation images held out of the training set")
+    t.add_argument("--out", help="output folder (default runs/<name>)")
+    t.add_argument("--stats-dir", help="cache of real-image feature statistics (default DATA_DIR/fid_stats)")
+    t.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    t.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override Config fields")
+    add_common(t)
+    t.set_defaults(func=_cmd_train)
+
+    s = sub.add_parser("sample", help="generate images from a checkpoint")
+    s.add_argument("ckpt")
+    s.add_argument("--n", type=int, default=64)
+    s.add_argument("--out", required=True, help="FILE.npz or a folder for PNGs")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--per-class", action="store_true", help="one PNG per class, named <index>_<class>.png")
+    add_common(s, features=False)
+    s.set_defaults(func=_cmd_sample)
+
+    f = sub.add_parser("fid", help="Frechet distance between two image folders or .npz statistics")
+    f.add_argument("path_a")
+    f.add_argument("path_b")
+    f.add_argument("--batch-size", type=int, default=50)
+    add_common(f)
+    f.set_defaults(func=_cmd_fid)
+
+    e = sub.add_parser("evaluate", help="8x8 grid PNG and CIFAR-10 test-set FID of a checkpoint")
+    e.add_argument("ckpt")
+    e.add_argument("--data-dir", default="data")
+    e.add_argument("--n", type=int, default=10_000, help="generated images (vs the 10,000 test images)")
+    e.add_argument("--grid", help="PNG path for the 8x8 grid (default <ckpt name>.grid.png)")
+    add_common(e)
+    e.set_defaults(func=_cmd_evaluate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except GanError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: the last checkpoint is intact; continue with --resume", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

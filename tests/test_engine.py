@@ -1,0 +1,307 @@
+"""Training and evaluation engine: FID maths, agreement with pytorch-fid, stats cache, checkpoints,
+exact resume, NaN stop, command line, and a short run that learns."""
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+import pytest
+import torch
+
+import gan_helpers as gh
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tiny(name: str = "sagan", **overrides) -> gh.Config:
+    base = dict(g_ch=16, d_ch=16, batch_size=8, iters=4, eval_every=2, eval_samples=40, checkpoint_every=2,
+                ema_start=1)
+    preset = gh.Config.dcgan if name == "dcgan" else gh.Config.sagan
+    return preset(**{**base, **overrides})
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[gh.ImageSet, gh.ImageSet]:
+    return gh.train_val_split(gh.synthetic_images(300), val_size=60)
+
+
+@pytest.fixture(scope="module")
+def features() -> gh.FeatureNet:
+    return gh.load_feature_net(gh.RandomFeatures())
+
+
+# ---------------------------------------------------------------------------------------------- FID maths
+
+def test_frechet_distance_of_a_set_with_itself_is_zero():
+    feats = np.random.default_rng(0).normal(size=(500, 8))
+    s = gh.Stats.of(feats)
+    assert gh.frechet_distance(s.mu, s.sigma, s.mu, s.sigma) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_frechet_distance_matches_closed_form_for_diagonal_gaussians():
+    mu1, mu2 = np.array([0.0, 1.0, 2.0]), np.array([1.0, -1.0, 0.5])
+    v1, v2 = np.array([1.0, 4.0, 0.25]), np.array([9.0, 1.0, 0.25])
+    expected = ((mu1 - mu2) ** 2).sum() + ((np.sqrt(v1) - np.sqrt(v2)) ** 2).sum()
+    assert gh.frechet_distance(mu1, np.diag(v1), mu2, np.diag(v2)) == pytest.approx(expected, rel=1e-10)
+
+
+def test_frechet_distance_equal_covariances_is_squared_mean_difference():
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=(6, 6))
+    sigma = a @ a.T
+    mu1, mu2 = rng.normal(size=6), rng.normal(size=6)
+    assert gh.frechet_distance(mu1, sigma, mu2, sigma) == pytest.approx(((mu1 - mu2) ** 2).sum(), rel=1e-6)
+
+
+def test_frechet_distance_agrees_with_pytorch_fid_on_random_covariances():
+    from pytorch_fid.fid_score import calculate_frechet_distance
+    rng = np.random.default_rng(2)
+    f1, f2 = rng.normal(size=(400, 32)), rng.normal(size=(400, 32)) * 1.3 + 0.2
+    s1, s2 = gh.Stats.of(f1), gh.Stats.of(f2)
+    ours = gh.frechet_distance(s1.mu, s1.sigma, s2.mu, s2.sigma)
+    assert ours == pytest.approx(calculate_frechet_distance(s1.mu, s1.sigma, s2.mu, s2.sigma), rel=1e-6)
+
+
+def test_kid_is_near_zero_for_one_distribution_and_positive_for_a_shift():
+    rng = np.random.default_rng(3)
+    same, same_std = gh.kernel_inception_distance(rng.normal(size=(600, 16)), rng.normal(size=(600, 16)),
+                                                  subsets=20, subset_size=300)
+    shifted, _ = gh.kernel_inception_distance(rng.normal(size=(600, 16)), rng.normal(size=(600, 16)) + 0.5,
+                                              subsets=20, subset_size=300)
+    assert abs(same) < 3 * same_std + 1e-3
+    assert shifted > 20 * max(abs(same), 1e-4)
+
+
+def test_features_do_not_depend_on_batch_size(features):
+    images = gh.synthetic_images(30).x
+    torch.testing.assert_close(torch.from_numpy(features.features(images, batch_size=7)),
+                               torch.from_numpy(features.features(images, batch_size=30)), rtol=1e-5, atol=1e-6)
+
+
+# ---------------------------------------------------------------------------------------------- pytorch-fid
+
+@pytest.fixture(scope="module")
+def random_inception_home(tmp_path_factory) -> Path:
+    """A TORCH_HOME holding a randomly initialised state dict under pytorch-fid's weight file name."""
+    import pytorch_fid.inception as pfi
+    home = tmp_path_factory.mktemp("torch_home")
+    with mock.patch.object(pfi, "load_state_dict_from_url", lambda *a, **k: {}), \
+            mock.patch.object(torch.nn.Module, "load_state_dict", lambda self, *a, **k: None):
+        torch.manual_seed(0)
+        model = pfi.fid_inception_v3()
+    path = home / "hub" / "checkpoints" / gh.INCEPTION_WEIGHTS_FILE
+    path.parent.mkdir(parents=True)
+    torch.save(model.state_dict(), path)
+    return home
+
+
+def test_fid_cli_equals_pytorch_fid_cli(tmp_path, random_inception_home):
+    a, b = gh.synthetic_images(24, seed=1), gh.synthetic_images(24, seed=2)
+    gh.save_pngs(gh.to_float(a.x), tmp_path / "a", [f"{i:03d}" for i in range(24)])
+    gh.save_pngs(gh.to_float(b.x).flip(3), tmp_path / "b", [f"{i:03d}" for i in range(24)])
+    env = {"TORCH_HOME": str(random_inception_home), "PATH": "", "PYTHONPATH": str(ROOT)}
+    theirs = subprocess.run([sys.executable, "-m", "pytorch_fid", str(tmp_path / "a"), str(tmp_path / "b"),
+                             "--device", "cpu", "--num-workers", "0"],
+                            capture_output=True, text=True, env=env, check=True).stdout
+    ours = subprocess.run([sys.executable, str(ROOT / "gan_helpers.py"), "fid", str(tmp_path / "a"),
+                           str(tmp_path / "b"), "--device", "cpu"], capture_output=True, text=True, env=env,
+                          check=True).stdout
+    their_fid = float(theirs.split("FID:")[1].split()[0])
+    assert ours.startswith("FID: ")
+    assert float(ours.split()[1]) == pytest.approx(their_fid, rel=1e-3)
+
+
+def test_missing_inception_weights_name_the_options(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    import pytorch_fid.inception as pfi
+    with mock.patch.object(pfi, "load_state_dict_from_url", side_effect=OSError("network unreachable")):
+        with pytest.raises(gh.GanError, match="--fid-weights.*--feature-net"):
+            gh.load_feature_net(None)
+
+
+# ---------------------------------------------------------------------------------------------- data
+
+def test_image_folder_tree_loads_with_labels(tmp_path):
+    imgs = gh.synthetic_images(20, num_classes=2)
+    for split in ("train", "test"):
+        for c, name in enumerate(imgs.classes):
+            sel = imgs.y == c
+            gh.save_pngs(gh.to_float(imgs.x[sel]), tmp_path / split / name, [f"{i}" for i in range(int(sel.sum()))])
+    loaded = gh.load_cifar10(tmp_path, train=False)
+    assert loaded.x.shape == (20, 3, 32, 32) and loaded.x.dtype == torch.uint8
+    assert loaded.classes == imgs.classes
+    assert torch.equal(torch.bincount(loaded.y), torch.tensor([10, 10]))
+
+
+def test_missing_data_and_failed_download_names_the_option(tmp_path):
+    import torchvision
+    with mock.patch.object(torchvision.datasets, "CIFAR10", side_effect=OSError("no network")):
+        with pytest.raises(gh.GanError, match="--data-dir"):
+            gh.load_cifar10(tmp_path / "nothing", train=True)
+
+
+def test_split_is_fixed_and_disjoint():
+    data = gh.synthetic_images(100)
+    tr1, va1 = gh.train_val_split(data, 10)
+    tr2, va2 = gh.train_val_split(data, 10)
+    assert torch.equal(va1.x, va2.x) and len(tr1) == 90 and len(va1) == 10
+    assert torch.equal(torch.sort(torch.cat([tr1.y, va1.y])).values, torch.sort(data.y).values)
+
+
+def test_uint8_round_trip_is_exact():
+    x = torch.arange(256, dtype=torch.uint8).view(1, 1, 16, 16).expand(1, 3, 16, 16)
+    assert torch.equal(gh.to_uint8(gh.to_float(x)), x)
+
+
+# ---------------------------------------------------------------------------------------------- training
+
+def test_stats_cache_is_used_on_second_call(tmp_path, data, features):
+    first = gh.real_stats(data[1], "val", features, tmp_path)
+    assert len(list(tmp_path.glob("stats_val_*.npz"))) == 1
+    with mock.patch.object(gh.FeatureNet, "features", side_effect=AssertionError("recomputed")):
+        second = gh.real_stats(data[1], "val", features, tmp_path)
+    np.testing.assert_allclose(second.mu, first.mu)
+    np.testing.assert_allclose(second.sigma, first.sigma)
+
+
+def test_resume_continues_exactly(tmp_path, data, features):
+    straight = tmp_path / "straight"
+    gh.train(tiny(iters=4), straight, *data, features, progress=False)
+    split = tmp_path / "split"
+    gh.train(tiny(iters=2), split, *data, features, progress=False)
+    history = gh.train(tiny(iters=4), split, *data, features, progress=False, resume=True)
+    a, b = torch.load(straight / "last.pt", weights_only=True), torch.load(split / "last.pt", weights_only=True)
+    assert a["iteration"] == b["iteration"] == 4
+    for key in ("G", "D", "G_ema"):
+        for name in a[key]:
+            assert torch.equal(a[key][name], b[key][name]), f"{key}.{name} differs after resume"
+    assert history["iter"] == [1, 2, 3, 4]
+    assert a["history"]["d_loss"] == b["history"]["d_loss"]
+
+
+def test_resume_with_another_model_is_refused(tmp_path, data, features):
+    gh.train(tiny(iters=2), tmp_path, *data, features, progress=False)
+    with pytest.raises(gh.GanError, match="another config.*arch"):
+        gh.train(tiny("dcgan", iters=4), tmp_path, *data, features, progress=False, resume=True)
+
+
+def test_nan_loss_stops_and_keeps_last_checkpoint(tmp_path, data, features):
+    real_step = gh.train_step
+
+    def step_then_nan(cfg, G, D, G_ema, opt_g, opt_d, real_batch, iteration):
+        logs = real_step(cfg, G, D, G_ema, opt_g, opt_d, real_batch, iteration)
+        return {**logs, "d_loss": math.nan} if iteration >= 3 else logs
+
+    with mock.patch.object(gh, "train_step", step_then_nan):
+        with pytest.raises(gh.TrainingDiverged, match="iteration 4.*iteration 2"):
+            gh.train(tiny(iters=6), tmp_path, *data, features, progress=False)
+    assert torch.load(tmp_path / "last.pt", weights_only=True)["iteration"] == 2
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_best_checkpoint_alone_rebuilds_and_samples(tmp_path, data, features):
+    history = gh.train(tiny(iters=2), tmp_path, *data, features, progress=False)
+    G = gh.load_generator(tmp_path / "best.pt")
+    assert not G.training
+    best = gh.best_eval(history)
+    ckpt = gh.load_checkpoint(tmp_path / "best.pt")
+    assert ckpt["metrics"]["fd"] == pytest.approx(best["fd"]) and ckpt["iteration"] == best["iter"]
+    x1, x2 = gh.sample(G, 12, seed=5), gh.sample(G, 12, seed=5)
+    assert torch.equal(x1, x2) and x1.shape == (12, 3, 32, 32)
+    assert float(x1.abs().max()) <= 1.0
+    assert not torch.equal(x1, gh.sample(G, 12, seed=6))
+    _, y = gh.latents(G, 12)
+    assert y.tolist() == [i % 10 for i in range(12)]
+
+
+def test_corrupt_and_foreign_checkpoints_give_clear_errors(tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(gh.GanError, match="not a readable checkpoint"):
+        gh.load_generator(bad)
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"weights": torch.zeros(2)}, foreign)
+    with pytest.raises(gh.GanError, match="not a gan_helpers checkpoint"):
+        gh.load_generator(foreign)
+    with pytest.raises(gh.GanError, match="not found"):
+        gh.load_generator(tmp_path / "missing.pt")
+
+
+def test_short_run_learns_synthetic_data(tmp_path):
+    """The proxy distance to held-out synthetic images drops clearly below its value at initialisation."""
+    train_data, val_data = gh.train_val_split(gh.synthetic_images(1000), val_size=200)
+    cfg = tiny(iters=120, eval_every=60, eval_samples=200, batch_size=32, ema_decay=0.9, ema_start=20)
+    history = gh.train(cfg, tmp_path, train_data, val_data, gh.load_feature_net(gh.RandomFeatures()),
+                       progress=False)
+    fd = [e["fd"] for e in history["eval"]]
+    assert fd[-1] < 0.5 * fd[0], fd
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+
+def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "gan_helpers.py"), *args], capture_output=True, text=True,
+                          cwd=cwd, env={"PYTHONPATH": str(ROOT), "PATH": "", "MPLBACKEND": "Agg"})
+
+
+@pytest.fixture(scope="module")
+def cli_run(tmp_path_factory) -> Path:
+    """A tiny image-folder CIFAR, a TorchScript proxy network and a 2-iteration DCGAN run made by the CLI."""
+    root = tmp_path_factory.mktemp("cli")
+    imgs = gh.synthetic_images(60)
+    for split in ("train", "test"):
+        for c, name in enumerate(imgs.classes):
+            sel = imgs.y == c
+            gh.save_pngs(gh.to_float(imgs.x[sel]), root / "data" / split / name, [str(i) for i in range(int(sel.sum()))])
+    torch.jit.script(gh.RandomFeatures()).save(str(root / "features.pt"))
+    r = cli("train", "dcgan", "--iters", "2", "--eval-every", "1", "--eval-samples", "20", "--val-size", "20",
+            "--data-dir", str(root / "data"), "--feature-net", str(root / "features.pt"), "--out", "run",
+            "--set", "g_ch=16", "d_ch=16", "batch_size=8", cwd=root)
+    assert r.returncode == 0, r.stderr
+    assert "FD (proxy: features features)" in r.stdout
+    return root
+
+
+def test_cli_train_writes_run_files(cli_run):
+    assert {p.name for p in (cli_run / "run").iterdir()} >= {"last.pt", "best.pt", "history.json"}
+    history = json.loads((cli_run / "run" / "history.json").read_text())
+    assert [e["iter"] for e in history["eval"]] == [0, 1, 2] and history["iter"] == [1, 2]
+
+
+def test_cli_sample_npz_pngs_and_per_class(cli_run):
+    r = cli("sample", "run/best.pt", "--n", "12", "--out", "s.npz", "--seed", "3", cwd=cli_run)
+    assert r.returncode == 0, r.stderr
+    with np.load(cli_run / "s.npz") as f:
+        assert f["x"].shape == (12, 32, 32, 3) and f["x"].dtype == np.uint8
+        assert f["y"].tolist() == [i % 10 for i in range(12)]
+    assert cli("sample", "run/last.pt", "--n", "3", "--out", "pngs", cwd=cli_run).returncode == 0
+    assert len(list((cli_run / "pngs").glob("*.png"))) == 3
+    assert cli("sample", "run/best.pt", "--per-class", "--out", "classes", cwd=cli_run).returncode == 0
+    assert sorted(p.name for p in (cli_run / "classes").iterdir())[:2] == ["00_airplane.png", "01_automobile.png"]
+
+
+def test_cli_evaluate_prints_test_score_and_writes_grid(cli_run):
+    r = cli("evaluate", "run/best.pt", "--data-dir", "data", "--n", "30", "--feature-net", "features.pt",
+            "--grid", "grid.png", cwd=cli_run)
+    assert r.returncode == 0, r.stderr
+    assert "CIFAR-10 test set: FD (proxy: features features)" in r.stdout and "(30 generated vs 60 real)" in r.stdout
+    assert (cli_run / "grid.png").stat().st_size > 1000
+
+
+def test_cli_resume_with_the_wrong_model_is_one_line(cli_run):
+    r = cli("train", "sagan", "--iters", "4", "--val-size", "20", "--data-dir", "data", "--feature-net",
+            "features.pt", "--out", "run", "--resume", cwd=cli_run)
+    assert r.returncode == 2 and "cannot resume" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_cli_errors_are_one_line(cli_run):
+    r = cli("sample", str(cli_run / "missing.pt"), "--out", "x.npz", cwd=cli_run)
+    assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and "not found" in r.stderr
+    r = cli("train", "sagan", "--set", "bogus=1", cwd=cli_run)
+    assert r.returncode == 2 and "bogus" in r.stderr and "Traceback" not in r.stderr
+    (cli_run / "corrupt.pt").write_bytes(b"\x00" * 10)
+    r = cli("evaluate", "corrupt.pt", cwd=cli_run)
+    assert r.returncode == 2 and "not a readable checkpoint" in r.stderr and "Traceback" not in r.stderr

@@ -1,0 +1,605 @@
+"""Write the three notebooks from the cell sources below, outputs stripped (the notebooks are generated:
+edit this file, then run `python tools/make_notebooks.py`; diffs stay reviewable because cell ids are fixed)."""
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+NB_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+
+
+def md(text):
+    return new_markdown_cell(text.strip("\n"))
+
+
+def code(text, tags=None):
+    cell = new_code_cell(text.strip("\n"))
+    if tags:
+        cell.metadata["tags"] = list(tags)
+    return cell
+
+
+def write(name, cells, gpu=False):
+    nb = new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
+    nb.metadata["language_info"] = {"name": "python"}
+    if gpu:
+        nb.metadata["accelerator"] = "GPU"  # Colab opens the notebook on a GPU runtime
+    stem = Path(name).stem.lower().replace("_", "-")
+    for i, cell in enumerate(nb.cells):
+        cell["id"] = f"{stem}-{i:02d}"
+    nbformat.validate(nb)
+    nbformat.write(nb, NB_DIR / name)
+    print("wrote", NB_DIR / name)
+
+
+# ----------------------------------------------------------------------------------------------------
+# cells shared by the notebooks
+# ----------------------------------------------------------------------------------------------------
+
+SETUP_MD = """
+## 1. Setup
+
+On **Google Colab** the next cell clones the repository into `/content/gan-study-kit` (edit `REPO_URL`
+so it points at your copy first) and installs the two packages Colab does not ship, `pytorch-fid` and
+`ipywidgets`. Colab's own `torch`, `torchvision`, `numpy` and `matplotlib` are kept as they are.
+
+Everywhere else the cell only locates the repository root `ROOT` (the folder holding `gan_helpers.py`),
+so the notebook works when Jupyter is started in the repository root or in `notebooks/`. Every path
+below is built from `ROOT`.
+"""
+
+SETUP_CODE = """
+{imports}import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import torch
+{display}
+REPO_URL = "https://github.com/OWNER/gan-study-kit"  # edit: the address of your copy of this repository
+COLAB_DIR = Path("/content/gan-study-kit")
+
+if "google.colab" in sys.modules:
+    if not COLAB_DIR.is_dir():
+        subprocess.run(["git", "clone", REPO_URL, str(COLAB_DIR)], check=True)
+    os.chdir(COLAB_DIR / "notebooks")
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "pytorch-fid", "ipywidgets"], check=True)
+
+ROOT = next(p.resolve() for p in (Path("."), Path("..")) if (p / "gan_helpers.py").is_file())
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+import gan_helpers
+
+print(f"repository root: {{ROOT}}")
+"""
+
+
+# ----------------------------------------------------------------------------------------------------
+# the training notebooks (DCGAN and SAGAN differ in the preset, the prose and the attention section)
+# ----------------------------------------------------------------------------------------------------
+
+TRAIN = {
+    "dcgan": dict(
+        title="DCGAN",
+        preset="dcgan",
+        folder="DCGAN",
+        intro="""
+# DCGAN on CIFAR-10: training
+
+This notebook trains the **baseline** of the study: a class-conditional DCGAN. It is written as a short lab
+report: each step says what it does and why, and the code cells only call functions of
+[`gan_helpers.py`](../gan_helpers.py), where all the logic (models, losses, training loop, FID,
+checkpoints, plots) lives and is tested.
+
+What the run produces:
+
+- `runs/dcgan/last.pt`: the full training state (G, D, their EMA, optimisers, random generators, history),
+  written every 1000 iterations, so an interrupted run continues where it stopped;
+- `runs/dcgan/best.pt`: the generator at its lowest validation FID;
+- `runs/dcgan/history.json`: losses at every iteration and every validation score;
+- after training, `model/dcgan_best.pt` and `model/dcgan_history.json` (the deliverable model) and ten
+  images, one per class, in `DCGAN/`.
+
+Setting the environment variable `GAN_SMOKE=1` before starting Jupyter turns the notebook into a smoke
+test: tiny networks, 20 iterations on synthetic images, results in a temporary folder, nothing published.
+The test suite runs every notebook this way.
+""",
+        model_md="""
+## 5. The models
+
+The DCGAN preset (`Config.dcgan()`) follows the reference report's DCGAN:
+
+- **G**: transposed convolutions grow the latent vector `z` (100 values) to 4×4, 8×8 and 16×16 feature
+  maps, each followed by batch norm and LeakyReLU(0.1); a last transposed convolution makes the 32×32 RGB
+  image, squashed into `[-1, 1]` by `tanh`. The batch norms are *conditional*: their scale and shift are
+  looked up per class, which is how the class label enters G.
+- **D**: strided 4×4 convolutions take the image down to 16×16, 8×8 and 4×4 with LeakyReLU(0.2) (and batch
+  norm after the second and third), then a 4×4 convolution gives one logit. A *projection* term, the
+  inner product of a class embedding with D's pooled features, is added to it, so D judges whether an
+  image fits its label.
+- **Training**: the standard (non-saturating) GAN loss on logits, Adam with learning rate 2e-4 and
+  β₁ = 0.5 for both networks, batches of 128. No spectral norm, no self-attention: those are what the
+  SAGAN notebook adds.
+- **Sampling** uses an exponential moving average (EMA) of G's weights, which gives steadier samples than
+  the raw weights of the last step.
+""",
+        attention=False,
+    ),
+    "sagan": dict(
+        title="SAGAN",
+        preset="sagan",
+        folder="SAGAN",
+        intro="""
+# Self-Attention GAN (SAGAN) on CIFAR-10: training
+
+This notebook trains the **main model** of the study: a class-conditional Self-Attention GAN with spectral
+normalisation and the Wasserstein loss. It is written as a short lab report: each step says what it does
+and why, and the code cells only call functions of [`gan_helpers.py`](../gan_helpers.py), where all the
+logic (models, losses, training loop, FID, checkpoints, plots, attention maps) lives and is tested.
+
+What the run produces:
+
+- `runs/sagan/last.pt`: the full training state (G, D, their EMA, optimisers, random generators, history),
+  written every 1000 iterations, so an interrupted run continues where it stopped;
+- `runs/sagan/best.pt`: the generator at its lowest validation FID;
+- `runs/sagan/history.json`: losses at every iteration and every validation score;
+- after training, `model/sagan_best.pt` and `model/sagan_history.json` (the deliverable model) and ten
+  images, one per class, in `SAGAN/`;
+- at the end, maps of what the self-attention layers look at.
+
+Setting the environment variable `GAN_SMOKE=1` before starting Jupyter turns the notebook into a smoke
+test: tiny networks, 20 iterations on synthetic images, results in a temporary folder, nothing published.
+The test suite runs every notebook this way.
+""",
+        model_md="""
+## 5. The models
+
+The SAGAN preset (`Config.sagan()`):
+
+- **G**: `z` (128 values) is mapped linearly to a 4×4 feature map, then three residual up-sampling blocks
+  (8, 16, 32 pixels) with class-conditional batch norm, and a 3×3 convolution with `tanh` output.
+- **D**: residual down-sampling blocks 32 → 16 → 8 → 8 → 8 pixels, global sum pooling, one logit plus a class
+  projection term (D judges whether an image fits its label).
+- **Self-attention** after the 16×16 stage of both networks: every position of the feature map can draw on
+  every other position, instead of only on its convolutional neighbourhood. Its output is
+  `gamma * attention + input` with `gamma` learned from 0, so the networks start purely convolutional.
+- **Spectral normalisation** on every convolution and linear layer of G and D: each weight is divided by
+  its largest singular value (one power iteration per step), which bounds how fast D's output can change.
+- **Wasserstein loss**: D is a critic that scores real images high and generated ones low; the loss is the
+  difference of the mean scores. The theory needs a 1-Lipschitz critic, which spectral norm provides here.
+- **TTUR**: Adam with β = (0, 0.9), learning rates 1e-4 for G and 4e-4 for D, batches of 64.
+- **Sampling** uses an exponential moving average (EMA) of G's weights.
+""",
+        attention=True,
+    ),
+}
+
+
+def train_notebook(key):
+    spec = TRAIN[key]
+    name, folder = key, spec["folder"]
+    display_import = "from IPython.display import display\n" if spec["attention"] else ""
+    cells = [md(spec["intro"]), md(SETUP_MD), code(SETUP_CODE.format(imports="", display=display_import))]
+    cells += [md(f"""
+## 2. Parameters
+
+Everything a run depends on is set here (the cell is tagged `parameters`, so tools such as papermill can
+override it).
+
+- `ITERS`, `EVAL_EVERY`, `EVAL_SAMPLES`: the length of the run, and how often and on how many generated
+  images the validation FID is computed. The assignment asks for a score at least every 1000 iterations;
+  5000 generated images are compared with the 5000 validation images.
+- `DATA_DIR`: where CIFAR-10 is read from: torchvision's `cifar-10-batches-py/` or an image-folder tree
+  `{{train,test}}/<class>/*.png|jpg` (directly or under `cifar10-jpeg/`); without either, torchvision
+  downloads the dataset there.
+- `FEATURE_NET`, `FID_WEIGHTS`: the network behind the validation metric. `None` means the real FID with
+  pytorch-fid's Inception network; its weights are downloaded on first use, or read from `FID_WEIGHTS`
+  (a local copy of `pt_inception-2015-12-05-6726825d.pth`). Without internet access and without that
+  file, set `FEATURE_NET = ROOT.parent / "shared" / "eval" / "cifar10_features.pt"`: the features of a
+  small CIFAR-10 classifier kept beside the repository (in `../shared/eval/`, not in the repository).
+  The Fréchet distance in that feature space is a **proxy**, not FID, and on another scale; every number
+  printed below is then labelled as such.
+- `OUT_DIR`: the run folder. Training always resumes from `OUT_DIR/last.pt` when it exists, so re-running
+  the notebook continues an interrupted run (with the same settings; only `ITERS`, `EVAL_EVERY` and
+  `EVAL_SAMPLES` may change between sessions). Delete the folder, or choose another, to start afresh.
+- `USE_DRIVE`: on Colab, `True` mounts Google Drive and puts `OUT_DIR` under
+  `MyDrive/gan-study-kit/runs/{name}`, so a disconnected session loses nothing.
+- `OVERRIDES`: changes to any other field of `gan_helpers.Config` (e.g. `{{"batch_size": 64}}`).
+"""),
+              code(f"""
+SMOKE = os.environ.get("GAN_SMOKE") == "1"  # tiny end-to-end run on synthetic data (tests)
+ITERS = 100_000                  # generator updates in total; a resumed run continues up to this
+EVAL_EVERY = 1000                # validation metric every this many iterations
+EVAL_SAMPLES = 5000              # generated images per validation metric (vs the 5000 validation images)
+DATA_DIR = ROOT / "data"         # CIFAR-10 (downloaded here when absent)
+FEATURE_NET = None               # None: Inception FID; offline: ROOT.parent / "shared" / "eval" / "cifar10_features.pt" (proxy)
+FID_WEIGHTS = None               # local copy of pytorch-fid's Inception weights, if there is no download
+OUT_DIR = ROOT / "runs" / "{name}"  # last.pt, best.pt, history.json
+USE_DRIVE = False                # Colab only: keep OUT_DIR on Google Drive
+OVERRIDES = {{}}                   # Config fields to change, e.g. {{"batch_size": 64}}
+""", tags=["parameters"]),
+              md("""
+The next cell applies smoke mode (tiny widths, 20 iterations, a temporary run folder), or on Colab with
+`USE_DRIVE` mounts Drive, and builds the run's `Config`. The cache of real-image feature statistics
+(`data/fid_stats/`) saves recomputing the validation set's features in every session.
+"""),
+              code(f"""
+if SMOKE:
+    ITERS, EVAL_EVERY, EVAL_SAMPLES = 20, 10, 200
+    OVERRIDES = {{**OVERRIDES, "g_ch": 16, "d_ch": 16, "batch_size": 16}}
+    OUT_DIR = Path(tempfile.mkdtemp(prefix="{name}_smoke_"))
+elif USE_DRIVE and "google.colab" in sys.modules:
+    from google.colab import drive
+    drive.mount("/content/drive")
+    OUT_DIR = Path("/content/drive/MyDrive/gan-study-kit/runs/{name}")
+STATS_DIR = OUT_DIR / "fid_stats" if SMOKE else ROOT / "data" / "fid_stats"
+
+cfg = gan_helpers.Config.{spec["preset"]}(**{{"iters": ITERS, "eval_every": EVAL_EVERY, "eval_samples": EVAL_SAMPLES, **OVERRIDES}})
+print(f"{{'smoke run' if SMOKE else 'run'}} {{cfg.name}}: {{cfg.iters}} iterations, results in {{OUT_DIR}}")
+"""),
+              md("""
+## 3. Data
+
+`setup()` seeds Python, NumPy and PyTorch from the config's seed and picks the device (CUDA, then Apple
+MPS, then CPU). The 50,000 CIFAR-10 training images are split once into 45,000 for training and 5,000 for
+validation; the split uses its own fixed seed, so every run (DCGAN and SAGAN alike) validates on the same
+images. The 10,000 test images are not touched here: they are kept for the final evaluation. All images
+stay in memory as 8-bit tensors on the training device, so batches cost no data-loader work.
+"""),
+              code("""
+device = gan_helpers.setup(cfg.seed)
+if SMOKE:
+    train_data, val_data = gan_helpers.train_val_split(gan_helpers.synthetic_images(1200), 200)
+else:
+    train_data, val_data = gan_helpers.train_val_split(gan_helpers.load_cifar10(DATA_DIR, train=True))
+print(f"device: {device}")
+print(f"{len(train_data):,} training and {len(val_data):,} validation images from {train_data.source}")
+print("classes:", ", ".join(train_data.classes))
+"""),
+              md("""
+## 4. The validation metric
+
+FID compares the mean and covariance of features of generated and real images; lower is better. The
+features come from pytorch-fid's Inception network unless `FEATURE_NET` names another one, in which case
+the label printed here (and beside every score) says *proxy*. Smoke mode uses a random convolutional
+network, which only checks that the plumbing works.
+"""),
+              code("""
+features = gan_helpers.load_feature_net(gan_helpers.RandomFeatures() if SMOKE else FEATURE_NET, FID_WEIGHTS, device)
+print("validation metric:", features.label)
+"""),
+              md(spec["model_md"]),
+              code("""
+G, D = gan_helpers.build_models(cfg)
+print(f"G: {gan_helpers.count_parameters(G):,} parameters   D: {gan_helpers.count_parameters(D):,} parameters")
+print(cfg)
+"""),
+              md(f"""
+## 6. Training
+
+`gan_helpers.train` runs the loop: each iteration updates D on a real and a generated batch, then G on a
+fresh generated batch. Every `EVAL_EVERY` iterations (and at iteration 0 and at the end) it scores the EMA
+generator on the validation set, keeps `best.pt` when the score is the best so far, and redraws the curve
+below. The training state goes to `last.pt` every 1000 iterations and at the end; stopping the kernel
+loses at most the iterations since then, and running this cell again resumes. The progress bar shows
+the current losses and the latest validation score.
+"""),
+              code(f"""
+history = gan_helpers.train(cfg, OUT_DIR, train_data, val_data, features, device, resume=True,
+                            on_eval=gan_helpers.live_metric_plot("{spec['title']}"), stats_dir=STATS_DIR)
+"""),
+              md("""
+## 7. Training curves
+
+Left: the losses of D and G (moving average). Right: D's mean logit on real images, D(x), and on generated
+ones, D(G(z)); the gap between them is what G is trying to close. Below: the validation score over the
+run with the best point circled; that iteration's generator is the one kept in `best.pt`.
+"""),
+              code(f"""
+gan_helpers.plot_losses(history, title="{spec['title']}: training curves (moving average)")
+gan_helpers.plot_metric({{"{spec['title']}": history}})
+plt.show()
+best = gan_helpers.best_eval(history)
+print(f"best validation score at iteration {{best['iter']}}: {{gan_helpers.format_score(best)}}")
+"""),
+              md("""
+## 8. Samples from the best generator
+
+The generator is reloaded from `best.pt` (its EMA weights), exactly as other notebooks will load it. First
+64 samples, with labels cycling through the ten classes; then one row of eight samples per class, top to
+bottom in the class order printed above. The same seed always gives the same images.
+"""),
+              code(f"""
+G = gan_helpers.load_generator(OUT_DIR / "best.pt", device)
+gan_helpers.show_grid(gan_helpers.sample(G, 64), nrow=8, title="{spec['title']}: 64 samples from best.pt")
+gan_helpers.show_grid(gan_helpers.class_rows(G), nrow=8, title="{spec['title']}: one row per class")
+plt.show()
+print(f"training state: {{OUT_DIR / 'last.pt'}}")
+print(f"best generator: {{OUT_DIR / 'best.pt'}}")
+print(f"history:        {{OUT_DIR / 'history.json'}}")
+"""),
+              md(f"""
+## 9. Deliverables
+
+The best generator and the run's history are copied to `model/{name}_best.pt` and
+`model/{name}_history.json`, where the final-evaluation notebook looks for them, and ten generated images,
+one per class, are saved as PNGs in `{folder}/` (named `<index>_<class>.png`). A smoke run publishes
+nothing.
+"""),
+              code(f"""
+if SMOKE:
+    print("smoke run: nothing published to model/ or {folder}/")
+else:
+    published = gan_helpers.publish(OUT_DIR, "{name}", ROOT / "model")
+    pngs = gan_helpers.save_pngs(gan_helpers.sample(G, 10, labels=torch.arange(10)), ROOT / "{folder}",
+                                 [f"{{i:02d}}_{{c}}" for i, c in enumerate(train_data.classes)])
+    print(f"published {{published}} and {{published.with_name('{name}_history.json')}}")
+    print(f"wrote {{len(pngs)}} images to {{ROOT / '{folder}'}}")
+""")]
+    if spec["attention"]:
+        cells += [md("""
+## 10. What the self-attention layers look at
+
+A self-attention layer on an `s × s` feature map computes, for every position `j` (the *query*), a softmax
+over all `s²` positions `i` (the *keys*): `attn[j, i]` is the share of position `i`'s value vector in the
+output at `j`, and each row `attn[j, :]` sums to 1. The figures below show one row at a time:
+
+- left panel: the image, with the query's cell outlined in red (one cell of a 16×16 map covers 2×2
+  pixels);
+- right panel: that row reshaped to `s × s`, enlarged to the image size and laid over it; bright cells are
+  the positions the query draws on. A purely local layer would light up only around the cross; attention
+  that follows an object's shape, or reaches across the image, is what convolution alone cannot do.
+
+How much the maps matter is set by each layer's `gamma`: the layer outputs `gamma * attention + input`,
+with `gamma` starting at 0. A `gamma` near 0 means the network still ignores the layer, however sharp its
+maps look (a softmax always produces *some* map); a larger `|gamma|` means attention contributes to the
+output. The values are printed first.
+
+D is rebuilt from `last.pt` (only the training state holds D; it is D at the end of training, not at the
+best validation iteration) and shown real validation images with their labels. G's maps are for its own
+samples.
+"""),
+                  code("""
+D = gan_helpers.load_discriminator(OUT_DIR / "last.pt", device)
+print("G gamma:", [(name, round(m.gamma.item(), 4)) for name, m in gan_helpers.attention_layers(G)])
+print("D gamma:", [(name, round(m.gamma.item(), 4)) for name, m in gan_helpers.attention_layers(D)])
+"""),
+                  md("Generator: three query points on the first generated sample, one row per attention layer."),
+                  code("""
+gan_helpers.attention_figure(gan_helpers.generator_attention(G, n=8))
+plt.show()
+"""),
+                  md("Discriminator: the same three query points on the first validation image."),
+                  code("""
+gan_helpers.attention_figure(gan_helpers.discriminator_attention(D, val_data))
+plt.show()
+"""),
+                  md("""
+**Explorer.** Pick a layer (G's layers act on generated samples, D's on real validation images), a sample,
+and the query pixel's row and column (in image pixels, 0–31). The plot updates as the controls move; it
+needs a running kernel, so it stays blank in a saved copy of the notebook.
+"""),
+                  code("""
+explorer = gan_helpers.attention_explorer(G, D, val_data)
+display(explorer)
+""")]
+    write(f"{spec['title']}_train.ipynb", cells, gpu=True)
+
+
+# ----------------------------------------------------------------------------------------------------
+# the final evaluation notebook
+# ----------------------------------------------------------------------------------------------------
+
+FINAL_CELL = """
+# The ultimate cell: runs on its own in a fresh kernel (from the repository root, notebooks/ or Colab).
+import os
+import sys
+from pathlib import Path
+
+ROOT = next(p.resolve() for p in (Path("."), Path(".."), Path("/content/gan-study-kit"))
+            if (p / "gan_helpers.py").is_file())
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+import gan_helpers
+
+gan_helpers.final_evaluation(
+    ckpt=os.environ.get("GAN_FINAL_CKPT", str(ROOT / "model" / "sagan_best.pt")),
+    data_dir=os.environ.get("GAN_DATA_DIR", str(ROOT / "data")),
+    feature_net=os.environ.get("GAN_FEATURE_NET"),
+    fid_weights=os.environ.get("GAN_FID_WEIGHTS"),
+    n=int(os.environ.get("GAN_FINAL_N", "10000")),
+);
+"""
+
+
+def final_notebook():
+    cells = [md("""
+# Final evaluation: DCGAN vs SAGAN
+
+This notebook compares the two trained generators published by the training notebooks,
+`model/dcgan_best.pt` and `model/sagan_best.pt` (each the generator at its best validation score), and
+ends with the assignment's **ultimate cell**: an 8×8 grid from the best SAGAN generator and its FID on
+the CIFAR-10 test set. That cell is self-contained: it can be run on its own in a fresh kernel.
+
+All logic lives in [`gan_helpers.py`](../gan_helpers.py); the cells here only call it. With the
+environment variable `GAN_SMOKE=1` the notebook first trains two tiny generators on synthetic images in a
+temporary folder and evaluates those instead (this is how the test suite runs it).
+"""),
+             md(SETUP_MD),
+             code(SETUP_CODE.format(imports="import json\n", display="from IPython.display import display\n")),
+             md("""
+## 2. Parameters
+
+- `MODEL_DIR`: where the training notebooks published `dcgan_best.pt`, `sagan_best.pt` and the two
+  `*_history.json` files.
+- `DATA_DIR`: CIFAR-10 (its 10,000 **test** images are used here, for the first time in the study).
+- `FEATURE_NET`, `FID_WEIGHTS`: as in the training notebooks. `None` means real FID with pytorch-fid's
+  Inception weights (downloaded, or a local file in `FID_WEIGHTS`); offline, `FEATURE_NET =
+  ROOT.parent / "shared" / "eval" / "cifar10_features.pt"` gives a labelled proxy distance instead.
+- `N_TEST`: generated images per test-set score (against all 10,000 test images).
+- `CLASSES`: the classes shown side by side for the two models (0 airplane, 1 automobile, 3 cat, 7 horse).
+"""),
+             code("""
+SMOKE = os.environ.get("GAN_SMOKE") == "1"  # train two tiny generators on synthetic data and use those
+MODEL_DIR = ROOT / "model"       # dcgan_best.pt, sagan_best.pt, *_history.json
+DATA_DIR = ROOT / "data"         # CIFAR-10
+FEATURE_NET = None               # None: Inception FID; offline: ROOT.parent / "shared" / "eval" / "cifar10_features.pt" (proxy)
+FID_WEIGHTS = None               # local copy of pytorch-fid's Inception weights, if there is no download
+N_TEST = 10_000                  # generated images per test-set score
+CLASSES = [0, 1, 3, 7]           # classes compared row by row
+""", tags=["parameters"]),
+             md("""
+In smoke mode the next cell stands in for the two training notebooks: it trains a tiny DCGAN and a tiny
+SAGAN for 10 iterations each on synthetic images, writes a small synthetic "test set" and a random feature
+network, and points the final cell at them through the environment variables it reads. Otherwise it
+only names the published files.
+"""),
+             code("""
+device = gan_helpers.setup(0)
+STATS_DIR = ROOT / "data" / "fid_stats"
+if SMOKE:
+    smoke_dir = Path(tempfile.mkdtemp(prefix="final_smoke_"))
+    train_data, val_data = gan_helpers.train_val_split(gan_helpers.synthetic_images(600), 100)
+    smoke_features = gan_helpers.load_feature_net(gan_helpers.RandomFeatures())
+    tiny = dict(g_ch=16, d_ch=16, batch_size=16, iters=10, eval_every=10, eval_samples=100)
+    for name, cfg in {"dcgan": gan_helpers.Config.dcgan(**tiny), "sagan": gan_helpers.Config.sagan(**tiny)}.items():
+        gan_helpers.train(cfg, smoke_dir / name, train_data, val_data, smoke_features, progress=False,
+                          stats_dir=smoke_dir)
+    CKPTS = {"DCGAN": smoke_dir / "dcgan" / "best.pt", "SAGAN": smoke_dir / "sagan" / "best.pt"}
+    HISTORIES = {"DCGAN": smoke_dir / "dcgan" / "history.json", "SAGAN": smoke_dir / "sagan" / "history.json"}
+    test_images = gan_helpers.synthetic_images(200, seed=1)
+    DATA_DIR = smoke_dir / "data"
+    (DATA_DIR / "train").mkdir(parents=True)
+    gan_helpers.save_pngs(gan_helpers.to_float(test_images.x), DATA_DIR / "test" / "synthetic",
+                          [f"{i:04d}" for i in range(len(test_images))])
+    FEATURE_NET = smoke_dir / "random_features.pt"
+    with gan_helpers.warnings_ignored():
+        torch.jit.script(gan_helpers.RandomFeatures()).save(str(FEATURE_NET))
+    N_TEST, STATS_DIR = 200, smoke_dir / "fid_stats"
+    os.environ.update(GAN_FINAL_CKPT=str(CKPTS["SAGAN"]), GAN_FINAL_N="200", GAN_DATA_DIR=str(DATA_DIR),
+                      GAN_FEATURE_NET=str(FEATURE_NET))
+else:
+    CKPTS = {"DCGAN": MODEL_DIR / "dcgan_best.pt", "SAGAN": MODEL_DIR / "sagan_best.pt"}
+    HISTORIES = {"DCGAN": MODEL_DIR / "dcgan_history.json", "SAGAN": MODEL_DIR / "sagan_history.json"}
+"""),
+             md("""
+## 3. The two generators
+
+Each checkpoint holds the generator's configuration, its EMA weights, the iteration it was taken at and
+the validation score that selected it, so it rebuilds its network without any other file.
+"""),
+             code("""
+checkpoints = {name: gan_helpers.load_checkpoint(path) for name, path in CKPTS.items()}
+generators = {name: gan_helpers.load_generator(path, device) for name, path in CKPTS.items()}
+for name, G in generators.items():
+    print(f"{name}: {CKPTS[name]} ({G.config.arch} architecture, {gan_helpers.count_parameters(G):,} parameters, "
+          f"iteration {checkpoints[name]['iteration']})")
+"""),
+             md("""
+## 4. Samples side by side
+
+64 samples from each generator, drawn from the same latent vectors and labels (the labels cycle through
+the ten classes).
+"""),
+             code("""
+fig, axes = plt.subplots(1, 2, figsize=(16, 8))
+for ax, (name, G) in zip(axes, generators.items()):
+    gan_helpers.show_grid(gan_helpers.sample(G, 64), nrow=8, title=f"{name}: 64 samples", ax=ax)
+plt.show()
+"""),
+             md("""
+And a few classes row by row (one row of eight samples per class, in the order of `CLASSES`), which is
+where the models' handling of object shape, the thing self-attention is meant to help with, is easiest
+to compare.
+"""),
+             code("""
+names = [gan_helpers.CIFAR10_CLASSES[c] for c in CLASSES]
+fig, axes = plt.subplots(1, 2, figsize=(16, 2 * len(CLASSES)))
+for ax, (name, G) in zip(axes, generators.items()):
+    gan_helpers.show_grid(gan_helpers.class_rows(G, CLASSES), nrow=8, title=f"{name}: {', '.join(names)}", ax=ax)
+plt.show()
+"""),
+             md("""
+## 5. Scores
+
+The **validation** score is the one stored in each checkpoint: the best one seen during training, on the
+5000 held-out training images. It chose the checkpoint, so it is slightly optimistic. The **test-set**
+score compares `N_TEST` new samples with the 10,000 CIFAR-10 test images, which played no part in
+training or selection. Both lines name the metric (FID, or a proxy) and the sample counts: FID depends
+on them, so only scores with equal counts are comparable. When the test images or the feature network
+cannot be had, one line says what is missing.
+"""),
+             code("""
+try:
+    features = gan_helpers.load_feature_net(FEATURE_NET, FID_WEIGHTS, device)
+except gan_helpers.GanError as exc:
+    features = None
+    print(f"test-set scores not computed: {exc}")
+for name, G in generators.items():
+    print(f"{name} validation: {gan_helpers.format_score(checkpoints[name]['metrics'])}")
+    if features is not None:
+        try:
+            test = gan_helpers.test_set_score(G, DATA_DIR, features, N_TEST, stats_dir=STATS_DIR)
+            print(f"{name} test set:   {gan_helpers.format_score(test)}")
+        except gan_helpers.GanError as exc:
+            print(f"{name} test set: not computed: {exc}")
+"""),
+             md("""
+## 6. Validation curves
+
+The validation score of both runs over their iterations, read from the published histories, with each
+run's best point circled; below them, each run's losses.
+"""),
+             code("""
+histories = {name: json.loads(path.read_text()) for name, path in HISTORIES.items() if path.is_file()}
+if histories:
+    gan_helpers.plot_metric(histories)
+    for name, history in histories.items():
+        gan_helpers.plot_losses(history, title=f"{name}: training curves (moving average)")
+    plt.show()
+else:
+    print(f"no history files found in {MODEL_DIR} (the training notebooks publish them)")
+"""),
+             md("""
+## 7. SAGAN's attention
+
+What the self-attention layers of the SAGAN generator look at (how to read these maps is explained at
+the end of `SAGAN_train.ipynb`): each panel pair shows a query position outlined on a generated image and
+the softmax weights that query gives to every position of the layer's feature map. `gamma` tells how much
+each layer's output uses attention at all.
+"""),
+             code("""
+G = generators["SAGAN"]
+print("gamma:", [(name, round(m.gamma.item(), 4)) for name, m in gan_helpers.attention_layers(G)])
+gan_helpers.attention_figure(gan_helpers.generator_attention(G, n=8))
+plt.show()
+"""),
+             md("The explorer (generator only here; the SAGAN training notebook adds the discriminator):"),
+             code("""
+explorer = gan_helpers.attention_explorer(G, None)
+display(explorer)
+"""),
+             md("""
+## 8. The ultimate cell
+
+The assignment's final cell: it loads the best SAGAN generator, shows an 8×8 grid of its samples and
+prints its FID on the CIFAR-10 test set with the sample counts. It imports everything it needs, so it
+runs on its own in a fresh kernel; for the same reason it ignores the parameters cell above. Environment
+variables change its inputs without editing it:
+`GAN_FINAL_CKPT` (another checkpoint, e.g. `model/dcgan_best.pt`), `GAN_DATA_DIR`, `GAN_FEATURE_NET`
+(an offline proxy network), `GAN_FID_WEIGHTS` (a local copy of the Inception weights) and `GAN_FINAL_N`
+(generated images, default 10,000). If the test images or the Inception weights are missing, the grid is
+still shown and one line says what is missing and how to supply it.
+"""),
+             code(FINAL_CELL)]
+    write("final_evaluation.ipynb", cells)
+
+
+if __name__ == "__main__":
+    NB_DIR.mkdir(exist_ok=True)
+    train_notebook("dcgan")
+    train_notebook("sagan")
+    final_notebook()
