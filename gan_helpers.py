@@ -673,20 +673,21 @@ def train_step(cfg: Config, G: nn.Module, D: nn.Module, G_ema: nn.Module | None,
     d_loss_fn, g_loss_fn = _loss_pair(cfg.loss)
     device = next(G.parameters()).device
     # (1) Update D: minimise d_loss (+ Lipschitz terms) on a real batch and a detached generated batch
-    for _ in range(cfg.n_critic):
+    for step in range(cfg.n_critic):
         real, y_real = real_batch()
         y_real = y_real if cfg.num_classes else None
         n = len(real)
         y_fake = random_labels(n, cfg.num_classes, device)
-        with torch.no_grad():
+        # the last critic step keeps G's graph: (2) reuses its batch, saving one G forward (pytorch/examples)
+        with torch.set_grad_enabled(step == cfg.n_critic - 1):
             fake = G(torch.randn(n, cfg.z_dim, device=device), y_fake)
-        real_logits, fake_logits = D(real, y_real), D(fake, y_fake)
+        real_logits, fake_logits = D(real, y_real), D(fake.detach(), y_fake)
         loss_d = d_loss_fn(real_logits, fake_logits)
         if cfg.drift:
             loss_d = loss_d + cfg.drift * real_logits.pow(2).mean()
         if cfg.lipschitz == "gp":
             eps = torch.rand(n, 1, 1, 1, device=device)
-            loss_d = loss_d + cfg.gp_weight * gradient_penalty(D, real, fake, y_real, eps)
+            loss_d = loss_d + cfg.gp_weight * gradient_penalty(D, real, fake.detach(), y_real, eps)
         opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         opt_d.step()
@@ -694,10 +695,8 @@ def train_step(cfg: Config, G: nn.Module, D: nn.Module, G_ema: nn.Module | None,
             with torch.no_grad():
                 for p in D.parameters():
                     p.clamp_(-cfg.clip_value, cfg.clip_value)
-    # (2) Update G: minimise g_loss on a fresh generated batch
-    y_fake = random_labels(cfg.batch_size, cfg.num_classes, device)
-    fake_logits_g = D(G(torch.randn(cfg.batch_size, cfg.z_dim, device=device), y_fake), y_fake)
-    loss_g = g_loss_fn(fake_logits_g)
+    # (2) Update G: minimise g_loss on the last generated batch, scored by the updated D
+    loss_g = g_loss_fn(D(fake, y_fake))
     opt_g.zero_grad(set_to_none=True)
     loss_g.backward()
     opt_g.step()
