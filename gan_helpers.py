@@ -94,6 +94,22 @@ class Config:
         return Config(**overrides)
 
     @staticmethod
+    def reference_dcgan(**overrides: Any) -> "Config":
+        """The reference report's DCGAN recipe as it was: unconditional, BCE, Adam 2e-4 (0.5, 0.999),
+        batch 128, no EMA. The baseline our presets are compared with."""
+        return Config.dcgan(**{"name": "ref_dcgan", "num_classes": 0, "ema_decay": 0.0, **overrides})
+
+    @staticmethod
+    def reference_sagan(**overrides: Any) -> "Config":
+        """The reference report's SAGAN recipe: its DCGAN-style G and D with spectral norm, attention after
+        G's 8x8 and 16x16 layers and twice at D's 4x4 layer, unconditional, Wasserstein loss with weight
+        clipping at 0.011, RMSprop with G 5e-4 / D 1e-4, batch 128, no EMA."""
+        base = dict(name="ref_sagan", arch="dcgan", z_dim=100, num_classes=0, g_ch=64, d_ch=32, g_attn=(8, 16),
+                    d_attn=(4, 4), lipschitz="clip", drift=0.0, optimizer="rmsprop", g_lr=5e-4, d_lr=1e-4,
+                    batch_size=128, ema_decay=0.0)
+        return Config(**{**base, **overrides})
+
+    @staticmethod
     def from_dict(d: dict[str, Any]) -> "Config":
         """Inverse of dataclasses.asdict (tuples come back from JSON/pickle as lists); unknown keys are errors."""
         names = {f.name for f in dataclasses.fields(Config)}
@@ -136,6 +152,10 @@ class Config:
         if not 0 <= self.ema_decay < 1:
             raise GanError(f"config ema_decay must be in [0, 1), got {self.ema_decay}")
         return self
+
+
+PRESETS: dict[str, Callable[..., Config]] = {"dcgan": Config.dcgan, "sagan": Config.sagan,
+                                             "ref_dcgan": Config.reference_dcgan, "ref_sagan": Config.reference_sagan}
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -1421,7 +1441,7 @@ def _path_stats(path: str, features: FeatureNet, batch_size: int) -> Stats:
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
-    cfg = (Config.dcgan() if args.model == "dcgan" else Config.sagan()).with_overrides(args.set)
+    cfg = PRESETS[args.model]().with_overrides(args.set)
     for key in ("iters", "eval_every", "eval_samples"):
         if getattr(args, key) is not None:
             cfg = dataclasses.replace(cfg, **{key: getattr(args, key)})
@@ -1487,7 +1507,7 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--fid-weights", help=f"local copy of pytorch-fid's {INCEPTION_WEIGHTS_FILE}")
 
     t = sub.add_parser("train", help="train a model; writes last.pt, best.pt and history.json to --out")
-    t.add_argument("model", choices=("dcgan", "sagan"))
+    t.add_argument("model", choices=tuple(PRESETS), help="preset (ref_* = the reference report's recipes)")
     t.add_argument("--iters", type=int, help="total iterations (a resumed run continues up to this)")
     t.add_argument("--eval-every", type=int, help="validation metric every N iterations")
     t.add_argument("--eval-samples", type=int, help="generated images per validation metric")
