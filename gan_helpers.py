@@ -1263,6 +1263,19 @@ def plot_metric(histories: dict[str, dict[str, list]], ax: Any = None) -> Any:
     return ax
 
 
+def comparison_table(histories: dict[str, dict[str, list]], upto: int | None = None) -> str:
+    """Markdown table of each run's best validation metric among evaluations at iterations <= `upto`
+    (all when None), so runs are compared at the same training budget."""
+    rows = ["| run | best validation metric | at iteration | KID | samples (generated vs real) |",
+            "|---|---|---|---|---|"]
+    for name, history in histories.items():
+        evals = [e for e in history["eval"] if upto is None or e["iter"] <= upto]
+        best = min(evals, key=lambda e: e["fd"])
+        rows.append(f"| {name} | {best['metric']} {best['fd']:.4g} | {best['iter']} | "
+                    f"{best['kid']:.4g} ± {best['kid_std']:.2g} | {best['n_fake']} vs {best['n_real']} |")
+    return "\n".join(rows)
+
+
 def live_metric_plot(name: str = "run") -> Callable[[dict[str, list]], None]:
     """An `on_eval` callback for train(): redraws the validation curve in place in a notebook."""
     import matplotlib.pyplot as plt
@@ -1487,6 +1500,11 @@ def _cmd_fid(args: argparse.Namespace) -> None:
     print(f"{features.label}: {fd:.6f} ({a.n or '?'} vs {b.n or '?'} images)")
 
 
+def _cmd_publish(args: argparse.Namespace) -> None:
+    target = publish(args.run_dir, args.name, args.model_dir)
+    print(f"wrote {target} and {Path(args.model_dir) / (args.name + '_history.json')}")
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> None:
     import matplotlib
     matplotlib.use("Agg")
@@ -1535,6 +1553,12 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--batch-size", type=int, default=50)
     add_common(f)
     f.set_defaults(func=_cmd_fid)
+
+    pub = sub.add_parser("publish", help="copy a run's best.pt and history to model/<name>_best.pt and _history.json")
+    pub.add_argument("run_dir")
+    pub.add_argument("name")
+    pub.add_argument("--model-dir", default="model")
+    pub.set_defaults(func=_cmd_publish)
 
     e = sub.add_parser("evaluate", help="8x8 grid PNG and CIFAR-10 test-set FID of a checkpoint")
     e.add_argument("ckpt")

@@ -283,6 +283,14 @@ def test_cli_sample_npz_pngs_and_per_class(cli_run):
     assert sorted(p.name for p in (cli_run / "classes").iterdir())[:2] == ["00_airplane.png", "01_automobile.png"]
 
 
+def test_cli_publish_copies_best_generator_and_history(cli_run):
+    r = cli("publish", "run", "tiny", "--model-dir", "published", cwd=cli_run)
+    assert r.returncode == 0, r.stderr
+    assert gh.load_checkpoint(cli_run / "published" / "tiny_best.pt")["kind"] == "generator"
+    assert json.loads((cli_run / "published" / "tiny_history.json").read_text()) == \
+        json.loads((cli_run / "run" / "history.json").read_text())
+
+
 def test_cli_evaluate_prints_test_score_and_writes_grid(cli_run):
     r = cli("evaluate", "run/best.pt", "--data-dir", "data", "--n", "30", "--feature-net", "features.pt",
             "--grid", "grid.png", cwd=cli_run)
@@ -305,3 +313,12 @@ def test_cli_errors_are_one_line(cli_run):
     (cli_run / "corrupt.pt").write_bytes(b"\x00" * 10)
     r = cli("evaluate", "corrupt.pt", cwd=cli_run)
     assert r.returncode == 2 and "not a readable checkpoint" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_comparison_table_respects_the_budget():
+    entry = lambda it, fd: {"iter": it, "fd": fd, "kid": 0.5, "kid_std": 0.01, "n_fake": 10, "n_real": 20,
+                            "metric": "FID"}
+    history = {"eval": [entry(0, 9.0), entry(100, 4.0), entry(200, 1.0)]}
+    table = gh.comparison_table({"a": history}, upto=150).splitlines()
+    assert table[2] == "| a | FID 4 | 100 | 0.5 ± 0.01 | 10 vs 20 |"
+    assert "| a | FID 1 | 200 |" in gh.comparison_table({"a": history})
