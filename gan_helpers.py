@@ -1089,6 +1089,9 @@ def train(cfg: Config, out_dir: str | Path, train_data: ImageSet, val_data: Imag
     G_ema = G_ema.to(device) if G_ema is not None else None
     opt_g, opt_d = make_optimizers(cfg, G, D)
     history, start = new_history(), 0
+    if last_path.is_file() and not resume:
+        raise GanError(f"{out_dir} already holds a run (last.pt): resume it (resume=True / --resume) "
+                       f"or choose another output folder, so that nothing is overwritten")
     if resume and last_path.is_file():
         state = load_checkpoint(last_path)
         if state["kind"] != "train_state":

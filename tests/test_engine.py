@@ -184,6 +184,8 @@ def test_resume_continues_exactly(tmp_path, data, features):
 
 def test_resume_with_another_model_is_refused(tmp_path, data, features):
     gh.train(tiny(iters=2), tmp_path, *data, features, progress=False)
+    with pytest.raises(gh.GanError, match="already holds a run"):
+        gh.train(tiny(iters=4), tmp_path, *data, features, progress=False)
     with pytest.raises(gh.GanError, match="another config.*arch"):
         gh.train(tiny("dcgan", iters=4), tmp_path, *data, features, progress=False, resume=True)
 
