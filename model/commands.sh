@@ -1,0 +1,21 @@
+# How the shipped generators were trained (CPU, 2 cores, no GPU; from the repository root).
+# Data: ../shared/data/cifar10-jpeg.tar.gz extracted into data/ (CIFAR-10 re-encoded as JPEG, quality 75).
+# Checkpoint selection: "FD (proxy: cifar10_features features)" from ../shared/eval/cifar10_features.pt,
+# a small CIFAR-10 classifier's 192-d features -- a proxy, NOT FID (no Inception weights offline).
+mkdir -p data && tar xzf ../shared/data/cifar10-jpeg.tar.gz -C data
+
+# DCGAN preset, 10,000 iterations (batch 128), code of commit 6560b17; 1 h 02 min with 1 thread.
+OMP_NUM_THREADS=1 python gan_helpers.py train dcgan --iters 10000 --eval-every 1000 --eval-samples 5000 \
+    --data-dir data --feature-net ../shared/eval/cifar10_features.pt --out runs/dcgan_cpu --device cpu --resume
+
+# SAGAN preset narrowed for the CPU (g_ch=64, d_ch=64; batch 64), EMA 0.999 from iteration 500.
+# Iterations 1-2000 ran with OMP_NUM_THREADS=1 and commit 6560b17's train_step (a fresh G forward for
+# the G update); the run was stopped at its iteration-2000 checkpoint and resumed with this same command
+# on 2 threads and the later train_step (G update reuses the last critic step's batch).
+python gan_helpers.py train sagan --iters 4000 --eval-every 500 --eval-samples 5000 \
+    --data-dir data --feature-net ../shared/eval/cifar10_features.pt --out runs/sagan_cpu --device cpu --resume \
+    --set g_ch=64 d_ch=64 ema_decay=0.999 ema_start=500 drift=0.001
+
+# Publish the best generators and write one PNG per class.
+python gan_helpers.py publish runs/dcgan_cpu dcgan && python gan_helpers.py sample model/dcgan_best.pt --per-class --out DCGAN
+python gan_helpers.py publish runs/sagan_cpu sagan && python gan_helpers.py sample model/sagan_best.pt --per-class --out SAGAN
