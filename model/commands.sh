@@ -19,3 +19,15 @@ python gan_helpers.py train sagan --iters 4000 --eval-every 500 --eval-samples 5
 # Publish the best generators and write one PNG per class.
 python gan_helpers.py publish runs/dcgan_cpu dcgan && python gan_helpers.py sample model/dcgan_best.pt --per-class --out DCGAN
 python gan_helpers.py publish runs/sagan_cpu sagan && python gan_helpers.py sample model/sagan_best.pt --per-class --out SAGAN
+
+
+# Validation curves and the comparison tables in the README.
+python -c "
+import json, matplotlib; matplotlib.use('Agg'); import gan_helpers as gh
+h = {n.upper(): json.load(open(f'model/{n}_history.json')) for n in ('dcgan', 'sagan')}
+gh.plot_metric(h).figure.savefig('model/validation_curves.png', dpi=110, bbox_inches='tight')
+print(gh.comparison_table(h)); print(); print(gh.comparison_table(h, upto=4000))"
+
+# Test-set scores (10,000 generated vs the 10,000 JPEG test images), proxy features.
+python gan_helpers.py evaluate model/dcgan_best.pt --data-dir data --feature-net ../shared/eval/cifar10_features.pt
+python gan_helpers.py evaluate model/sagan_best.pt --data-dir data --feature-net ../shared/eval/cifar10_features.pt
