@@ -1422,8 +1422,8 @@ def final_evaluation(ckpt: str | Path = "model/sagan_best.pt", data_dir: str | P
     the grid is still shown and one line says what is missing and how to supply it; returns None then."""
     import matplotlib.pyplot as plt
     device = setup(0, device)
-    G = load_generator(ckpt, device)
     ckpt_info = load_checkpoint(ckpt)
+    G = generator_from_checkpoint(ckpt_info, ckpt).to(device)
     best = ckpt_info.get("metrics") or {}
     print(f"{ckpt}: {G.config.name} ({G.config.arch}), iteration {ckpt_info['iteration']}"
           + (f", selected by validation {format_score(best)}" if best else ""))
