@@ -1083,6 +1083,9 @@ def train(cfg: Config, out_dir: str | Path, train_data: ImageSet, val_data: Imag
     out_dir, device = Path(out_dir), torch.device(device)
     out_dir.mkdir(parents=True, exist_ok=True)
     last_path, best_path, history_path = out_dir / "last.pt", out_dir / "best.pt", out_dir / "history.json"
+    if last_path.is_file() and not resume:
+        raise GanError(f"{out_dir} already holds a run (last.pt): resume it (resume=True / --resume) "
+                       f"or choose another output folder, so that nothing is overwritten")
     setup(cfg.seed)
     G, D = build_models(cfg)
     G_ema = copy.deepcopy(G) if cfg.ema_decay > 0 else None
@@ -1090,9 +1093,6 @@ def train(cfg: Config, out_dir: str | Path, train_data: ImageSet, val_data: Imag
     G_ema = G_ema.to(device) if G_ema is not None else None
     opt_g, opt_d = make_optimizers(cfg, G, D)
     history, start = new_history(), 0
-    if last_path.is_file() and not resume:
-        raise GanError(f"{out_dir} already holds a run (last.pt): resume it (resume=True / --resume) "
-                       f"or choose another output folder, so that nothing is overwritten")
     if resume and last_path.is_file():
         state = load_checkpoint(last_path)
         if state["kind"] != "train_state":
