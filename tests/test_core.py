@@ -114,6 +114,25 @@ def test_self_attention_matches_naive_pixel_loops():
                 ref_out[n, :, j] = 0.7 * o_j + pix[n, :, j]
     assert_close(attn, ref_attn)
     assert_close(out, ref_out.view_as(x))
+    assert_close(sa(x), out)                          # the fused path (no attention map) gives the same output
+
+
+@pytest.mark.parametrize("channels, hw", [(16, (3, 4)), (8, (8, 8)), (64, (4, 2))])
+def test_fused_self_attention_matches_explicit_in_value_and_gradient(channels, hw):
+    torch.manual_seed(0)
+    sa = SelfAttention(channels)
+    with torch.no_grad():
+        sa.gamma.fill_(-1.3)
+    x = torch.randn(3, channels, *hw, requires_grad=True)
+    grads = []
+    for fused in (True, False):
+        out = sa(x) if fused else sa(x, return_attention=True)[0]
+        out.pow(2).sum().backward()
+        grads.append([x.grad.clone()] + [p.grad.clone() for p in sa.parameters()])
+        x.grad = None
+        sa.zero_grad()
+    for g_fused, g_explicit in zip(*grads):
+        assert_close(g_fused, g_explicit, rtol=1e-4, atol=1e-5)
 
 
 # ---------------------------------------------------------------- 3. spectral norm
