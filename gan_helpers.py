@@ -1522,9 +1522,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
     import matplotlib
     matplotlib.use("Agg")
     grid = Path(args.grid or Path(args.ckpt).with_suffix(".grid.png").name)
-    final_evaluation(args.ckpt, args.data_dir, args.n, args.feature_net, args.fid_weights, args.device,
-                     grid_path=grid, show=False)
+    result = final_evaluation(args.ckpt, args.data_dir, args.n, args.feature_net, args.fid_weights, args.device,
+                              grid_path=grid, show=False)
     print(f"8x8 grid written to {grid}")
+    if args.json and result is not None:
+        write_json_atomic({"checkpoint": str(args.ckpt), "data_dir": str(args.data_dir), **result}, args.json)
+        print(f"scores written to {args.json}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -1578,6 +1581,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--data-dir", default="data")
     e.add_argument("--n", type=int, default=10_000, help="generated images (vs the 10,000 test images)")
     e.add_argument("--grid", help="PNG path for the 8x8 grid (default <ckpt name>.grid.png)")
+    e.add_argument("--json", help="also write the test-set scores to this JSON file (the report reads them)")
     add_common(e)
     e.set_defaults(func=_cmd_evaluate)
     return parser
