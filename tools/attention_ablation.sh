@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Attention-placement study for the report: the SAGAN preset at CPU width (g_ch = d_ch = 32, batch 64),
 # self-attention at one resolution in both G and D (or none), the same iteration budget for every run.
-# Each run's history is copied to model/ablation/attn<placement>_seed<seed>.json, which
+# Each run's history and config go to model/ablation/attn<placement>_seed<seed>.json, which
 # report/make_report_assets.py turns into the table. Runs resume if interrupted.
 #
 # usage (from the repository root, data/ and ../shared/eval as in model/commands.sh):
@@ -23,6 +23,10 @@ for p in $placements; do
       --eval-samples "${EVAL_SAMPLES:-2000}" --data-dir data --feature-net "$features" --out "$out" \
       --device cpu --resume \
       --set "name=attn$p" g_ch=32 d_ch=32 "g_attn=$attn" "d_attn=$attn" "seed=$s" ema_decay=0
-    cp "$out/history.json" "model/ablation/attn${p}_seed$s.json"
+    # the history plus the run's config (from its best checkpoint), so the report can name the settings
+    "$python" -c "import json, sys, gan_helpers as gh
+h = json.load(open(sys.argv[1] + '/history.json'))
+h['config'] = gh.load_checkpoint(sys.argv[1] + '/best.pt')['config']
+gh.write_json_atomic(h, sys.argv[2])" "$out" "model/ablation/attn${p}_seed$s.json"
   done
 done

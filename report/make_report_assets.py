@@ -1,0 +1,285 @@
+"""Regenerate every figure and table of the report from the logs and checkpoints in model/.
+
+Nothing here is typed by hand: tables (.tex fragments) and the numbers quoted in the text (numbers.tex,
+one \\newcommand each) are computed from model/*_history.json, model/*_test.json, model/ablation/*.json
+and the configs inside model/*_best.pt; figures are drawn from the same files and generators.
+
+usage (from the repository root):  python report/make_report_assets.py [--tables-only]
+tests/test_report.py checks that the committed tables equal what this script computes from model/.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+import gan_helpers as gh  # noqa: E402
+
+MODEL = ROOT / "model"
+OUT = ROOT / "report" / "generated"
+RUNS = {"DCGAN": "dcgan", "SAGAN": "sagan", "Ref. DCGAN": "ref_dcgan", "Ref. SAGAN": "ref_sagan"}
+SHIPPED = ("dcgan", "sagan")                 # the generators the kit ships and evaluates on the test set
+BUDGETS = (1000, 2000, 4000, 10000)          # iterations at which the runs are compared side by side
+PLACEMENTS = ("none", "8", "16", "32")       # attention resolution in both G and D (ablation)
+REPORT_CLASSES = (0, 1, 3, 7, 8)             # airplane, automobile, cat, horse, ship
+
+
+def read_json(path: Path) -> dict:
+    if not path.is_file():
+        raise gh.GanError(f"{path} is missing: run the commands in model/commands.sh first")
+    return json.loads(path.read_text())
+
+
+def histories() -> dict[str, dict]:
+    return {label: read_json(MODEL / f"{name}_history.json") for label, name in RUNS.items()}
+
+
+def configs() -> dict[str, gh.Config]:
+    return {label: gh.Config.from_dict(gh.load_checkpoint(MODEL / f"{name}_best.pt")["config"])
+            for label, name in RUNS.items()}
+
+
+def best_upto(history: dict, upto: int | None) -> dict | None:
+    """Best validation evaluation at iterations <= upto (None when the run never got that far)."""
+    if upto is not None and history["iter"][-1] < upto:
+        return None
+    evals = [e for e in history["eval"] if upto is None or e["iter"] <= upto]
+    return min(evals, key=lambda e: e["fd"])
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def ablation_runs() -> dict[str, list[dict]]:
+    """Placement -> the histories of its seeds, from model/ablation/attn<placement>_seed<k>.json."""
+    runs = {p: [read_json(f) for f in sorted((MODEL / "ablation").glob(f"attn{p}_seed*.json"))] for p in PLACEMENTS}
+    missing = [p for p, hs in runs.items() if not hs]
+    if missing:
+        raise gh.GanError(f"no ablation histories for placement(s) {missing}: run tools/attention_ablation.sh")
+    return runs
+
+
+# ----------------------------------------------------------------------------------------------------
+# tables
+# ----------------------------------------------------------------------------------------------------
+
+def tabular(header: list[str], rows: list[list[str]], align: str) -> str:
+    lines = [f"\\begin{{tabular}}{{{align}}}", "\\toprule", " & ".join(header) + r" \\", "\\midrule"]
+    lines += [" & ".join(r) + r" \\" for r in rows]
+    return "\n".join(lines + ["\\bottomrule", "\\end{tabular}", ""])
+
+
+def fmt_attn(res: tuple[int, ...]) -> str:
+    return ", ".join(f"{r}$\\times${r}" for r in res) or "--"
+
+
+def hyperparameter_table(cfgs: dict[str, gh.Config], hists: dict[str, dict]) -> str:
+    rows = {
+        "backbone": lambda c: c.arch,
+        "classes (conditioning)": lambda c: str(c.num_classes) if c.num_classes else "uncond.",
+        "$z$ size": lambda c: str(c.z_dim),
+        "width $G$ / $D$": lambda c: f"{c.g_ch} / {c.d_ch}",
+        "attention in $G$": lambda c: fmt_attn(c.g_attn),
+        "attention in $D$": lambda c: fmt_attn(c.d_attn),
+        "spectral norm": lambda c: "yes" if c.spectral_norm else "no",
+        "loss": lambda c: c.loss,
+        "Lipschitz": lambda c: {"sn": "SN", "clip": f"clip $\\pm{c.clip_value}$",
+                                "gp": f"GP $\\lambda={c.gp_weight:g}$"}[c.lipschitz] if c.loss == "wgan" else "--",
+        "drift $\\epsilon$": lambda c: f"{c.drift:g}" if c.drift else "--",
+        "optimizer": lambda c: c.optimizer + (f" $\\beta=({c.betas[0]:g}, {c.betas[1]:g})$" if c.optimizer == "adam" else ""),
+        "lr $G$ / $D$": lambda c: f"{c.g_lr:g} / {c.d_lr:g}",
+        "$n_\\text{critic}$": lambda c: str(c.n_critic),
+        "batch": lambda c: str(c.batch_size),
+        "EMA of $G$": lambda c: f"{c.ema_decay:g} from {c.ema_start}" if c.ema_decay else "--",
+    }
+    body = [[name] + [fn(c) for c in cfgs.values()] for name, fn in rows.items()]
+    body.append(["iterations trained"] + [f"{hists[label]['iter'][-1]:,}" for label in cfgs])
+    return tabular(["setting"] + list(cfgs), body, "l" + "c" * len(cfgs))
+
+
+def budget_table(hists: dict[str, dict]) -> str:
+    def cell(h: dict, upto: int) -> str:
+        best = best_upto(h, upto)
+        return "--" if best is None else f"{best['fd']:.3f}"
+    body = [[f"{upto:,}"] + [cell(h, upto) for h in hists.values()] for upto in BUDGETS]
+    return tabular(["iterations"] + list(hists), body, "r" + "c" * len(hists))
+
+
+def results_table(hists: dict[str, dict]) -> str:
+    body = []
+    for label, name in RUNS.items():
+        best = best_upto(hists[label], None)
+        test_path = MODEL / f"{name}_test.json"
+        test = read_json(test_path) if test_path.is_file() else None
+        body.append([label, f"{hists[label]['iter'][-1]:,}", f"{best['fd']:.3f}", f"{best['iter']:,}",
+                     f"{best['kid']:.4f}",
+                     f"{test['fd']:.3f}" if test else "--",
+                     f"{test['kid']:.4f} $\\pm$ {test['kid_std']:.4f}" if test else "--"])
+    return tabular(["run", "iterations", "best val.\\ FD", "at", "val.\\ KID", "test FD", "test KID"], body, "lrrrrrr")
+
+
+def ablation_table(runs: dict[str, list[dict]]) -> str:
+    body = []
+    for placement, hs in runs.items():
+        final = [h["eval"][-1] for h in hs]
+        fd_m, fd_s = mean_std([e["fd"] for e in final])
+        kid_m, kid_s = mean_std([e["kid"] for e in final])
+        best_m, best_s = mean_std([best_upto(h, None)["fd"] for h in hs])
+        label = "none" if placement == "none" else f"{placement}$\\times${placement}"
+        body.append([label, str(len(hs)), f"{final[0]['iter']:,}", f"{fd_m:.3f} $\\pm$ {fd_s:.3f}",
+                     f"{best_m:.3f} $\\pm$ {best_s:.3f}", f"{kid_m:.4f} $\\pm$ {kid_s:.4f}"])
+    return tabular(["attention", "seeds", "iterations", "final FD", "best FD", "final KID"], body, "lrrccc")
+
+
+def numbers(hists: dict[str, dict], cfgs: dict[str, gh.Config], runs: dict[str, list[dict]]) -> str:
+    """\\newcommand macros for every number quoted in the text."""
+    def macro(name: str, value: str) -> str:
+        return f"\\newcommand{{\\{name}}}{{{value}}}"
+    lines = []
+    for label, name in RUNS.items():
+        key = "".join(w.capitalize() for w in name.split("_"))        # e.g. RefDcgan
+        h = hists[label]
+        best = best_upto(h, None)
+        lines += [macro(f"{key}Iters", f"{h['iter'][-1]:,}"), macro(f"{key}BestFD", f"{best['fd']:.3f}"),
+                  macro(f"{key}BestAt", f"{best['iter']:,}"), macro(f"{key}EvalFake", str(best["n_fake"])),
+                  macro(f"{key}EvalReal", str(best["n_real"]))]
+        G = gh.build_models(cfgs[label])[0]
+        lines.append(macro(f"{key}GParams", f"{gh.count_parameters(G):,}"))
+    for name in SHIPPED:
+        test = read_json(MODEL / f"{name}_test.json")
+        key = name.capitalize()
+        lines += [macro(f"{key}TestFD", f"{test['fd']:.3f}"), macro(f"{key}TestN", f"{test['n_fake']:,}"),
+                  macro(f"{key}TestReal", f"{test['n_real']:,}")]
+    sagan, ref = cfgs["SAGAN"], cfgs["Ref. SAGAN"]
+    lines += [macro("MetricName", best_upto(hists["DCGAN"], None)["metric"]),
+              macro("SaganGCh", str(sagan.g_ch)), macro("SaganDCh", str(sagan.d_ch)),
+              macro("SaganGLr", f"{sagan.g_lr:g}"), macro("SaganDLr", f"{sagan.d_lr:g}"),
+              macro("SaganBetas", f"({sagan.betas[0]:g}, {sagan.betas[1]:g})"),
+              macro("SaganDrift", f"{sagan.drift:g}"), macro("RefSaganClip", f"{ref.clip_value:g}"),
+              macro("FullGCh", str(gh.Config.sagan().g_ch)), macro("FullDCh", str(gh.Config.sagan().d_ch))]
+    first = runs[PLACEMENTS[0]][0]["eval"][-1]
+    ablation_cfg = gh.Config.from_dict(runs[PLACEMENTS[0]][0]["config"])
+    lines += [macro("AblationIters", f"{first['iter']:,}"), macro("AblationFake", str(first["n_fake"])),
+              macro("AblationWidth", str(ablation_cfg.g_ch)), macro("AblationBatch", str(ablation_cfg.batch_size)),
+              macro("AblationSeeds", str(len(runs[PLACEMENTS[0]])))]
+    return "\n".join(lines) + "\n"
+
+
+def percent_lower(a: float, b: float) -> str:
+    """How much lower a is than b, as '12\\%'."""
+    return f"{100 * (b - a) / b:.0f}\\%"
+
+
+def verdict(hists: dict[str, dict], cfgs: dict[str, gh.Config]) -> str:
+    """The sentences that compare the runs, written from the numbers so text and tables cannot disagree."""
+    dc, sa = best_upto(hists["DCGAN"], None), best_upto(hists["SAGAN"], None)
+    if sa["fd"] < dc["fd"]:
+        text = (f"The SAGAN's best checkpoint is {percent_lower(sa['fd'], dc['fd'])} lower than the DCGAN's "
+                f"on the validation metric.")
+    else:
+        text = (f"At these budgets the SAGAN does not beat the DCGAN: its best checkpoint is "
+                f"{percent_lower(dc['fd'], sa['fd'])} higher than the DCGAN's on the validation metric.")
+    budget = hists["SAGAN"]["iter"][-1]
+    dc_same = best_upto(hists["DCGAN"], budget)
+    if dc_same is not None:
+        comparison = "lower" if sa["fd"] < dc_same["fd"] else "higher"
+        text += (f" Within the SAGAN's {budget:,} iterations the DCGAN's best was {dc_same['fd']:.3f}, "
+                 f"{comparison} than the SAGAN's {sa['fd']:.3f}; note that a SAGAN iteration uses "
+                 f"{cfgs['SAGAN'].batch_size} images and a DCGAN iteration {cfgs['DCGAN'].batch_size}.")
+    beaten = []
+    for ours, ref in (("DCGAN", "Ref. DCGAN"), ("SAGAN", "Ref. SAGAN")):
+        budget = min(hists[ours]["iter"][-1], hists[ref]["iter"][-1])
+        a, b = best_upto(hists[ours], budget)["fd"], best_upto(hists[ref], budget)["fd"]
+        beaten.append(f"our {ours} {'beats' if a < b else 'does not beat'} the reference recipe "
+                      f"({a:.3f} vs {b:.3f} within {budget:,} iterations)")
+    return text + " Against the previous report's recipes at equal iterations, " + " and ".join(beaten) + ".\n"
+
+
+def ablation_verdict(runs: dict[str, list[dict]]) -> str:
+    """Which placement did best, and whether the gap to no attention exceeds the seed-to-seed spread."""
+    final = {p: mean_std([h["eval"][-1]["fd"] for h in hs]) for p, hs in runs.items()}
+    best = min(final, key=lambda p: final[p][0])
+    name = "no attention" if best == "none" else f"attention at {best}$\\times${best}"
+    text = f"The lowest mean final distance comes with {name} ({final[best][0]:.3f} $\\pm$ {final[best][1]:.3f})."
+    if best != "none":
+        gap = final["none"][0] - final[best][0]
+        spread = final["none"][1] + final[best][1]
+        judgement = "larger" if gap > spread else "not larger"
+        text += (f" Its gap to no attention ({gap:.3f}) is {judgement} than the sum of the two standard "
+                 f"deviations ({spread:.3f}).")
+    return text + "\n"
+
+
+def tables() -> dict[str, str]:
+    """File name -> content of every generated .tex fragment."""
+    hists, cfgs, runs = histories(), configs(), ablation_runs()
+    return {"hyperparameters.tex": hyperparameter_table(cfgs, hists),
+            "budgets.tex": budget_table(hists),
+            "results.tex": results_table(hists),
+            "ablation.tex": ablation_table(runs),
+            "numbers.tex": numbers(hists, cfgs, runs),
+            "verdict.tex": verdict(hists, cfgs),
+            "ablation_verdict.tex": ablation_verdict(runs)}
+
+
+# ----------------------------------------------------------------------------------------------------
+# figures
+# ----------------------------------------------------------------------------------------------------
+
+def save_upscaled(picture, path: Path, factor: int = 4) -> None:
+    """uint8 (rows, cols, 3) -> PNG enlarged with nearest neighbours, so PDF viewers do not blur pixels."""
+    from PIL import Image
+    img = Image.fromarray(picture)
+    img.resize((img.width * factor, img.height * factor), Image.NEAREST).save(path)
+
+
+def figures() -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    hists = histories()
+    ax = gh.plot_metric(hists)
+    ax.figure.set_size_inches(7, 4)
+    ax.figure.savefig(OUT / "validation_curves.pdf", bbox_inches="tight")
+    for label, name in RUNS.items():
+        fig = gh.plot_losses(hists[label], title=f"{label}: losses and mean critic/discriminator outputs")
+        fig.savefig(OUT / f"losses_{name}.pdf", bbox_inches="tight")
+    generators = {name: gh.load_generator(MODEL / f"{name}_best.pt") for name in SHIPPED}
+    for name, G in generators.items():
+        save_upscaled(gh.image_grid(gh.sample(G, 64, seed=0)), OUT / f"grid_{name}.png")
+        rows = gh.class_rows(G, list(REPORT_CLASSES), per_class=8, seed=0)
+        save_upscaled(gh.image_grid(rows), OUT / f"classes_{name}.png")
+    fig = gh.attention_figure(gh.generator_attention(generators["sagan"], n=8, seed=0))
+    fig.savefig(OUT / "attention_sagan.pdf", bbox_inches="tight")
+    runs = ablation_runs()
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for placement, hs in runs.items():
+        for i, h in enumerate(hs):
+            ax.plot([e["iter"] for e in h["eval"]], [e["fd"] for e in h["eval"]], marker=".",
+                    color=f"C{PLACEMENTS.index(placement)}", alpha=0.7, label=f"attention {placement}" if i == 0 else None)
+    ax.set(xlabel="iteration", ylabel=f"validation {hs[0]['eval'][0]['metric']}", yscale="log")
+    ax.legend()
+    fig.savefig(OUT / "ablation_curves.pdf", bbox_inches="tight")
+    plt.close("all")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tables-only", action="store_true", help="skip the figures (no sampling)")
+    args = parser.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    for name, text in tables().items():
+        (OUT / name).write_text(text)
+    if not args.tables_only:
+        gh.setup(0, "cpu")
+        figures()
+    print(f"wrote {OUT}")
+
+
+if __name__ == "__main__":
+    main()
