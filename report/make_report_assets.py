@@ -43,9 +43,14 @@ def configs() -> dict[str, gh.Config]:
             for label, name in RUNS.items()}
 
 
+def trained(history: dict) -> int:
+    """Iterations a run completed."""
+    return history["iter"][-1] if history["iter"] else 0
+
+
 def best_upto(history: dict, upto: int | None) -> dict | None:
     """Best validation evaluation at iterations <= upto (None when the run never got that far)."""
-    if upto is not None and history["iter"][-1] < upto:
+    if upto is not None and trained(history) < upto:
         return None
     evals = [e for e in history["eval"] if upto is None or e["iter"] <= upto]
     return min(evals, key=lambda e: e["fd"])
@@ -98,7 +103,7 @@ def hyperparameter_table(cfgs: dict[str, gh.Config], hists: dict[str, dict]) -> 
         "EMA of $G$": lambda c: f"{c.ema_decay:g} from {c.ema_start}" if c.ema_decay else "--",
     }
     body = [[name] + [fn(c) for c in cfgs.values()] for name, fn in rows.items()]
-    body.append(["iterations trained"] + [f"{hists[label]['iter'][-1]:,}" for label in cfgs])
+    body.append(["iterations trained"] + [f"{trained(hists[label]):,}" for label in cfgs])
     return tabular(["setting"] + list(cfgs), body, "l" + "c" * len(cfgs))
 
 
@@ -116,7 +121,7 @@ def results_table(hists: dict[str, dict]) -> str:
         best = best_upto(hists[label], None)
         test_path = MODEL / f"{name}_test.json"
         test = read_json(test_path) if test_path.is_file() else None
-        body.append([label, f"{hists[label]['iter'][-1]:,}", f"{best['fd']:.3f}", f"{best['iter']:,}",
+        body.append([label, f"{trained(hists[label]):,}", f"{best['fd']:.3f}", f"{best['iter']:,}",
                      f"{best['kid']:.4f}",
                      f"{test['fd']:.3f}" if test else "--",
                      f"{test['kid']:.4f} $\\pm$ {test['kid_std']:.4f}" if test else "--"])
@@ -145,7 +150,7 @@ def numbers(hists: dict[str, dict], cfgs: dict[str, gh.Config], runs: dict[str, 
         key = "".join(w.capitalize() for w in name.split("_"))        # e.g. RefDcgan
         h = hists[label]
         best = best_upto(h, None)
-        lines += [macro(f"{key}Iters", f"{h['iter'][-1]:,}"), macro(f"{key}BestFD", f"{best['fd']:.3f}"),
+        lines += [macro(f"{key}Iters", f"{trained(h):,}"), macro(f"{key}BestFD", f"{best['fd']:.3f}"),
                   macro(f"{key}BestAt", f"{best['iter']:,}"), macro(f"{key}EvalFake", str(best["n_fake"])),
                   macro(f"{key}EvalReal", str(best["n_real"]))]
         G = gh.build_models(cfgs[label])[0]
@@ -156,7 +161,7 @@ def numbers(hists: dict[str, dict], cfgs: dict[str, gh.Config], runs: dict[str, 
         lines += [macro(f"{key}TestFD", f"{test['fd']:.3f}"), macro(f"{key}TestN", f"{test['n_fake']:,}"),
                   macro(f"{key}TestReal", f"{test['n_real']:,}")]
     sagan, ref = cfgs["SAGAN"], cfgs["Ref. SAGAN"]
-    lines += [macro("MetricName", best_upto(hists["DCGAN"], None)["metric"]),
+    lines += [macro("MetricName", best_upto(hists["DCGAN"], None)["metric"].replace("_", r"\_")),
               macro("SaganGCh", str(sagan.g_ch)), macro("SaganDCh", str(sagan.d_ch)),
               macro("SaganGLr", f"{sagan.g_lr:g}"), macro("SaganDLr", f"{sagan.d_lr:g}"),
               macro("SaganBetas", f"({sagan.betas[0]:g}, {sagan.betas[1]:g})"),
@@ -184,7 +189,7 @@ def verdict(hists: dict[str, dict], cfgs: dict[str, gh.Config]) -> str:
     else:
         text = (f"At these budgets the SAGAN does not beat the DCGAN: its best checkpoint is "
                 f"{percent_lower(dc['fd'], sa['fd'])} higher than the DCGAN's on the validation metric.")
-    budget = hists["SAGAN"]["iter"][-1]
+    budget = trained(hists["SAGAN"])
     dc_same = best_upto(hists["DCGAN"], budget)
     if dc_same is not None:
         comparison = "lower" if sa["fd"] < dc_same["fd"] else "higher"
@@ -193,7 +198,7 @@ def verdict(hists: dict[str, dict], cfgs: dict[str, gh.Config]) -> str:
                  f"{cfgs['SAGAN'].batch_size} images and a DCGAN iteration {cfgs['DCGAN'].batch_size}.")
     beaten = []
     for ours, ref in (("DCGAN", "Ref. DCGAN"), ("SAGAN", "Ref. SAGAN")):
-        budget = min(hists[ours]["iter"][-1], hists[ref]["iter"][-1])
+        budget = min(trained(hists[ours]), trained(hists[ref]))
         a, b = best_upto(hists[ours], budget)["fd"], best_upto(hists[ref], budget)["fd"]
         beaten.append(f"our {ours} {'beats' if a < b else 'does not beat'} the reference recipe "
                       f"({a:.3f} vs {b:.3f} within {budget:,} iterations)")
