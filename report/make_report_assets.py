@@ -175,24 +175,24 @@ def numbers(hists: dict[str, dict], cfgs: dict[str, gh.Config], runs: dict[str, 
     return "\n".join(lines) + "\n"
 
 
-def percent_lower(a: float, b: float) -> str:
-    """How much lower a is than b, as '12\\%'."""
-    return f"{100 * (b - a) / b:.0f}\\%"
+def percent_of(a: float, b: float) -> str:
+    """|a - b| as a percentage of b, e.g. '12\\%'."""
+    return f"{100 * abs(a - b) / b:.0f}\\%"
 
 
 def verdict(hists: dict[str, dict], cfgs: dict[str, gh.Config]) -> str:
     """The sentences that compare the runs, written from the numbers so text and tables cannot disagree."""
     dc, sa = best_upto(hists["DCGAN"], None), best_upto(hists["SAGAN"], None)
     if sa["fd"] < dc["fd"]:
-        text = (f"The SAGAN's best checkpoint is {percent_lower(sa['fd'], dc['fd'])} lower than the DCGAN's "
+        text = (f"The SAGAN's best checkpoint is {percent_of(sa['fd'], dc['fd'])} lower than the DCGAN's "
                 f"on the validation metric.")
     else:
         text = (f"At these budgets the SAGAN does not beat the DCGAN: its best checkpoint is "
-                f"{percent_lower(dc['fd'], sa['fd'])} higher than the DCGAN's on the validation metric.")
+                f"{percent_of(sa['fd'], dc['fd'])} higher than the DCGAN's on the validation metric.")
     budget = trained(hists["SAGAN"])
     dc_same = best_upto(hists["DCGAN"], budget)
     if dc_same is not None:
-        comparison = "lower" if sa["fd"] < dc_same["fd"] else "higher"
+        comparison = "higher" if sa["fd"] < dc_same["fd"] else "lower"
         text += (f" Within the SAGAN's {budget:,} iterations the DCGAN's best was {dc_same['fd']:.3f}, "
                  f"{comparison} than the SAGAN's {sa['fd']:.3f}; note that a SAGAN iteration uses "
                  f"{cfgs['SAGAN'].batch_size} images and a DCGAN iteration {cfgs['DCGAN'].batch_size}.")

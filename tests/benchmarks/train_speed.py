@@ -3,7 +3,8 @@
 Ours: the dataset held as one uint8 tensor on the device, batches drawn by indexing, gan_helpers.train_step.
 Reference (as pytorch/examples' dcgan/main.py): a torchvision dataset with per-image transforms, a
 DataLoader, a host-to-device copy per batch, then the same D and G updates (no EMA).
-Also times one validation evaluation with cached real statistics vs recomputing them.
+Also times one self-attention layer (forward + backward) through the fused kernel vs the explicit (HW, HW)
+attention matrix, and one validation evaluation with cached real statistics vs recomputing them.
 
     python tests/benchmarks/train_speed.py --data-dir data --feature-net ../shared/eval/cifar10_features.pt
     python tests/benchmarks/train_speed.py --data-dir data --device cuda --sagan-set g_ch=256 d_ch=128
@@ -90,6 +91,22 @@ def time_reference(cfg: gh.Config, loader: torch.utils.data.DataLoader, device: 
     return (time.perf_counter() - start) / iters
 
 
+def time_attention(resolution: int, channels: int, batch: int, device: torch.device, iters: int,
+                   fused: bool) -> float:
+    """Seconds per forward + backward of one SelfAttention on (batch, channels, resolution, resolution)."""
+    gh.setup(0)
+    sa = gh.SelfAttention(channels).to(device)
+    x = torch.randn(batch, channels, resolution, resolution, device=device, requires_grad=True)
+    run = (lambda: sa(x)) if fused else (lambda: sa(x, return_attention=True)[0])  # noqa: E731
+    run().sum().backward()
+    sync(device)
+    start = time.perf_counter()
+    for _ in range(iters):
+        run().sum().backward()
+    sync(device)
+    return (time.perf_counter() - start) / iters
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data-dir", default="data")
@@ -115,6 +132,12 @@ def main() -> None:
         b = cfg.batch_size
         print(f"{model:8s} {b:5d} {1 / ours:10.2f} {1 / ref:10.2f} {b / ours:11.0f} {b / ref:10.0f} {ref / ours:6.2f}x",
               flush=True)
+
+    channels = configs["sagan"].g_ch
+    for res in (8, 16, 32):
+        fused, explicit = (time_attention(res, channels, 64, device, args.iters, f) for f in (True, False))
+        print(f"self-attention {res}x{res}, {channels} channels, batch 64, forward+backward: fused {fused * 1e3:.1f} ms, "
+              f"explicit (HW, HW) matrix {explicit * 1e3:.1f} ms ({explicit / fused:.2f}x)", flush=True)
 
     features = gh.load_feature_net(args.feature_net, device=device)
     G, _ = gh.build_models(configs["dcgan"])
