@@ -11,23 +11,42 @@ OMP_NUM_THREADS=1 python gan_helpers.py train dcgan --iters 10000 --eval-every 1
 # SAGAN preset narrowed for the CPU (g_ch=64, d_ch=64; batch 64), EMA 0.999 from iteration 500.
 # Iterations 1-2000 ran with OMP_NUM_THREADS=1 and commit 6560b17's train_step (a fresh G forward for
 # the G update); the run was stopped at its iteration-2000 checkpoint and resumed with this same command
-# on 2 threads and the later train_step (G update reuses the last critic step's batch).
+# on 2 threads and the later train_step (G update reuses the last critic step's batch) up to 4000.
 python gan_helpers.py train sagan --iters 4000 --eval-every 500 --eval-samples 5000 \
     --data-dir data --feature-net ../shared/eval/cifar10_features.pt --out runs/sagan_cpu --device cpu --resume \
     --set g_ch=64 d_ch=64 ema_decay=0.999 ema_start=500 drift=0.001
+# Session 2: the same run resumed from its iteration-4000 state (one thread, fused self-attention of
+# commit 81fd912; checkpoints every 500 iterations).
+OMP_NUM_THREADS=1 python gan_helpers.py train sagan --iters 10000 --eval-every 500 --eval-samples 5000 \
+    --data-dir data --feature-net ../shared/eval/cifar10_features.pt --out runs/sagan_cpu --device cpu --resume \
+    --set g_ch=64 d_ch=64 ema_decay=0.999 ema_start=500 drift=0.001 checkpoint_every=500
+
+# The previous report's recipes, re-run as they were (presets ref_dcgan, ref_sagan; see gan_helpers.Config).
+OMP_NUM_THREADS=1 python gan_helpers.py train ref_dcgan --iters 10000 --eval-every 1000 --eval-samples 5000 \
+    --data-dir data --feature-net ../shared/eval/cifar10_features.pt --out runs/ref_dcgan_cpu --device cpu
+OMP_NUM_THREADS=1 python gan_helpers.py train ref_sagan --iters 4000 --eval-every 1000 --eval-samples 5000 \
+    --data-dir data --feature-net ../shared/eval/cifar10_features.pt --out runs/ref_sagan_cpu --device cpu
+
+# Attention placement (none, 8, 16, 32 in G and D; seeds 0-2; SAGAN at g_ch=d_ch=32, 500 iterations).
+for s in 0 1 2; do OMP_NUM_THREADS=1 tools/attention_ablation.sh "none 8 16 32" "$s"; done
 
 # Publish the best generators and write one PNG per class.
 python gan_helpers.py publish runs/dcgan_cpu dcgan && python gan_helpers.py sample model/dcgan_best.pt --per-class --out DCGAN
 python gan_helpers.py publish runs/sagan_cpu sagan && python gan_helpers.py sample model/sagan_best.pt --per-class --out SAGAN
-
+python gan_helpers.py publish runs/ref_dcgan_cpu ref_dcgan && python gan_helpers.py publish runs/ref_sagan_cpu ref_sagan
 
 # Validation curves and the comparison tables in the README.
 python -c "
 import json, matplotlib; matplotlib.use('Agg'); import gan_helpers as gh
-h = {n.upper(): json.load(open(f'model/{n}_history.json')) for n in ('dcgan', 'sagan')}
+h = {n.upper(): json.load(open(f'model/{n}_history.json')) for n in ('dcgan', 'sagan', 'ref_dcgan', 'ref_sagan')}
 gh.plot_metric(h).figure.savefig('model/validation_curves.png', dpi=110, bbox_inches='tight')
 print(gh.comparison_table(h)); print(); print(gh.comparison_table(h, upto=4000))"
 
-# Test-set scores (10,000 generated vs the 10,000 JPEG test images), proxy features.
-python gan_helpers.py evaluate model/dcgan_best.pt --data-dir data --feature-net ../shared/eval/cifar10_features.pt
-python gan_helpers.py evaluate model/sagan_best.pt --data-dir data --feature-net ../shared/eval/cifar10_features.pt
+# Test-set scores (10,000 generated vs the 10,000 JPEG test images), proxy features; the report reads the JSON.
+for m in dcgan sagan ref_dcgan ref_sagan; do
+  python gan_helpers.py evaluate model/${m}_best.pt --data-dir data --feature-net ../shared/eval/cifar10_features.pt \
+      --grid /tmp/${m}.grid.png --json model/${m}_test.json
+done
+
+# The report: every figure and table regenerated from model/, then the PDF (needs TeX Live, see report/build.sh).
+report/build.sh
