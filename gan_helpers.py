@@ -673,7 +673,8 @@ def gradient_penalty(D: nn.Module, real: Tensor, fake: Tensor, y: Tensor | None,
 @torch.no_grad()
 def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
     """ema_p <- decay * ema_p + (1 - decay) * p for parameters; buffers (BN statistics, spectral norm's
-    u/v power-iteration vectors) are copied, not averaged."""
+    u/v power-iteration vectors) are copied, not averaged (train() recomputes the EMA's BN statistics
+    with standing_batch_norm before every evaluation)."""
     for e, p in zip(ema.parameters(), model.parameters()):
         e.lerp_(p, 1.0 - decay)
     for e, b in zip(ema.buffers(), model.buffers()):
@@ -1054,6 +1055,29 @@ def sample(G: nn.Module, n: int, labels: Tensor | int | None = None, seed: int =
 # training loop
 # ----------------------------------------------------------------------------------------------------
 
+@torch.no_grad()
+def standing_batch_norm(G: nn.Module, n_batches: int = 16, batch_size: int = 128, seed: int = 99_991) -> nn.Module:
+    """Recompute G's BatchNorm running statistics as the average over n_batches of its own batches
+    ("standing statistics", Brock et al. 2019). An EMA generator needs this before it is evaluated or
+    saved: the statistics copied from the trained G belong to other weights, and with them the EMA
+    generator's samples are clearly worse. Only the BatchNorm layers run in training mode (spectral norm's
+    power iteration is not advanced); latents come from `seed`, the global RNG is untouched."""
+    norms = [m for m in G.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in norms]
+    device = _device_of(G)
+    G.eval()
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None                                  # None: cumulative average over the batches
+        m.train()
+    for i in range(n_batches):
+        z, y = latents(G, batch_size, seed=seed + i)
+        G(z.to(device), None if y is None else y.to(device))
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
+    return G.eval()
+
+
 class TrainingDiverged(GanError):
     """A loss became NaN or infinite; the last good checkpoint is left as it was."""
 
@@ -1128,6 +1152,8 @@ def train(cfg: Config, out_dir: str | Path, train_data: ImageSet, val_data: Imag
         write_json_atomic(history, history_path)
 
     def evaluate(iteration: int) -> None:
+        if G_ema is not None:
+            standing_batch_norm(G_ema)   # its copied BN statistics belong to G's weights, not the EMA's
         result = {"iter": iteration, **evaluate_generator(G_eval, real, features, cfg.eval_samples)}
         best = best_eval(history)
         history["eval"].append(result)

@@ -10,6 +10,7 @@ from unittest import mock
 import numpy as np
 import pytest
 import torch
+from torch.testing import assert_close
 
 import gan_helpers as gh
 
@@ -217,6 +218,40 @@ def test_best_checkpoint_alone_rebuilds_and_samples(tmp_path, data, features):
     assert not torch.equal(x1, gh.sample(G, 12, seed=6))
     _, y = gh.latents(G, 12)
     assert y.tolist() == [i % 10 for i in range(12)]
+
+
+def test_standing_batch_norm_averages_the_generators_own_batch_statistics():
+    gh.setup(0)
+    G = gh.build_models(tiny("dcgan"))[0].eval()
+    first = G.norms[0].bn                                          # BN over the first transposed conv's output
+    first.running_mean.fill_(5.0)                                  # stale statistics, as copied from another G
+    buffers_before = [b.clone() for b in G.buffers()]
+    rng = torch.random.get_rng_state()
+    with torch.no_grad():                                          # the first BN's inputs do not depend on BN
+        inputs = [G.convs[0](gh.latents(G, 16, seed=7 + i)[0][:, :, None, None]) for i in range(3)]
+    gh.standing_batch_norm(G, n_batches=3, batch_size=16, seed=7)
+    assert_close(first.running_mean, torch.stack([x.mean((0, 2, 3)) for x in inputs]).mean(0))
+    assert_close(first.running_var, torch.stack([x.var((0, 2, 3)) for x in inputs]).mean(0))
+    assert not G.training and first.momentum == 0.1
+    assert torch.equal(rng, torch.random.get_rng_state())
+    assert not all(torch.equal(a, b) for a, b in zip(buffers_before, G.buffers()))
+
+
+def test_standing_batch_norm_leaves_spectral_norm_vectors_alone():
+    gh.setup(0)
+    G = gh.build_models(tiny("sagan"))[0]
+    u_before = {n: b.clone() for n, b in G.named_buffers() if n.endswith("_u")}
+    gh.standing_batch_norm(G, n_batches=2, batch_size=8)
+    assert u_before and all(torch.equal(b, dict(G.named_buffers())[n]) for n, b in u_before.items())
+
+
+def test_ema_generator_is_saved_with_its_own_batch_norm_statistics(tmp_path, data, features):
+    gh.train(tiny(iters=2, ema_decay=0.5), tmp_path, *data, features, progress=False)
+    ckpt = gh.load_checkpoint(tmp_path / "best.pt")
+    G = gh.generator_from_checkpoint(ckpt)
+    gh.standing_batch_norm(G)
+    saved = {n: b for n, b in ckpt["G"].items() if "running" in n}
+    assert saved and all(torch.equal(b, G.state_dict()[n]) for n, b in saved.items())
 
 
 def test_corrupt_and_foreign_checkpoints_give_clear_errors(tmp_path):
