@@ -16,10 +16,21 @@ python gan_helpers.py train sagan --iters 4000 --eval-every 500 --eval-samples 5
     --data-dir data --feature-net ../shared/eval/cifar10_features.pt --out runs/sagan_cpu --device cpu --resume \
     --set g_ch=64 d_ch=64 ema_decay=0.999 ema_start=500 drift=0.001
 # Session 2: the same run resumed from its iteration-4000 state (one thread, fused self-attention of
-# commit 81fd912; checkpoints every 500 iterations).
+# commit 81fd912, standing BatchNorm statistics for the EMA generator; checkpoints every 500 iterations).
 OMP_NUM_THREADS=1 python gan_helpers.py train sagan --iters 10000 --eval-every 500 --eval-samples 5000 \
     --data-dir data --feature-net ../shared/eval/cifar10_features.pt --out runs/sagan_cpu --device cpu --resume \
     --set g_ch=64 d_ch=64 ema_decay=0.999 ema_start=500 drift=0.001 checkpoint_every=500
+
+# Session 2 found that evaluations of an EMA generator used BatchNorm statistics copied from the trained G
+# (they belong to other weights); since commit "EMA generator: recompute its BatchNorm statistics", train()
+# recomputes them (gan_helpers.standing_batch_norm) before every evaluation and save. The states at the
+# switch were kept (cp runs/sagan_cpu/last.pt runs/sagan_cpu_iter4000.pt; likewise dcgan at 10000) and
+# re-scored both ways (the "copied" scores reproduce the logged ones exactly):
+python tools/rescore_ema.py runs/sagan_cpu_iter4000.pt --data-dir data --feature-net ../shared/eval/cifar10_features.pt --json model/rescore_sagan_4000.json
+python tools/rescore_ema.py runs/dcgan_cpu_iter10000.pt --data-dir data --feature-net ../shared/eval/cifar10_features.pt --json model/rescore_dcgan_10000.json
+# The DCGAN run continued from 10,000 to 11,000 iterations with standing statistics:
+OMP_NUM_THREADS=1 python gan_helpers.py train dcgan --iters 11000 --eval-every 500 --eval-samples 5000 \
+    --data-dir data --feature-net ../shared/eval/cifar10_features.pt --out runs/dcgan_cpu --device cpu --resume
 
 # The previous report's recipes, re-run as they were (presets ref_dcgan, ref_sagan; see gan_helpers.Config).
 OMP_NUM_THREADS=1 python gan_helpers.py train ref_dcgan --iters 10000 --eval-every 1000 --eval-samples 5000 \
