@@ -1,8 +1,8 @@
 """Regenerate every figure and table of the report from the logs and checkpoints in model/.
 
 Nothing here is typed by hand: tables (.tex fragments) and the numbers quoted in the text (numbers.tex,
-one \\newcommand each) are computed from model/*_history.json, model/*_test.json, model/ablation/*.json
-and the configs inside model/*_best.pt; figures are drawn from the same files and generators.
+one \\newcommand each) are computed from model/*_history.json, model/*_test.json, model/ablation/*.json,
+model/rescore_*.json and the configs inside model/*_best.pt; figures are drawn from the same files and generators.
 
 usage (from the repository root):  python report/make_report_assets.py [--tables-only]
 tests/test_report.py checks that the committed tables equal what this script computes from model/.
@@ -26,6 +26,7 @@ SHIPPED = ("dcgan", "sagan")                 # the generators the kit ships and 
 BUDGETS = (1000, 2000, 4000, 10000)          # iterations at which the runs are compared side by side
 PLACEMENTS = ("none", "8", "16", "32")       # attention resolution in both G and D (ablation)
 REPORT_CLASSES = (0, 1, 3, 7, 8)             # airplane, automobile, cat, horse, ship
+SWITCHES = {"dcgan": 10000, "sagan": 4000}   # last iteration evaluated with copied BN statistics (commands.sh)
 
 
 def read_json(path: Path) -> dict:
@@ -160,6 +161,11 @@ def numbers(hists: dict[str, dict], cfgs: dict[str, gh.Config], runs: dict[str, 
         key = name.capitalize()
         lines += [macro(f"{key}TestFD", f"{test['fd']:.3f}"), macro(f"{key}TestN", f"{test['n_fake']:,}"),
                   macro(f"{key}TestReal", f"{test['n_real']:,}")]
+    for name, r in rescores().items():
+        key = name.capitalize()
+        lines += [macro(f"{key}SwitchIter", f"{r['iteration']:,}"),
+                  macro(f"{key}CopiedFD", f"{r['copied_bn_stats']['fd']:.3f}"),
+                  macro(f"{key}StandingFD", f"{r['standing_bn_stats']['fd']:.3f}")]
     sagan, ref = cfgs["SAGAN"], cfgs["Ref. SAGAN"]
     lines += [macro("MetricName", best_upto(hists["DCGAN"], None)["metric"].replace("_", r"\_")),
               macro("SaganGCh", str(sagan.g_ch)), macro("SaganDCh", str(sagan.d_ch)),
@@ -220,6 +226,17 @@ def ablation_verdict(runs: dict[str, list[dict]]) -> str:
     return text + "\n"
 
 
+def rescores() -> dict[str, dict]:
+    """Run name -> its re-scoring at the switch to standing BN statistics (tools/rescore_ema.py)."""
+    return {name: read_json(MODEL / f"rescore_{name}_{trained_at}.json") for name, trained_at in SWITCHES.items()}
+
+
+def standing_table(rescored: dict[str, dict]) -> str:
+    body = [[label, f"{r['iteration']:,}", f"{r['copied_bn_stats']['fd']:.3f}", f"{r['standing_bn_stats']['fd']:.3f}",
+             f"{r['trained_G']['fd']:.3f}"] for label, r in zip(("DCGAN", "SAGAN"), rescored.values())]
+    return tabular(["run", "iteration", "EMA, copied stats", "EMA, standing stats", "trained $G$"], body, "lrccc")
+
+
 def tables() -> dict[str, str]:
     """File name -> content of every generated .tex fragment."""
     hists, cfgs, runs = histories(), configs(), ablation_runs()
@@ -227,6 +244,7 @@ def tables() -> dict[str, str]:
             "budgets.tex": budget_table(hists),
             "results.tex": results_table(hists),
             "ablation.tex": ablation_table(runs),
+            "standing.tex": standing_table(rescores()),
             "numbers.tex": numbers(hists, cfgs, runs),
             "verdict.tex": verdict(hists, cfgs),
             "ablation_verdict.tex": ablation_verdict(runs)}
