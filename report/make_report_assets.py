@@ -23,7 +23,7 @@ MODEL = ROOT / "model"
 OUT = ROOT / "report" / "generated"
 RUNS = {"DCGAN": "dcgan", "SAGAN": "sagan", "Ref. DCGAN": "ref_dcgan", "Ref. SAGAN": "ref_sagan"}
 SHIPPED = ("dcgan", "sagan")                 # the generators the kit ships and evaluates on the test set
-BUDGETS = (1000, 2000, 4000, 10000)          # iterations at which the runs are compared side by side
+BUDGETS = (1000, 2000, 4000, 6000, 8000, 10000, 11000)  # iterations at which runs are compared side by side
 PLACEMENTS = ("none", "8", "16", "32")       # attention resolution in both G and D (ablation)
 REPORT_CLASSES = (0, 1, 3, 7, 8)             # airplane, automobile, cat, horse, ship
 SWITCHES = {"dcgan": 10000, "sagan": 4000}   # last iteration evaluated with copied BN statistics (commands.sh)
@@ -166,6 +166,9 @@ def numbers(hists: dict[str, dict], cfgs: dict[str, gh.Config], runs: dict[str, 
         lines += [macro(f"{key}SwitchIter", f"{r['iteration']:,}"),
                   macro(f"{key}CopiedFD", f"{r['copied_bn_stats']['fd']:.3f}"),
                   macro(f"{key}StandingFD", f"{r['standing_bn_stats']['fd']:.3f}")]
+    sagan_weights = gh.load_checkpoint(MODEL / "sagan_best.pt")["G"]
+    gammas = [f"{float(v):.3f}" for k, v in sagan_weights.items() if k.endswith("gamma")]
+    lines.append(macro("SaganGammaG", ", ".join(gammas)))
     sagan, ref = cfgs["SAGAN"], cfgs["Ref. SAGAN"]
     lines += [macro("MetricName", best_upto(hists["DCGAN"], None)["metric"].replace("_", r"\_")),
               macro("SaganGCh", str(sagan.g_ch)), macro("SaganDCh", str(sagan.d_ch)),
