@@ -36,7 +36,20 @@ def read_json(path: Path) -> dict:
 
 
 def histories() -> dict[str, dict]:
-    return {label: read_json(MODEL / f"{name}_history.json") for label, name in RUNS.items()}
+    """Each run's logged history. For our two EMA runs the re-scoring of the state at the switch to standing
+    BatchNorm statistics (tools/rescore_ema.py) joins the logged evaluations as one more, marked "rescored"."""
+    hists = {label: read_json(MODEL / f"{name}_history.json") for label, name in RUNS.items()}
+    for label, name in RUNS.items():
+        if name in SWITCHES:
+            r = rescores()[name]
+            extra = {"iter": r["iteration"], **r["standing_bn_stats"], "rescored": True}
+            hists[label]["eval"] = sorted(hists[label]["eval"] + [extra], key=lambda e: e["iter"])
+    return hists
+
+
+def mark(e: dict) -> str:
+    """A dagger on values that come from the re-scoring rather than the training log."""
+    return "$^\\dagger$" if e.get("rescored") else ""
 
 
 def configs() -> dict[str, gh.Config]:
@@ -111,7 +124,7 @@ def hyperparameter_table(cfgs: dict[str, gh.Config], hists: dict[str, dict]) -> 
 def budget_table(hists: dict[str, dict]) -> str:
     def cell(h: dict, upto: int) -> str:
         best = best_upto(h, upto)
-        return "--" if best is None else f"{best['fd']:.3f}"
+        return "--" if best is None else f"{best['fd']:.3f}{mark(best)}"
     body = [[f"{upto:,}"] + [cell(h, upto) for h in hists.values()] for upto in BUDGETS]
     return tabular(["iterations"] + list(hists), body, "r" + "c" * len(hists))
 
@@ -122,7 +135,7 @@ def results_table(hists: dict[str, dict]) -> str:
         best = best_upto(hists[label], None)
         test_path = MODEL / f"{name}_test.json"
         test = read_json(test_path) if test_path.is_file() else None
-        body.append([label, f"{trained(hists[label]):,}", f"{best['fd']:.3f}", f"{best['iter']:,}",
+        body.append([label, f"{trained(hists[label]):,}", f"{best['fd']:.3f}{mark(best)}", f"{best['iter']:,}",
                      f"{best['kid']:.4f}",
                      f"{test['fd']:.3f}" if test else "--",
                      f"{test['kid']:.4f} $\\pm$ {test['kid_std']:.4f}" if test else "--"])
@@ -202,15 +215,15 @@ def verdict(hists: dict[str, dict], cfgs: dict[str, gh.Config]) -> str:
     dc_same = best_upto(hists["DCGAN"], budget)
     if dc_same is not None:
         comparison = "higher" if sa["fd"] < dc_same["fd"] else "lower"
-        text += (f" Within the SAGAN's {budget:,} iterations the DCGAN's best was {dc_same['fd']:.3f}, "
-                 f"{comparison} than the SAGAN's {sa['fd']:.3f}; note that a SAGAN iteration uses "
+        text += (f" Within the SAGAN's {budget:,} iterations the DCGAN's best was {dc_same['fd']:.3f}{mark(dc_same)}, "
+                 f"{comparison} than the SAGAN's {sa['fd']:.3f}{mark(sa)}; note that a SAGAN iteration uses "
                  f"{cfgs['SAGAN'].batch_size} images and a DCGAN iteration {cfgs['DCGAN'].batch_size}.")
     beaten = []
     for ours, ref in (("DCGAN", "Ref. DCGAN"), ("SAGAN", "Ref. SAGAN")):
         budget = min(trained(hists[ours]), trained(hists[ref]))
-        a, b = best_upto(hists[ours], budget)["fd"], best_upto(hists[ref], budget)["fd"]
-        beaten.append(f"our {ours} {'beats' if a < b else 'does not beat'} the reference recipe "
-                      f"({a:.3f} vs {b:.3f} within {budget:,} iterations)")
+        a, b = best_upto(hists[ours], budget), best_upto(hists[ref], budget)
+        beaten.append(f"our {ours} {'beats' if a['fd'] < b['fd'] else 'does not beat'} the reference recipe "
+                      f"({a['fd']:.3f}{mark(a)} vs {b['fd']:.3f} within {budget:,} iterations)")
     return text + " Against the previous report's recipes at equal iterations, " + " and ".join(beaten) + ".\n"
 
 
