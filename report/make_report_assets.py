@@ -26,6 +26,7 @@ SHIPPED = ("dcgan", "sagan")                 # the generators the kit ships and 
 BUDGETS = (1000, 2000, 4000, 6000, 8000, 10000, 11000)  # iterations at which runs are compared side by side
 PLACEMENTS = ("none", "8", "16", "32")       # attention resolution in both G and D (ablation)
 REPORT_CLASSES = (0, 1, 3, 7, 8)             # airplane, automobile, cat, horse, ship
+LEVEL = 0.03                                 # relative FD difference called "level" (evaluation noise)
 SWITCHES = {"dcgan": 10000, "sagan": 4000}   # last iteration evaluated with copied BN statistics (commands.sh)
 
 
@@ -202,12 +203,22 @@ def percent_of(a: float, b: float) -> str:
     return f"{100 * abs(a - b) / b:.0f}\\%"
 
 
+def compare(a: float, b: float) -> str:
+    """'beats' / 'is level with' / 'does not beat': a level result is within LEVEL of b (lower is better)."""
+    if abs(a - b) <= LEVEL * b:
+        return "is level with"
+    return "beats" if a < b else "does not beat"
+
+
 def verdict(hists: dict[str, dict], cfgs: dict[str, gh.Config]) -> str:
     """The sentences that compare the runs, written from the numbers so text and tables cannot disagree."""
     dc, sa = best_upto(hists["DCGAN"], None), best_upto(hists["SAGAN"], None)
-    if sa["fd"] < dc["fd"]:
+    if compare(sa["fd"], dc["fd"]) == "beats":
         text = (f"The SAGAN's best checkpoint is {percent_of(sa['fd'], dc['fd'])} lower than the DCGAN's "
                 f"on the validation metric.")
+    elif compare(sa["fd"], dc["fd"]) == "is level with":
+        text = (f"The SAGAN's and the DCGAN's best checkpoints are level on the validation metric "
+                f"({percent_of(sa['fd'], dc['fd'])} apart, within the {LEVEL * 100:.0f}\\% we treat as noise).")
     else:
         text = (f"At these budgets the SAGAN does not beat the DCGAN: its best checkpoint is "
                 f"{percent_of(sa['fd'], dc['fd'])} higher than the DCGAN's on the validation metric.")
@@ -222,7 +233,7 @@ def verdict(hists: dict[str, dict], cfgs: dict[str, gh.Config]) -> str:
     for ours, ref in (("DCGAN", "Ref. DCGAN"), ("SAGAN", "Ref. SAGAN")):
         budget = min(trained(hists[ours]), trained(hists[ref]))
         a, b = best_upto(hists[ours], budget), best_upto(hists[ref], budget)
-        beaten.append(f"our {ours} {'beats' if a['fd'] < b['fd'] else 'does not beat'} the reference recipe "
+        beaten.append(f"our {ours} {compare(a['fd'], b['fd'])} the reference recipe "
                       f"({a['fd']:.3f}{mark(a)} vs {b['fd']:.3f} within {budget:,} iterations)")
     return text + " Against the previous report's recipes at equal iterations, " + " and ".join(beaten) + ".\n"
 
