@@ -59,5 +59,8 @@ for m in dcgan sagan ref_dcgan ref_sagan; do
       --grid /tmp/${m}.grid.png --json model/${m}_test.json
 done
 
+# How much the validation metric moves with the samples alone (5 sample seeds, the shipped DCGAN).
+python tools/eval_noise.py model/dcgan_best.pt --data-dir data --feature-net ../shared/eval/cifar10_features.pt --json model/eval_noise_dcgan.json
+
 # The report: every figure and table regenerated from model/, then the PDF (needs TeX Live, see report/build.sh).
 report/build.sh

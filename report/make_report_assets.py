@@ -182,7 +182,10 @@ def numbers(hists: dict[str, dict], cfgs: dict[str, gh.Config], runs: dict[str, 
                   macro(f"{key}StandingFD", f"{r['standing_bn_stats']['fd']:.3f}")]
     sagan_weights = gh.load_checkpoint(MODEL / "sagan_best.pt")["G"]
     gammas = [f"{float(v):.3f}" for k, v in sagan_weights.items() if k.endswith("gamma")]
-    lines += [macro("SaganGammaG", ", ".join(gammas)), macro("LevelPercent", f"{LEVEL * 100:.0f}")]
+    noise = read_json(MODEL / "eval_noise_dcgan.json")
+    lines += [macro("SaganGammaG", ", ".join(gammas)), macro("LevelPercent", f"{LEVEL * 100:.0f}"),
+              macro("NoiseSeeds", str(len(noise["fd"]))),
+              macro("NoisePercent", f"{100 * noise['std'] / noise['mean']:.1f}")]
     sagan, ref = cfgs["SAGAN"], cfgs["Ref. SAGAN"]
     lines += [macro("MetricName", best_upto(hists["DCGAN"], None)["metric"].replace("_", r"\_")),
               macro("SaganGCh", str(sagan.g_ch)), macro("SaganDCh", str(sagan.d_ch)),
