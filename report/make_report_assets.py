@@ -10,6 +10,7 @@ tests/test_report.py checks that the committed tables equal what this script com
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import statistics
 import sys
@@ -182,6 +183,9 @@ def numbers(hists: dict[str, dict], cfgs: dict[str, gh.Config], runs: dict[str, 
                   macro(f"{key}StandingFD", f"{r['standing_bn_stats']['fd']:.3f}")]
     sagan_weights = gh.load_checkpoint(MODEL / "sagan_best.pt")["G"]
     gammas = [f"{float(v):.3f}" for k, v in sagan_weights.items() if k.endswith("gamma")]
+    standing = inspect.signature(gh.standing_batch_norm).parameters
+    lines += [macro("StandingBatches", str(standing["n_batches"].default)),
+              macro("StandingBatchSize", str(standing["batch_size"].default))]
     noise = read_json(MODEL / "eval_noise_dcgan.json")
     lines += [macro("SaganGammaG", ", ".join(gammas)), macro("LevelPercent", f"{LEVEL * 100:.0f}"),
               macro("NoiseSeeds", str(len(noise["fd"]))),
