@@ -151,10 +151,13 @@ def ablation_table(runs: dict[str, list[dict]]) -> str:
         fd_m, fd_s = mean_std([e["fd"] for e in final])
         kid_m, kid_s = mean_std([e["kid"] for e in final])
         best_m, best_s = mean_std([best_upto(h, None)["fd"] for h in hs])
+        init_m, init_s = mean_std([h["eval"][0]["fd"] for h in hs])
         label = "none" if placement == "none" else f"{placement}$\\times${placement}"
-        body.append([label, str(len(hs)), f"{final[0]['iter']:,}", f"{fd_m:.3f} $\\pm$ {fd_s:.3f}",
+        body.append([label, str(len(hs)), f"{final[0]['iter']:,}", f"{init_m:.3f} $\\pm$ {init_s:.3f}",
+                     f"{fd_m:.3f} $\\pm$ {fd_s:.3f}",
                      f"{best_m:.3f} $\\pm$ {best_s:.3f}", f"{kid_m:.4f} $\\pm$ {kid_s:.4f}"])
-    return tabular(["attention", "seeds", "iterations", "final FD", "best FD", "final KID"], body, "lrrccc")
+    return tabular(["attention", "seeds", "iterations", "initial FD", "final FD", "best FD", "final KID"], body,
+                   "lrrcccc")
 
 
 def numbers(hists: dict[str, dict], cfgs: dict[str, gh.Config], runs: dict[str, list[dict]]) -> str:
