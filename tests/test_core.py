@@ -114,13 +114,16 @@ def test_self_attention_matches_naive_pixel_loops():
                 ref_out[n, :, j] = 0.7 * o_j + pix[n, :, j]
     assert_close(attn, ref_attn)
     assert_close(out, ref_out.view_as(x))
-    assert_close(sa(x), out)                          # the fused path (no attention map) gives the same output
+    assert_close(sa(x), out)                          # without the map (small: explicit path) the same output
+    sa.cpu_fused_from = 0
+    assert_close(sa(x), out)                          # and through the fused kernel
 
 
 @pytest.mark.parametrize("channels, hw", [(16, (3, 4)), (8, (8, 8)), (64, (4, 2))])
 def test_fused_self_attention_matches_explicit_in_value_and_gradient(channels, hw):
     torch.manual_seed(0)
     sa = SelfAttention(channels)
+    sa.cpu_fused_from = 0                             # the fused kernel at every size (CPU default: from 32x32)
     with torch.no_grad():
         sa.gamma.fill_(-1.3)
     x = torch.randn(3, channels, *hw, requires_grad=True)
