@@ -1,0 +1,94 @@
+"""The report's tables and quoted numbers are generated from the logs in model/, and the committed ones are
+current (report/make_report_assets.py; the PDF itself is built with report/build.sh, which needs TeX)."""
+import importlib.util
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+REPORT = ROOT / "report"
+
+
+@pytest.fixture(scope="module")
+def assets():
+    spec = importlib.util.spec_from_file_location("make_report_assets", REPORT / "make_report_assets.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def tables(assets):
+    return assets.tables()
+
+
+def test_committed_tables_equal_what_the_logs_give(tables):
+    for name, text in tables.items():
+        committed = (REPORT / "generated" / name).read_text()
+        assert committed == text, f"report/generated/{name} is stale: run python report/make_report_assets.py"
+
+
+def test_report_uses_every_fragment_and_only_defined_macros(tables):
+    tex = (REPORT / "report.tex").read_text()
+    for name in tables:
+        if name != "numbers.tex":
+            assert f"\\input{{generated/{name}}}" in tex, name
+    defined = set(re.findall(r"\\newcommand\{\\(\w+)\}", tables["numbers.tex"]))
+    used = set(re.findall(r"\\([A-Z][A-Za-z]*)", tex)) - {"FloatBarrier", "Sigma"}   # minus LaTeX's own
+    assert used <= defined, f"undefined macros in report.tex: {sorted(used - defined)}"
+    assert (REPORT / "Deep Learning Report 4.pdf").stat().st_size > 100_000
+
+
+def test_numbers_and_tables_quote_the_logged_values(assets, tables):
+    hists = assets.histories()
+    for label, name in assets.RUNS.items():
+        best = min(hists[label]["eval"], key=lambda e: e["fd"])
+        key = "".join(w.capitalize() for w in name.split("_"))
+        assert f"\\newcommand{{\\{key}BestFD}}{{{best['fd']:.3f}}}" in tables["numbers.tex"]
+        assert f"{best['fd']:.3f}" in tables["results.tex"]
+
+
+def _history(fds: dict[int, float]) -> dict:
+    evals = [{"iter": i, "fd": fd, "kid": fd / 100, "kid_std": 0.001, "n_fake": 10, "n_real": 10, "metric": "FD"}
+             for i, fd in fds.items()]
+    return {"iter": list(range(1, max(fds) + 1)), "eval": evals}
+
+
+def test_best_upto_respects_the_budget_and_unreached_budgets(assets):
+    h = _history({0: 9.0, 1000: 3.0, 2000: 4.0, 3000: 2.0})
+    assert assets.best_upto(h, 2000)["fd"] == 3.0
+    assert assets.best_upto(h, None)["fd"] == 2.0
+    assert assets.best_upto(h, 4000) is None
+
+
+def test_verdict_sentences_follow_the_numbers(assets):
+    import gan_helpers as gh
+    cfgs = {"DCGAN": gh.Config.dcgan(), "SAGAN": gh.Config.sagan()}
+    hists = {"DCGAN": _history({0: 9.0, 1000: 4.0, 2000: 2.0}), "SAGAN": _history({0: 9.0, 1000: 3.0}),
+             "Ref. DCGAN": _history({0: 9.0, 1000: 5.0}), "Ref. SAGAN": _history({0: 9.0, 1000: 2.5})}
+    text = assets.verdict(hists, cfgs)
+    assert text.startswith("At these budgets the SAGAN does not beat the DCGAN: its best checkpoint is 50\\%")
+    assert "the DCGAN's best was 4.000, lower than the SAGAN's 3.000" not in text
+    assert "the DCGAN's best was 4.000, higher than the SAGAN's 3.000" in text
+    assert "our DCGAN beats the reference recipe (4.000 vs 5.000 within 1,000 iterations)" in text
+    assert "our SAGAN does not beat the reference recipe (3.000 vs 2.500" in text
+    hists["SAGAN"] = _history({0: 9.0, 1000: 1.5})
+    assert assets.verdict(hists, cfgs).startswith("The SAGAN's best checkpoint is 25\\% lower than the DCGAN's")
+    hists["SAGAN"] = _history({0: 9.0, 1000: 1.98})
+    assert assets.verdict(hists, cfgs).startswith("The SAGAN's and the DCGAN's best checkpoints are level on the "
+                                                  "validation metric (1\\% apart, within the 3\\% we treat as noise)")
+    hists["Ref. DCGAN"] = _history({0: 9.0, 1000: 4.1})
+    assert "our DCGAN is level with the reference recipe (4.000 vs 4.100" in assets.verdict(hists, cfgs)
+
+
+def test_ablation_verdict_compares_the_gap_with_the_seed_spread(assets):
+    runs = {"none": [_history({500: v}) for v in (3.0, 3.2, 3.4)],
+            "8": [_history({500: v}) for v in (2.0, 2.1, 2.2)],
+            "16": [_history({500: v}) for v in (3.0, 3.1, 3.2)],
+            "32": [_history({500: v}) for v in (4.0, 4.1, 4.2)]}
+    text = assets.ablation_verdict(runs)
+    assert text.startswith("The lowest mean final distance comes with attention at 8$\\times$8 (2.100 $\\pm$ 0.100)")
+    assert "gap to no attention (1.100) is larger than the sum of the two standard deviations (0.300)" in text
+    runs["none"] = [_history({500: v}) for v in (1.0, 5.0, 3.0)]
+    assert "is not larger than" in assets.ablation_verdict(runs)
