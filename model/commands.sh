@@ -64,3 +64,6 @@ python tools/eval_noise.py model/dcgan_best.pt --data-dir data --feature-net ../
 
 # The report: every figure and table regenerated from model/, then the PDF (needs TeX Live, see report/build.sh).
 report/build.sh
+
+# Speed benchmark (ours vs a torchvision/DataLoader reference loop; attention kernels; cached evaluation).
+python tests/benchmarks/train_speed.py --data-dir data --feature-net ../shared/eval/cifar10_features.pt --iters 30
