@@ -1210,6 +1210,13 @@ def publish(run_dir: str | Path, name: str, model_dir: str | Path = "model") -> 
     return target
 
 
+def validation_stats(data_dir: str | Path, features: FeatureNet, stats_dir: str | Path | None = None) -> Stats:
+    """Statistics of the validation split that train() scores against (the default 5000 of
+    train_val_split), cached in `stats_dir` (default <data_dir>/fid_stats)."""
+    _, val = train_val_split(load_cifar10(data_dir, train=True))
+    return real_stats(val, "val", features, stats_dir or Path(data_dir) / "fid_stats")
+
+
 def test_set_score(G: nn.Module, data_dir: str | Path, features: FeatureNet, n: int = 10_000,
                    stats_dir: str | Path | None = None) -> dict[str, Any]:
     """The assignment's final number: n generated images vs the 10,000 CIFAR-10 test images.

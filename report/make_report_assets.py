@@ -41,9 +41,10 @@ def histories() -> dict[str, dict]:
     """Each run's logged history. For our two EMA runs the re-scoring of the state at the switch to standing
     BatchNorm statistics (tools/rescore_ema.py) joins the logged evaluations as one more, marked "rescored"."""
     hists = {label: read_json(MODEL / f"{name}_history.json") for label, name in RUNS.items()}
+    rescored = rescores()
     for label, name in RUNS.items():
-        if name in SWITCHES:
-            r = rescores()[name]
+        if name in rescored:
+            r = rescored[name]
             extra = {"iter": r["iteration"], **r["standing_bn_stats"], "rescored": True}
             hists[label]["eval"] = sorted(hists[label]["eval"] + [extra], key=lambda e: e["iter"])
     return hists

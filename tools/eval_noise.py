@@ -27,8 +27,7 @@ def main() -> None:
     device = gh.setup(0, "cpu")
     G = gh.load_generator(args.ckpt, device)
     features = gh.load_feature_net(args.feature_net, args.fid_weights, device)
-    _, val = gh.train_val_split(gh.load_cifar10(args.data_dir, train=True))
-    real = gh.real_stats(val, "val", features, args.stats_dir or Path(args.data_dir) / "fid_stats")
+    real = gh.validation_stats(args.data_dir, features, args.stats_dir)
     scores = [gh.evaluate_generator(G, real, features, G.config.eval_samples, seed=1000 + s) for s in range(args.seeds)]
     fds = [s["fd"] for s in scores]
     mean, std = statistics.mean(fds), statistics.stdev(fds)

@@ -30,8 +30,7 @@ def main() -> None:
         raise SystemExit(f"{args.state} is not a training state with an EMA generator")
     cfg = gh.Config.from_dict(state["config"])
     features = gh.load_feature_net(args.feature_net, args.fid_weights, device)
-    _, val = gh.train_val_split(gh.load_cifar10(args.data_dir, train=True))
-    real = gh.real_stats(val, "val", features, args.stats_dir or Path(args.data_dir) / "fid_stats")
+    real = gh.validation_stats(args.data_dir, features, args.stats_dir)
     G_ema = gh.generator_from_checkpoint(state)                    # EMA weights, BN statistics as saved
     G = gh.build_models(cfg)[0]
     G.load_state_dict(state["G"])
