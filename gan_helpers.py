@@ -176,6 +176,13 @@ def setup(seed: int = 0, device: str | None = None) -> torch.device:
     return torch.device("cpu")
 
 
+def to_device(model: nn.Module, device: torch.device | str) -> nn.Module:
+    """Move `model` to `device` with its conv weights in channels_last (NHWC) memory format, the layout the
+    oneDNN (CPU) and cuDNN (GPU) convolution kernels run fastest in; activations follow the weights' layout.
+    CPU, one thread, SAGAN g_ch=d_ch=64 training step: 1.2x (tests/benchmarks/train_speed.py)."""
+    return model.to(device, memory_format=torch.channels_last)
+
+
 def _device_of(model: nn.Module) -> torch.device:
     """The device a model's parameters live on."""
     return next(model.parameters()).device
@@ -988,7 +995,7 @@ def generator_from_checkpoint(ckpt: dict[str, Any], path: str | Path = "checkpoi
 
 def load_generator(path: str | Path, device: torch.device | str = "cpu") -> nn.Module:
     """G in eval mode from best.pt, last.pt or model/*.pt (EMA weights when present); `G.config` is set."""
-    return generator_from_checkpoint(load_checkpoint(path), path).to(device)
+    return to_device(generator_from_checkpoint(load_checkpoint(path), path), device)
 
 
 def load_discriminator(path: str | Path, device: torch.device | str = "cpu") -> nn.Module:
@@ -998,7 +1005,7 @@ def load_discriminator(path: str | Path, device: torch.device | str = "cpu") -> 
         raise GanError(f"{path} holds only a generator; the discriminator is in the run's last.pt")
     _, D = build_models(Config.from_dict(ckpt["config"]))
     D.load_state_dict(ckpt["D"])
-    return D.eval().to(device)
+    return to_device(D.eval(), device)
 
 
 def _rng_state() -> dict[str, Any]:
@@ -1128,8 +1135,8 @@ def train(cfg: Config, out_dir: str | Path, train_data: ImageSet, val_data: Imag
     setup(cfg.seed)
     G, D = build_models(cfg)
     G_ema = copy.deepcopy(G) if cfg.ema_decay > 0 else None
-    G, D = G.to(device), D.to(device)
-    G_ema = G_ema.to(device) if G_ema is not None else None
+    G, D = to_device(G, device), to_device(D, device)
+    G_ema = to_device(G_ema, device) if G_ema is not None else None
     opt_g, opt_d = make_optimizers(cfg, G, D)
     history, start = new_history(), 0
     if resume and last_path.is_file():
@@ -1471,7 +1478,7 @@ def final_evaluation(ckpt: str | Path = "model/sagan_best.pt", data_dir: str | P
     import matplotlib.pyplot as plt
     device = setup(0, device)
     ckpt_info = load_checkpoint(ckpt)
-    G = generator_from_checkpoint(ckpt_info, ckpt).to(device)
+    G = to_device(generator_from_checkpoint(ckpt_info, ckpt), device)
     best = ckpt_info.get("metrics") or {}
     print(f"{ckpt}: {G.config.name} ({G.config.arch}), iteration {ckpt_info['iteration']}"
           + (f", selected by validation {format_score(best)}" if best else ""))

@@ -372,6 +372,32 @@ def test_train_step(case):
         assert all(p.abs().max() <= cfg.clip_value for p in D.parameters())
 
 
+@pytest.mark.parametrize("arch", ["dcgan", "resnet"])
+def test_channels_last_models_compute_the_same_values_and_gradients(arch):
+    cfg = small_cfg(arch, g_attn=ATTENTION_RESOLUTIONS[(arch, "G")][:2], d_attn=ATTENTION_RESOLUTIONS[(arch, "D")][:2])
+    gh.setup(0)
+    models = gh.build_models(cfg)
+    for m in models:   # non-zero attention so that the attention branch counts
+        for sa in m.modules():
+            if isinstance(sa, SelfAttention):
+                sa.gamma.data.fill_(0.5)
+    fast = [gh.to_device(copy.deepcopy(m), "cpu") for m in models]
+    convs = [mod for mod in fast[1].modules() if isinstance(mod, nn.Conv2d)]
+    weight = convs[0].parametrizations.weight.original if parametrize.is_parametrized(convs[0]) else convs[0].weight
+    assert weight.is_contiguous(memory_format=torch.channels_last)
+    z, y = torch.randn(4, Z), torch.randint(10, (4,))
+    outs = []
+    for G, D in (models, fast):
+        gh.setup(1)                           # same SN power-iteration state and data for both copies
+        logits = D(G(z, y), y)
+        logits.sum().backward()
+        outs.append((logits, [p.grad for p in G.parameters()]))
+    assert_close(outs[1][0], outs[0][0], rtol=1e-4, atol=1e-5)
+    scale = max(g.abs().max().item() for g in outs[0][1])
+    for a, b in zip(outs[1][1], outs[0][1]):   # (biases before a BN have gradients ~0: rounding noise only)
+        assert_close(a, b, rtol=1e-3, atol=1e-5 * scale)
+
+
 # ---------------------------------------------------------------- 9. config
 
 def test_config_round_trips_through_dict_and_json():

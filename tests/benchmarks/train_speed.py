@@ -1,6 +1,7 @@
 """Training-speed benchmark: our training step vs a reference loop over the same models, in one run.
 
-Ours: the dataset held as one uint8 tensor on the device, batches drawn by indexing, gan_helpers.train_step.
+Ours: the dataset held as one uint8 tensor on the device, batches drawn by indexing, G and D in channels_last
+(gh.to_device, as train() places them), gan_helpers.train_step.
 Reference (as pytorch/examples' dcgan/main.py): a torchvision dataset with per-image transforms, a
 DataLoader, a host-to-device copy per batch, then the same D and G updates (no EMA).
 Also times one self-attention layer (forward + backward) through the fused kernel vs the explicit (HW, HW)
@@ -42,7 +43,7 @@ def sync(device: torch.device) -> None:
 
 def time_ours(cfg: gh.Config, data: gh.ImageSet, device: torch.device, iters: int, warmup: int) -> float:
     gh.setup(0)
-    G, D = (m.to(device) for m in gh.build_models(cfg))
+    G, D = (gh.to_device(m, device) for m in gh.build_models(cfg))
     G_ema = copy.deepcopy(G)
     opt_g, opt_d = gh.make_optimizers(cfg, G, D)
     data = data.to(device)
