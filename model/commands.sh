@@ -4,9 +4,10 @@
 # a small CIFAR-10 classifier's 192-d features -- a proxy, NOT FID (no Inception weights offline).
 mkdir -p data && tar xzf ../shared/data/cifar10-jpeg.tar.gz -C data
 
-# DCGAN preset, 10,000 iterations (batch 128), code of commit 6560b17; 1 h 02 min with 1 thread.
+# DCGAN preset, 10,000 iterations (batch 128), code of commit 6560b17; 1 h 02 min with 1 thread. The preset then
+# had ema_decay=0.999 (today's is 0, hence the --set).
 OMP_NUM_THREADS=1 python gan_helpers.py train dcgan --iters 10000 --eval-every 1000 --eval-samples 5000 \
-    --data-dir data --feature-net ../shared/eval/cifar10_features.pt --out runs/dcgan_cpu --device cpu --resume
+    --data-dir data --feature-net ../shared/eval/cifar10_features.pt --out runs/dcgan_cpu --device cpu --resume --set ema_decay=0.999
 
 # SAGAN preset narrowed for the CPU (g_ch=64, d_ch=64; batch 64), EMA 0.999 from iteration 500.
 # Iterations 1-2000 ran with OMP_NUM_THREADS=1 and commit 6560b17's train_step (a fresh G forward for
@@ -30,11 +31,28 @@ python tools/rescore_ema.py runs/sagan_cpu_iter4000.pt --data-dir data --feature
 python tools/rescore_ema.py runs/dcgan_cpu_iter10000.pt --data-dir data --feature-net ../shared/eval/cifar10_features.pt --json model/rescore_dcgan_10000.json
 # The DCGAN run continued from 10,000 to 11,000 iterations with standing statistics:
 OMP_NUM_THREADS=1 python gan_helpers.py train dcgan --iters 11000 --eval-every 500 --eval-samples 5000 \
-    --data-dir data --feature-net ../shared/eval/cifar10_features.pt --out runs/dcgan_cpu --device cpu --resume
+    --data-dir data --feature-net ../shared/eval/cifar10_features.pt --out runs/dcgan_cpu --device cpu --resume --set ema_decay=0.999
+# (That first DCGAN sampled through an EMA, as the preset then had ema_decay=0.999; it is kept as
+# model/dcgan_ema_*: its trained G beat its EMA in the re-scoring, 1.605 vs 1.700.)
+
+# Session 3: the shipped DCGAN, trained again without EMA (seed and all other settings unchanged; the preset
+# now has ema_decay=0). Iterations 1-10,000 ran with commit 0b0a81e's code, the rest with the channels_last
+# models of commit d6f5416 and later.
+OMP_NUM_THREADS=1 python gan_helpers.py train dcgan --iters 10000 --eval-every 1000 --eval-samples 5000 \
+    --data-dir data --feature-net ../shared/eval/cifar10_features.pt --out runs/dcgan_noema --device cpu --resume --set ema_decay=0.0
+OMP_NUM_THREADS=1 python gan_helpers.py train dcgan --iters 11000 --eval-every 500 --eval-samples 5000 \
+    --data-dir data --feature-net ../shared/eval/cifar10_features.pt --out runs/dcgan_noema --device cpu --resume --set ema_decay=0.0
+OMP_NUM_THREADS=1 python gan_helpers.py train dcgan --iters 15000 --eval-every 500 --eval-samples 5000 \
+    --data-dir data --feature-net ../shared/eval/cifar10_features.pt --out runs/dcgan_noema --device cpu --resume
 
 # The previous report's recipes, re-run as they were (presets ref_dcgan, ref_sagan; see gan_helpers.Config).
 OMP_NUM_THREADS=1 python gan_helpers.py train ref_dcgan --iters 10000 --eval-every 1000 --eval-samples 5000 \
     --data-dir data --feature-net ../shared/eval/cifar10_features.pt --out runs/ref_dcgan_cpu --device cpu
+# resumed to 11,000 (session 2), then to the shipped DCGAN's 15,000 alongside it (session 3, same code):
+OMP_NUM_THREADS=1 python gan_helpers.py train ref_dcgan --iters 11000 --eval-every 500 --eval-samples 5000 \
+    --data-dir data --feature-net ../shared/eval/cifar10_features.pt --out runs/ref_dcgan_cpu --device cpu --resume
+OMP_NUM_THREADS=1 python gan_helpers.py train ref_dcgan --iters 15000 --eval-every 500 --eval-samples 5000 \
+    --data-dir data --feature-net ../shared/eval/cifar10_features.pt --out runs/ref_dcgan_cpu --device cpu --resume
 OMP_NUM_THREADS=1 python gan_helpers.py train ref_sagan --iters 4000 --eval-every 1000 --eval-samples 5000 \
     --data-dir data --feature-net ../shared/eval/cifar10_features.pt --out runs/ref_sagan_cpu --device cpu
 
@@ -42,19 +60,20 @@ OMP_NUM_THREADS=1 python gan_helpers.py train ref_sagan --iters 4000 --eval-ever
 for s in 0 1 2; do OMP_NUM_THREADS=1 tools/attention_ablation.sh "none 8 16 32" "$s"; done
 
 # Publish the best generators and write one PNG per class.
-python gan_helpers.py publish runs/dcgan_cpu dcgan && python gan_helpers.py sample model/dcgan_best.pt --per-class --out DCGAN
+python gan_helpers.py publish runs/dcgan_noema dcgan && python gan_helpers.py sample model/dcgan_best.pt --per-class --out DCGAN
+python gan_helpers.py publish runs/dcgan_cpu dcgan_ema
 python gan_helpers.py publish runs/sagan_cpu sagan && python gan_helpers.py sample model/sagan_best.pt --per-class --out SAGAN
 python gan_helpers.py publish runs/ref_dcgan_cpu ref_dcgan && python gan_helpers.py publish runs/ref_sagan_cpu ref_sagan
 
 # Validation curves and the comparison tables in the README.
 python -c "
 import json, matplotlib; matplotlib.use('Agg'); import gan_helpers as gh
-h = {n.upper(): json.load(open(f'model/{n}_history.json')) for n in ('dcgan', 'sagan', 'ref_dcgan', 'ref_sagan')}
+h = {n.upper(): json.load(open(f'model/{n}_history.json')) for n in ('dcgan', 'sagan', 'ref_dcgan', 'ref_sagan', 'dcgan_ema')}
 gh.plot_metric(h).figure.savefig('model/validation_curves.png', dpi=110, bbox_inches='tight')
 print(gh.comparison_table(h)); print(); print(gh.comparison_table(h, upto=4000))"
 
 # Test-set scores (10,000 generated vs the 10,000 JPEG test images), proxy features; the report reads the JSON.
-for m in dcgan sagan ref_dcgan ref_sagan; do
+for m in dcgan sagan ref_dcgan ref_sagan dcgan_ema; do
   python gan_helpers.py evaluate model/${m}_best.pt --data-dir data --feature-net ../shared/eval/cifar10_features.pt \
       --grid /tmp/${m}.grid.png --json model/${m}_test.json
 done

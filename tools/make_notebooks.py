@@ -97,7 +97,7 @@ checkpoints, plots) lives and is tested.
 
 What the run produces:
 
-- `runs/dcgan/last.pt`: the full training state (G, D, their EMA, optimisers, random generators, history),
+- `runs/dcgan/last.pt`: the full training state (G, D, optimisers, random generators, history),
   written every 1000 iterations, so an interrupted run continues where it stopped;
 - `runs/dcgan/best.pt`: the generator at its lowest validation FID;
 - `runs/dcgan/history.json`: losses at every iteration and every validation score;
@@ -124,8 +124,9 @@ The DCGAN preset (`Config.dcgan()`) follows the reference report's DCGAN:
 - **Training**: the standard (non-saturating) GAN loss on logits, Adam with learning rate 2e-4 and
   β₁ = 0.5 for both networks, batches of 128. No spectral norm, no self-attention: those are what the
   SAGAN notebook adds.
-- **Sampling** uses an exponential moving average (EMA) of G's weights, which gives steadier samples than
-  the raw weights of the last step.
+- **Sampling** uses G itself. An exponential moving average (EMA) of G's weights, which the SAGAN uses,
+  scored worse than G for this DCGAN (the report's re-scoring table), so the preset has none
+  (`ema_decay=0`); `--set ema_decay=0.999` turns it on.
 """,
         attention=False,
     ),
@@ -281,12 +282,13 @@ print(cfg)
               md(f"""
 ## 6. Training
 
-`gan_helpers.train` runs the loop: each iteration updates D on a real and a generated batch, then G on a
-fresh generated batch. Every `EVAL_EVERY` iterations (and at iteration 0 and at the end) it scores the EMA
-generator on the validation set, keeps `best.pt` when the score is the best so far, and redraws the curve
-below. The training state goes to `last.pt` every 1000 iterations and at the end; stopping the kernel
-loses at most the iterations since then, and running this cell again resumes. The progress bar shows
-the current losses and the latest validation score.
+`gan_helpers.train` runs the loop: each iteration updates D on a real and a generated batch, then G on the
+same generated batch, scored by the updated D. Every `EVAL_EVERY` iterations (and at iteration 0 and at the
+end) it scores the sampling generator (the EMA of G when the preset has one, else G) on the validation
+set, keeps `best.pt` when the score is the best so far, and redraws the curve below. The training state
+goes to `last.pt` every 1000 iterations and at the end; stopping the kernel loses at most the iterations
+since then, and running this cell again resumes. The progress bar shows the current losses and the latest
+validation score.
 """),
               code(f"""
 history = gan_helpers.train(cfg, OUT_DIR, train_data, val_data, features, device, resume=True,
@@ -309,7 +311,7 @@ print(f"best validation score at iteration {{best['iter']}}: {{gan_helpers.forma
               md("""
 ## 8. Samples from the best generator
 
-The generator is reloaded from `best.pt` (its EMA weights), exactly as other notebooks will load it. First
+The generator is reloaded from `best.pt` (the EMA weights when the run has an EMA), exactly as other notebooks will load it. First
 64 samples, with labels cycling through the ten classes; then one row of eight samples per class, top to
 bottom in the class order printed above. The same seed always gives the same images.
 """),
@@ -489,8 +491,9 @@ else:
              md("""
 ## 3. The two generators
 
-Each checkpoint holds the generator's configuration, its EMA weights, the iteration it was taken at and
-the validation score that selected it, so it rebuilds its network without any other file.
+Each checkpoint holds the generator's configuration, its sampling weights (the SAGAN's EMA, the DCGAN's G),
+the iteration it was taken at and the validation score that selected it, so it rebuilds its network
+without any other file.
 """),
              code("""
 checkpoints = {name: gan_helpers.load_checkpoint(path) for name, path in CKPTS.items()}
