@@ -25,6 +25,7 @@ OUT = ROOT / "report" / "generated"
 RUNS = {"DCGAN": "dcgan", "SAGAN": "sagan", "Ref. DCGAN": "ref_dcgan", "Ref. SAGAN": "ref_sagan"}
 EMA_DCGAN = ("DCGAN, EMA", "dcgan_ema")     # the first DCGAN run (EMA 0.999 of G), kept for comparison:
                                              # its history and test score only (model/dcgan_ema_*.json)
+LABELS = {name: label for label, name in (*RUNS.items(), EMA_DCGAN)}   # run name -> its label in tables
 SHIPPED = ("dcgan", "sagan")                 # the generators the kit ships and evaluates on the test set
 BUDGETS = (1000, 2000, 4000, 6000, 8000, 10000, 11000, 13000, 15000)  # iterations at which runs are compared side by side
 PLACEMENTS = ("none", "8", "16", "32")       # attention resolution in both G and D (ablation)
@@ -32,6 +33,11 @@ REPORT_CLASSES = (0, 1, 3, 7, 8)             # airplane, automobile, cat, horse,
 LEVEL = 0.05                                 # relative FD difference called "level": ~3x the sample noise (eval_noise)
 RESCORES = {"dcgan_ema": "rescore_dcgan_10000.json",   # run -> tools/rescore_ema.py at its last evaluation with
             "sagan": "rescore_sagan_4000.json"}        # BN statistics copied from G (model/commands.sh)
+
+
+def macro_key(name: str) -> str:
+    """Run name -> the prefix of its LaTeX macros, e.g. ref_dcgan -> RefDcgan."""
+    return "".join(w.capitalize() for w in name.split("_"))
 
 
 def read_json(path: Path) -> dict:
@@ -44,14 +50,10 @@ def histories() -> dict[str, dict]:
     """Each run's logged history (the four of RUNS, then the EMA DCGAN). For our two EMA runs the re-scoring of
     the state at the switch to standing BatchNorm statistics (tools/rescore_ema.py) joins the logged
     evaluations as one more, marked "rescored"."""
-    runs = {**RUNS, EMA_DCGAN[0]: EMA_DCGAN[1]}
-    hists = {label: read_json(MODEL / f"{name}_history.json") for label, name in runs.items()}
-    rescored = rescores()
-    for label, name in runs.items():
-        if name in rescored:
-            r = rescored[name]
-            extra = {"iter": r["iteration"], **r["standing_bn_stats"], "rescored": True}
-            hists[label]["eval"] = sorted(hists[label]["eval"] + [extra], key=lambda e: e["iter"])
+    hists = {label: read_json(MODEL / f"{name}_history.json") for name, label in LABELS.items()}
+    for name, r in rescores().items():
+        extra = {"iter": r["iteration"], **r["standing_bn_stats"], "rescored": True}
+        hists[LABELS[name]]["eval"] = sorted(hists[LABELS[name]]["eval"] + [extra], key=lambda e: e["iter"])
     return hists
 
 
@@ -139,7 +141,7 @@ def budget_table(hists: dict[str, dict]) -> str:
 
 def results_table(hists: dict[str, dict]) -> str:
     body = []
-    for label, name in (*RUNS.items(), EMA_DCGAN):
+    for name, label in LABELS.items():
         best = best_upto(hists[label], None)
         test_path = MODEL / f"{name}_test.json"
         test = read_json(test_path) if test_path.is_file() else None
@@ -172,7 +174,7 @@ def numbers(hists: dict[str, dict], cfgs: dict[str, gh.Config], runs: dict[str, 
         return f"\\newcommand{{\\{name}}}{{{value}}}"
     lines = []
     for label, name in RUNS.items():
-        key = "".join(w.capitalize() for w in name.split("_"))        # e.g. RefDcgan
+        key = macro_key(name)
         h = hists[label]
         best = best_upto(h, None)
         lines += [macro(f"{key}Iters", f"{trained(h):,}"), macro(f"{key}BestFD", f"{best['fd']:.3f}"),
@@ -180,17 +182,17 @@ def numbers(hists: dict[str, dict], cfgs: dict[str, gh.Config], runs: dict[str, 
                   macro(f"{key}EvalReal", str(best["n_real"]))]
         G = gh.build_models(cfgs[label])[0]
         lines.append(macro(f"{key}GParams", f"{gh.count_parameters(G):,}"))
-    label, name = EMA_DCGAN
-    best = best_upto(hists[label], None)
-    lines += [macro("DcganEmaIters", f"{trained(hists[label]):,}"), macro("DcganEmaBestFD", f"{best['fd']:.3f}"),
-              macro("DcganEmaBestAt", f"{best['iter']:,}")]
-    for name in (*SHIPPED, name):
+    label, ema_name = EMA_DCGAN
+    best, key = best_upto(hists[label], None), macro_key(ema_name)
+    lines += [macro(f"{key}Iters", f"{trained(hists[label]):,}"), macro(f"{key}BestFD", f"{best['fd']:.3f}"),
+              macro(f"{key}BestAt", f"{best['iter']:,}")]
+    for name in (*SHIPPED, ema_name):
         test = read_json(MODEL / f"{name}_test.json")
-        key = "".join(w.capitalize() for w in name.split("_"))
+        key = macro_key(name)
         lines += [macro(f"{key}TestFD", f"{test['fd']:.3f}"), macro(f"{key}TestN", f"{test['n_fake']:,}"),
                   macro(f"{key}TestReal", f"{test['n_real']:,}")]
     for name, r in rescores().items():
-        key = "".join(w.capitalize() for w in name.split("_"))
+        key = macro_key(name)
         lines += [macro(f"{key}SwitchIter", f"{r['iteration']:,}"),
                   macro(f"{key}CopiedFD", f"{r['copied_bn_stats']['fd']:.3f}"),
                   macro(f"{key}StandingFD", f"{r['standing_bn_stats']['fd']:.3f}"),
@@ -280,8 +282,9 @@ def rescores() -> dict[str, dict]:
 
 
 def standing_table(rescored: dict[str, dict]) -> str:
-    body = [[label, f"{r['iteration']:,}", f"{r['copied_bn_stats']['fd']:.3f}", f"{r['standing_bn_stats']['fd']:.3f}",
-             f"{r['trained_G']['fd']:.3f}"] for label, r in zip((EMA_DCGAN[0], "SAGAN"), rescored.values())]
+    body = [[LABELS[name], f"{r['iteration']:,}"]
+            + [f"{r[way]['fd']:.3f}" for way in ("copied_bn_stats", "standing_bn_stats", "trained_G")]
+            for name, r in rescored.items()]
     return tabular(["run", "iteration", "EMA, copied stats", "EMA, standing stats", "trained $G$"], body, "lrccc")
 
 

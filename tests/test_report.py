@@ -42,9 +42,9 @@ def test_report_uses_every_fragment_and_only_defined_macros(tables):
 
 def test_numbers_and_tables_quote_the_logged_values(assets, tables):
     hists = assets.histories()
-    for label, name in (*assets.RUNS.items(), assets.EMA_DCGAN):
+    for name, label in assets.LABELS.items():
         best = min(hists[label]["eval"], key=lambda e: e["fd"])
-        key = "".join(w.capitalize() for w in name.split("_"))
+        key = assets.macro_key(name)
         assert f"\\newcommand{{\\{key}BestFD}}{{{best['fd']:.3f}}}" in tables["numbers.tex"]
         assert f"{best['fd']:.3f}" in tables["results.tex"]
 
