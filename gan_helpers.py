@@ -49,16 +49,34 @@ class GanError(Exception):
 class Config:
     """Everything that defines a run. Checkpoints store it, so a checkpoint alone rebuilds its generator."""
     name: str = "sagan"              # run name; best generator goes to model/<name>_best.pt when published
-    arch: str = "resnet"             # "resnet" (SNGAN/BigGAN-style blocks) or "dcgan" (Radford et al. 2016)
+    # data: what load_dataset() reads; these fields are the split, stored in every checkpoint
+    dataset: str = "auto"            # "cifar10" (batches, image tree or download), "folder" (any image folder),
+                                     # "auto" (a folder if --data-dir holds images, else CIFAR-10); see DATASETS
+    img_size: int = 32               # image side in pixels (see IMG_SIZES); other sizes are centre-cropped and
+                                     # resized once at load time; every architecture derives its stages from it
+    classes: tuple[str, ...] = ()    # class names to keep, relabelled 0..k-1 in this order; () = all classes
+    val_size: int = 5000             # validation images held out of the training images (CIFAR-10: 5000)
+    split_seed: int = 0              # seed of the train/validation(/test) split, independent of `seed`
+    # models
+    arch: str = "resnet"             # "mlp" (Goodfellow 2014), "dcgan" (Radford 2016), "resnet" (SNGAN/BigGAN); ARCHS
     z_dim: int = 128                 # latent size (DCGAN reference: 100; SNGAN/BigGAN: 128)
-    num_classes: int = 10            # 0 = unconditional; else conditional BN in G, projection D (Miyato 2018)
-    g_ch: int = 256                  # G width: resnet = channels of every block; dcgan = channels at 16x16
-    d_ch: int = 128                  # D width: resnet = channels of every block; dcgan = channels at 16x16
-    g_attn: tuple[int, ...] = (16,)  # resolutions in G followed by self-attention (8, 16, 32; repeat = stack)
-    d_attn: tuple[int, ...] = (16,)  # resolutions in D followed by self-attention (resnet 32/16/8, dcgan 16/8/4)
-    spectral_norm: bool = True       # spectral norm on every conv/linear of G and D (SAGAN, Zhang 2019)
+    num_classes: int = 10            # classes of the data (the CLI takes it from the dataset); read when cond != "none"
+    cond: str = "projection"         # class conditioning (see CONDITIONINGS): "none", "concat" (CGAN, Mirza 2014),
+                                     # "acgan" (Odena 2017), "projection" (CBN in G, projection D, Miyato 2018)
+    acgan_weight: float = 1.0        # weight of the ACGAN class cross-entropy in the D and G losses (Odena: 1)
+    g_ch: int = 256                  # G width: resnet = channels of every block; dcgan = channels of the last hidden
+                                     # layer (img_size/2), doubling towards 4x4; mlp = 16 * g_ch hidden units
+    d_ch: int = 128                  # D width: resnet = channels of every block; dcgan = channels of the first layer
+                                     # (img_size/2), doubling towards 4x4; mlp = 16 * d_ch hidden units
+    g_attn: tuple[int, ...] = (16,)  # resolutions in G followed by self-attention (repeat = stack; see
+                                     # attention_resolutions(): resnet 8..img_size, dcgan 4..img_size/2)
+    d_attn: tuple[int, ...] = (16,)  # resolutions in D followed by self-attention (resnet img_size..8, dcgan
+                                     # img_size/2..4)
+    spectral_norm: str = "gd"        # spectral norm on every conv/linear of: "none", "d" (D only), "gd" (G and D,
+                                     # SAGAN, Zhang 2019; the paper's ablation compares the three)
     loss: str = "wgan"               # "wgan", "hinge" or "bce" (see LOSSES)
-    lipschitz: str = "sn"            # Wasserstein critic constraint: "sn" (via spectral_norm), "clip", "gp"
+    lipschitz: str = "none"          # extra Wasserstein critic constraint: "none", "clip" (weight clipping),
+                                     # "gp" (gradient penalty); loss="wgan" needs one of them or SN on D
     clip_value: float = 0.011        # weight clipping bound for lipschitz="clip" (reference report: 0.011)
     gp_weight: float = 10.0          # gradient penalty weight for lipschitz="gp" (Gulrajani 2017: 10)
     drift: float = 1e-3              # eps_drift * E[D(x)^2] keeps Wasserstein critic scores from drifting
@@ -67,16 +85,22 @@ class Config:
     g_lr: float = 1e-4               # TTUR: G learning rate (SAGAN: 1e-4)
     d_lr: float = 4e-4               # TTUR: D learning rate (SAGAN: 4e-4)
     betas: tuple[float, float] = (0.0, 0.9)  # Adam betas (SAGAN: (0, 0.9); DCGAN: (0.5, 0.999))
-    n_critic: int = 1                # D steps per G step
+    n_critic: int = 1                # D steps per round (WGAN: 5)
+    n_gen: int = 1                   # G steps per round (after the n_critic D steps)
     batch_size: int = 64             # images per D step and per G step (SAGAN: 64 on CIFAR-sized setups)
     ema_decay: float = 0.9999        # EMA of G's weights for sampling (Karras 2018, BigGAN); 0 = off
     ema_start: int = 1000            # iterations before the EMA starts averaging (it copies G until then)
-    iters: int = 100_000             # G steps in total
+    iters: int = 100_000             # rounds (n_critic D steps + n_gen G steps) in total
     eval_every: int = 1000           # validation FID every this many iterations (assignment: <= 1000)
-    eval_samples: int = 5000         # generated images per validation FID (vs the 5000 validation images)
+    eval_samples: int = 5000         # generated images per validation FID (vs the val_size validation images)
     checkpoint_every: int = 1000     # full training state to last.pt every this many iterations
     hflip: bool = True               # random horizontal flips of real images
     seed: int = 0                    # seeds python, numpy and torch (one place: setup())
+
+    @property
+    def cond_classes(self) -> int:
+        """Classes the models are conditioned on: num_classes, or 0 when cond="none"."""
+        return self.num_classes if self.cond != "none" else 0
 
     @staticmethod
     def dcgan(**overrides: Any) -> "Config":
@@ -84,7 +108,7 @@ class Config:
         class-conditional. No EMA: an EMA of G (0.999) scored worse than G itself for this DCGAN, even with
         standing BatchNorm statistics (model/rescore_dcgan_10000.json)."""
         base = dict(name="dcgan", arch="dcgan", z_dim=100, g_ch=64, d_ch=32, g_attn=(), d_attn=(),
-                    spectral_norm=False, loss="bce", drift=0.0, g_lr=2e-4, d_lr=2e-4, betas=(0.5, 0.999),
+                    spectral_norm="none", loss="bce", drift=0.0, g_lr=2e-4, d_lr=2e-4, betas=(0.5, 0.999),
                     batch_size=128, ema_decay=0.0)
         return Config(**{**base, **overrides})
 
@@ -98,29 +122,33 @@ class Config:
     def reference_dcgan(**overrides: Any) -> "Config":
         """The reference report's DCGAN recipe as it was: unconditional, BCE, Adam 2e-4 (0.5, 0.999),
         batch 128, no EMA. The baseline our presets are compared with."""
-        return Config.dcgan(**{"name": "ref_dcgan", "num_classes": 0, **overrides})
+        return Config.dcgan(**{"name": "ref_dcgan", "num_classes": 0, "cond": "none", **overrides})
 
     @staticmethod
     def reference_sagan(**overrides: Any) -> "Config":
         """The reference report's SAGAN recipe: its DCGAN-style G and D with spectral norm, attention after
         G's 8x8 and 16x16 layers and twice at D's 4x4 layer, unconditional, Wasserstein loss with weight
         clipping at 0.011, RMSprop with G 5e-4 / D 1e-4, batch 128, no EMA."""
-        base = dict(name="ref_sagan", arch="dcgan", z_dim=100, num_classes=0, g_ch=64, d_ch=32, g_attn=(8, 16),
+        base = dict(name="ref_sagan", arch="dcgan", z_dim=100, num_classes=0, cond="none", g_ch=64, d_ch=32, g_attn=(8, 16),
                     d_attn=(4, 4), lipschitz="clip", drift=0.0, optimizer="rmsprop", g_lr=5e-4, d_lr=1e-4,
                     batch_size=128, ema_decay=0.0)
         return Config(**{**base, **overrides})
 
     @staticmethod
     def from_dict(d: dict[str, Any]) -> "Config":
-        """Inverse of dataclasses.asdict (tuples come back from JSON/pickle as lists); unknown keys are errors."""
+        """Inverse of dataclasses.asdict (tuples come back from JSON/pickle as lists); unknown keys are errors.
+        Configs written before a field existed get its default; renamed values are upgraded (LEGACY_VALUES)."""
         names = {f.name for f in dataclasses.fields(Config)}
         unknown = sorted(set(d) - names)
         if unknown:
             raise GanError(f"unknown config field(s) {unknown}; valid fields: {sorted(names)}")
-        return Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+        if "cond" not in d:  # before `cond`, num_classes=0 meant unconditional and the rest projection
+            d = {**d, "cond": "projection" if d.get("num_classes", Config.num_classes) else "none"}
+        return Config(**_upgrade({k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}))
 
     def with_overrides(self, pairs: list[str]) -> "Config":
-        """Apply `key=value` strings (values parsed as Python literals, else kept as strings)."""
+        """Apply `key=value` strings (values parsed as Python literals, else kept as strings; a tuple field
+        takes one value or a comma-separated list: classes=cat,dog)."""
         updates: dict[str, Any] = {}
         names = {f.name for f in dataclasses.fields(self)}
         for pair in pairs:
@@ -131,28 +159,59 @@ class Config:
                 value = ast.literal_eval(text)
             except (ValueError, SyntaxError):
                 value = text
-            if isinstance(getattr(self, key), tuple):  # "g_attn=16" means (16,)
+            if isinstance(getattr(self, key), tuple):  # "g_attn=16" means (16,), "classes=cat,dog" two names
+                if isinstance(value, str):
+                    value = [v.strip() for v in value.strip("()[]").split(",") if v.strip()]
                 value = tuple(value) if isinstance(value, (list, tuple)) else (value,)
             updates[key] = value
-        return dataclasses.replace(self, **updates)
+        return dataclasses.replace(self, **_upgrade(updates))
 
     def validate(self) -> "Config":
-        """Raise GanError naming the bad field; return self so calls can chain."""
-        choices = {"arch": ("resnet", "dcgan"), "loss": tuple(LOSSES), "lipschitz": ("sn", "clip", "gp"),
+        """Raise GanError naming the bad field and the fix; return self so calls can chain."""
+        choices = {"dataset": DATASETS, "img_size": IMG_SIZES, "arch": tuple(ARCHS), "cond": tuple(CONDITIONINGS),
+                   "spectral_norm": SPECTRAL_NORM, "loss": tuple(LOSSES), "lipschitz": ("none", "clip", "gp"),
                    "optimizer": ("adam", "rmsprop")}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise GanError(f"config {key}={getattr(self, key)!r} is not one of {allowed}")
-        if self.lipschitz == "sn" and self.loss == "wgan" and not self.spectral_norm:
-            raise GanError("loss='wgan' with lipschitz='sn' needs spectral_norm=True; "
-                           "or choose lipschitz='clip' or 'gp'")
-        for key in ("z_dim", "g_ch", "d_ch", "n_critic", "batch_size", "iters", "eval_every",
-                    "eval_samples", "checkpoint_every"):
+        for key in ("z_dim", "g_ch", "d_ch", "n_critic", "n_gen", "batch_size", "iters", "eval_every",
+                    "eval_samples", "checkpoint_every", "val_size"):
             if getattr(self, key) < 1:
                 raise GanError(f"config {key} must be >= 1, got {getattr(self, key)}")
         if not 0 <= self.ema_decay < 1:
             raise GanError(f"config ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.loss == "wgan" and self.lipschitz == "none" and self.spectral_norm == "none":
+            raise GanError("loss='wgan' leaves the critic unconstrained: set lipschitz='gp' or 'clip', "
+                           "or spectral_norm='d' or 'gd' (or choose loss='hinge' or 'bce')")
+        if self.cond != "none" and self.num_classes < 1:
+            raise GanError(f"cond={self.cond!r} needs labelled data (num_classes >= 1, got {self.num_classes}); "
+                           f"set cond='none' for an unconditional model")
+        if self.cond == "acgan" and self.acgan_weight <= 0:
+            raise GanError(f"cond='acgan' needs acgan_weight > 0 (got {self.acgan_weight}); "
+                           f"or choose cond='concat' or 'projection'")
+        if len(set(self.classes)) != len(self.classes):
+            raise GanError(f"config classes={self.classes} names a class twice")
+        for who, placements in (("G", self.g_attn), ("D", self.d_attn)):
+            valid = attention_resolutions(self.arch, who, self.img_size)
+            bad = [r for r in placements if r not in valid]
+            if bad:
+                fix = f"choose among resolutions {valid}" if valid else "it has no attention layers"
+                raise GanError(f"{who} attention at {bad} does not exist for arch={self.arch!r} at "
+                               f"img_size={self.img_size}: set {who.lower()}_attn=() or {fix}")
         return self
+
+
+DATASETS = ("auto", "cifar10", "folder")     # Config.dataset: how load_dataset() reads --data-dir
+IMG_SIZES = (32, 64, 128)                    # Config.img_size: every architecture builds for each of these
+SPECTRAL_NORM = ("none", "d", "gd")          # Config.spectral_norm: which of G and D get spectral norm
+# values written before issue 11 -> their current spelling: spectral_norm was a bool; lipschitz="sn" meant
+# "the constraint is spectral norm", which is now spectral_norm's job alone
+LEGACY_VALUES = {("spectral_norm", True): "gd", ("spectral_norm", False): "none", ("lipschitz", "sn"): "none"}
+
+
+def _upgrade(fields: dict[str, Any]) -> dict[str, Any]:
+    """Config fields with LEGACY_VALUES replaced by their current spelling."""
+    return {k: LEGACY_VALUES.get((k, v), v) if isinstance(v, (bool, str)) else v for k, v in fields.items()}
 
 
 PRESETS: dict[str, Callable[..., Config]] = {"dcgan": Config.dcgan, "sagan": Config.sagan,
@@ -195,23 +254,33 @@ def _device_of(model: nn.Module) -> torch.device:
 
 @dataclass
 class ImageSet:
-    """Images `x` (N, 3, 32, 32) uint8 and labels `y` (N,) int64, on one device."""
+    """Images `x` (N, 3, S, S) uint8 and labels `y` (N,) int64, on one device."""
     x: Tensor
     y: Tensor
-    classes: tuple[str, ...] = CIFAR10_CLASSES
+    classes: tuple[str, ...] = CIFAR10_CLASSES  # label i names classes[i]; () = unlabelled (y all 0)
     source: str = ""               # where the images came from (recorded in checkpoint summaries)
+    split: dict[str, Any] = dataclasses.field(default_factory=dict)  # how it was selected (load_dataset)
 
     def __len__(self) -> int:
         return len(self.y)
 
     def to(self, device: torch.device | str) -> "ImageSet":
-        return ImageSet(self.x.to(device), self.y.to(device), self.classes, self.source)
+        return ImageSet(self.x.to(device), self.y.to(device), self.classes, self.source, self.split)
 
     def subset(self, idx: Tensor) -> "ImageSet":
-        return ImageSet(self.x[idx], self.y[idx], self.classes, self.source)
+        return ImageSet(self.x[idx], self.y[idx], self.classes, self.source, self.split)
+
+    def with_split(self, **entries: Any) -> "ImageSet":
+        return ImageSet(self.x, self.y, self.classes, self.source, {**self.split, **entries})
+
+    @property
+    def key(self) -> str:
+        """Short hash of the source and split: the cache key of this set's real-image statistics."""
+        text = json.dumps({"source": self.source, **self.split}, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:10]
 
     def batch(self, n: int, hflip: bool = False) -> tuple[Tensor, Tensor]:
-        """Random batch (with replacement, global torch RNG): images (n, 3, 32, 32) in [-1, 1], labels (n,)."""
+        """Random batch (with replacement, global torch RNG): images (n, 3, S, S) in [-1, 1], labels (n,)."""
         idx = torch.randint(len(self), (n,), device=self.x.device)
         x = to_float(self.x[idx])
         if hflip:
@@ -238,14 +307,27 @@ def _image_folder_root(data_dir: Path) -> Path | None:
     return None
 
 
+def fit_image(im: Any, size: int) -> Any:
+    """A PIL image centre-cropped to a square and resized (bicubic, antialiased) to size x size; unchanged
+    when it already is. The one place where images are brought to Config.img_size."""
+    from PIL import Image
+    w, h = im.size
+    if (w, h) == (size, size):
+        return im
+    side = min(w, h)
+    left, top = (w - side) // 2, (h - side) // 2
+    return im.crop((left, top, left + side, top + side)).resize((size, size), Image.BICUBIC)
+
+
 def read_images(paths: list[Path], size: int | None = None) -> Tensor:
-    """Image files -> uint8 (N, 3, H, W), converted to RGB (as pytorch-fid does), resized when `size`."""
+    """Image files -> uint8 (N, 3, H, W), converted to RGB (as pytorch-fid does); fitted to size x size
+    (fit_image) when `size`, else they must all have one size."""
     from PIL import Image
     arrays = []
     for path in paths:
         with Image.open(path) as im:
             im = im.convert("RGB")
-            arrays.append(np.asarray(im.resize((size, size)) if size else im, dtype=np.uint8))
+            arrays.append(np.asarray(fit_image(im, size) if size else im, dtype=np.uint8))
     if len({a.shape for a in arrays}) > 1:
         raise GanError(f"images in {paths[0].parent} differ in size: {sorted({a.shape for a in arrays})[:3]}")
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()  # (N, H, W, 3) -> (N, 3, H, W)
@@ -256,25 +338,28 @@ def image_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
 
 
-def read_image_folder(folder: Path) -> ImageSet:
-    """Read `<folder>/<class>/*.{png,jpg}` (class folders sorted by name) into an ImageSet of 32x32 images."""
-    classes = tuple(sorted(p.name for p in folder.iterdir() if p.is_dir()))
-    files = [image_files(folder / name) for name in classes]
+def read_image_folder(folder: Path, size: int = 32) -> ImageSet:
+    """Read `<folder>/<class>/*.{png,jpg}` (class folders sorted by name; labels 0, 1, ...) or, without
+    class folders, `<folder>/*.{png,jpg}` (unlabelled) into an ImageSet of size x size images."""
+    classes = tuple(sorted(p.name for p in folder.iterdir() if p.is_dir() and image_files(p)))
+    files = [image_files(folder / name) for name in classes] if classes else [image_files(folder)]
     if not any(files):
-        raise GanError(f"no images found under {folder}/<class>/*.png|jpg")
+        raise GanError(f"no images found in {folder} or {folder}/<class>/ ({', '.join(IMAGE_EXTENSIONS)})")
     labels = torch.cat([torch.full((len(f),), i, dtype=torch.int64) for i, f in enumerate(files)])
-    return ImageSet(read_images([p for f in files for p in f], size=32), labels, classes, f"image folder {folder}")
+    return ImageSet(read_images([p for f in files for p in f], size), labels, classes, f"image folder {folder}")
 
 
-def load_cifar10(data_dir: str | Path = "./data", train: bool = True, download: bool = True) -> ImageSet:
-    """CIFAR-10 train (50,000) or test (10,000) images, from the first source found in `data_dir`:
-    torchvision's `cifar-10-batches-py`, an image-folder tree `{train,test}/<class>/*` (directly or under
-    `cifar10-jpeg/`), else torchvision's download into `data_dir`."""
+def load_cifar10(data_dir: str | Path = "./data", train: bool = True, download: bool = True,
+                 size: int = 32) -> ImageSet:
+    """CIFAR-10 train (50,000) or test (10,000) images at size x size, from the first source found in
+    `data_dir`: torchvision's `cifar-10-batches-py`, an image-folder tree `{train,test}/<class>/*` (directly
+    or under `cifar10-jpeg/`), else torchvision's download into `data_dir`."""
     data_dir = Path(data_dir)
     folder_root = _image_folder_root(data_dir)
     if folder_root is not None:
-        return read_image_folder(folder_root / ("train" if train else "test"))
+        return read_image_folder(folder_root / ("train" if train else "test"), size)
     import torchvision
+    from PIL import Image
     has_batches = (data_dir / "cifar-10-batches-py").is_dir()
     if not has_batches and not download:
         raise GanError(f"CIFAR-10 not found in {data_dir}: pass data_dir (--data-dir) pointing to a folder "
@@ -285,30 +370,107 @@ def load_cifar10(data_dir: str | Path = "./data", train: bool = True, download: 
         raise GanError(f"CIFAR-10 is not in {data_dir} and downloading it failed ({type(exc).__name__}: "
                        f"{exc}); pass data_dir (--data-dir) pointing to an existing cifar-10-batches-py "
                        f"folder or an image-folder tree {{train,test}}/<class>/*.png|jpg") from exc
-    x = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()  # (N, 32, 32, 3) -> (N, 3, 32, 32)
+    arrays = ds.data if size == 32 else np.stack([np.asarray(fit_image(Image.fromarray(a), size)) for a in ds.data])
+    x = torch.from_numpy(arrays).permute(0, 3, 1, 2).contiguous()  # (N, S, S, 3) -> (N, 3, S, S)
     return ImageSet(x, torch.tensor(ds.targets, dtype=torch.int64), tuple(ds.classes),
                     f"torchvision CIFAR-10 ({data_dir / 'cifar-10-batches-py'})")
+
+
+def _holdout(data: ImageSet, sizes: tuple[int, ...], split_seed: int) -> list[ImageSet]:
+    """Disjoint subsets of `sizes` images each, then the rest, from one fixed permutation of `data`."""
+    perm = torch.randperm(len(data), generator=torch.Generator().manual_seed(split_seed))
+    ends = np.cumsum((0,) + sizes).tolist()
+    return [data.subset(perm[a:b]) for a, b in zip(ends, ends[1:])] + [data.subset(perm[ends[-1]:])]
 
 
 def train_val_split(data: ImageSet, val_size: int = 5000, split_seed: int = 0) -> tuple[ImageSet, ImageSet]:
     """Fixed split of the training images (45,000 / 5,000 for CIFAR-10), independent of the run's seed."""
     if not 0 < val_size < len(data):
         raise GanError(f"val_size must be between 1 and {len(data) - 1}, got {val_size}")
-    perm = torch.randperm(len(data), generator=torch.Generator().manual_seed(split_seed))
-    return data.subset(perm[val_size:]), data.subset(perm[:val_size])
+    val, train = _holdout(data, (val_size,), split_seed)
+    return (train.with_split(val_size=val_size, split_seed=split_seed, part="train"),
+            val.with_split(val_size=val_size, split_seed=split_seed, part="val"))
 
 
-def synthetic_images(n: int, num_classes: int = 10, seed: int = 0) -> ImageSet:
+def _select_classes(data: ImageSet, names: tuple[str, ...]) -> ImageSet:
+    """The images of the classes `names` (all when empty), relabelled 0..k-1 in the order of `names`."""
+    if not names:
+        return data
+    missing = [n for n in names if n not in data.classes]
+    if missing:
+        raise GanError(f"classes {missing} are not in {data.source}; its classes: {list(data.classes) or 'none'}")
+    old = torch.tensor([data.classes.index(n) for n in names])
+    keep = (data.y[:, None] == old[None]).nonzero()                     # (M, 2): row, position in names
+    return ImageSet(data.x[keep[:, 0]], keep[:, 1].clone(), tuple(names), data.source)
+
+
+def dataset_kind(dataset: str, data_dir: str | Path) -> str:
+    """Resolve Config.dataset="auto": "cifar10" when data_dir holds cifar-10-batches-py or no images at all
+    (torchvision then downloads CIFAR-10), else "folder"."""
+    data_dir = Path(data_dir)
+    if dataset != "auto":
+        return dataset
+    if (data_dir / "cifar-10-batches-py").is_dir() or not data_dir.is_dir():
+        return "cifar10"
+    has_images = any(p.suffix.lower() in IMAGE_EXTENSIONS for p in data_dir.rglob("*"))
+    return "folder" if has_images else "cifar10"
+
+
+def load_dataset(cfg: Config, data_dir: str | Path = "data",
+                 parts: tuple[str, ...] = ("train", "val")) -> tuple[ImageSet, ...]:
+    """The images of `parts` ("train", "val", "test") of the dataset cfg describes, in that order, at
+    cfg.img_size, limited to cfg.classes. The one entry point for data: the command line, the notebooks,
+    the validation and test statistics all come through here.
+
+    cfg.dataset picks the reader (DATASETS): CIFAR-10 (see load_cifar10) or an image folder: `{train,test}/`
+    (or `train/` alone, or the class folders themselves) holding `<class>/` folders, or images directly
+    for an unlabelled set. The validation set is cfg.val_size images of the training images, drawn with
+    cfg.split_seed; without a test/ folder, the next cfg.val_size images of the same draw are the test set.
+    Every returned set's `split` records all of this (checkpoints store it; statistics are cached by it)."""
+    data_dir = Path(data_dir)
+    kind = dataset_kind(cfg.dataset, data_dir)
+    root = _image_folder_root(data_dir) or data_dir
+    has_test = kind == "cifar10" or (root / "test").is_dir()
+    if kind == "folder" and not data_dir.is_dir():
+        raise GanError(f"image folder {data_dir} not found (--data-dir)")
+
+    def read(train: bool) -> ImageSet:
+        if kind == "cifar10":
+            return load_cifar10(data_dir, train=train, size=cfg.img_size)
+        train_dir = root / "train" if (root / "train").is_dir() else root
+        return read_image_folder(train_dir if train else root / "test", cfg.img_size)
+
+    need_train = "train" in parts or "val" in parts or not has_test
+    full = _select_classes(read(True), cfg.classes) if need_train else None
+    split = dict(dataset=kind, img_size=cfg.img_size, classes=list(cfg.classes), val_size=cfg.val_size,
+                 split_seed=cfg.split_seed, test="test folder" if has_test else "held out")
+    sets: dict[str, ImageSet] = {}
+    if full is not None:
+        n_held = cfg.val_size * (1 if has_test else 2)
+        if n_held >= len(full):
+            raise GanError(f"{full.source}{f' (classes {list(cfg.classes)})' if cfg.classes else ''} has "
+                           f"{len(full)} images: val_size={cfg.val_size} leaves none for training"
+                           f"{'' if has_test else ' (without a test/ folder, as many again are held out for testing)'}"
+                           f"; set val_size={max(1, len(full) // 10)}")
+        held = _holdout(full, (cfg.val_size,) * (n_held // cfg.val_size), cfg.split_seed)
+        sets.update(val=held[0], train=held[-1], **({} if has_test else {"test": held[1]}))
+    if has_test and "test" in parts:
+        sets["test"] = _select_classes(read(False), cfg.classes)
+    return tuple(sets[p].with_split(**split, part=p) for p in parts)
+
+
+def synthetic_images(n: int, num_classes: int = 10, seed: int = 0, size: int = 32) -> ImageSet:
     """Small stand-in for CIFAR-10 (tests, GAN_SMOKE=1 notebooks): class c is a soft square of its own
-    colour and place on a noisy background, so a GAN can learn it in a few hundred steps."""
+    colour and place on a noisy background, so a GAN can learn it in a few hundred steps. (n, 3, size, size)."""
     gen = torch.Generator().manual_seed(seed)
     y = torch.arange(n) % num_classes
     palette = torch.rand(num_classes, 3, generator=gen) * 2 - 1                 # (K, 3) in [-1, 1]
-    rows = torch.arange(32).view(32, 1).float()
-    cols = torch.arange(32).view(1, 32).float()
+    scale = size / 32
+    rows = torch.arange(size).view(size, 1).float() / scale
+    cols = torch.arange(size).view(1, size).float() / scale
     centre = 8 + (torch.arange(num_classes) * 7 % 16).float()                    # (K,) square centres
     mask = ((rows - centre[y].view(n, 1, 1)).abs() < 6) & ((cols - centre.flip(0)[y].view(n, 1, 1)).abs() < 6)
-    x = 0.2 * torch.randn(n, 3, 32, 32, generator=gen) - 0.5
+    x = 0.2 * torch.randn(n, 3, size, size, generator=gen) - 0.5
     x = torch.where(mask[:, None], palette[y][:, :, None, None], x)
     names = tuple(CIFAR10_CLASSES[:num_classes]) if num_classes <= 10 else tuple(map(str, range(num_classes)))
     return ImageSet(to_uint8(x.clamp(-1, 1)), y, names, f"synthetic squares ({n} images, seed {seed})")
@@ -423,66 +585,202 @@ def _check_labels(y: Tensor | None, num_classes: int) -> Tensor | None:
     return y if num_classes else None
 
 
+@dataclass(frozen=True)
+class Conditioning:
+    """Where class labels enter G and D; one row of CONDITIONINGS per Config.cond."""
+    g_cbn: bool          # G: class-conditional BatchNorm gains and biases (de Vries 2017)
+    g_input: bool        # G: a learned label embedding (z_dim wide, N(0, 1) like z) joined to z
+    d_input: bool        # D: one-hot label planes (N, K, S, S) joined to its input image (a vector for mlp)
+    d_projection: bool   # D: <embed(y), phi(x)> added to the logit (Miyato & Koyama 2018)
+    d_classifier: bool   # D: a linear head phi(x) -> class logits (N, K), trained by cross-entropy
+
+
+CONDITIONINGS = {
+    "none": Conditioning(g_cbn=False, g_input=False, d_input=False, d_projection=False, d_classifier=False),
+    # CGAN (Mirza & Osindero 2014): the label joins the input of both networks
+    "concat": Conditioning(g_cbn=False, g_input=True, d_input=True, d_projection=False, d_classifier=False),
+    # ACGAN (Odena et al. 2017): G as in CGAN; D's adversarial logit ignores y, its class head predicts it
+    "acgan": Conditioning(g_cbn=False, g_input=True, d_input=False, d_projection=False, d_classifier=True),
+    # SNGAN/SAGAN/BigGAN: conditional BN in G, projection discriminator
+    "projection": Conditioning(g_cbn=True, g_input=False, d_input=False, d_projection=True, d_classifier=False),
+}
+
+
+def generator_input(cfg: Config) -> tuple[nn.Embedding | None, int]:
+    """G's label embedding (concat, acgan; None otherwise) and the width of its input (z, then the label)."""
+    if not CONDITIONINGS[cfg.cond].g_input:
+        return None, cfg.z_dim
+    return nn.Embedding(cfg.cond_classes, cfg.z_dim), 2 * cfg.z_dim
+
+
+def join_label_embedding(embed: nn.Embedding | None, z: Tensor, y: Tensor | None) -> Tensor:
+    """z (N, z_dim) -> (N, 2 z_dim) = [z, embed(y)] for a G with a label embedding; z itself otherwise."""
+    return z if embed is None else torch.cat([z, embed(y)], 1)
+
+
+def join_label_planes(x: Tensor, y: Tensor | None, num_classes: int) -> Tensor:
+    """D's input with the label joined (CGAN): x (N, 3, S, S) -> (N, 3 + K, S, S) with one-hot planes, or a
+    flat x (N, F) -> (N, F + K) with the one-hot vector; x itself when num_classes is 0."""
+    if not num_classes:
+        return x
+    onehot = F.one_hot(_check_labels(y, num_classes), num_classes).to(x.dtype)   # (N, K)
+    if x.dim() == 2:
+        return torch.cat([x, onehot], 1)
+    return torch.cat([x, onehot[:, :, None, None].expand(-1, -1, *x.shape[2:])], 1)
+
+
+def discriminator_heads(cfg: Config, features: int) -> tuple[nn.Embedding | None, nn.Linear | None]:
+    """The class terms at the end of D, read from phi (N, features): the projection embedding (projection)
+    and the ACGAN classifier (acgan); None where cfg.cond does not use them."""
+    cond, k = CONDITIONINGS[cfg.cond], cfg.cond_classes
+    return (nn.Embedding(k, features) if cond.d_projection else None,
+            nn.Linear(features, k) if cond.d_classifier else None)
+
+
 def class_projection(embed: nn.Embedding | None, phi: Tensor, y: Tensor | None) -> Tensor:
     """Class term of a projection discriminator (Miyato & Koyama 2018): <embed(y), phi>, phi (N, C) -> (N,).
-    Zero for an unconditional D (embed is None)."""
+    Zero for a D without projection (embed is None)."""
     if embed is None:
         return phi.new_zeros(len(phi))
     y = _check_labels(y, embed.num_embeddings)
     return (embed(y) * phi).sum(1)
 
 
+def discriminator_output(D: nn.Module, logit: Tensor, phi: Tensor, y: Tensor | None,
+                         with_classes: bool) -> Tensor | tuple[Tensor, Tensor]:
+    """The end of every D's forward: adversarial logits (N,) = logit + projection term, and with
+    `with_classes` also the ACGAN class logits (N, K) from the same features phi (N, C)."""
+    logits = logit + class_projection(D.embed, phi, y)
+    if not with_classes:
+        return logits
+    if D.classifier is None:
+        raise GanError(f"class logits come only from an ACGAN discriminator (cond='acgan'), not cond={D.config.cond!r}")
+    return logits, D.classifier(phi)
+
+
+def _stages(img_size: int, smallest: int) -> int:
+    """Doublings from `smallest` to img_size pixels (32 from 4: 3)."""
+    return int(math.log2(img_size // smallest))
+
+
 # ----------------------------------------------------------------------------------------------------
-# models
+# models: every G maps z (N, z_dim) and labels y (N,) to images (N, 3, S, S) in [-1, 1]; every D maps
+# images and labels to adversarial logits (N,), and D(x, y, with_classes=True) also returns the ACGAN
+# class logits (N, K) of the same forward pass. A new architecture: a G and a D class taking a Config,
+# each with attention_resolutions(img_size), and one line in ARCHS.
 # ----------------------------------------------------------------------------------------------------
 
-class DCGANGenerator(nn.Module):
-    """The reference report's DCGAN generator: z -> 4x4 (4c) -> 8x8 (2c) -> 16x16 (c) -> 32x32 (3), each
-    transposed conv followed by (conditional) BatchNorm and LeakyReLU(0.1); Tanh output. c = g_ch."""
+class MLPGenerator(nn.Module):
+    """The fully-connected GAN generator (Goodfellow et al. 2014): z -> two hidden layers of 16 g_ch units,
+    each Linear-(conditional) BatchNorm-ReLU -> Linear to 3 S^2 values -> Tanh."""
 
     def __init__(self, cfg: Config):
         super().__init__()
-        c, k = cfg.g_ch, cfg.num_classes
-        widths = (4 * c, 2 * c, c)                                      # at 4x4, 8x8, 16x16
-        self.num_classes = k
-        self.convs = nn.ModuleList([nn.ConvTranspose2d(cfg.z_dim, widths[0], 4, 1, 0, bias=False),
-                                    nn.ConvTranspose2d(widths[0], widths[1], 4, 2, 1, bias=False),
-                                    nn.ConvTranspose2d(widths[1], widths[2], 4, 2, 1, bias=False)])
-        self.norms = nn.ModuleList([ConditionalBatchNorm(w, k) for w in widths])
-        self.attns = nn.ModuleList([attention_stack(r, cfg.g_attn, w) for r, w in zip((4, 8, 16), widths)])
-        self.out = nn.ConvTranspose2d(c, 3, 4, 2, 1, bias=False)
+        self.config, self.num_classes = cfg, cfg.cond_classes
+        h, k = 16 * cfg.g_ch, cfg.cond_classes if CONDITIONINGS[cfg.cond].g_cbn else 0
+        self.label_embed, z_in = generator_input(cfg)
+        self.hidden = nn.ModuleList([nn.Linear(z_in, h), nn.Linear(h, h)])
+        self.norms = nn.ModuleList([ConditionalBatchNorm(h, k), ConditionalBatchNorm(h, k)])
+        self.out = nn.Linear(h, 3 * cfg.img_size ** 2)
+
+    @staticmethod
+    def attention_resolutions(img_size: int) -> tuple[int, ...]:
+        return ()
 
     def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
-        """z (N, z_dim), y (N,) int64 or None -> images (N, 3, 32, 32) in [-1, 1]."""
+        """z (N, z_dim), y (N,) int64 or None -> images (N, 3, S, S) in [-1, 1]."""
         y = _check_labels(y, self.num_classes)
-        h = z[:, :, None, None]                                         # (N, z_dim, 1, 1)
+        h = join_label_embedding(self.label_embed, z, y)                # (N, z_dim or 2 z_dim)
+        for linear, norm in zip(self.hidden, self.norms):
+            h = F.relu(norm(linear(h)[:, :, None, None], y).flatten(1))  # BN over (N, h, 1, 1) = BatchNorm1d
+        s = self.config.img_size
+        return torch.tanh(self.out(h)).view(len(z), 3, s, s)
+
+
+class MLPDiscriminator(nn.Module):
+    """The fully-connected GAN discriminator: flattened image (with the one-hot label for concat) -> two
+    hidden layers of 16 d_ch units with LeakyReLU(0.2) -> one logit plus the class terms."""
+
+    def __init__(self, cfg: Config):
+        super().__init__()
+        self.config, h = cfg, 16 * cfg.d_ch
+        self.label_planes = cfg.cond_classes if CONDITIONINGS[cfg.cond].d_input else 0
+        self.hidden = nn.ModuleList([nn.Linear(3 * cfg.img_size ** 2 + self.label_planes, h), nn.Linear(h, h)])
+        self.out = nn.Linear(h, 1)
+        self.embed, self.classifier = discriminator_heads(cfg, h)
+
+    @staticmethod
+    def attention_resolutions(img_size: int) -> tuple[int, ...]:
+        return ()
+
+    def forward(self, x: Tensor, y: Tensor | None = None, with_classes: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+        """x (N, 3, S, S) in [-1, 1], y (N,) or None -> logits (N,) [, class logits (N, K)]."""
+        h = join_label_planes(x.flatten(1), y, self.label_planes)        # (N, 3 S^2 [+ K])
+        for linear in self.hidden:
+            h = F.leaky_relu(linear(h), 0.2)                             # (N, 16 d_ch)
+        return discriminator_output(self, self.out(h).squeeze(1), h, y, with_classes)
+
+
+class DCGANGenerator(nn.Module):
+    """The reference report's DCGAN generator: z -> 4x4 (4c) -> 8x8 (2c) -> 16x16 (c) -> 32x32 (3) at
+    img_size 32 (one more doubling stage per doubling of img_size: 8c at 4x4 for 64), each transposed conv
+    followed by (conditional) BatchNorm and LeakyReLU(0.1); Tanh output. c = g_ch."""
+
+    def __init__(self, cfg: Config):
+        super().__init__()
+        self.config, self.num_classes = cfg, cfg.cond_classes
+        c, k = cfg.g_ch, cfg.cond_classes if CONDITIONINGS[cfg.cond].g_cbn else 0
+        res = self.attention_resolutions(cfg.img_size)                   # 4, 8, ..., S/2
+        widths = [c * 2 ** (len(res) - 1 - i) for i in range(len(res))]  # ..., 4c, 2c, c
+        self.label_embed, z_in = generator_input(cfg)
+        self.convs = nn.ModuleList([nn.ConvTranspose2d(z_in, widths[0], 4, 1, 0, bias=False)]
+                                   + [nn.ConvTranspose2d(a, b, 4, 2, 1, bias=False)
+                                      for a, b in zip(widths, widths[1:])])
+        self.norms = nn.ModuleList([ConditionalBatchNorm(w, k) for w in widths])
+        self.attns = nn.ModuleList([attention_stack(r, cfg.g_attn, w) for r, w in zip(res, widths)])
+        self.out = nn.ConvTranspose2d(c, 3, 4, 2, 1, bias=False)
+
+    @staticmethod
+    def attention_resolutions(img_size: int) -> tuple[int, ...]:
+        return tuple(4 * 2 ** i for i in range(_stages(img_size, 4)))
+
+    def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
+        """z (N, z_dim), y (N,) int64 or None -> images (N, 3, S, S) in [-1, 1]."""
+        y = _check_labels(y, self.num_classes)
+        h = join_label_embedding(self.label_embed, z, y)[:, :, None, None]  # (N, z_in, 1, 1)
         for conv, norm, attn in zip(self.convs, self.norms, self.attns):
             h = attn(F.leaky_relu(norm(conv(h), y), 0.1))
         return torch.tanh(self.out(h))
 
 
 class DCGANDiscriminator(nn.Module):
-    """The reference report's DCGAN discriminator: strided 4x4 convs 3 -> c -> 2c -> 2c (16x16, 8x8, 4x4),
-    LeakyReLU(0.2), BatchNorm except after the first; a 4x4 conv to one logit plus a class projection."""
+    """The reference report's DCGAN discriminator: strided 4x4 convs 3 -> c -> 2c -> 2c (16x16, 8x8, 4x4)
+    at img_size 32 (widths double per stage, the last two equal: c, 2c, 4c, 4c at 64), LeakyReLU(0.2),
+    BatchNorm except after the first; a 4x4 conv to one logit plus the class terms."""
 
     def __init__(self, cfg: Config):
         super().__init__()
-        c = cfg.d_ch
-        widths = (c, 2 * c, 2 * c)                                      # at 16x16, 8x8, 4x4
-        self.convs = nn.ModuleList([nn.Conv2d(3, widths[0], 4, 2, 1, bias=False),
-                                    nn.Conv2d(widths[0], widths[1], 4, 2, 1, bias=False),
-                                    nn.Conv2d(widths[1], widths[2], 4, 2, 1, bias=False)])
-        self.norms = nn.ModuleList([nn.Identity(), nn.BatchNorm2d(widths[1]), nn.BatchNorm2d(widths[2])])
-        self.attns = nn.ModuleList([attention_stack(r, cfg.d_attn, w) for r, w in zip((16, 8, 4), widths)])
-        self.out = nn.Conv2d(widths[2], 1, 4, 1, 0, bias=False)
-        self.embed = nn.Embedding(cfg.num_classes, widths[2]) if cfg.num_classes else None
+        self.config, c = cfg, cfg.d_ch
+        res = self.attention_resolutions(cfg.img_size)                   # S/2, ..., 8, 4
+        widths = [c * 2 ** min(i, len(res) - 2) for i in range(len(res))]
+        self.label_planes = cfg.cond_classes if CONDITIONINGS[cfg.cond].d_input else 0
+        self.convs = nn.ModuleList([nn.Conv2d(a, b, 4, 2, 1, bias=False)
+                                    for a, b in zip([3 + self.label_planes] + widths, widths)])
+        self.norms = nn.ModuleList([nn.Identity()] + [nn.BatchNorm2d(w) for w in widths[1:]])
+        self.attns = nn.ModuleList([attention_stack(r, cfg.d_attn, w) for r, w in zip(res, widths)])
+        self.out = nn.Conv2d(widths[-1], 1, 4, 1, 0, bias=False)
+        self.embed, self.classifier = discriminator_heads(cfg, widths[-1])
 
-    def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
-        """x (N, 3, 32, 32) in [-1, 1], y (N,) or None -> logits (N,)."""
-        h = x
+    @staticmethod
+    def attention_resolutions(img_size: int) -> tuple[int, ...]:
+        return tuple(img_size // 2 ** (i + 1) for i in range(_stages(img_size, 4)))
+
+    def forward(self, x: Tensor, y: Tensor | None = None, with_classes: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+        """x (N, 3, S, S) in [-1, 1], y (N,) or None -> logits (N,) [, class logits (N, K)]."""
+        h = join_label_planes(x, y, self.label_planes)                   # (N, 3 [+ K], S, S)
         for conv, norm, attn in zip(self.convs, self.norms, self.attns):
-            h = attn(F.leaky_relu(norm(conv(h)), 0.2))                  # ends at (N, 2c, 4, 4)
-        return self.out(h).flatten() + class_projection(self.embed, h.sum((2, 3)), y)  # (N,)
+            h = attn(F.leaky_relu(norm(conv(h)), 0.2))                  # ends at (N, C, 4, 4)
+        return discriminator_output(self, self.out(h).flatten(), h.sum((2, 3)), y, with_classes)
 
 
 class GBlock(nn.Module):
@@ -528,91 +826,117 @@ class DBlock(nn.Module):
 
 
 class ResNetGenerator(nn.Module):
-    """z -> linear to 4x4 -> three up-blocks (8x8, 16x16, 32x32), each optionally followed by
-    self-attention -> BN-ReLU-conv3x3 -> Tanh. All blocks have g_ch channels (SNGAN CIFAR: 256)."""
+    """z -> linear to 4x4 -> up-blocks to 8x8, 16x16, ..., SxS, each optionally followed by self-attention
+    -> BN-ReLU-conv3x3 -> Tanh. All blocks have g_ch channels (SNGAN CIFAR: 256)."""
 
     def __init__(self, cfg: Config):
         super().__init__()
-        c, k = cfg.g_ch, cfg.num_classes
-        self.num_classes, self.ch = k, c
-        self.linear = nn.Linear(cfg.z_dim, 4 * 4 * c)
-        self.blocks = nn.ModuleList([GBlock(c, c, k) for _ in range(3)])
-        self.attns = nn.ModuleList([attention_stack(r, cfg.g_attn, c) for r in (8, 16, 32)])
+        self.config, self.num_classes = cfg, cfg.cond_classes
+        c, k = cfg.g_ch, cfg.cond_classes if CONDITIONINGS[cfg.cond].g_cbn else 0
+        self.ch = c
+        res = self.attention_resolutions(cfg.img_size)                   # 8, 16, ..., S
+        self.label_embed, z_in = generator_input(cfg)
+        self.linear = nn.Linear(z_in, 4 * 4 * c)
+        self.blocks = nn.ModuleList([GBlock(c, c, k) for _ in res])
+        self.attns = nn.ModuleList([attention_stack(r, cfg.g_attn, c) for r in res])
         self.norm = nn.BatchNorm2d(c)
         self.out = nn.Conv2d(c, 3, 3, padding=1)
 
+    @staticmethod
+    def attention_resolutions(img_size: int) -> tuple[int, ...]:
+        return tuple(8 * 2 ** i for i in range(_stages(img_size, 4)))
+
     def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
-        """z (N, z_dim), y (N,) int64 or None -> images (N, 3, 32, 32) in [-1, 1]."""
+        """z (N, z_dim), y (N,) int64 or None -> images (N, 3, S, S) in [-1, 1]."""
         y = _check_labels(y, self.num_classes)
-        h = self.linear(z).view(len(z), self.ch, 4, 4)                 # (N, c, 4, 4)
+        h = self.linear(join_label_embedding(self.label_embed, z, y)).view(len(z), self.ch, 4, 4)  # (N, c, 4, 4)
         for block, attn in zip(self.blocks, self.attns):
-            h = attn(block(h, y))                                       # (N, c, 8|16|32, 8|16|32)
+            h = attn(block(h, y))                                       # (N, c, 8|16|..|S, same)
         return torch.tanh(self.out(F.relu(self.norm(h))))
 
 
 class ResNetDiscriminator(nn.Module):
-    """SNGAN's CIFAR discriminator: blocks 32->16->8->8->8 with d_ch channels (SNGAN: 128), self-attention
-    at 32x32 (inside the first block), 16x16 or 8x8 (after the block producing it), ReLU, global sum
-    pooling, linear logit plus class projection."""
+    """SNGAN's CIFAR discriminator: blocks S -> S/2 -> ... -> 8 (32: 32->16->8), then two blocks at 8x8,
+    d_ch channels (SNGAN: 128); self-attention at S (inside the first block) or after the block producing
+    S/2, ..., 8; ReLU, global sum pooling, linear logit plus the class terms."""
 
     def __init__(self, cfg: Config):
         super().__init__()
-        c = cfg.d_ch
-        self.blocks = nn.ModuleList([DBlock(3, c, down=True, first=True, mid=attention_stack(32, cfg.d_attn, c)),
-                                     DBlock(c, c, down=True), DBlock(c, c, down=False), DBlock(c, c, down=False)])
-        self.attns = nn.ModuleList([attention_stack(16, cfg.d_attn, c), attention_stack(8, cfg.d_attn, c),
-                                    nn.Identity(), nn.Identity()])
+        self.config, c = cfg, cfg.d_ch
+        res = self.attention_resolutions(cfg.img_size)                   # S, S/2, ..., 8
+        self.label_planes = cfg.cond_classes if CONDITIONINGS[cfg.cond].d_input else 0
+        first = DBlock(3 + self.label_planes, c, down=True, first=True, mid=attention_stack(res[0], cfg.d_attn, c))
+        self.blocks = nn.ModuleList([first] + [DBlock(c, c, down=True) for _ in res[2:]]
+                                    + [DBlock(c, c, down=False), DBlock(c, c, down=False)])
+        self.attns = nn.ModuleList([attention_stack(r, cfg.d_attn, c) for r in res[1:]]
+                                   + [nn.Identity(), nn.Identity()])
         self.linear = nn.Linear(c, 1)
-        self.embed = nn.Embedding(cfg.num_classes, c) if cfg.num_classes else None
+        self.embed, self.classifier = discriminator_heads(cfg, c)
 
-    def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
-        """x (N, 3, 32, 32) in [-1, 1], y (N,) or None -> logits (N,)."""
-        h = x
+    @staticmethod
+    def attention_resolutions(img_size: int) -> tuple[int, ...]:
+        return tuple(img_size // 2 ** i for i in range(_stages(img_size, 8) + 1))
+
+    def forward(self, x: Tensor, y: Tensor | None = None, with_classes: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+        """x (N, 3, S, S) in [-1, 1], y (N,) or None -> logits (N,) [, class logits (N, K)]."""
+        h = join_label_planes(x, y, self.label_planes)                   # (N, 3 [+ K], S, S)
         for block, attn in zip(self.blocks, self.attns):
             h = attn(block(h))                                          # ends at (N, c, 8, 8)
         phi = F.relu(h).sum((2, 3))                                     # (N, c)
-        return self.linear(phi).squeeze(1) + class_projection(self.embed, phi, y)
+        return discriminator_output(self, self.linear(phi).squeeze(1), phi, y, with_classes)
 
 
-ATTENTION_RESOLUTIONS = {("resnet", "G"): (8, 16, 32), ("resnet", "D"): (32, 16, 8),
-                         ("dcgan", "G"): (4, 8, 16), ("dcgan", "D"): (16, 8, 4)}
+@dataclass(frozen=True)
+class Architecture:
+    """A G and a D class (each built from a Config) and how their weights start."""
+    generator: type[nn.Module]
+    discriminator: type[nn.Module]
+    init: str            # "normal": N(0, 0.02) weights, N(1, 0.02) BN scales (Radford 2016); "orthogonal" (BigGAN)
 
 
-def _init_weights(model: nn.Module, arch: str) -> None:
-    """DCGAN: N(0, 0.02) convs, N(1, 0.02) BN scales (Radford 2016). ResNet: orthogonal (BigGAN)."""
+ARCHS = {"mlp": Architecture(MLPGenerator, MLPDiscriminator, "normal"),
+         "dcgan": Architecture(DCGANGenerator, DCGANDiscriminator, "normal"),
+         "resnet": Architecture(ResNetGenerator, ResNetDiscriminator, "orthogonal")}
+
+
+def attention_resolutions(arch: str, who: str, img_size: int) -> tuple[int, ...]:
+    """Resolutions at which `who` ("G" or "D") of `arch` can place self-attention, in forward order."""
+    if arch not in ARCHS or img_size not in IMG_SIZES:
+        return ()
+    models = ARCHS[arch]
+    return (models.generator if who == "G" else models.discriminator).attention_resolutions(img_size)
+
+
+def _init_weights(model: nn.Module, init: str) -> None:
+    """"normal": N(0, 0.02) weights, N(1, 0.02) BN scales (DCGAN, Radford 2016). "orthogonal" (BigGAN)."""
     for m in model.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
-            if arch == "dcgan":
+            if init == "normal":
                 nn.init.normal_(m.weight, 0.0, 0.02)
             else:
                 nn.init.orthogonal_(m.weight)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d) and m.affine and arch == "dcgan":
+        elif isinstance(m, nn.BatchNorm2d) and m.affine and init == "normal":
             nn.init.normal_(m.weight, 1.0, 0.02)
     # D's class projection starts small (an N(0, 1) default would swamp the logits); G's CBN gains stay 1
+    # and its label embedding N(0, 1), on the scale of z
     if isinstance(getattr(model, "embed", None), nn.Embedding):
-        if arch == "dcgan":
+        if init == "normal":
             nn.init.normal_(model.embed.weight, 0.0, 0.02)
         else:
             nn.init.xavier_uniform_(model.embed.weight)
 
 
 def build_models(cfg: Config) -> tuple[nn.Module, nn.Module]:
-    """(G, D) for `cfg`, initialised, spectral norm applied when cfg.spectral_norm; on the CPU."""
+    """(G, D) for `cfg` from ARCHS, initialised, with spectral norm where cfg.spectral_norm puts it; on the
+    CPU. Each model keeps cfg as `model.config` (sample() and checkpoints read it)."""
     cfg.validate()
-    for who, placements in (("G", cfg.g_attn), ("D", cfg.d_attn)):
-        valid = ATTENTION_RESOLUTIONS[(cfg.arch, who)]
-        bad = [r for r in placements if r not in valid]
-        if bad:
-            raise GanError(f"{who} attention at {bad} is not possible for arch={cfg.arch!r}: "
-                           f"choose among resolutions {valid}")
-    classes = {"dcgan": (DCGANGenerator, DCGANDiscriminator), "resnet": (ResNetGenerator, ResNetDiscriminator)}
-    G, D = (cls(cfg) for cls in classes[cfg.arch])
-    for model in (G, D):
-        model.config = cfg  # sample() and checkpoints read z_dim, num_classes and the rest from here
-        _init_weights(model, cfg.arch)
-        if cfg.spectral_norm:
+    arch = ARCHS[cfg.arch]
+    G, D = arch.generator(cfg), arch.discriminator(cfg)
+    for model, sn in ((G, cfg.spectral_norm == "gd"), (D, cfg.spectral_norm in ("d", "gd"))):
+        _init_weights(model, arch.init)
+        if sn:
             apply_spectral_norm(model)
     return G, D
 
@@ -672,6 +996,19 @@ def g_loss(name: str, fake_logits: Tensor) -> Tensor:
     return _loss_pair(name)[1](fake_logits)
 
 
+def class_loss(class_logits: Tensor, y: Tensor) -> Tensor:
+    """ACGAN's auxiliary classifier loss (Odena et al. 2017): cross-entropy -E[log softmax(class_logits)[y]],
+    class_logits (N, K), labels y (N,). D minimises it on real images, G on its images and their labels."""
+    return F.cross_entropy(class_logits, y)
+
+
+def discriminate(D: nn.Module, x: Tensor, y: Tensor | None) -> tuple[Tensor, Tensor | None]:
+    """D's adversarial logits (N,) and, for an ACGAN D, its class logits (N, K) (else None), in one pass."""
+    if D.classifier is None:
+        return D(x, y), None
+    return D(x, y, with_classes=True)
+
+
 def gradient_penalty(D: nn.Module, real: Tensor, fake: Tensor, y: Tensor | None, eps: Tensor) -> Tensor:
     """WGAN-GP (Gulrajani 2017): E[(||grad_x D(x_hat)||_2 - 1)^2] at x_hat = eps * real + (1 - eps) * fake,
     eps (N, 1, 1, 1) in [0, 1]. Differentiable w.r.t. D's parameters."""
@@ -711,22 +1048,25 @@ def random_labels(n: int, num_classes: int, device: torch.device) -> Tensor | No
 def train_step(cfg: Config, G: nn.Module, D: nn.Module, G_ema: nn.Module | None,
                opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
                real_batch: Callable[[], tuple[Tensor, Tensor]], iteration: int) -> dict[str, float]:
-    """One GAN iteration: cfg.n_critic D updates, then one G update and the EMA update.
-    `real_batch()` returns images (N, 3, 32, 32) in [-1, 1] and labels (N,). Returns losses and mean D
-    logits on real and generated images (D(x), D(G(z)))."""
+    """One GAN round: cfg.n_critic D updates, then cfg.n_gen G updates and the EMA update.
+    `real_batch()` returns images (N, 3, S, S) in [-1, 1] and labels (N,). Returns the last losses and mean
+    D logits on real and generated images (D(x), D(G(z))) of the last D step."""
     d_loss_fn, g_loss_fn = _loss_pair(cfg.loss)
     device = next(G.parameters()).device
     # (1) Update D: minimise d_loss (+ Lipschitz terms) on a real batch and a detached generated batch
     for step in range(cfg.n_critic):
         real, y_real = real_batch()
-        y_real = y_real if cfg.num_classes else None
+        y_real = y_real if cfg.cond_classes else None
         n = len(real)
-        y_fake = random_labels(n, cfg.num_classes, device)
+        y_fake = random_labels(n, cfg.cond_classes, device)
         # the last critic step keeps G's graph: (2) reuses its batch, saving one G forward (pytorch/examples)
         with torch.set_grad_enabled(step == cfg.n_critic - 1):
             fake = G(torch.randn(n, cfg.z_dim, device=device), y_fake)
-        real_logits, fake_logits = D(real, y_real), D(fake.detach(), y_fake)
+        real_logits, real_classes = discriminate(D, real, y_real)
+        fake_logits, _ = discriminate(D, fake.detach(), y_fake)
         loss_d = d_loss_fn(real_logits, fake_logits)
+        if real_classes is not None:   # ACGAN: D also learns to classify real images
+            loss_d = loss_d + cfg.acgan_weight * class_loss(real_classes, y_real)
         if cfg.drift:
             loss_d = loss_d + cfg.drift * real_logits.pow(2).mean()
         if cfg.lipschitz == "gp":
@@ -739,11 +1079,19 @@ def train_step(cfg: Config, G: nn.Module, D: nn.Module, G_ema: nn.Module | None,
             with torch.no_grad():
                 for p in D.parameters():
                     p.clamp_(-cfg.clip_value, cfg.clip_value)
-    # (2) Update G: minimise g_loss on the last generated batch, scored by the updated D
-    loss_g = g_loss_fn(D(fake, y_fake))
-    opt_g.zero_grad(set_to_none=True)
-    loss_g.backward()
-    opt_g.step()
+    # (2) Update G cfg.n_gen times: minimise g_loss, scored by the updated D; the first step reuses the last
+    # critic step's batch, later ones draw a new one
+    for step in range(cfg.n_gen):
+        if step > 0:
+            y_fake = random_labels(n, cfg.cond_classes, device)
+            fake = G(torch.randn(n, cfg.z_dim, device=device), y_fake)
+        g_logits, g_classes = discriminate(D, fake, y_fake)
+        loss_g = g_loss_fn(g_logits)
+        if g_classes is not None:      # ACGAN: G makes images D classifies as their labels
+            loss_g = loss_g + cfg.acgan_weight * class_loss(g_classes, y_fake)
+        opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        opt_g.step()
     if G_ema is not None:
         ema_update(G_ema, G, cfg.ema_decay if iteration >= cfg.ema_start else 0.0)
     return {"d_loss": loss_d.item(), "g_loss": loss_g.item(),
@@ -1046,11 +1394,11 @@ def latents(G: nn.Module, n: int, labels: Tensor | int | None = None, seed: int 
     `labels`: (n,) class indices, one class for all, or None (a conditional G then cycles 0, 1, 2, ...)."""
     cfg: Config = G.config
     z = torch.randn(n, cfg.z_dim, generator=torch.Generator().manual_seed(seed))
-    if not cfg.num_classes:
+    if not cfg.cond_classes:
         return z, None
-    y = torch.arange(n) % cfg.num_classes if labels is None else torch.as_tensor(labels, dtype=torch.int64).expand(n)
-    if y.min() < 0 or y.max() >= cfg.num_classes:
-        raise GanError(f"labels must be class indices in [0, {cfg.num_classes - 1}]")
+    y = torch.arange(n) % cfg.cond_classes if labels is None else torch.as_tensor(labels, dtype=torch.int64).expand(n)
+    if y.min() < 0 or y.max() >= cfg.cond_classes:
+        raise GanError(f"labels must be class indices in [0, {cfg.cond_classes - 1}]")
     return z, y
 
 
@@ -1257,9 +1605,9 @@ def show_grid(images: Tensor, nrow: int = 8, title: str = "", ax: Any = None) ->
 
 def class_rows(G: nn.Module, classes: list[int] | None = None, per_class: int = 8, seed: int = 0) -> Tensor:
     """Images (len(classes) * per_class, 3, 32, 32): one row per class (all classes when None)."""
-    classes = list(range(G.config.num_classes)) if classes is None else classes
-    if not G.config.num_classes:
-        raise GanError("class rows need a class-conditional generator (num_classes > 0)")
+    classes = list(range(G.config.cond_classes)) if classes is None else classes
+    if not G.config.cond_classes:
+        raise GanError("class rows need a class-conditional generator (cond != 'none')")
     return torch.cat([sample(G, per_class, labels=c, seed=seed + c) for c in classes])
 
 
@@ -1412,7 +1760,7 @@ def discriminator_attention(D: nn.Module, real: ImageSet, n: int = 8) -> dict[st
     """Per D attention layer: (the first n real images (n, 3, 32, 32), their maps (n, HW, HW))."""
     images = to_float(real.x[:n].cpu())
     device = _device_of(D)
-    maps = attention_maps(D, images.to(device), real.y[:n].to(device) if D.config.num_classes else None)
+    maps = attention_maps(D, images.to(device), real.y[:n].to(device) if D.config.cond_classes else None)
     return {name: (images, m) for name, m in maps.items()}
 
 
@@ -1535,7 +1883,7 @@ def _cmd_sample(args: argparse.Namespace) -> None:
     G = load_generator(args.ckpt, setup(args.seed, args.device))
     out = Path(args.out)
     if args.per_class:
-        k = G.config.num_classes
+        k = G.config.cond_classes
         if not k:
             raise GanError("--per-class needs a class-conditional generator")
         images = sample(G, k, labels=torch.arange(k), seed=args.seed)
