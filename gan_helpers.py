@@ -1,10 +1,28 @@
-"""DCGAN and class-conditional Self-Attention GAN (SAGAN) on CIFAR-10: models, losses, data, training,
-FID, checkpoints, plots and a command line, in one importable module.
+"""A GAN study kit: MLP, DCGAN and ResNet (SAGAN) GANs, unconditional or class-conditional, on CIFAR-10,
+a subset of its classes or any image folder, at 32, 64 or 128 pixels: models, losses, data, training,
+FID, checkpoints, plots and a command line, in one importable module. A new study is a Config, not an edit.
 
-Sections, in order: config, setup, data, layers, models, losses, training step, evaluation (FID/KID),
-training loop and checkpoints, sampling, plots and attention maps, command line.
+Sections, in order, and where to change what:
+  config          Config (one field per choice, a comment each), presets, validate() (contradictory
+                  combinations), LEGACY_VALUES (old checkpoints' spellings)
+  setup           seeds and device
+  data            load_dataset(): sources, class subsets, image size, the recorded split.
+                  A new dataset: a reader returning an ImageSet, chosen in load_dataset() by a DATASETS name
+  layers          self-attention, conditional BN, spectral norm, CONDITIONINGS (where labels enter G and D)
+  models          MLP, DCGAN, ResNet G and D, ARCHS. A new architecture: G and D classes taking a Config,
+                  with attention_resolutions(img_size), and a line in ARCHS. An attention placement:
+                  Config.g_attn / d_attn (values from attention_resolutions()), no code
+  losses          LOSSES (a loss: a pure function pair, one line in LOSSES), class_loss (ACGAN), gradient penalty
+  training step   train_step(): n_critic D steps, n_gen G steps, EMA
+  evaluation      feature networks, FID/KID, real statistics cached by split
+  checkpoints     atomic saves, loading (old layouts upgrade through Config.from_dict)
+  sampling        latents(), sample()
+  training loop   train() (the FID sample counts: Config.eval_samples, test_set_score(n), --n), publish
+  plots           image grids, curves, attention maps and explorer
+  final evaluation and command line   final_evaluation(), `python gan_helpers.py {train,sample,fid,publish,evaluate}`
 
     python gan_helpers.py train sagan --iters 1000 --data-dir data/cifar10-jpeg
+    python gan_helpers.py train dcgan --data-dir FOLDER --set img_size=64 cond=acgan
     python gan_helpers.py evaluate model/sagan_best.pt
 """
 from __future__ import annotations
@@ -60,7 +78,8 @@ class Config:
     # models
     arch: str = "resnet"             # "mlp" (Goodfellow 2014), "dcgan" (Radford 2016), "resnet" (SNGAN/BigGAN); ARCHS
     z_dim: int = 128                 # latent size (DCGAN reference: 100; SNGAN/BigGAN: 128)
-    num_classes: int = 10            # classes of the data (the CLI takes it from the dataset); read when cond != "none"
+    num_classes: int = 10            # classes of the data (the CLI takes it from the dataset); read when cond != "none";
+                                     # 0 also means unconditional (as before `cond` existed)
     cond: str = "projection"         # class conditioning (see CONDITIONINGS): "none", "concat" (CGAN, Mirza 2014),
                                      # "acgan" (Odena 2017), "projection" (CBN in G, projection D, Miyato 2018)
     acgan_weight: float = 1.0        # weight of the ACGAN class cross-entropy in the D and G losses (Odena: 1)
@@ -99,7 +118,7 @@ class Config:
 
     @property
     def cond_classes(self) -> int:
-        """Classes the models are conditioned on: num_classes, or 0 when cond="none"."""
+        """Classes the models are conditioned on: num_classes, or 0 when cond="none" (0: unconditional)."""
         return self.num_classes if self.cond != "none" else 0
 
     @staticmethod
@@ -183,7 +202,7 @@ class Config:
         if self.loss == "wgan" and self.lipschitz == "none" and self.spectral_norm == "none":
             raise GanError("loss='wgan' leaves the critic unconstrained: set lipschitz='gp' or 'clip', "
                            "or spectral_norm='d' or 'gd' (or choose loss='hinge' or 'bce')")
-        if self.cond != "none" and self.num_classes < 1:
+        if self.cond in ("concat", "acgan") and self.num_classes < 1:
             raise GanError(f"cond={self.cond!r} needs labelled data (num_classes >= 1, got {self.num_classes}); "
                            f"set cond='none' for an unconditional model")
         if self.cond == "acgan" and self.acgan_weight <= 0:
@@ -249,7 +268,9 @@ def _device_of(model: nn.Module) -> torch.device:
 
 
 # ----------------------------------------------------------------------------------------------------
-# data: CIFAR-10 held as one uint8 tensor on the training device, batches drawn by indexing
+# data: load_dataset() reads CIFAR-10 or any image folder at Config.img_size, selects Config.classes and
+# splits off validation (and test) images; held as one uint8 tensor on the training device, batches drawn
+# by indexing. A new dataset: a reader returning an ImageSet, chosen in load_dataset() by a DATASETS name
 # ----------------------------------------------------------------------------------------------------
 
 @dataclass
@@ -459,6 +480,50 @@ def load_dataset(cfg: Config, data_dir: str | Path = "data",
     return tuple(sets[p].with_split(**split, part=p) for p in parts)
 
 
+def split_record(data: ImageSet) -> dict[str, Any]:
+    """What a checkpoint stores about the data it was selected on: the source, its class names and the
+    split (load_dataset's `split`, without the part name)."""
+    return {"source": data.source, "class_names": list(data.classes),
+            **{k: v for k, v in data.split.items() if k != "part"}}
+
+
+def check_split(recorded: dict[str, Any], data: ImageSet) -> None:
+    """GanError unless `data` comes from the split a checkpoint recorded (split_record): same dataset kind,
+    image size, classes, validation size and split seed. Sources are not compared (folders move between
+    machines); a checkpoint trained on in-memory images (no dataset recorded) is not checked."""
+    if "dataset" not in recorded:
+        return
+    now = split_record(data)
+    keys = ("dataset", "img_size", "classes", "class_names", "val_size", "split_seed", "test")
+    diff = [f"{k}: {recorded.get(k)!r} in the checkpoint vs {now.get(k)!r} here" for k in keys
+            if k in now and recorded.get(k) != now.get(k)]
+    if diff:
+        raise GanError(f"the data in {data.source} is not the split this checkpoint was selected on "
+                       f"({'; '.join(diff)}): pass the checkpoint's data folder (--data-dir)")
+
+
+def check_data(cfg: Config, data: ImageSet) -> None:
+    """GanError when `data` does not fit cfg: image size, or the number of classes of a conditional model."""
+    side = data.x.shape[-1]
+    if side != cfg.img_size:
+        raise GanError(f"images are {side}x{side} but img_size={cfg.img_size}: set img_size={side} or load the "
+                       f"images with load_dataset(cfg, ...), which resizes them")
+    if cfg.cond_classes and not data.classes:
+        raise GanError(f"cond={cfg.cond!r} needs labels, but {data.source} is unlabelled (no <class>/ folders): "
+                       f"set cond=none")
+    if cfg.cond_classes and cfg.cond_classes != len(data.classes):
+        raise GanError(f"cond={cfg.cond!r} with num_classes={cfg.num_classes}, but the data has "
+                       f"{len(data.classes)} classes {list(data.classes)[:10]}: set num_classes={len(data.classes)}")
+
+
+def config_for_data(cfg: Config, data: ImageSet) -> Config:
+    """cfg with num_classes taken from the data's classes when the model is conditional (a class subset or
+    an image folder sets it; the command line and the notebooks train with this), validated."""
+    if not cfg.cond_classes:
+        return cfg.validate()
+    return dataclasses.replace(cfg, num_classes=len(data.classes)).validate()
+
+
 def synthetic_images(n: int, num_classes: int = 10, seed: int = 0, size: int = 32) -> ImageSet:
     """Small stand-in for CIFAR-10 (tests, GAN_SMOKE=1 notebooks): class c is a soft square of its own
     colour and place on a noisy background, so a GAN can learn it in a few hundred steps. (n, 3, size, size)."""
@@ -608,7 +673,7 @@ CONDITIONINGS = {
 
 def generator_input(cfg: Config) -> tuple[nn.Embedding | None, int]:
     """G's label embedding (concat, acgan; None otherwise) and the width of its input (z, then the label)."""
-    if not CONDITIONINGS[cfg.cond].g_input:
+    if not (CONDITIONINGS[cfg.cond].g_input and cfg.cond_classes):
         return None, cfg.z_dim
     return nn.Embedding(cfg.cond_classes, cfg.z_dim), 2 * cfg.z_dim
 
@@ -633,8 +698,8 @@ def discriminator_heads(cfg: Config, features: int) -> tuple[nn.Embedding | None
     """The class terms at the end of D, read from phi (N, features): the projection embedding (projection)
     and the ACGAN classifier (acgan); None where cfg.cond does not use them."""
     cond, k = CONDITIONINGS[cfg.cond], cfg.cond_classes
-    return (nn.Embedding(k, features) if cond.d_projection else None,
-            nn.Linear(features, k) if cond.d_classifier else None)
+    return (nn.Embedding(k, features) if cond.d_projection and k else None,
+            nn.Linear(features, k) if cond.d_classifier and k else None)
 
 
 def class_projection(embed: nn.Embedding | None, phi: Tensor, y: Tensor | None) -> Tensor:
@@ -1254,8 +1319,9 @@ def kernel_inception_distance(f1: np.ndarray, f2: np.ndarray, subsets: int = 50,
 
 
 def real_stats(images: ImageSet, split: str, net: FeatureNet, cache_dir: str | Path) -> Stats:
-    """Statistics of real images, computed once per (split, image count, network) and cached as .npz."""
-    path = Path(cache_dir) / f"stats_{split}_{len(images)}_{net.key}.npz"
+    """Statistics of real images, computed once per (part name, image count, source and split (images.key),
+    network) and cached as .npz."""
+    path = Path(cache_dir) / f"stats_{split}_{len(images)}_{images.key}_{net.key}.npz"
     if path.is_file():
         return Stats.load(path)
     stats = Stats.of(net.features(images.x))
@@ -1405,7 +1471,7 @@ def latents(G: nn.Module, n: int, labels: Tensor | int | None = None, seed: int 
 @torch.no_grad()
 def sample(G: nn.Module, n: int, labels: Tensor | int | None = None, seed: int = 0,
            batch_size: int = 500) -> Tensor:
-    """n images (n, 3, 32, 32) in [-1, 1] on the CPU, the same for the same seed (see latents())."""
+    """n images (n, 3, S, S) in [-1, 1] on the CPU (S = G.config.img_size), the same for the same seed (see latents())."""
     z, y = latents(G, n, labels, seed)
     device = _device_of(G)
     with eval_mode(G):
@@ -1475,6 +1541,7 @@ def train(cfg: Config, out_dir: str | Path, train_data: ImageSet, val_data: Imag
     called after each evaluation (e.g. a live plot)."""
     from tqdm.auto import tqdm
     cfg.validate()
+    check_data(cfg, train_data)
     out_dir, device = Path(out_dir), torch.device(device)
     out_dir.mkdir(parents=True, exist_ok=True)
     last_path, best_path, history_path = out_dir / "last.pt", out_dir / "best.pt", out_dir / "history.json"
@@ -1506,7 +1573,8 @@ def train(cfg: Config, out_dir: str | Path, train_data: ImageSet, val_data: Imag
     G_eval = G_ema if G_ema is not None else G
 
     def checkpoint(iteration: int) -> None:
-        save_atomic({"kind": "train_state", "config": dataclasses.asdict(cfg), "iteration": iteration,
+        save_atomic({"kind": "train_state", "config": dataclasses.asdict(cfg), "split": split_record(val_data),
+                     "iteration": iteration,
                      "G": G.state_dict(), "D": D.state_dict(),
                      "G_ema": G_ema.state_dict() if G_ema is not None else None,
                      "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "rng": _rng_state(),
@@ -1520,8 +1588,8 @@ def train(cfg: Config, out_dir: str | Path, train_data: ImageSet, val_data: Imag
         best = best_eval(history)
         history["eval"].append(result)
         if best is None or result["fd"] < best["fd"]:
-            save_atomic({"kind": "generator", "config": dataclasses.asdict(cfg), "iteration": iteration,
-                         "G": G_eval.state_dict(), "metrics": result,
+            save_atomic({"kind": "generator", "config": dataclasses.asdict(cfg), "split": split_record(val_data),
+                         "iteration": iteration, "G": G_eval.state_dict(), "metrics": result,
                          "summary": {"data": train_data.source, "features": features.label,
                                      "ema": G_ema is not None, "selected_by": "lowest validation " + result["metric"]}},
                         best_path)
@@ -1566,18 +1634,23 @@ def publish(run_dir: str | Path, name: str, model_dir: str | Path = "model") -> 
     return target
 
 
-def validation_stats(data_dir: str | Path, features: FeatureNet, stats_dir: str | Path | None = None) -> Stats:
-    """Statistics of the validation split that train() scores against (the default 5000 of
-    train_val_split), cached in `stats_dir` (default <data_dir>/fid_stats)."""
-    _, val = train_val_split(load_cifar10(data_dir, train=True))
+def validation_stats(data_dir: str | Path, features: FeatureNet, stats_dir: str | Path | None = None,
+                     cfg: Config | None = None) -> Stats:
+    """Statistics of the validation split of cfg (default: Config(), CIFAR-10's 5,000 of split seed 0) that
+    train() scores against, cached in `stats_dir` (default <data_dir>/fid_stats)."""
+    _, val = load_dataset(cfg or Config(), data_dir)
     return real_stats(val, "val", features, stats_dir or Path(data_dir) / "fid_stats")
 
 
 def test_set_score(G: nn.Module, data_dir: str | Path, features: FeatureNet, n: int = 10_000,
-                   stats_dir: str | Path | None = None) -> dict[str, Any]:
-    """The assignment's final number: n generated images vs the 10,000 CIFAR-10 test images.
-    Real statistics are cached in `stats_dir` (default <data_dir>/fid_stats)."""
-    real = real_stats(load_cifar10(data_dir, train=False), "test", features, stats_dir or Path(data_dir) / "fid_stats")
+                   stats_dir: str | Path | None = None, split: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The final number: n generated images vs the test images of G's dataset (load_dataset with G.config:
+    CIFAR-10's 10,000 test images by default). `split`, a checkpoint's record, must match the test set
+    found in data_dir (check_split). Real statistics are cached in `stats_dir` (default <data_dir>/fid_stats)."""
+    (test,) = load_dataset(G.config, data_dir, ("test",))
+    if split is not None:
+        check_split(split, test)
+    real = real_stats(test, "test", features, stats_dir or Path(data_dir) / "fid_stats")
     return evaluate_generator(G, real, features, n)
 
 
@@ -1604,7 +1677,7 @@ def show_grid(images: Tensor, nrow: int = 8, title: str = "", ax: Any = None) ->
 
 
 def class_rows(G: nn.Module, classes: list[int] | None = None, per_class: int = 8, seed: int = 0) -> Tensor:
-    """Images (len(classes) * per_class, 3, 32, 32): one row per class (all classes when None)."""
+    """Images (len(classes) * per_class, 3, S, S): one row per class (all classes when None)."""
     classes = list(range(G.config.cond_classes)) if classes is None else classes
     if not G.config.cond_classes:
         raise GanError("class rows need a class-conditional generator (cond != 'none')")
@@ -1721,7 +1794,7 @@ def attention_maps(model: nn.Module, *inputs: Any) -> dict[str, Tensor]:
 
 def plot_attention(image: Tensor, attn: Tensor, query: tuple[float, float], axes: Any = None,
                    title: str = "") -> Any:
-    """Image (3, 32, 32) in [-1, 1] with the query pixel (row, col in image pixels) marked, beside the
+    """Image (3, S, S) in [-1, 1] with the query pixel (row, col in image pixels) marked, beside the
     attention of that query over all key positions, upsampled and laid over the image.
     attn (HW, HW) from one layer; returns the two axes."""
     import matplotlib.pyplot as plt
@@ -1748,7 +1821,7 @@ def plot_attention(image: Tensor, attn: Tensor, query: tuple[float, float], axes
 
 
 def generator_attention(G: nn.Module, n: int = 8, seed: int = 0) -> dict[str, tuple[Tensor, Tensor]]:
-    """Per G attention layer: (the n generated images (n, 3, 32, 32), their maps (n, HW, HW))."""
+    """Per G attention layer: (the n generated images (n, 3, S, S), their maps (n, HW, HW))."""
     z, y = latents(G, n, seed=seed)
     device = _device_of(G)
     maps = attention_maps(G, z.to(device), None if y is None else y.to(device))
@@ -1757,7 +1830,7 @@ def generator_attention(G: nn.Module, n: int = 8, seed: int = 0) -> dict[str, tu
 
 
 def discriminator_attention(D: nn.Module, real: ImageSet, n: int = 8) -> dict[str, tuple[Tensor, Tensor]]:
-    """Per D attention layer: (the first n real images (n, 3, 32, 32), their maps (n, HW, HW))."""
+    """Per D attention layer: (the first n real images (n, 3, S, S), their maps (n, HW, HW))."""
     images = to_float(real.x[:n].cpu())
     device = _device_of(D)
     maps = attention_maps(D, images.to(device), real.y[:n].to(device) if D.config.cond_classes else None)
@@ -1765,12 +1838,15 @@ def discriminator_attention(D: nn.Module, real: ImageSet, n: int = 8) -> dict[st
 
 
 def attention_figure(layers: dict[str, tuple[Tensor, Tensor]],
-                     queries: tuple[tuple[int, int], ...] = ((8, 8), (8, 24), (24, 16)), index: int = 0) -> Any:
+                     queries: tuple[tuple[int, int], ...] | None = None, index: int = 0) -> Any:
     """Static figure: one row per attention layer, one pair of panels per query point (row, col), for
-    image `index`. `layers` from generator_attention() or discriminator_attention(). Returns the figure."""
+    image `index` (default queries: at a quarter and three quarters of the side; 32x32: (8, 8), (8, 24),
+    (24, 16)). `layers` from generator_attention() or discriminator_attention(). Returns the figure."""
     import matplotlib.pyplot as plt
     if not layers:
         raise GanError("this model has no self-attention layers to show (see g_attn / d_attn)")
+    side = next(iter(layers.values()))[0].shape[-1]
+    queries = queries or tuple((int(r * side), int(c * side)) for r, c in ((0.25, 0.25), (0.25, 0.75), (0.75, 0.5)))
     fig, axes = plt.subplots(len(layers), 2 * len(queries), figsize=(2.4 * 2 * len(queries), 2.5 * len(layers)),
                              squeeze=False)
     for row, (name, (images, attn)) in enumerate(layers.items()):
@@ -1796,8 +1872,9 @@ def attention_explorer(G: nn.Module, D: nn.Module | None = None, real: ImageSet 
         raise GanError("no self-attention layers in G (or D) to explore")
     layer = widgets.Dropdown(options=list(sources), description="layer")
     index = widgets.IntSlider(0, 0, n - 1, description="sample")
-    row = widgets.IntSlider(16, 0, 31, description="query row")
-    col = widgets.IntSlider(16, 0, 31, description="query col")
+    side = G.config.img_size                      # the sliders span the images' pixels
+    row = widgets.IntSlider(side // 2, 0, side - 1, description="query row")
+    col = widgets.IntSlider(side // 2, 0, side - 1, description="query col")
     out = widgets.Output()
 
     def draw(*_: Any) -> None:
@@ -1822,9 +1899,9 @@ def final_evaluation(ckpt: str | Path = "model/sagan_best.pt", data_dir: str | P
                      feature_net: str | Path | None = None, fid_weights: str | Path | None = None,
                      device: str | None = None, grid_path: str | Path | None = None,
                      show: bool = True) -> dict[str, Any] | None:
-    """Load the best generator, show (and/or save) an 8x8 grid and print the CIFAR-10 test-set FID
-    (n generated vs the 10,000 test images). When the test images or the Inception weights are missing,
-    the grid is still shown and one line says what is missing and how to supply it; returns None then."""
+    """Load the best generator, show (and/or save) an 8x8 grid and print the test-set FID of its dataset
+    (n generated vs the test images of the split it recorded; CIFAR-10: 10,000). When the test images or
+    the Inception weights are missing, the grid is still shown and one line says what is missing and how to supply it; returns None then."""
     import matplotlib.pyplot as plt
     device = setup(0, device)
     ckpt_info = load_checkpoint(ckpt)
@@ -1833,7 +1910,9 @@ def final_evaluation(ckpt: str | Path = "model/sagan_best.pt", data_dir: str | P
     print(f"{ckpt}: {G.config.name} ({G.config.arch}), iteration {ckpt_info['iteration']}"
           + (f", selected by validation {format_score(best)}" if best else ""))
     fig, ax = plt.subplots(figsize=(8, 8))
-    show_grid(sample(G, 64, seed=0), nrow=8, title=f"{G.config.name}: 64 samples (labels 0-9 repeat in reading order)", ax=ax)
+    k = G.config.cond_classes
+    order = f"labels 0-{k - 1} repeat in reading order" if k else "unconditional"
+    show_grid(sample(G, 64, seed=0), nrow=8, title=f"{G.config.name}: 64 samples ({order})", ax=ax)
     if grid_path is not None:
         fig.savefig(grid_path, bbox_inches="tight", dpi=100)
     if show:
@@ -1841,11 +1920,11 @@ def final_evaluation(ckpt: str | Path = "model/sagan_best.pt", data_dir: str | P
     plt.close(fig)
     try:
         features = load_feature_net(feature_net, fid_weights, device)
-        result = test_set_score(G, data_dir, features, n)
+        result = test_set_score(G, data_dir, features, n, split=ckpt_info.get("split"))
     except GanError as exc:
         print(f"test-set FID not computed: {exc}")
         return None
-    print(f"CIFAR-10 test set: {format_score(result)}")
+    print(f"test set: {format_score(result)}")
     return result
 
 
@@ -1864,12 +1943,18 @@ def _path_stats(path: str, features: FeatureNet, batch_size: int) -> Stats:
 
 def _cmd_train(args: argparse.Namespace) -> None:
     cfg = PRESETS[args.model]().with_overrides(args.set)
-    for key in ("iters", "eval_every", "eval_samples"):
+    for key in ("iters", "eval_every", "eval_samples", "val_size"):
         if getattr(args, key) is not None:
             cfg = dataclasses.replace(cfg, **{key: getattr(args, key)})
     cfg.validate()
     device = setup(cfg.seed, args.device)
-    train_data, val_data = train_val_split(load_cifar10(args.data_dir, train=True), args.val_size)
+    train_data, val_data = load_dataset(cfg, args.data_dir)
+    cfg = config_for_data(cfg, train_data)
+    G, D = build_models(cfg)
+    print(f"{cfg.name}: arch={cfg.arch}, img_size={cfg.img_size}, cond={cfg.cond} ({cfg.cond_classes} classes), "
+          f"spectral_norm={cfg.spectral_norm}, loss={cfg.loss}, lipschitz={cfg.lipschitz}; "
+          f"G {count_parameters(G):,} and D {count_parameters(D):,} parameters; "
+          f"{len(train_data):,} training / {len(val_data):,} validation images from {train_data.source}")
     features = load_feature_net(args.feature_net, args.fid_weights, device)
     out = Path(args.out or f"runs/{cfg.name}")
     history = train(cfg, out, train_data, val_data, features, device, resume=args.resume,
@@ -1880,14 +1965,16 @@ def _cmd_train(args: argparse.Namespace) -> None:
 
 
 def _cmd_sample(args: argparse.Namespace) -> None:
-    G = load_generator(args.ckpt, setup(args.seed, args.device))
+    ckpt = load_checkpoint(args.ckpt)
+    G = to_device(generator_from_checkpoint(ckpt, args.ckpt), setup(args.seed, args.device))
     out = Path(args.out)
     if args.per_class:
         k = G.config.cond_classes
         if not k:
             raise GanError("--per-class needs a class-conditional generator")
         images = sample(G, k, labels=torch.arange(k), seed=args.seed)
-        names = [f"{c:02d}_{CIFAR10_CLASSES[c] if k == 10 else c}" for c in range(k)]
+        class_names = ckpt.get("split", {}).get("class_names") or (CIFAR10_CLASSES if k == 10 else range(k))
+        names = [f"{c:02d}_{name}" for c, name in enumerate(class_names)]
         print(f"wrote {len(save_pngs(images, out, names))} PNGs to {out}")
         return
     images = sample(G, args.n, seed=args.seed)
@@ -1896,7 +1983,8 @@ def _cmd_sample(args: argparse.Namespace) -> None:
         out.parent.mkdir(parents=True, exist_ok=True)
         np.savez(out, x=to_uint8(images).permute(0, 2, 3, 1).numpy(),
                  y=(y if y is not None else torch.full((args.n,), -1)).numpy())
-        print(f"wrote {args.n} images to {out} (x: uint8 (N, 32, 32, 3), y: labels, -1 = unconditional)")
+        s = G.config.img_size
+        print(f"wrote {args.n} images to {out} (x: uint8 (N, {s}, {s}, 3), y: labels, -1 = unconditional)")
     else:
         save_pngs(images, out, [f"{i:05d}" for i in range(args.n)])
         print(f"wrote {args.n} PNGs to {out}")
@@ -1941,8 +2029,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--iters", type=int, help="total iterations (a resumed run continues up to this)")
     t.add_argument("--eval-every", type=int, help="validation metric every N iterations")
     t.add_argument("--eval-samples", type=int, help="generated images per validation metric")
-    t.add_argument("--data-dir", default="data", help="CIFAR-10 folder (cifar-10-batches-py or {train,test}/<class>/)")
-    t.add_argument("--val-size", type=int, default=5000, help="validation images held out of the training set")
+    t.add_argument("--data-dir", default="data", help="CIFAR-10 (cifar-10-batches-py or {train,test}/<class>/) or "
+                   "any image folder ({train,test}/<class>/, <class>/ or flat; see --set dataset=...)")
+    t.add_argument("--val-size", type=int, help="validation images held out of the training set (Config.val_size)")
     t.add_argument("--out", help="output folder (default runs/<name>)")
     t.add_argument("--stats-dir", help="cache of real-image feature statistics (default DATA_DIR/fid_stats)")
     t.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
@@ -1972,7 +2061,7 @@ def build_parser() -> argparse.ArgumentParser:
     pub.add_argument("--model-dir", default="model")
     pub.set_defaults(func=_cmd_publish)
 
-    e = sub.add_parser("evaluate", help="8x8 grid PNG and CIFAR-10 test-set FID of a checkpoint")
+    e = sub.add_parser("evaluate", help="8x8 grid PNG and test-set FID of a checkpoint (on the split it recorded)")
     e.add_argument("ckpt")
     e.add_argument("--data-dir", default="data")
     e.add_argument("--n", type=int, default=10_000, help="generated images (vs the 10,000 test images)")

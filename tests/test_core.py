@@ -11,7 +11,7 @@ from torch.nn.utils import parametrize
 from torch.testing import assert_close
 
 import gan_helpers as gh
-from gan_helpers import ATTENTION_RESOLUTIONS, Config, GanError, SelfAttention
+from gan_helpers import Config, GanError, SelfAttention
 
 PRESETS = {"dcgan": Config.dcgan, "resnet": Config.sagan}
 Z = 8  # small latent size everywhere
@@ -31,7 +31,7 @@ def labels(n, k):
 def _model_cases():
     cases = []
     for arch in ("dcgan", "resnet"):
-        g_res, d_res = ATTENTION_RESOLUTIONS[(arch, "G")], ATTENTION_RESOLUTIONS[(arch, "D")]
+        g_res, d_res = gh.attention_resolutions(arch, "G", 32), gh.attention_resolutions(arch, "D", 32)
         cases += [(arch, 10, (), ()), (arch, 0, (), ())]
         cases += [(arch, 10, (g,), (d,)) for g, d in zip(g_res, d_res)]     # each resolution alone
         cases += [(arch, 0, g_res, d_res),                                  # all at once
@@ -152,8 +152,8 @@ SN_TARGETS = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear, nn.Embedding)
 @pytest.mark.parametrize("arch", ["resnet", "dcgan"])
 def test_spectral_norm_makes_every_layer_1_lipschitz(arch):
     gh.setup(0)
-    cfg = small_cfg(arch, spectral_norm=True, g_attn=(ATTENTION_RESOLUTIONS[(arch, "G")][1],),
-                    d_attn=(ATTENTION_RESOLUTIONS[(arch, "D")][1],))
+    cfg = small_cfg(arch, spectral_norm="gd", g_attn=(gh.attention_resolutions(arch, "G", 32)[1],),
+                    d_attn=(gh.attention_resolutions(arch, "D", 32)[1],))
     G, D = gh.build_models(cfg)
     with torch.no_grad():                             # raw weights 3x larger: only the normalisation gives 1
         for m in list(G.modules()) + list(D.modules()):
@@ -174,7 +174,7 @@ def test_spectral_norm_makes_every_layer_1_lipschitz(arch):
 @pytest.mark.parametrize("arch", ["resnet", "dcgan"])
 def test_without_spectral_norm_some_layer_is_far_from_1(arch):
     gh.setup(0)
-    G, D = gh.build_models(small_cfg(arch, spectral_norm=False, lipschitz="gp"))
+    G, D = gh.build_models(small_cfg(arch, spectral_norm="none", lipschitz="gp"))
     layers = [m for model in (G, D) for m in model.modules() if isinstance(m, SN_TARGETS)]
     assert not any(parametrize.is_parametrized(m) for m in layers)
     sigmas = [torch.linalg.matrix_norm(_sn_matrix(m), ord=2).item() for m in layers]
@@ -347,7 +347,7 @@ TRAIN_CASES = {
     "sagan": lambda: small_cfg("resnet"),
     "wgan-clip-rmsprop": lambda: small_cfg("dcgan", loss="wgan", lipschitz="clip", optimizer="rmsprop",
                                            n_critic=2),
-    "wgan-gp": lambda: small_cfg("resnet", spectral_norm=False, lipschitz="gp", g_attn=(), d_attn=()),
+    "wgan-gp": lambda: small_cfg("resnet", spectral_norm="none", lipschitz="gp", g_attn=(), d_attn=()),
 }
 
 
@@ -374,7 +374,7 @@ def test_train_step(case):
 
 @pytest.mark.parametrize("arch", ["dcgan", "resnet"])
 def test_channels_last_models_compute_the_same_values_and_gradients(arch):
-    cfg = small_cfg(arch, g_attn=ATTENTION_RESOLUTIONS[(arch, "G")][:2], d_attn=ATTENTION_RESOLUTIONS[(arch, "D")][:2])
+    cfg = small_cfg(arch, g_attn=gh.attention_resolutions(arch, "G", 32)[:2], d_attn=gh.attention_resolutions(arch, "D", 32)[:2])
     gh.setup(0)
     models = gh.build_models(cfg)
     for m in models:   # non-zero attention so that the attention branch counts
@@ -412,7 +412,7 @@ def test_config_overrides_parse_types():
     cfg = Config.sagan().with_overrides(["g_ch=32", "g_attn=(8, 16)", "loss=hinge", "spectral_norm=False",
                                          "g_lr=3e-4", "betas=[0.5, 0.99]"])
     assert cfg.g_ch == 32 and isinstance(cfg.g_ch, int)
-    assert cfg.g_attn == (8, 16) and cfg.loss == "hinge" and cfg.spectral_norm is False
+    assert cfg.g_attn == (8, 16) and cfg.loss == "hinge" and cfg.spectral_norm == "none"  # the old bool, upgraded
     assert cfg.g_lr == pytest.approx(3e-4) and cfg.betas == (0.5, 0.99)
     assert Config.sagan().g_ch == 256                       # the original is left alone
     for bad in (["nope=1"], ["g_ch"]):
@@ -422,8 +422,8 @@ def test_config_overrides_parse_types():
 
 def test_config_validate():
     assert Config.dcgan().validate() == Config.dcgan() and Config.sagan().validate() == Config.sagan()
-    for bad in (dict(loss="foo"), dict(arch="vgg"), dict(lipschitz="none"), dict(ema_decay=1.0),
-                dict(spectral_norm=False), dict(g_ch=0)):     # spectral_norm=False: wgan left unconstrained
+    for bad in (dict(loss="foo"), dict(arch="vgg"), dict(lipschitz="sn"), dict(ema_decay=1.0),
+                dict(spectral_norm="none"), dict(g_ch=0)):    # spectral_norm="none": wgan left unconstrained
         with pytest.raises(GanError):
             Config.sagan(**bad).validate()
 
