@@ -615,10 +615,11 @@ def attention_stack(resolution: int, placements: tuple[int, ...], channels: int)
 
 class ConditionalBatchNorm(nn.Module):
     """BatchNorm whose scale and shift are looked up per class (de Vries 2017; used by SNGAN/SAGAN/BigGAN).
-    With num_classes=0 it is a plain affine BatchNorm."""
+    With num_classes=0 it is a plain affine BatchNorm and ignores labels."""
 
     def __init__(self, channels: int, num_classes: int):
         super().__init__()
+        self.conditional = num_classes > 0
         self.bn = nn.BatchNorm2d(channels, affine=num_classes == 0)
         if num_classes:
             self.gain = nn.Embedding(num_classes, channels)
@@ -628,7 +629,7 @@ class ConditionalBatchNorm(nn.Module):
 
     def forward(self, x: Tensor, y: Tensor | None) -> Tensor:
         h = self.bn(x)
-        if y is None:
+        if y is None or not self.conditional:
             return h
         return h * self.gain(y)[:, :, None, None] + self.bias(y)[:, :, None, None]
 

@@ -110,14 +110,14 @@ def fmt_attn(res: tuple[int, ...]) -> str:
 def hyperparameter_table(cfgs: dict[str, gh.Config], hists: dict[str, dict]) -> str:
     rows = {
         "backbone": lambda c: c.arch,
-        "classes (conditioning)": lambda c: str(c.num_classes) if c.num_classes else "uncond.",
+        "classes (conditioning)": lambda c: str(c.cond_classes) if c.cond_classes else "uncond.",
         "$z$ size": lambda c: str(c.z_dim),
         "width $G$ / $D$": lambda c: f"{c.g_ch} / {c.d_ch}",
         "attention in $G$": lambda c: fmt_attn(c.g_attn),
         "attention in $D$": lambda c: fmt_attn(c.d_attn),
-        "spectral norm": lambda c: "yes" if c.spectral_norm else "no",
+        "spectral norm": lambda c: {"none": "no", "d": "$D$ only", "gd": "yes"}[c.spectral_norm],
         "loss": lambda c: c.loss,
-        "Lipschitz": lambda c: {"sn": "SN", "clip": f"clip $\\pm{c.clip_value}$",
+        "Lipschitz": lambda c: {"none": "SN", "clip": f"clip $\\pm{c.clip_value}$",
                                 "gp": f"GP $\\lambda={c.gp_weight:g}$"}[c.lipschitz] if c.loss == "wgan" else "--",
         "drift $\\epsilon$": lambda c: f"{c.drift:g}" if c.drift else "--",
         "optimizer": lambda c: c.optimizer + (f" $\\beta=({c.betas[0]:g}, {c.betas[1]:g})$" if c.optimizer == "adam" else ""),

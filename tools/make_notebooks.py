@@ -246,9 +246,12 @@ print(f"{{'smoke run' if SMOKE else 'run'}} {{cfg.name}}: {{cfg.iters}} iteratio
 ## 3. Data
 
 `setup()` seeds Python, NumPy and PyTorch from the config's seed and picks the device (CUDA, then Apple
-MPS, then CPU). The 50,000 CIFAR-10 training images are split once into 45,000 for training and 5,000 for
-validation; the split uses its own fixed seed, so every run (DCGAN and SAGAN alike) validates on the same
-images. The 10,000 test images are not touched here: they are kept for the final evaluation. All images
+MPS, then CPU). `load_dataset(cfg, DATA_DIR)` reads the data the config names: here the 50,000 CIFAR-10
+training images, split once into 45,000 for training and 5,000 for validation; the split uses its own
+fixed seed (`split_seed`), so every run (DCGAN and SAGAN alike) validates on the same images, and every
+checkpoint records it. The 10,000 test images are not touched here: they are kept for the final
+evaluation. Other studies change only the config: `img_size=64`, `classes=("deer",)`, an image folder as
+`DATA_DIR`. All images
 stay in memory as 8-bit tensors on the training device, so batches cost no data-loader work.
 """),
               code("""
@@ -256,7 +259,8 @@ device = gan_helpers.setup(cfg.seed)
 if SMOKE:
     train_data, val_data = gan_helpers.train_val_split(gan_helpers.synthetic_images(1200), 200)
 else:
-    train_data, val_data = gan_helpers.train_val_split(gan_helpers.load_cifar10(DATA_DIR, train=True))
+    train_data, val_data = gan_helpers.load_dataset(cfg, DATA_DIR)
+cfg = gan_helpers.config_for_data(cfg, train_data)   # num_classes from the data when conditional
 print(f"device: {device}")
 print(f"{len(train_data):,} training and {len(val_data):,} validation images from {train_data.source}")
 print("classes:", ", ".join(train_data.classes))
