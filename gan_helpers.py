@@ -80,6 +80,8 @@ class Config:
     seed: int = 0                    # seeds python, numpy and torch (one place: setup())
     amp: str = "auto"                # mixed precision of G and D in training (see PRECISIONS): "auto" = bf16 on a
                                      # CUDA GPU that has it, else fp16 with gradient scaling; float32 on CPU/MPS
+    compile: str = "off"             # torch.compile backend for G and D in training ("inductor", "aot_eager", ...);
+                                     # "off" = eager. Off by default until timed on each device (train_speed.py)
 
     @staticmethod
     def dcgan(**overrides: Any) -> "Config":
@@ -153,6 +155,9 @@ class Config:
                     "eval_samples", "checkpoint_every"):
             if getattr(self, key) < 1:
                 raise GanError(f"config {key} must be >= 1, got {getattr(self, key)}")
+        if self.compile != "off" and self.compile not in torch.compiler.list_backends(exclude_tags=()):
+            raise GanError(f"config compile={self.compile!r} is not 'off' or a torch.compile backend: "
+                           f"{torch.compiler.list_backends()}")
         if not 0 <= self.ema_decay < 1:
             raise GanError(f"config ema_decay must be in [0, 1), got {self.ema_decay}")
         return self
@@ -228,6 +233,12 @@ def precision(amp: str, device: torch.device | str) -> Precision:
     if device.type != "cuda":
         raise GanError(f"amp='fp16' needs a CUDA device (got {device}); use amp='bf16' or 'off'")
     return Precision(device.type, torch.float16, torch.amp.GradScaler("cuda"), torch.amp.GradScaler("cuda"))
+
+
+def compiled(model: nn.Module, backend: str) -> nn.Module:
+    """`model` through torch.compile with `backend` ("off": the model itself). The compiled module shares the
+    model's parameters and buffers, so optimizers, the EMA and checkpoints keep using the model."""
+    return model if backend == "off" else torch.compile(model, backend=backend)
 
 
 def _device_of(model: nn.Module) -> torch.device:
@@ -1004,7 +1015,7 @@ def evaluate_generator(G: nn.Module, real: Stats, net: FeatureNet, n: int, seed:
 # ----------------------------------------------------------------------------------------------------
 
 # fields that may change between a run and its resumption: they set how long and how often, not what
-RESUMABLE_FIELDS = ("iters", "eval_every", "eval_samples", "checkpoint_every", "amp")
+RESUMABLE_FIELDS = ("iters", "eval_every", "eval_samples", "checkpoint_every", "amp", "compile")
 
 
 def save_atomic(obj: Any, path: str | Path) -> None:
@@ -1206,6 +1217,7 @@ def train(cfg: Config, out_dir: str | Path, train_data: ImageSet, val_data: Imag
     opt_g, opt_d = make_optimizers(cfg, G, D)
     prec = precision(cfg.amp, device)
     torch.backends.cudnn.benchmark = device.type == "cuda"   # fixed shapes: let cuDNN pick its fastest kernels
+    G_run, D_run = compiled(G, cfg.compile), compiled(D, cfg.compile)   # what the training step calls
     history, start = new_history(), 0
     if resume and last_path.is_file():
         state = load_checkpoint(last_path)
@@ -1258,8 +1270,8 @@ def train(cfg: Config, out_dir: str | Path, train_data: ImageSet, val_data: Imag
     if start == 0:
         evaluate(0)  # the starting point of the validation curve
     for it in bar:
-        logs = train_step(cfg, G, D, G_ema, opt_g, opt_d, lambda: train_data.batch(cfg.batch_size, cfg.hflip), it,
-                          prec)
+        logs = train_step(cfg, G_run, D_run, G_ema, opt_g, opt_d, lambda: train_data.batch(cfg.batch_size, cfg.hflip),
+                          it, prec)
         if not all(math.isfinite(v) for v in logs.values()):
             kept = f"{last_path} (iteration {load_checkpoint(last_path)['iteration']})" if last_path.is_file() \
                 else "no checkpoint yet"
