@@ -428,3 +428,14 @@ def test_compiled_step_computes_the_eager_losses(data):
         assert results[1][key] == pytest.approx(results[0][key], rel=1e-4, abs=1e-5), key
     with pytest.raises(gh.GanError, match="torch.compile backend"):
         tiny(compile="fastest").validate()
+
+
+def test_half_precision_features_keep_the_distance_within_0_1_percent():
+    a, b = gh.synthetic_images(400, seed=1).x, gh.synthetic_images(400, seed=2).x.flip(3)
+    fd = {}
+    for half in (False, True):
+        net = gh.load_feature_net(gh.RandomFeatures(), half=half)
+        sa, sb = gh.Stats.of(net.features(a)), gh.Stats.of(net.features(b))
+        fd[half] = gh.frechet_distance(sa.mu, sa.sigma, sb.mu, sb.sigma)
+    assert fd[True] != fd[False]                                  # the half path really ran in float16
+    assert fd[True] == pytest.approx(fd[False], rel=1e-3)
