@@ -19,7 +19,8 @@ Sections, in order, and where to change what:
   sampling        latents(), sample()
   training loop   train() (the FID sample counts: Config.eval_samples, test_set_score(n), --n), publish
   plots           image grids, curves, attention maps and explorer
-  final evaluation and command line   final_evaluation(), `python gan_helpers.py {train,sample,fid,publish,evaluate}`
+  final evaluation and command line
+                  final_evaluation(), `python gan_helpers.py {train,sample,fid,publish,evaluate}`
 
     python gan_helpers.py train sagan --iters 1000 --data-dir data/cifar10-jpeg
     python gan_helpers.py train dcgan --data-dir FOLDER --set img_size=64 cond=acgan
@@ -79,8 +80,8 @@ class Config:
     # models
     arch: str = "resnet"             # "mlp" (Goodfellow 2014), "dcgan" (Radford 2016), "resnet" (SNGAN/BigGAN); ARCHS
     z_dim: int = 128                 # latent size (DCGAN reference: 100; SNGAN/BigGAN: 128)
-    num_classes: int = 10            # classes of the data (the CLI takes it from the dataset); read when cond != "none";
-                                     # 0 also means unconditional (as before `cond` existed)
+    num_classes: int = 10            # classes of the data (the CLI takes it from the dataset), read when
+                                     # cond != "none"; 0 also means unconditional (as before `cond` existed)
     cond: str = "projection"         # class conditioning (see CONDITIONINGS): "none", "concat" (CGAN, Mirza 2014),
                                      # "acgan" (Odena 2017), "projection" (CBN in G, projection D, Miyato 2018)
     acgan_weight: float = 1.0        # weight of the ACGAN class cross-entropy in the D and G losses (Odena: 1)
@@ -153,9 +154,9 @@ class Config:
         """The reference report's SAGAN recipe: its DCGAN-style G and D with spectral norm, attention after
         G's 8x8 and 16x16 layers and twice at D's 4x4 layer, unconditional, Wasserstein loss with weight
         clipping at 0.011, RMSprop with G 5e-4 / D 1e-4, batch 128, no EMA."""
-        base = dict(name="ref_sagan", arch="dcgan", z_dim=100, num_classes=0, cond="none", g_ch=64, d_ch=32, g_attn=(8, 16),
-                    d_attn=(4, 4), lipschitz="clip", drift=0.0, optimizer="rmsprop", g_lr=5e-4, d_lr=1e-4,
-                    batch_size=128, ema_decay=0.0)
+        base = dict(name="ref_sagan", arch="dcgan", z_dim=100, num_classes=0, cond="none", g_ch=64, d_ch=32,
+                    g_attn=(8, 16), d_attn=(4, 4), lipschitz="clip", drift=0.0, optimizer="rmsprop", g_lr=5e-4,
+                    d_lr=1e-4, batch_size=128, ema_decay=0.0)
         return Config(**{**base, **overrides})
 
     @staticmethod
@@ -1554,7 +1555,8 @@ def latents(G: nn.Module, n: int, labels: Tensor | int | None = None, seed: int 
 @torch.no_grad()
 def sample(G: nn.Module, n: int, labels: Tensor | int | None = None, seed: int = 0,
            batch_size: int = 500) -> Tensor:
-    """n images (n, 3, S, S) in [-1, 1] on the CPU (S = G.config.img_size), the same for the same seed (see latents())."""
+    """n images (n, 3, S, S) in [-1, 1] on the CPU (S = G.config.img_size), the same for the same seed
+    (see latents())."""
     z, y = latents(G, n, labels, seed)
     device = _device_of(G)
     with eval_mode(G):
@@ -2000,7 +2002,8 @@ def final_evaluation(ckpt: str | Path = "model/sagan_best.pt", data_dir: str | P
                      show: bool = True) -> dict[str, Any] | None:
     """Load the best generator, show (and/or save) an 8x8 grid and print the test-set FID of its dataset
     (n generated vs the test images of the split it recorded; CIFAR-10: 10,000). When the test images or
-    the Inception weights are missing, the grid is still shown and one line says what is missing and how to supply it; returns None then."""
+    the Inception weights are missing, the grid is still shown and one line says what is missing and how to
+    supply it; returns None then."""
     import matplotlib.pyplot as plt
     device = setup(0, device)
     ckpt_info = load_checkpoint(ckpt)
@@ -2115,7 +2118,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python gan_helpers.py", description="DCGAN and class-conditional SAGAN on CIFAR-10.")
+    parser = argparse.ArgumentParser(prog="python gan_helpers.py", description="GAN study kit: MLP, DCGAN and SAGAN, "
+                                     "conditional or not, on CIFAR-10 or image folders.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def add_common(p: argparse.ArgumentParser, features: bool = True) -> None:
