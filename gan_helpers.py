@@ -329,6 +329,16 @@ class RandomFeatures(nn.Module):
         return self.net(x * 2 - 1)
 
 
+def random_classifier(num_classes: int = 10, seed: int = 0) -> nn.Module:
+    """RandomFeatures followed by a fixed random linear head (images in [0, 1] -> logits (N, num_classes)):
+    the stand-in classifier of tests and smoke runs, so the IS and class-accuracy paths run without
+    ../shared. Its numbers mean nothing."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        head = nn.Linear(64, num_classes)
+    return nn.Sequential(RandomFeatures(seed), head).eval()
+
+
 # ----------------------------------------------------------------------------------------------------
 # layers: self-attention, conditional batch norm, spectral norm
 # ----------------------------------------------------------------------------------------------------
@@ -400,10 +410,14 @@ class ConditionalBatchNorm(nn.Module):
             nn.init.zeros_(self.bias.weight)
 
     def forward(self, x: Tensor, y: Tensor | None) -> Tensor:
+        """y: class indices (N,), or class weights (N, K) (a soft label: interpolate_classes mixes the
+        scale and shift of two classes this way; a one-hot row gives exactly that class's)."""
         h = self.bn(x)
         if y is None:
             return h
-        return h * self.gain(y)[:, :, None, None] + self.bias(y)[:, :, None, None]
+        gain, bias = (y.to(e.weight.dtype) @ e.weight if y.is_floating_point() else e(y)
+                      for e in (self.gain, self.bias))                  # (N, C) each
+        return h * gain[:, :, None, None] + bias[:, :, None, None]
 
 
 def apply_spectral_norm(model: nn.Module) -> nn.Module:
@@ -755,17 +769,37 @@ def train_step(cfg: Config, G: nn.Module, D: nn.Module, G_ema: nn.Module | None,
 # ----------------------------------------------------------------------------------------------------
 
 INCEPTION_WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"  # pytorch-fid's FID weights
+# two samples of a class are near-duplicates when closer in feature space than this fraction of the
+# mean distance between two real images of the class (see diversity())
+DUPLICATE_FRACTION = 0.25
 
 
-class _PoolFeatures(nn.Module):
-    """pytorch-fid's InceptionV3 returning its 2048-d pool3 features as (N, 2048)."""
+class _InceptionOutputs(nn.Module):
+    """pytorch-fid's InceptionV3 giving, from one forward pass, its 2048-d pool3 features (FID) and the
+    1008 logits of its softmax layer (Inception Score). The logits are pool3 @ W without the bias, as the
+    original TF code (improved-gan's inception_score.py) and torch-fidelity's "logits_unbiased" take them."""
 
-    def __init__(self, inception: nn.Module):
+    def __init__(self, inception: nn.Module, fc: nn.Linear):
         super().__init__()
         self.inception = inception
+        self.fc = fc
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.inception(x)[0].flatten(1)
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        pool = self.inception(x)[0].flatten(1)                          # (N, 2048)
+        return pool, pool @ self.fc.weight.T                            # (N, 2048), (N, 1008)
+
+
+class _ProxyOutputs(nn.Module):
+    """A proxy feature network and, when given, a classifier whose logits serve the proxy IS:
+    images in [0, 1] -> (features (N, D), logits (N, K) or None)."""
+
+    def __init__(self, features: nn.Module, classifier: nn.Module | None):
+        super().__init__()
+        self.features = features
+        self.classifier = classifier
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
+        return self.features(x), None if self.classifier is None else self.classifier(x)
 
 
 def _fingerprint(module: nn.Module) -> str:
@@ -777,44 +811,102 @@ def _fingerprint(module: nn.Module) -> str:
 
 
 @dataclass
+class NetOutputs:
+    """What one pass of a FeatureNet gives for a set of images."""
+    features: np.ndarray               # (N, D) float64: Frechet distance and KID
+    is_logits: np.ndarray | None       # (N, K): the logits of the Inception Score (None: no IS)
+    class_logits: np.ndarray | None    # (N, C): a CIFAR-10 classifier's logits (None: no class accuracy)
+
+
+@dataclass
 class FeatureNet:
-    """A network mapping images (N, 3, H, W) in [0, 1] to features (N, D). Only pytorch-fid's Inception
-    gives FID; any other network gives a proxy Frechet distance, labelled as such."""
-    module: nn.Module
+    """A network mapping images (N, 3, H, W) in [0, 1] to features (N, D) and, in the same forward pass,
+    the logits of an Inception Score. Only pytorch-fid's Inception gives FID and IS; any other network
+    gives a proxy Frechet distance, and a proxy IS from the classifier when there is one."""
+    module: nn.Module              # images -> (features (N, D), IS logits (N, K) or None)
     label: str                     # "FID" or "FD (proxy: <name> features)": printed beside every number
-    key: str                       # cache key (network name + weight hash)
+    key: str                       # cache key (network name + weight hash of the feature layers)
     is_inception: bool
+    is_label: str | None = None    # "IS" or "IS (proxy: <classifier>)"; None when there are no logits
+    classifier: nn.Module | None = None  # CIFAR-10 classifier, images in [0, 1] -> logits (N, C): class accuracy
+    class_label: str = ""          # "class accuracy (proxy: <classifier>)": printed beside class accuracies
 
     @torch.no_grad()
-    def features(self, images: Tensor, batch_size: int = 50) -> np.ndarray:
-        """uint8 images (N, 3, H, W) -> float64 features (N, D), computed in eval mode on the net's device."""
+    def outputs(self, images: Tensor, batch_size: int = 50) -> NetOutputs:
+        """uint8 images (N, 3, H, W) -> NetOutputs (float64 arrays), computed in eval mode on the net's device."""
         self.module.eval()
         device = next(iter(self.module.parameters()), torch.empty(0)).device
-        out = [self.module(images[i:i + batch_size].to(device).float().div(255.0)).double().cpu()
-               for i in range(0, len(images), batch_size)]
-        return torch.cat(out).numpy()
+        feats, is_logits, class_logits = [], [], []
+        for i in range(0, len(images), batch_size):
+            x = images[i:i + batch_size].to(device).float().div(255.0)
+            f, logits = self.module(x)
+            feats.append(f.double().cpu())
+            if logits is not None:
+                is_logits.append(logits.double().cpu())
+            if self.classifier is not None:   # a proxy's IS logits are the classifier's: no second pass
+                class_logits.append(is_logits[-1] if not self.is_inception else self.classifier.eval()(x).double().cpu())
+        cat = lambda parts: torch.cat(parts).numpy() if parts else None
+        return NetOutputs(torch.cat(feats).numpy(), cat(is_logits), cat(class_logits))
+
+    def features(self, images: Tensor, batch_size: int = 50) -> np.ndarray:
+        """uint8 images (N, 3, H, W) -> float64 features (N, D)."""
+        return self.outputs(images, batch_size).features
+
+    @torch.no_grad()
+    def class_logits(self, images: Tensor, batch_size: int = 500) -> np.ndarray:
+        """uint8 images (N, 3, H, W) -> the classifier's logits (N, C), float64 (the classifier alone)."""
+        if self.classifier is None:
+            raise GanError("no classifier: pass classifier=PATH (--classifier), e.g. ../shared/eval/cifar10_classifier.pt")
+        device = next(iter(self.classifier.parameters()), torch.empty(0)).device
+        return torch.cat([self.classifier.eval()(images[i:i + batch_size].to(device).float().div(255.0)).double().cpu()
+                          for i in range(0, len(images), batch_size)]).numpy()
+
+
+# the kit's copy of ../shared/eval/cifar10_classifier.pt (model/eval/README.md): the default classifier
+KIT_CLASSIFIER = Path(__file__).resolve().parent / "model" / "eval" / "cifar10_classifier.pt"
+
+
+def _load_torchscript(path: Path, what: str) -> nn.Module:
+    if not path.is_file():
+        raise GanError(f"{what} {path} not found: pass a TorchScript file taking images (N, 3, 32, 32) in [0, 1] "
+                       f"(e.g. ../shared/eval/cifar10_features.pt, ../shared/eval/cifar10_classifier.pt)")
+    with warnings_ignored():
+        return torch.jit.load(str(path), map_location="cpu")
+
+
+def load_classifier(spec: str | Path | nn.Module | None = None) -> tuple[nn.Module, str] | None:
+    """(classifier, name) for class accuracy and the proxy IS: a module, a TorchScript file, or None for the
+    kit's copy of the CIFAR-10 classifier (KIT_CLASSIFIER; when it is absent, and for "none": no classifier)."""
+    if isinstance(spec, nn.Module):
+        return spec.eval(), type(spec).__name__
+    if (spec is None and not KIT_CLASSIFIER.is_file()) or str(spec).lower() == "none":
+        return None
+    path = KIT_CLASSIFIER if spec is None else Path(spec)
+    return _load_torchscript(path, "classifier").eval(), path.stem
 
 
 def load_feature_net(spec: str | Path | nn.Module | None = None, fid_weights: str | Path | None = None,
-                     device: torch.device | str = "cpu") -> FeatureNet:
+                     device: torch.device | str = "cpu",
+                     classifier: str | Path | nn.Module | None = None) -> FeatureNet:
     """spec None or "inception": pytorch-fid's InceptionV3 (weights from `fid_weights`, else pytorch-fid's
-    usual route: the torch hub cache, then a download). A module or a TorchScript file path: a proxy."""
+    usual route: the torch hub cache, then a download), which gives FID and IS. A module or a TorchScript
+    file path: a proxy. `classifier` (see load_classifier) gives class accuracy, and with a proxy the
+    proxy IS."""
+    found = load_classifier(classifier)
+    clf, clf_name = found if found is not None else (None, "")
+    clf = clf.to(device) if clf is not None else None
+    class_label = f"class accuracy (proxy: {clf_name})"
     if spec is None or spec == "inception":
-        module = _PoolFeatures(_load_inception(fid_weights))
-        return FeatureNet(module.to(device).eval(), "FID", "inception-" + _fingerprint(module), True)
+        module = _InceptionOutputs(*_load_inception(fid_weights))
+        return FeatureNet(module.to(device).eval(), "FID", "inception-" + _fingerprint(module.inception), True,
+                          "IS", clf, class_label)
     if isinstance(spec, nn.Module):
-        name = type(spec).__name__
-        module = spec
+        name, net = type(spec).__name__, spec
     else:
-        path = Path(spec)
-        if not path.is_file():
-            raise GanError(f"feature network {path} not found: pass a TorchScript file mapping images in "
-                           f"[0, 1] to features (e.g. ../shared/eval/cifar10_features.pt)")
-        with warnings_ignored():
-            module = torch.jit.load(str(path), map_location="cpu")
-        name = path.stem
-    return FeatureNet(module.to(device).eval(), f"FD (proxy: {name} features)", f"{name}-{_fingerprint(module)}",
-                      False)
+        name, net = Path(spec).stem, _load_torchscript(Path(spec), "feature network")
+    return FeatureNet(_ProxyOutputs(net, clf).to(device).eval(), f"FD (proxy: {name} features)",
+                      f"{name}-{_fingerprint(net)}", False, f"IS (proxy: {clf_name})" if clf is not None else None,
+                      clf, class_label)
 
 
 @contextlib.contextmanager
@@ -826,19 +918,26 @@ def warnings_ignored() -> Iterator[None]:
         yield
 
 
-def _load_inception(fid_weights: str | Path | None) -> nn.Module:
+def _load_inception(fid_weights: str | Path | None) -> tuple[nn.Module, nn.Linear]:
+    """pytorch-fid's InceptionV3 up to pool3, and the final linear layer (1008 classes) of the same
+    weights, which pytorch-fid builds and then drops: we keep it for the Inception Score."""
     from unittest import mock
     import pytorch_fid.inception as pfi
     block = pfi.InceptionV3.BLOCK_INDEX_BY_DIM[2048]
+    built: list[nn.Module] = []
+    build = pfi.fid_inception_v3
+    keep_fc = mock.patch.object(pfi, "fid_inception_v3", lambda: built.append(build()) or built[-1])
     if fid_weights is not None:
         path = Path(fid_weights)
         if not path.is_file():
             raise GanError(f"FID weights file {path} not found (fid_weights / --fid-weights)")
         # pytorch-fid always fetches through load_state_dict_from_url; hand it the local file instead
-        with mock.patch.object(pfi, "load_state_dict_from_url", lambda *a, **k: torch.load(path, map_location="cpu")):
-            return pfi.InceptionV3([block])
+        with keep_fc, mock.patch.object(pfi, "load_state_dict_from_url",
+                                        lambda *a, **k: torch.load(path, map_location="cpu")):
+            return pfi.InceptionV3([block]), built[0].fc
     try:
-        return pfi.InceptionV3([block])
+        with keep_fc:
+            return pfi.InceptionV3([block]), built[0].fc
     except Exception as exc:  # offline: URLError / socket errors from the download
         cached = Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_WEIGHTS_FILE
         raise GanError(f"FID Inception weights are not in {cached} and could not be downloaded "
@@ -916,6 +1015,84 @@ def real_stats(images: ImageSet, split: str, net: FeatureNet, cache_dir: str | P
     return stats
 
 
+def inception_score(logits: np.ndarray, splits: int = 10) -> tuple[float, float]:
+    """Inception Score (Salimans et al. 2016) of logits (N, K): with p(y|x) = softmax(logits), each of
+    `splits` consecutive parts of the samples scores exp(mean_x KL(p(y|x) || p(y))), p(y) the part's mean
+    prediction; returns the mean and std over the parts. As the original TF code and torch-fidelity
+    (without its shuffle). From 1 (every prediction equal) up to K (confident and spread evenly)."""
+    if len(logits) < splits:
+        raise GanError(f"the Inception Score needs at least {splits} samples (one per split), got {len(logits)}")
+    log_p = torch.as_tensor(logits, dtype=torch.float64).log_softmax(1)  # (N, K)
+    n, scores = len(log_p), []
+    for i in range(splits):
+        part = log_p[i * n // splits:(i + 1) * n // splits]
+        log_py = part.exp().mean(0).log()                               # (K,) log p(y) of this part
+        kl = (part.exp() * (part - log_py)).sum(1)                      # (n / splits,) KL per sample
+        scores.append(kl.mean().exp().item())
+    return float(np.mean(scores)), float(np.std(scores))
+
+
+def class_accuracy(logits: np.ndarray, labels: np.ndarray | Tensor, num_classes: int) -> dict[str, Any]:
+    """Fraction of samples whose arg-max class is their label: overall, and per class (NaN for a class
+    without samples). logits (N, C), labels (N,) in [0, num_classes)."""
+    labels = np.asarray(labels)
+    if logits.shape[1] != num_classes:
+        raise GanError(f"the classifier gives {logits.shape[1]} classes but the images have {num_classes}: "
+                       f"pass a classifier for these classes (classifier= / --classifier), or none")
+    right = logits.argmax(1) == labels
+    per_class = [float(right[labels == c].mean()) if (labels == c).any() else float("nan") for c in range(num_classes)]
+    return {"overall": float(right.mean()), "per_class": per_class}
+
+
+def _pair_distances(x: Tensor) -> Tensor:
+    """Euclidean distances of all pairs i < j of the rows of x (N, D) -> (N (N - 1) / 2,)."""
+    i, j = torch.triu_indices(len(x), len(x), 1)
+    return torch.cdist(x, x)[i, j]
+
+
+def diversity(fake: np.ndarray, fake_labels: np.ndarray | None, real: np.ndarray, real_labels: np.ndarray | None,
+              duplicate_fraction: float = DUPLICATE_FRACTION) -> dict[str, Any]:
+    """Mode collapse, per class, in feature space: the mean distance between two samples of the class, and
+    the fraction of their pairs that are near-duplicates (closer than `duplicate_fraction` times the mean
+    distance between two real images of the class), each for generated (features (N, D)) and real
+    (features (M, D)) images. Labels None: one group. Both sets are cut to the same count per class, as
+    the fraction of close pairs grows with the count. Returns per-class lists and their means."""
+    groups = [0] if fake_labels is None else sorted(set(np.asarray(fake_labels).tolist()))
+    rows = {key: [] for key in ("dup_fake", "dup_real", "dist_fake", "dist_real")}
+    for c in groups:
+        f = fake if fake_labels is None else fake[np.asarray(fake_labels) == c]
+        r = real if real_labels is None or fake_labels is None else real[np.asarray(real_labels) == c]
+        m = min(len(f), len(r))
+        if m < 2:
+            raise GanError(f"diversity needs at least 2 generated and 2 real images per class (class {c}: "
+                           f"{len(f)} generated, {len(r)} real)")
+        df, dr = (_pair_distances(torch.as_tensor(a[:m], dtype=torch.float64)) for a in (f, r))
+        threshold = duplicate_fraction * dr.mean()
+        for key, value in (("dup_fake", (df < threshold).double().mean()), ("dup_real", (dr < threshold).double().mean()),
+                           ("dist_fake", df.mean()), ("dist_real", dr.mean())):
+            rows[key].append(float(value))
+    return {**{key: float(np.mean(v)) for key, v in rows.items()}, "per_class": rows, "classes": groups}
+
+
+def median_nearest_neighbour(images: Tensor, chunk: int = 500) -> float:
+    """Median over images (N, 3, H, W) of the pixel-space Euclidean distance (values in [0, 1]) to the
+    nearest other image of the set: small when a generator repeats itself."""
+    x = images.flatten(1).float() / 255.0 if images.dtype == torch.uint8 else images.flatten(1).float()
+    nearest = []
+    for i in range(0, len(x), chunk):
+        d = torch.cdist(x[i:i + chunk], x)                              # (chunk, N)
+        d[torch.arange(len(d)), torch.arange(i, i + len(d))] = float("inf")   # not itself
+        nearest.append(d.min(1).values)
+    return float(torch.cat(nearest).median())
+
+
+def nearest_neighbour_ratio(fake: Tensor, real: Tensor) -> float:
+    """median_nearest_neighbour of generated uint8 images over that of as many real ones (1: as spread
+    out as real images; below 1: samples closer to each other than real images are)."""
+    n = min(len(fake), len(real))
+    return median_nearest_neighbour(fake[:n]) / median_nearest_neighbour(real[:n])
+
+
 def score(fake: Stats, real: Stats, label: str) -> dict[str, Any]:
     """Frechet distance and KID between generated and real statistics, with the sample counts."""
     kid, kid_std = kernel_inception_distance(fake.features, real.features)
@@ -923,17 +1100,45 @@ def score(fake: Stats, real: Stats, label: str) -> dict[str, Any]:
             "n_fake": fake.n, "n_real": real.n, "metric": label}
 
 
+def sample_scores(out: NetOutputs, labels: Tensor | None, net: FeatureNet) -> dict[str, Any]:
+    """IS (when the net gives logits) and class accuracy (when it has a classifier and the samples have labels)."""
+    result: dict[str, Any] = {}
+    if out.is_logits is not None:
+        result["is"], result["is_std"] = inception_score(out.is_logits)
+        result["is_metric"] = net.is_label
+    if out.class_logits is not None and labels is not None:
+        acc = class_accuracy(out.class_logits, labels.numpy(), out.class_logits.shape[1])
+        result.update(class_acc=acc["overall"], class_acc_per_class=acc["per_class"], class_metric=net.class_label)
+    return result
+
+
 def format_score(s: dict[str, Any]) -> str:
-    """One line naming the metric and the sample counts, e.g. 'FID 23.41 (10000 generated vs 10000 real)'."""
+    """One line naming each metric and the sample counts, e.g. 'FID 23.41, KID 0.02 ± 0.001 (10000
+    generated vs 10000 real), IS 6.1 ± 0.1, class accuracy (proxy: ...) 0.366 (real test images 0.859)'."""
     kid_name = "KID" if s["metric"] == "FID" else "KID (proxy)"
-    return (f"{s['metric']} {s['fd']:.4g}, {kid_name} {s['kid']:.4g} ± {s['kid_std']:.2g} "
-            f"({s['n_fake']} generated vs {s['n_real']} real)")
+    parts = [f"{s['metric']} {s['fd']:.4g}", f"{kid_name} {s['kid']:.4g} ± {s['kid_std']:.2g} "
+                                              f"({s['n_fake']} generated vs {s['n_real']} real)"]
+    if "is" in s:
+        parts.append(f"{s['is_metric']} {s['is']:.4g} ± {s['is_std']:.2g}")
+    if "class_acc" in s:
+        real = f" (real test images {s['real_class_acc']:.3f})" if "real_class_acc" in s else ""
+        parts.append(f"{s['class_metric']} {s['class_acc']:.3f}{real}")
+    return ", ".join(parts)
+
+
+def _sample_and_score(G: nn.Module, real: Stats, net: FeatureNet, n: int,
+                      seed: int) -> tuple[dict[str, Any], Tensor, Tensor | None, NetOutputs]:
+    """(scores, the uint8 images (n, 3, 32, 32), their labels (n,) or None, the net's outputs on them)."""
+    _, labels = latents(G, n, seed=seed)
+    images = to_uint8(sample(G, n, seed=seed))
+    out = net.outputs(images)
+    return {**score(Stats.of(out.features), real, net.label), **sample_scores(out, labels, net)}, images, labels, out
 
 
 def evaluate_generator(G: nn.Module, real: Stats, net: FeatureNet, n: int, seed: int = 12345) -> dict[str, Any]:
-    """Score `n` images sampled from G (a fixed seed, so every evaluation sees the same z and labels)."""
-    fake = Stats.of(net.features(to_uint8(sample(G, n, seed=seed))))
-    return score(fake, real, net.label)
+    """Score `n` images sampled from G (a fixed seed, so every evaluation sees the same z and labels):
+    Frechet distance and KID, and from the same forward pass IS and class accuracy where available."""
+    return _sample_and_score(G, real, net, n, seed)[0]
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -1226,11 +1431,22 @@ def validation_stats(data_dir: str | Path, features: FeatureNet, stats_dir: str 
 
 
 def test_set_score(G: nn.Module, data_dir: str | Path, features: FeatureNet, n: int = 10_000,
-                   stats_dir: str | Path | None = None) -> dict[str, Any]:
-    """The assignment's final number: n generated images vs the 10,000 CIFAR-10 test images.
-    Real statistics are cached in `stats_dir` (default <data_dir>/fid_stats)."""
-    real = real_stats(load_cifar10(data_dir, train=False), "test", features, stats_dir or Path(data_dir) / "fid_stats")
-    return evaluate_generator(G, real, features, n)
+                   stats_dir: str | Path | None = None, seed: int = 12345) -> dict[str, Any]:
+    """The assignment's final numbers: n generated images vs the 10,000 CIFAR-10 test images. Frechet
+    distance, KID, IS and class accuracy (as evaluate_generator), the classifier's accuracy on the test
+    images themselves ("real_class_acc"), diversity() of the samples next to the test images' ("diversity")
+    and nearest_neighbour_ratio() against as many test images ("nn_ratio"). Real statistics are cached in
+    `stats_dir` (default <data_dir>/fid_stats)."""
+    test = load_cifar10(data_dir, train=False)
+    real = real_stats(test, "test", features, stats_dir or Path(data_dir) / "fid_stats")
+    result, images, labels, out = _sample_and_score(G, real, features, n, seed)
+    if "class_acc" in result:
+        result["real_class_acc"] = class_accuracy(features.class_logits(test.x), test.y, len(test.classes))["overall"]
+    result["diversity"] = diversity(out.features, None if labels is None else labels.numpy(), real.features,
+                                    test.y.numpy())
+    shuffled = torch.randperm(len(test), generator=torch.Generator().manual_seed(0))  # the test set is class-sorted
+    result["nn_ratio"] = nearest_neighbour_ratio(images, test.x[shuffled[:n]])
+    return result
 
 
 # ----------------------------------------------------------------------------------------------------
