@@ -772,6 +772,7 @@ INCEPTION_WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"  # pytorch-fid's
 # two samples of a class are near-duplicates when closer in feature space than this fraction of the
 # mean distance between two real images of the class (see diversity())
 DUPLICATE_FRACTION = 0.25
+IS_SPLITS = 10                     # the Inception Score's splits (Salimans et al. 2016; torch-fidelity: 10)
 
 
 class _InceptionOutputs(nn.Module):
@@ -1015,7 +1016,7 @@ def real_stats(images: ImageSet, split: str, net: FeatureNet, cache_dir: str | P
     return stats
 
 
-def inception_score(logits: np.ndarray, splits: int = 10) -> tuple[float, float]:
+def inception_score(logits: np.ndarray, splits: int = IS_SPLITS) -> tuple[float, float]:
     """Inception Score (Salimans et al. 2016) of logits (N, K): with p(y|x) = softmax(logits), each of
     `splits` consecutive parts of the samples scores exp(mean_x KL(p(y|x) || p(y))), p(y) the part's mean
     prediction; returns the mean and std over the parts. As the original TF code and torch-fidelity
@@ -1026,8 +1027,9 @@ def inception_score(logits: np.ndarray, splits: int = 10) -> tuple[float, float]
     n, scores = len(log_p), []
     for i in range(splits):
         part = log_p[i * n // splits:(i + 1) * n // splits]
-        log_py = part.exp().mean(0).log()                               # (K,) log p(y) of this part
-        kl = (part.exp() * (part - log_py)).sum(1)                      # (n / splits,) KL per sample
+        p = part.exp()                                                  # (n / splits, K) p(y|x)
+        # KL per sample; xlogy (0 log 0 = 0) keeps classes whose probabilities underflow to 0 out of it
+        kl = (p * part - torch.special.xlogy(p, p.mean(0))).sum(1)     # (n / splits,)
         scores.append(kl.mean().exp().item())
     return float(np.mean(scores)), float(np.std(scores))
 
@@ -1047,7 +1049,7 @@ def class_accuracy(logits: np.ndarray, labels: np.ndarray | Tensor, num_classes:
 def _pair_distances(x: Tensor) -> Tensor:
     """Euclidean distances of all pairs i < j of the rows of x (N, D) -> (N (N - 1) / 2,)."""
     i, j = torch.triu_indices(len(x), len(x), 1)
-    return torch.cdist(x, x)[i, j]
+    return torch.cdist(x, x, compute_mode="donot_use_mm_for_euclid_dist")[i, j]     # exact: 0 for copies
 
 
 def diversity(fake: np.ndarray, fake_labels: np.ndarray | None, real: np.ndarray, real_labels: np.ndarray | None,
@@ -1101,9 +1103,10 @@ def score(fake: Stats, real: Stats, label: str) -> dict[str, Any]:
 
 
 def sample_scores(out: NetOutputs, labels: Tensor | None, net: FeatureNet) -> dict[str, Any]:
-    """IS (when the net gives logits) and class accuracy (when it has a classifier and the samples have labels)."""
+    """IS (when the net gives logits and there are at least 10 samples, one per split) and class accuracy
+    (when it has a classifier and the samples have labels)."""
     result: dict[str, Any] = {}
-    if out.is_logits is not None:
+    if out.is_logits is not None and len(out.is_logits) >= IS_SPLITS:
         result["is"], result["is_std"] = inception_score(out.is_logits)
         result["is_metric"] = net.is_label
     if out.class_logits is not None and labels is not None:
@@ -1133,6 +1136,31 @@ def _sample_and_score(G: nn.Module, real: Stats, net: FeatureNet, n: int,
     images = to_uint8(sample(G, n, seed=seed))
     out = net.outputs(images)
     return {**score(Stats.of(out.features), real, net.label), **sample_scores(out, labels, net)}, images, labels, out
+
+
+def format_diversity(s: dict[str, Any]) -> str:
+    """One line from test_set_score's diversity and nearest-neighbour entries."""
+    d = s["diversity"]
+    return (f"near-duplicate pairs {d['dup_fake']:.4f} (real test images {d['dup_real']:.4f}), mean pairwise "
+            f"feature distance {d['dist_fake']:.4g} (real {d['dist_real']:.4g}), per class; median "
+            f"nearest-neighbour distance in pixels {s['nn_ratio']:.3f} x real test images'")
+
+
+def score_table(results: dict[str, dict[str, Any]]) -> str:
+    """Markdown table of test_set_score results by model name: FD, KID, IS, class accuracy, diversity."""
+    first = next(iter(results.values()))
+    rows = [f"| model | {first['metric']} | KID | {first.get('is_metric', 'IS')} | "
+            f"{first.get('class_metric', 'class accuracy')} | near-duplicate pairs | nearest-neighbour ratio |",
+            "|---|---|---|---|---|---|---|"]
+    for name, r in results.items():
+        d = r.get("diversity")
+        rows.append(f"| {name} | {r['fd']:.4g} | {r['kid']:.4g} ± {r['kid_std']:.2g} | "
+                    + (f"{r['is']:.3f} ± {r['is_std']:.2g}" if "is" in r else "-") + " | "
+                    + (f"{r['class_acc']:.3f} (real {r.get('real_class_acc', float('nan')):.3f})" if "class_acc" in r else "-")
+                    + " | " + (f"{d['dup_fake']:.4f} (real {d['dup_real']:.4f})" if d else "-")
+                    + " | " + (f"{r['nn_ratio']:.3f}" if "nn_ratio" in r else "-") + " |")
+    rows.append(f"\n{first['n_fake']} generated vs {first['n_real']} real test images per model.")
+    return "\n".join(rows)
 
 
 def evaluate_generator(G: nn.Module, real: Stats, net: FeatureNet, n: int, seed: int = 12345) -> dict[str, Any]:
@@ -1260,14 +1288,56 @@ def latents(G: nn.Module, n: int, labels: Tensor | int | None = None, seed: int 
 
 
 @torch.no_grad()
-def sample(G: nn.Module, n: int, labels: Tensor | int | None = None, seed: int = 0,
-           batch_size: int = 500) -> Tensor:
-    """n images (n, 3, 32, 32) in [-1, 1] on the CPU, the same for the same seed (see latents())."""
-    z, y = latents(G, n, labels, seed)
+def generate(G: nn.Module, z: Tensor, y: Tensor | None, batch_size: int = 500) -> Tensor:
+    """G(z, y) in eval mode, in batches on G's device: z (n, z_dim), y (n,) class indices, (n, K) class
+    weights or None -> images (n, 3, 32, 32) in [-1, 1] on the CPU."""
     device = _device_of(G)
     with eval_mode(G):
         return torch.cat([G(z[i:i + batch_size].to(device), None if y is None else y[i:i + batch_size].to(device))
-                          .float().cpu() for i in range(0, n, batch_size)])
+                          .float().cpu() for i in range(0, len(z), batch_size)])
+
+
+def sample(G: nn.Module, n: int, labels: Tensor | int | None = None, seed: int = 0,
+           batch_size: int = 500) -> Tensor:
+    """n images (n, 3, 32, 32) in [-1, 1] on the CPU, the same for the same seed (see latents())."""
+    return generate(G, *latents(G, n, labels, seed), batch_size)
+
+
+def slerp(z0: Tensor, z1: Tensor, t: Tensor) -> Tensor:
+    """Spherical interpolation (Shoemake 1985; for GAN latents White 2016) from z0 to z1 (D,) at t (T,)
+    in [0, 1] -> (T, D). It follows the great circle, so the points between keep the norm Gaussian
+    latents have; a straight line passes through short latents G has hardly ever seen."""
+    cos = torch.dot(z0 / z0.norm(), z1 / z1.norm()).clamp(-1, 1)
+    omega, t = torch.arccos(cos), t[:, None]
+    if torch.sin(omega) < 1e-6:                                         # (anti)parallel: the line is the arc
+        return (1 - t) * z0 + t * z1
+    return (torch.sin((1 - t) * omega) * z0 + torch.sin(t * omega) * z1) / torch.sin(omega)
+
+
+def interpolate_latents(G: nn.Module, seeds: tuple[int, int] = (0, 1), label: int | None = 0,
+                        steps: int = 8) -> Tensor:
+    """Within a class: images (steps, 3, 32, 32) along the slerp between the latents of
+    sample(G, 1, label, seeds[0]) and sample(G, 1, label, seeds[1]); its ends are those two samples.
+    `label` is ignored by an unconditional G."""
+    (z0, y), (z1, _) = (latents(G, 1, label, seed) for seed in seeds)
+    z = slerp(z0[0], z1[0], torch.linspace(0, 1, steps))                # (steps, z_dim)
+    return generate(G, z, None if y is None else y.expand(steps))
+
+
+def interpolate_classes(G: nn.Module, classes: tuple[int, int] = (0, 1), seed: int = 0, steps: int = 8) -> Tensor:
+    """Between classes: images (steps, 3, 32, 32) from one latent (that of sample(G, 1, seed=seed)) with
+    the class conditioning going from classes[0] to classes[1]: soft labels (1 - t) one_hot(a) +
+    t one_hot(b), i.e. conditional BN's per-class scale and shift mixed linearly. The ends are
+    sample(G, 1, a, seed) and sample(G, 1, b, seed)."""
+    k = G.config.num_classes
+    if not k:
+        raise GanError("interpolating between classes needs a class-conditional generator (num_classes > 0)")
+    if not all(0 <= c < k for c in classes):
+        raise GanError(f"classes must be class indices in [0, {k - 1}], got {classes}")
+    z, _ = latents(G, 1, seed=seed)
+    t = torch.linspace(0, 1, steps)[:, None]
+    a, b = (F.one_hot(torch.tensor(c), k).float() for c in classes)
+    return generate(G, z.expand(steps, -1), (1 - t) * a + t * b)        # labels (steps, k)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -1295,6 +1365,40 @@ def standing_batch_norm(G: nn.Module, n_batches: int = 16, batch_size: int = 128
     for m, momentum in zip(norms, momenta):
         m.momentum = momentum
     return G.eval()
+
+
+# images of each kind (validation, training, generated) in the validation-loss check of every evaluation
+VALIDATION_LOSS_IMAGES = 1000
+
+
+@torch.no_grad()
+def _d_logits(D: nn.Module, images: Tensor, labels: Tensor | None, batch_size: int = 500) -> Tensor:
+    """D's logits (N,) for images (N, 3, 32, 32) in [-1, 1] (any device), in batches on D's device."""
+    device = _device_of(D)
+    return torch.cat([D(images[i:i + batch_size].to(device),
+                        None if labels is None else labels[i:i + batch_size].to(device))
+                      for i in range(0, len(images), batch_size)])
+
+
+@torch.no_grad()
+def validation_losses(cfg: Config, D: nn.Module, G: nn.Module, train_data: ImageSet, val_data: ImageSet,
+                      n: int = VALIDATION_LOSS_IMAGES, seed: int = 0) -> dict[str, float]:
+    """D's loss and mean logit on n held-out validation images ("_val") and on n training images, a fixed
+    draw ("_train"), each against the same n images from G. A D that memorises its training images scores
+    them above held-out ones and its validation loss rises above its training loss (the overfitting signal
+    of Karras et al. 2020, ADA). D and G run in eval mode; the global RNG is untouched."""
+    n = min(n, len(train_data), len(val_data))
+    pick = torch.randperm(len(train_data), generator=torch.Generator().manual_seed(seed))[:n]
+    _, fake_labels = latents(G, n, seed=seed)
+    with eval_mode(D):
+        fake_logits = _d_logits(D, sample(G, n, seed=seed), fake_labels)
+        result = {"d_fake_eval": fake_logits.mean().item()}
+        for name, data in (("train", train_data.subset(pick.to(train_data.y.device))),
+                           ("val", val_data.subset(torch.arange(n, device=val_data.y.device)))):
+            real_logits = _d_logits(D, to_float(data.x), data.y)
+            result[f"d_loss_{name}"] = d_loss(cfg.loss, real_logits, fake_logits).item()
+            result[f"d_real_{name}"] = real_logits.mean().item()
+    return result
 
 
 class TrainingDiverged(GanError):
@@ -1328,8 +1432,10 @@ def train(cfg: Config, out_dir: str | Path, train_data: ImageSet, val_data: Imag
 
     Writes to `out_dir`: last.pt (full state, every cfg.checkpoint_every iterations and at the end),
     best.pt (generator at its best validation metric, evaluated every cfg.eval_every iterations and at
-    the end on cfg.eval_samples images) and history.json. Returns the history; `on_eval(history)` is
-    called after each evaluation (e.g. a live plot)."""
+    the end on cfg.eval_samples images), history.json, and at every evaluation snapshots/iter_NNNNNN.png
+    (save_snapshot: the same latents and labels every time). Each evaluation logs the Frechet distance, KID,
+    IS and class accuracy (where the feature network gives them) and validation_losses(). Returns the
+    history; `on_eval(history)` is called after each evaluation (e.g. a live plot)."""
     from tqdm.auto import tqdm
     cfg.validate()
     out_dir, device = Path(out_dir), torch.device(device)
@@ -1373,7 +1479,9 @@ def train(cfg: Config, out_dir: str | Path, train_data: ImageSet, val_data: Imag
     def evaluate(iteration: int) -> None:
         if G_ema is not None:
             standing_batch_norm(G_ema)   # its copied BN statistics belong to G's weights, not the EMA's
-        result = {"iter": iteration, **evaluate_generator(G_eval, real, features, cfg.eval_samples)}
+        result = {"iter": iteration, **evaluate_generator(G_eval, real, features, cfg.eval_samples),
+                  **validation_losses(cfg, D, G, train_data, val_data)}
+        save_snapshot(G_eval, snapshot_path(out_dir, iteration))
         best = best_eval(history)
         history["eval"].append(result)
         if best is None or result["fd"] < best["fd"]:
@@ -1479,6 +1587,27 @@ def class_rows(G: nn.Module, classes: list[int] | None = None, per_class: int = 
     return torch.cat([sample(G, per_class, labels=c, seed=seed + c) for c in classes])
 
 
+def interpolation_figure(G: nn.Module, within: tuple[int, ...] = (1, 7, 8),
+                         between: tuple[tuple[int, int], ...] = ((1, 9), (3, 5), (4, 7)), steps: int = 8,
+                         seeds: tuple[int, int] = (0, 1)) -> Any:
+    """One row per interpolation: within each class of `within` (slerp between the latents of `seeds`),
+    then between each pair of classes in `between` (latent of seeds[0], conditioning mixed). An
+    unconditional G gets one latent row. Returns the figure."""
+    import matplotlib.pyplot as plt
+    names = lambda c: CIFAR10_CLASSES[c] if G.config.num_classes == 10 else str(c)
+    if G.config.num_classes:
+        rows = [(f"{names(c)}: latent {seeds[0]} -> {seeds[1]}", interpolate_latents(G, seeds, c, steps)) for c in within]
+        rows += [(f"latent {seeds[0]}: {names(a)} -> {names(b)}", interpolate_classes(G, (a, b), seeds[0], steps))
+                 for a, b in between]
+    else:
+        rows = [(f"latent {seeds[0]} -> {seeds[1]}", interpolate_latents(G, seeds, None, steps))]
+    fig, axes = plt.subplots(len(rows), 1, figsize=(steps * 1.1, 1.5 * len(rows)), squeeze=False)
+    for ax, (title, images) in zip(axes[:, 0], rows):
+        show_grid(images, nrow=steps, title=title, ax=ax)
+    fig.tight_layout()
+    return fig
+
+
 def save_pngs(images: Tensor, folder: str | Path, names: list[str]) -> list[Path]:
     """Write images (N, 3, H, W) in [-1, 1] as 8-bit PNGs named `names` (without extension)."""
     from PIL import Image
@@ -1490,28 +1619,126 @@ def save_pngs(images: Tensor, folder: str | Path, names: list[str]) -> list[Path
     return paths
 
 
+def snapshot_path(run_dir: str | Path, iteration: int) -> Path:
+    return Path(run_dir) / "snapshots" / f"iter_{iteration:06d}.png"
+
+
+def save_snapshot(G: nn.Module, path: str | Path, n: int = 64, seed: int = 0) -> Path:
+    """An 8-per-row grid PNG of sample(G, n, seed): with the default seed the latents and labels (cycling
+    through the classes) of every snapshot, and of the notebooks' 64-sample grids, are the same."""
+    from PIL import Image
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(image_grid(sample(G, n, seed=seed))).save(path)
+    return path
+
+
+def snapshots(run_dir: str | Path) -> dict[int, Path]:
+    """{iteration: PNG} of a run's snapshot grids, in iteration order."""
+    files = sorted((Path(run_dir) / "snapshots").glob("iter_*.png"))
+    if not files:
+        raise GanError(f"no snapshots in {Path(run_dir) / 'snapshots'}: train() writes one at every evaluation")
+    return {int(p.stem.split("_")[1]): p for p in files}
+
+
+def _nearest_snapshots(found: dict[int, Path], iterations: list[int]) -> list[int]:
+    return [min(found, key=lambda it: abs(it - wanted)) for wanted in iterations]
+
+
+def snapshot_strip(run_dir: str | Path, iterations: list[int] | None = None, count: int = 5, title: str = "") -> Any:
+    """One figure with the snapshot grids of `iterations` side by side (each the nearest snapshot
+    taken), or `count` of them evenly spread over the run. Returns the figure."""
+    import matplotlib.pyplot as plt
+    from PIL import Image
+    found = snapshots(run_dir)
+    its = list(found)
+    chosen = _nearest_snapshots(found, iterations) if iterations else \
+        [its[round(i)] for i in np.linspace(0, len(its) - 1, min(count, len(its)))]
+    fig, axes = plt.subplots(1, len(chosen), figsize=(3.2 * len(chosen), 3.6), squeeze=False)
+    for ax, it in zip(axes[0], chosen):
+        with Image.open(found[it]) as im:
+            ax.imshow(np.asarray(im))
+        ax.set_title(f"iteration {it:,}")
+        ax.axis("off")
+    fig.suptitle(title or "the same latents and labels over training")
+    fig.tight_layout()
+    return fig
+
+
+def snapshot_slider(run_dir: str | Path) -> Any:
+    """ipywidgets slider over a run's snapshot grids (one image per evaluation). Returns the widget box."""
+    import ipywidgets as widgets
+    found = snapshots(run_dir)
+    image = widgets.Image(format="png", width=384)
+    slider = widgets.SelectionSlider(options=[(f"{it:,}", it) for it in found], value=list(found)[-1],
+                                     description="iteration", continuous_update=True,
+                                     layout=widgets.Layout(width="480px"))
+
+    def show(*_: Any) -> None:
+        image.value = found[slider.value].read_bytes()
+    slider.observe(show, names="value")
+    show()
+    return widgets.VBox([slider, image])
+
+
 def _smooth(values: list[float], window: int) -> np.ndarray:
+    """Trailing moving average over `window` values, the same length as `values` (the first points
+    average what there is), so even a run shorter than the window draws its whole curve."""
     v = np.asarray(values, dtype=np.float64)
-    window = max(1, min(window, len(v)))
-    return np.convolve(v, np.ones(window) / window, mode="valid")
+    sums = np.cumsum(np.concatenate([[0.0], v]))
+    ends = np.arange(1, len(v) + 1)
+    counts = np.minimum(ends, max(1, window))                           # value i averages v[i - count + 1 : i + 1]
+    return (sums[ends] - sums[ends - counts]) / counts
 
 
 def plot_losses(history: dict[str, list], window: int = 100, title: str = "") -> Any:
     """Two panels: D and G losses, and mean D logits on real (D(x)) and generated (D(G(z))) images,
-    smoothed with a moving average over `window` iterations. Returns the figure."""
+    smoothed with a trailing moving average over `window` iterations. Where the evaluations logged
+    validation_losses(), their points are drawn on top: D's loss and mean logit on held-out validation
+    images (squares) and on as many training images (circles), so a gap between the two shows D
+    memorising its training set. Returns the figure."""
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.5))
     it = np.asarray(history["iter"])
-    panels = ((axes[0], {"d_loss": "D", "g_loss": "G"}, "loss"),
-              (axes[1], {"d_real": "D(x)", "d_fake": "D(G(z))"}, "mean D logit"))
-    for ax, names, ylabel in panels:
+    evals = [e for e in history["eval"] if "d_loss_val" in e]
+    panels = ((axes[0], {"d_loss": "D", "g_loss": "G"}, "loss",
+               {"d_loss_train": ("D, training images", "o"), "d_loss_val": ("D, validation images", "s")}),
+              (axes[1], {"d_real": "D(x)", "d_fake": "D(G(z))"}, "mean D logit",
+               {"d_real_train": ("D(x), training images", "o"), "d_real_val": ("D(x), validation images", "s"),
+                "d_fake_eval": ("D(G(z)), eval", "^")}))
+    for ax, names, ylabel, points in panels:
         for key, name in names.items():
-            y = _smooth(history[key], window)
-            ax.plot(it[len(it) - len(y):], y, label=name)
+            ax.plot(it, _smooth(history[key], window), label=name, marker="." if len(it) < 50 else None)
+        for key, (name, marker) in points.items():
+            if evals:
+                ax.plot([e["iter"] for e in evals], [e[key] for e in evals], marker=marker, linestyle=":",
+                        markerfacecolor="none", label=f"{name} (eval)")
         ax.set_xlabel("iteration")
         ax.set_ylabel(ylabel)
-        ax.legend()
+        ax.legend(fontsize=7)
     fig.suptitle(title or f"training curves (moving average over {window} iterations)")
+    fig.tight_layout()
+    return fig
+
+
+def plot_scores(histories: dict[str, dict[str, list]]) -> Any:
+    """IS and class accuracy of the generated samples at every evaluation, for each named run (panels
+    only for what was logged; the metric names say whether they are proxies). Returns the figure."""
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.2))
+    for ax, key, what in ((axes[0], "is", "is_metric"), (axes[1], "class_acc", "class_metric")):
+        names = set()
+        for name, history in histories.items():
+            evals = [e for e in history["eval"] if key in e]
+            if evals:
+                ax.plot([e["iter"] for e in evals], [e[key] for e in evals], marker=".", label=name)
+                names.add(evals[-1][what])
+        ax.set_xlabel("iteration")
+        ax.set_ylabel(" / ".join(sorted(names)) or f"{key}: not logged")
+        if names:
+            ax.legend()
+        else:
+            ax.text(0.5, 0.5, "not logged (no classifier / no IS logits)", ha="center", transform=ax.transAxes)
     fig.tight_layout()
     return fig
 
@@ -1689,10 +1916,12 @@ def attention_explorer(G: nn.Module, D: nn.Module | None = None, real: ImageSet 
 def final_evaluation(ckpt: str | Path = "model/sagan_best.pt", data_dir: str | Path = "data", n: int = 10_000,
                      feature_net: str | Path | None = None, fid_weights: str | Path | None = None,
                      device: str | None = None, grid_path: str | Path | None = None,
-                     show: bool = True) -> dict[str, Any] | None:
-    """Load the best generator, show (and/or save) an 8x8 grid and print the CIFAR-10 test-set FID
-    (n generated vs the 10,000 test images). When the test images or the Inception weights are missing,
-    the grid is still shown and one line says what is missing and how to supply it; returns None then."""
+                     show: bool = True, classifier: str | Path | None = None) -> dict[str, Any] | None:
+    """Load the best generator, show (and/or save) an 8x8 grid and print the CIFAR-10 test-set FID, KID,
+    IS and class accuracy (n generated vs the 10,000 test images; see test_set_score) and the diversity
+    measures. `classifier`: see load_classifier (None: the kit's copy). When the test images or the
+    Inception weights are missing, the grid is still shown and one line says what is missing and how to
+    supply it; returns None then."""
     import matplotlib.pyplot as plt
     device = setup(0, device)
     ckpt_info = load_checkpoint(ckpt)
@@ -1708,12 +1937,13 @@ def final_evaluation(ckpt: str | Path = "model/sagan_best.pt", data_dir: str | P
         plt.show()
     plt.close(fig)
     try:
-        features = load_feature_net(feature_net, fid_weights, device)
+        features = load_feature_net(feature_net, fid_weights, device, classifier)
         result = test_set_score(G, data_dir, features, n)
     except GanError as exc:
         print(f"test-set FID not computed: {exc}")
         return None
     print(f"CIFAR-10 test set: {format_score(result)}")
+    print(f"diversity: {format_diversity(result)}")
     return result
 
 
@@ -1738,7 +1968,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
     cfg.validate()
     device = setup(cfg.seed, args.device)
     train_data, val_data = train_val_split(load_cifar10(args.data_dir, train=True), args.val_size)
-    features = load_feature_net(args.feature_net, args.fid_weights, device)
+    features = load_feature_net(args.feature_net, args.fid_weights, device, args.classifier)
     out = Path(args.out or f"runs/{cfg.name}")
     history = train(cfg, out, train_data, val_data, features, device, resume=args.resume,
                     stats_dir=args.stats_dir or Path(args.data_dir) / "fid_stats")
@@ -1787,7 +2017,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
     matplotlib.use("Agg")
     grid = Path(args.grid or Path(args.ckpt).with_suffix(".grid.png").name)
     result = final_evaluation(args.ckpt, args.data_dir, args.n, args.feature_net, args.fid_weights, args.device,
-                              grid_path=grid, show=False)
+                              grid_path=grid, show=False, classifier=args.classifier)
     print(f"8x8 grid written to {grid}")
     if args.json and result is not None:
         write_json_atomic({"checkpoint": str(args.ckpt), "data_dir": str(args.data_dir), **result}, args.json)
@@ -1798,11 +2028,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python gan_helpers.py", description="DCGAN and class-conditional SAGAN on CIFAR-10.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def add_common(p: argparse.ArgumentParser, features: bool = True) -> None:
+    def add_common(p: argparse.ArgumentParser, features: bool = True, classifier: bool = False) -> None:
         p.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: best available)")
         if features:
             p.add_argument("--feature-net", help="TorchScript feature network for an offline proxy metric (not FID)")
             p.add_argument("--fid-weights", help=f"local copy of pytorch-fid's {INCEPTION_WEIGHTS_FILE}")
+        if classifier:
+            p.add_argument("--classifier", help="TorchScript CIFAR-10 classifier for class accuracy (and, with "
+                                                "--feature-net, a proxy IS); default model/eval/cifar10_classifier.pt, "
+                                                "'none' for none")
 
     t = sub.add_parser("train", help="train a model; writes last.pt, best.pt and history.json to --out")
     t.add_argument("model", choices=tuple(PRESETS), help="preset (ref_* = the reference report's recipes)")
@@ -1815,7 +2049,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--stats-dir", help="cache of real-image feature statistics (default DATA_DIR/fid_stats)")
     t.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     t.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override Config fields")
-    add_common(t)
+    add_common(t, classifier=True)
     t.set_defaults(func=_cmd_train)
 
     s = sub.add_parser("sample", help="generate images from a checkpoint")
@@ -1840,13 +2074,14 @@ def build_parser() -> argparse.ArgumentParser:
     pub.add_argument("--model-dir", default="model")
     pub.set_defaults(func=_cmd_publish)
 
-    e = sub.add_parser("evaluate", help="8x8 grid PNG and CIFAR-10 test-set FID of a checkpoint")
+    e = sub.add_parser("evaluate", help="8x8 grid PNG and CIFAR-10 test-set FID, KID, IS, class accuracy and "
+                                        "diversity of a checkpoint")
     e.add_argument("ckpt")
     e.add_argument("--data-dir", default="data")
     e.add_argument("--n", type=int, default=10_000, help="generated images (vs the 10,000 test images)")
     e.add_argument("--grid", help="PNG path for the 8x8 grid (default <ckpt name>.grid.png)")
     e.add_argument("--json", help="also write the test-set scores to this JSON file (the report reads them)")
-    add_common(e)
+    add_common(e, classifier=True)
     e.set_defaults(func=_cmd_evaluate)
     return parser
 

@@ -84,21 +84,6 @@ def test_features_do_not_depend_on_batch_size(features):
 
 # ---------------------------------------------------------------------------------------------- pytorch-fid
 
-@pytest.fixture(scope="module")
-def random_inception_home(tmp_path_factory) -> Path:
-    """A TORCH_HOME holding a randomly initialised state dict under pytorch-fid's weight file name."""
-    import pytorch_fid.inception as pfi
-    home = tmp_path_factory.mktemp("torch_home")
-    with mock.patch.object(pfi, "load_state_dict_from_url", lambda *a, **k: {}), \
-            mock.patch.object(torch.nn.Module, "load_state_dict", lambda self, *a, **k: None):
-        torch.manual_seed(0)
-        model = pfi.fid_inception_v3()
-    path = home / "hub" / "checkpoints" / gh.INCEPTION_WEIGHTS_FILE
-    path.parent.mkdir(parents=True)
-    torch.save(model.state_dict(), path)
-    return home
-
-
 def test_fid_cli_equals_pytorch_fid_cli(tmp_path, random_inception_home):
     a, b = gh.synthetic_images(24, seed=1), gh.synthetic_images(24, seed=2)
     gh.save_pngs(gh.to_float(a.x), tmp_path / "a", [f"{i:03d}" for i in range(24)])
