@@ -1,8 +1,9 @@
 """DCGAN and class-conditional Self-Attention GAN (SAGAN) on CIFAR-10: models, losses, data, training,
 FID, checkpoints, plots and a command line, in one importable module.
 
-Sections, in order: config, setup, data, layers, models, losses, training step, evaluation (FID/KID),
-training loop and checkpoints, sampling, plots and attention maps, command line.
+Sections, in order: config, setup, data, layers, models, losses, training step, evaluation (FID/KID, IS,
+class accuracy, diversity), training loop and checkpoints, sampling (and interpolation), plots (snapshots,
+attention maps), command line.
 
     python gan_helpers.py train sagan --iters 1000 --data-dir data/cifar10-jpeg
     python gan_helpers.py evaluate model/sagan_best.pt
@@ -896,8 +897,9 @@ class FeatureNet:
     class_label: str = ""          # "class accuracy (proxy: <classifier>)": printed beside class accuracies
 
     @torch.no_grad()
-    def outputs(self, images: Tensor, batch_size: int = 50) -> NetOutputs:
-        """uint8 images (N, 3, H, W) -> NetOutputs (float64 arrays), computed in eval mode on the net's device."""
+    def outputs(self, images: Tensor, batch_size: int = 50, classify: bool = True) -> NetOutputs:
+        """uint8 images (N, 3, H, W) -> NetOutputs (float64 arrays), computed in eval mode on the net's device;
+        classify=False leaves class_logits None."""
         self.module.eval()
         device = next(iter(self.module.parameters()), torch.empty(0)).device
         feats, is_logits, class_logits = [], [], []
@@ -907,14 +909,14 @@ class FeatureNet:
             feats.append(f.double().cpu())
             if logits is not None:
                 is_logits.append(logits.double().cpu())
-            if self.classifier is not None:   # a proxy's IS logits are the classifier's: no second pass
+            if classify and self.classifier is not None:   # a proxy's IS logits are the classifier's: no second pass
                 class_logits.append(is_logits[-1] if not self.is_inception else self.classifier.eval()(x).double().cpu())
         cat = lambda parts: torch.cat(parts).numpy() if parts else None
         return NetOutputs(torch.cat(feats).numpy(), cat(is_logits), cat(class_logits))
 
     def features(self, images: Tensor, batch_size: int = 50) -> np.ndarray:
         """uint8 images (N, 3, H, W) -> float64 features (N, D)."""
-        return self.outputs(images, batch_size).features
+        return self.outputs(images, batch_size, classify=False).features
 
     @torch.no_grad()
     def class_logits(self, images: Tensor, batch_size: int = 500) -> np.ndarray:
@@ -2080,7 +2082,7 @@ def _cmd_sample(args: argparse.Namespace) -> None:
 
 
 def _cmd_fid(args: argparse.Namespace) -> None:
-    features = load_feature_net(args.feature_net, args.fid_weights, setup(0, args.device))
+    features = load_feature_net(args.feature_net, args.fid_weights, setup(0, args.device), classifier="none")
     a, b = (_path_stats(p, features, args.batch_size) for p in (args.path_a, args.path_b))
     fd = frechet_distance(a.mu, a.sigma, b.mu, b.sigma)
     print(f"{features.label}: {fd:.6f} ({a.n or '?'} vs {b.n or '?'} images)")

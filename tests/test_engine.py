@@ -327,10 +327,14 @@ def test_cli_evaluate_prints_test_score_and_writes_grid(cli_run):
             "--grid", "grid.png", "--json", "scores.json", cwd=cli_run)
     assert r.returncode == 0, r.stderr
     assert "CIFAR-10 test set: FD (proxy: features features)" in r.stdout and "(30 generated vs 60 real)" in r.stdout
+    # the kit's classifier (model/eval/) is the default: a proxy IS and the class accuracy beside real images'
+    assert "IS (proxy: cifar10_classifier)" in r.stdout and "class accuracy (proxy: cifar10_classifier)" in r.stdout
+    assert "(real test images" in r.stdout and "near-duplicate pairs" in r.stdout
     assert (cli_run / "grid.png").stat().st_size > 1000
     scores = json.loads((cli_run / "scores.json").read_text())
     assert scores["n_fake"] == 30 and scores["n_real"] == 60 and scores["checkpoint"] == "run/best.pt"
-    assert f"{scores['fd']:.4g}" in r.stdout
+    assert f"{scores['fd']:.4g}" in r.stdout and f"{scores['is']:.4g}" in r.stdout
+    assert 0 <= scores["class_acc"] <= 1 and 0 <= scores["diversity"]["dup_fake"] <= 1 and scores["nn_ratio"] > 0
 
 
 def test_cli_resume_with_the_wrong_model_is_one_line(cli_run):
