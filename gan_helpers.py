@@ -945,9 +945,11 @@ def load_classifier(spec: str | Path | nn.Module | None = None) -> tuple[nn.Modu
     kit's copy of the CIFAR-10 classifier (KIT_CLASSIFIER; when it is absent, and for "none": no classifier)."""
     if isinstance(spec, nn.Module):
         return spec.eval(), type(spec).__name__
-    if (spec is None and not KIT_CLASSIFIER.is_file()) or str(spec).lower() == "none":
+    if spec is None:
+        return load_classifier(KIT_CLASSIFIER) if KIT_CLASSIFIER.is_file() else None
+    if str(spec).lower() == "none":
         return None
-    path = KIT_CLASSIFIER if spec is None else Path(spec)
+    path = Path(spec)
     return _load_torchscript(path, "classifier").eval(), path.stem
 
 
