@@ -967,9 +967,13 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
 
 def kernel_inception_distance(f1: np.ndarray, f2: np.ndarray, subsets: int = 50, subset_size: int = 1000,
                               seed: int = 0) -> tuple[float, float]:
-    """KID (Binkowski 2018): unbiased MMD^2 with kernel (x.y / d + 1)^3, mean and std over random subsets."""
+    """KID (Binkowski 2018): unbiased MMD^2 with kernel (x.y / d + 1)^3, mean and std over random subsets.
+    When both sets are no larger than `subset_size`, every subset is the whole of both: one value, and the
+    std is NaN (no spread to measure) rather than a rounding-error 1e-16."""
     rng = np.random.default_rng(seed)
     m = min(subset_size, len(f1), len(f2))
+    if m == len(f1) == len(f2):
+        subsets = 1
     d = f1.shape[1]
     values = []
     for _ in range(subsets):
@@ -978,7 +982,7 @@ def kernel_inception_distance(f1: np.ndarray, f2: np.ndarray, subsets: int = 50,
         kxx, kyy, kxy = ((a @ b.T / d + 1) ** 3 for a, b in ((x, x), (y, y), (x, y)))
         mmd = ((kxx.sum() - np.trace(kxx)) + (kyy.sum() - np.trace(kyy))) / (m * (m - 1)) - 2 * kxy.mean()
         values.append(mmd)
-    return float(np.mean(values)), float(np.std(values))
+    return float(np.mean(values)), float(np.std(values)) if len(values) > 1 else math.nan
 
 
 def real_stats(images: ImageSet, split: str, net: FeatureNet, cache_dir: str | Path) -> Stats:
@@ -1002,7 +1006,8 @@ def score(fake: Stats, real: Stats, label: str) -> dict[str, Any]:
 def format_score(s: dict[str, Any]) -> str:
     """One line naming the metric and the sample counts, e.g. 'FID 23.41 (10000 generated vs 10000 real)'."""
     kid_name = "KID" if s["metric"] == "FID" else "KID (proxy)"
-    return (f"{s['metric']} {s['fd']:.4g}, {kid_name} {s['kid']:.4g} ± {s['kid_std']:.2g} "
+    spread = f" ± {s['kid_std']:.2g}" if math.isfinite(s["kid_std"]) else " (one subset, no spread)"
+    return (f"{s['metric']} {s['fd']:.4g}, {kid_name} {s['kid']:.4g}{spread} "
             f"({s['n_fake']} generated vs {s['n_real']} real)")
 
 
@@ -1371,10 +1376,12 @@ def validation_stats(data_dir: str | Path, features: FeatureNet, stats_dir: str 
 
 def test_set_score(G: nn.Module, data_dir: str | Path, features: FeatureNet, n: int = 10_000,
                    stats_dir: str | Path | None = None) -> dict[str, Any]:
-    """The assignment's final number: n generated images vs the 10,000 CIFAR-10 test images.
-    Real statistics are cached in `stats_dir` (default <data_dir>/fid_stats)."""
-    real = real_stats(load_cifar10(data_dir, train=False), "test", features, stats_dir or Path(data_dir) / "fid_stats")
-    return evaluate_generator(G, real, features, n)
+    """The assignment's final number: n generated images vs the 10,000 CIFAR-10 test images (the score, and
+    under "data" where the test images came from). Real statistics are cached in `stats_dir`
+    (default <data_dir>/fid_stats)."""
+    test = load_cifar10(data_dir, train=False)
+    real = real_stats(test, "test", features, stats_dir or Path(data_dir) / "fid_stats")
+    return {**evaluate_generator(G, real, features, n), "data": test.source}
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -1705,7 +1712,7 @@ def final_evaluation(ckpt: str | Path = "model/sagan_best.pt", data_dir: str | P
     except GanError as exc:
         print(f"test-set FID not computed: {exc}")
         return None
-    print(f"CIFAR-10 test set: {format_score(result)}")
+    print(f"test set ({result['data']}): {format_score(result)}")
     return result
 
 
