@@ -1354,7 +1354,11 @@ def publish(run_dir: str | Path, name: str, model_dir: str | Path = "model", sam
     old = [p for p in (target, history) if p.is_file()]
     old += image_files(Path(sample_dir)) if sample_dir is not None and Path(sample_dir).is_dir() else []
     if old:
-        keep = model_dir / "replaced" / time.strftime("%Y%m%d-%H%M%S")
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        keep, n = model_dir / "replaced" / stamp, 1
+        while keep.exists():                                # two publishes within one second
+            n += 1
+            keep = model_dir / "replaced" / f"{stamp}-{n}"
         for p in old:
             dest = keep / (p.name if p.parent == model_dir else f"{p.parent.name}/{p.name}")
             dest.parent.mkdir(parents=True, exist_ok=True)

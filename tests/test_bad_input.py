@@ -31,7 +31,8 @@ def ws(tmp_path_factory) -> Path:
     for folder in ("bad/train/cat", "bad/test/cat", "bad_images"):
         gh.save_pngs(gh.to_float(imgs.x[:3]), root / folder, ["0", "1", "2"])
         (root / folder / "broken.png").write_bytes(b"this is not a PNG")
-    torch.jit.script(gh.RandomFeatures()).save(str(root / "features.pt"))
+    with gh.warnings_ignored():
+        torch.jit.script(gh.RandomFeatures()).save(str(root / "features.pt"))
     train, val = gh.train_val_split(gh.synthetic_images(120), 20)
     gh.train(tiny(iters=2), root / "run", train, val, gh.load_feature_net(gh.RandomFeatures()), progress=False)
     (root / "not_a_checkpoint.pt").write_text("hello")
