@@ -57,6 +57,8 @@ BAD = {   # command line -> a piece of the one line it must print
         ("train sagan --eval-samples 1", "--eval-samples: must be >= 2"),
         ("train sagan --val-size many", "--val-size: expected a whole number"),
         ("train sagan --device gpu", "'gpu' is not a device name"),
+        ("train sagan --time-limit 0", "--time-limit: must be > 0"),
+        ("train sagan --time-limit soon", "--time-limit: expected a number of minutes"),
         ("train gan", "invalid choice: 'gan'"),
         ("train sagan --set", "--set: expected at least one argument"),
         ("train sagan --set g_ch=abc", "config g_ch='abc' is not a valid int"),

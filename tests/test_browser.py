@@ -160,53 +160,51 @@ def kernel_ready(page) -> bool:
 
 def drive_explorer(page, url: str, repo: Path, background: threading.Thread, others: dict) -> None:
     """Run SAGAN_train.ipynb in JupyterLab, move the explorer's controls, then render the notebooks."""
-    if True:  # (indentation kept from the test body this was cut out of)
-        if True:
-            page.goto(f"{url}/lab/tree/notebooks/SAGAN_train.ipynb?token={TOKEN}")
-            page.wait_for_function("window.jupyterapp && document.querySelector('.jp-Notebook .jp-Cell')",
-                                   timeout=60_000)
-            # as a user does: wait for the kernel (answering JupyterLab's kernel question if it asks), Run > Run All Cells
-            wait_until(lambda: kernel_ready(page), 90, "the kernel to start")
-            page.get_by_role("menuitem", name="Run", exact=True).click()
-            page.get_by_text("Run All Cells", exact=True).click()
-            explorer = page.locator(".widget-vbox").filter(has=page.locator("img.widget-image")).last
-            explorer.wait_for(timeout=240_000)
-            wait_until(lambda: page.locator(".jp-InputPrompt:has-text('[*]')").count() == 0, 120,
-                       "every cell to finish")
-            explorer.scroll_into_view_if_needed()
-            explorer.screenshot(path=str(ARTIFACTS / "explorer_0_start.png"))
-            image = explorer.locator("img.widget-image")
-            sliders = explorer.locator(".widget-slider")
-            assert sliders.count() == 3 and explorer.locator("select").count() == 1
+    page.goto(f"{url}/lab/tree/notebooks/SAGAN_train.ipynb?token={TOKEN}")
+    page.wait_for_function("window.jupyterapp && document.querySelector('.jp-Notebook .jp-Cell')",
+                           timeout=60_000)
+    # as a user does: wait for the kernel (answering JupyterLab's kernel question if it asks), Run > Run All Cells
+    wait_until(lambda: kernel_ready(page), 90, "the kernel to start")
+    page.get_by_role("menuitem", name="Run", exact=True).click()
+    page.get_by_text("Run All Cells", exact=True).click()
+    explorer = page.locator(".widget-vbox").filter(has=page.locator("img.widget-image")).last
+    explorer.wait_for(timeout=240_000)
+    wait_until(lambda: page.locator(".jp-InputPrompt:has-text('[*]')").count() == 0, 120,
+               "every cell to finish")
+    explorer.scroll_into_view_if_needed()
+    explorer.screenshot(path=str(ARTIFACTS / "explorer_0_start.png"))
+    image = explorer.locator("img.widget-image")
+    sliders = explorer.locator(".widget-slider")
+    assert sliders.count() == 3 and explorer.locator("select").count() == 1
 
-            def readouts() -> list[str]:
-                return [r.inner_text() for r in explorer.locator(".widget-readout").all()]
-            moves = [("sample", lambda: sliders.nth(0).locator(".noUi-handle").press("ArrowRight")),
-                     ("query_row", lambda: sliders.nth(1).locator(".noUi-handle").press("ArrowRight")),
-                     ("query_col", lambda: sliders.nth(2).locator(".noUi-handle").press("ArrowLeft")),
-                     ("layer", lambda: explorer.locator("select").select_option(index=1))]
-            seen = [readouts()]
-            for step, (name, move) in enumerate(moves, start=1):
-                before = image.screenshot()
-                move()
-                wait_until(lambda: image.screenshot() != before, 30, f"the picture to change after moving {name}")
-                explorer.screenshot(path=str(ARTIFACTS / f"explorer_{step}_{name}.png"))
-                seen.append(readouts())
-            # sample 0 -> 1; query cell 8 -> 9 and 8 -> 7 of the 16x16 map (one cell per step, not one pixel);
-            # the D layer keeps the place in the image
-            assert seen[:4] == [["0", "8", "8"], ["1", "8", "8"], ["1", "9", "8"], ["1", "9", "7"]]
-            options = [o.replace("\xa0", " ") for o in explorer.locator("select option").all_inner_texts()]
-            assert options[:2] == ["G 16x16 attention (generated samples)", "D 16x16 attention (real images)"]
-            assert "explorer error" not in explorer.inner_text()
-            errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
-            texts = errors.all_inner_texts()
-            assert not [t for t in texts if "Error" in t or "Traceback" in t], texts
-            page.screenshot(path=str(ARTIFACTS / "jupyterlab_sagan.png"))
-            page.evaluate("window.jupyterapp.commands.execute('docmanager:save')")
-            wait_until(lambda: nbformat.read(repo / "notebooks" / "SAGAN_train.ipynb", 4).cells[-1].get("outputs"),
-                       30, "JupyterLab to save the executed notebook")
-            background.join(timeout=300)
-            assert others == {"DCGAN_train.ipynb": None, "final_evaluation.ipynb": None}
-            for name in ("DCGAN_train.ipynb", "SAGAN_train.ipynb", "final_evaluation.ipynb"):
-                render_html(repo / "notebooks" / name, page, ARTIFACTS / name.replace(".ipynb", ".html"))
-                assert (ARTIFACTS / name.replace(".ipynb", ".png")).stat().st_size > 50_000
+    def readouts() -> list[str]:
+        return [r.inner_text() for r in explorer.locator(".widget-readout").all()]
+    moves = [("sample", lambda: sliders.nth(0).locator(".noUi-handle").press("ArrowRight")),
+             ("query_row", lambda: sliders.nth(1).locator(".noUi-handle").press("ArrowRight")),
+             ("query_col", lambda: sliders.nth(2).locator(".noUi-handle").press("ArrowLeft")),
+             ("layer", lambda: explorer.locator("select").select_option(index=1))]
+    seen = [readouts()]
+    for step, (name, move) in enumerate(moves, start=1):
+        before = image.screenshot()
+        move()
+        wait_until(lambda: image.screenshot() != before, 30, f"the picture to change after moving {name}")
+        explorer.screenshot(path=str(ARTIFACTS / f"explorer_{step}_{name}.png"))
+        seen.append(readouts())
+    # sample 0 -> 1; query cell 8 -> 9 and 8 -> 7 of the 16x16 map (one cell per step, not one pixel);
+    # the D layer keeps the place in the image
+    assert seen[:4] == [["0", "8", "8"], ["1", "8", "8"], ["1", "9", "8"], ["1", "9", "7"]]
+    options = [o.replace("\xa0", " ") for o in explorer.locator("select option").all_inner_texts()]
+    assert options[:2] == ["G 16x16 attention (generated samples)", "D 16x16 attention (real images)"]
+    assert "explorer error" not in explorer.inner_text()
+    errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
+    texts = errors.all_inner_texts()
+    assert not [t for t in texts if "Error" in t or "Traceback" in t], texts
+    page.screenshot(path=str(ARTIFACTS / "jupyterlab_sagan.png"))
+    page.evaluate("window.jupyterapp.commands.execute('docmanager:save')")
+    wait_until(lambda: nbformat.read(repo / "notebooks" / "SAGAN_train.ipynb", 4).cells[-1].get("outputs"),
+               30, "JupyterLab to save the executed notebook")
+    background.join(timeout=300)
+    assert others == {"DCGAN_train.ipynb": None, "final_evaluation.ipynb": None}
+    for name in ("DCGAN_train.ipynb", "SAGAN_train.ipynb", "final_evaluation.ipynb"):
+        render_html(repo / "notebooks" / name, page, ARTIFACTS / name.replace(".ipynb", ".html"))
+        assert (ARTIFACTS / name.replace(".ipynb", ".png")).stat().st_size > 50_000
