@@ -42,6 +42,7 @@ import random
 import sys
 import tempfile
 import time
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -118,6 +119,8 @@ class Config:
     checkpoint_every: int = 1000     # full training state to last.pt every this many iterations
     hflip: bool = True               # random horizontal flips of real images
     seed: int = 0                    # seeds python, numpy and torch (one place: setup())
+    diverged_above: float = 1e6      # |loss| or |mean D logit| above this stops training as diverged, like a
+                                     # NaN (the shipped runs stay below 2e3; a run past 1e6 does not recover)
     amp: str = "auto"                # mixed precision of G and D in training (see PRECISIONS): "auto" = bf16 on a
                                      # CUDA GPU that has it, else fp16 with gradient scaling; float32 on CPU/MPS
     compile: str = "off"             # torch.compile backend for G and D in training ("inductor", "aot_eager", ...);
@@ -174,7 +177,8 @@ class Config:
 
     def with_overrides(self, pairs: list[str]) -> "Config":
         """Apply `key=value` strings (values parsed as Python literals, else kept as strings; a tuple field
-        takes one value or a comma-separated list: classes=cat,dog)."""
+        takes one value or a comma-separated list: classes=cat,dog); a key given twice with different values
+        is an error rather than the last one silently winning."""
         updates: dict[str, Any] = {}
         names = {f.name for f in dataclasses.fields(self)}
         for pair in pairs:
@@ -182,18 +186,32 @@ class Config:
             if not sep or key not in names:
                 raise GanError(f"--set expects key=value with key one of {sorted(names)}, got {pair!r}")
             try:
-                value = ast.literal_eval(text)
+                value = text if isinstance(getattr(self, key), str) else ast.literal_eval(text)
             except (ValueError, SyntaxError):
                 value = text
             if isinstance(getattr(self, key), tuple):  # "g_attn=16" means (16,), "classes=cat,dog" two names
                 if isinstance(value, str):
                     value = [v.strip() for v in value.strip("()[]").split(",") if v.strip()]
                 value = tuple(value) if isinstance(value, (list, tuple)) else (value,)
+            if key in updates and updates[key] != value:
+                raise GanError(f"--set gives {key} twice ({updates[key]!r} and {value!r}); give it once")
             updates[key] = value
-        return dataclasses.replace(self, **_upgrade(updates))
+        return dataclasses.replace(self, **_upgrade(updates)).check_types()
+
+    def check_types(self) -> "Config":
+        """Raise GanError naming a field whose value does not have the field's type (an int is accepted
+        where a float is expected); return self so calls can chain."""
+        hints = typing.get_type_hints(Config)
+        for f in dataclasses.fields(self):
+            value, hint = getattr(self, f.name), hints[f.name]
+            if not _has_type(value, hint):
+                raise GanError(f"config {f.name}={value!r} is not a valid {_type_name(hint)} "
+                               f"(e.g. {f.name}={getattr(Config(), f.name)!r})")
+        return self
 
     def validate(self) -> "Config":
         """Raise GanError naming the bad field and the fix; return self so calls can chain."""
+        self.check_types()
         choices = {"dataset": DATASETS, "img_size": IMG_SIZES, "arch": tuple(ARCHS), "cond": tuple(CONDITIONINGS),
                    "spectral_norm": SPECTRAL_NORM, "loss": tuple(LOSSES), "lipschitz": ("none", "clip", "gp"),
                    "optimizer": ("adam", "rmsprop"), "amp": PRECISIONS}
@@ -201,9 +219,11 @@ class Config:
             if getattr(self, key) not in allowed:
                 raise GanError(f"config {key}={getattr(self, key)!r} is not one of {allowed}")
         for key in ("z_dim", "g_ch", "d_ch", "n_critic", "n_gen", "batch_size", "iters", "eval_every",
-                    "eval_samples", "checkpoint_every", "val_size"):
+                    "checkpoint_every", "val_size"):
             if getattr(self, key) < 1:
                 raise GanError(f"config {key} must be >= 1, got {getattr(self, key)}")
+        if self.eval_samples < 2:  # a covariance and an unbiased KID need at least two images
+            raise GanError(f"config eval_samples must be >= 2, got {self.eval_samples}")
         if self.compile != "off" and self.compile not in torch.compiler.list_backends(exclude_tags=()):
             raise GanError(f"config compile={self.compile!r} is not 'off' or a torch.compile backend: "
                            f"{torch.compiler.list_backends()}")
@@ -227,6 +247,14 @@ class Config:
                 fix = f"choose among resolutions {valid}" if valid else "it has no attention layers"
                 raise GanError(f"{who} attention at {bad} does not exist for arch={self.arch!r} at "
                                f"img_size={self.img_size}: set {who.lower()}_attn=() or {fix}")
+        for key in ("g_lr", "d_lr", "clip_value", "diverged_above"):
+            if not getattr(self, key) > 0:
+                raise GanError(f"config {key} must be > 0, got {getattr(self, key)}")
+        for key in ("num_classes", "ema_start", "seed", "drift", "gp_weight"):
+            if getattr(self, key) < 0:
+                raise GanError(f"config {key} must be >= 0, got {getattr(self, key)}")
+        if not all(0 <= b < 1 for b in self.betas):
+            raise GanError(f"config betas must both be in [0, 1), got {self.betas}")
         return self
 
 
@@ -241,6 +269,32 @@ LEGACY_VALUES = {("spectral_norm", True): "gd", ("spectral_norm", False): "none"
 def _upgrade(fields: dict[str, Any]) -> dict[str, Any]:
     """Config fields with LEGACY_VALUES replaced by their current spelling."""
     return {k: LEGACY_VALUES.get((k, v), v) if isinstance(v, (bool, str)) else v for k, v in fields.items()}
+
+
+def _has_type(value: Any, hint: Any) -> bool:
+    """isinstance for the annotations Config uses: int, float, bool, str, tuple[T, ...], tuple[T, T]."""
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if typing.get_origin(hint) is tuple:
+        args = typing.get_args(hint)
+        if not isinstance(value, tuple):
+            return False
+        if len(args) == 2 and args[1] is Ellipsis:
+            return all(_has_type(v, args[0]) for v in value)
+        return len(value) == len(args) and all(_has_type(v, a) for v, a in zip(value, args))
+    return isinstance(value, hint)
+
+
+def _type_name(hint: Any) -> str:
+    """'int', 'float', 'tuple of int', 'tuple of 2 float' for error messages."""
+    if typing.get_origin(hint) is tuple:
+        args = typing.get_args(hint)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return f"tuple of {_type_name(args[0])}"
+        return f"tuple of {len(args)} {_type_name(args[0])}"
+    return hint.__name__
 
 
 PRESETS: dict[str, Callable[..., Config]] = {"dcgan": Config.dcgan, "sagan": Config.sagan,
@@ -326,6 +380,23 @@ def _device_of(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
+# The runtime packages of requirements.txt by the module each provides (tests keep the two in agreement).
+# ipywidgets: 7.7 and 8 both work; Colab ships 7.7 and does not render every ipywidgets 8 widget without
+# its custom widget manager (googlecolab/colabtools #3020, #4525), so Colab's own copy is never replaced.
+RUNTIME_PACKAGES = {"torch": "torch>=2.1", "torchvision": "torchvision>=0.16", "pytorch_fid": "pytorch-fid>=0.3.0",
+                    "numpy": "numpy>=1.24", "scipy": "scipy>=1.10", "PIL": "pillow>=9.0",
+                    "matplotlib": "matplotlib>=3.7", "ipywidgets": "ipywidgets>=7.7,<9", "tqdm": "tqdm>=4.60"}
+
+
+def colab_installs() -> list[str]:
+    """What the notebooks' setup cell pip-installs: nothing outside Colab; on Colab the requirements of
+    the runtime packages it lacks (usually only pytorch-fid), keeping its own torch and ipywidgets."""
+    import importlib.util
+    if "google.colab" not in sys.modules:
+        return []
+    return [spec for module, spec in RUNTIME_PACKAGES.items() if importlib.util.find_spec(module) is None]
+
+
 # ----------------------------------------------------------------------------------------------------
 # data: load_dataset() reads CIFAR-10 or any image folder at Config.img_size, selects Config.classes and
 # splits off validation (and test) images; held as one uint8 tensor on the training device, batches drawn
@@ -405,9 +476,13 @@ def read_images(paths: list[Path], size: int | None = None) -> Tensor:
     from PIL import Image
     arrays = []
     for path in paths:
-        with Image.open(path) as im:
-            im = im.convert("RGB")
-            arrays.append(np.asarray(fit_image(im, size) if size else im, dtype=np.uint8))
+        try:
+            with Image.open(path) as im:
+                im = im.convert("RGB")
+                arrays.append(np.asarray(fit_image(im, size) if size else im, dtype=np.uint8))
+        except (OSError, ValueError) as exc:  # PIL.UnidentifiedImageError is an OSError; truncated files too
+            raise GanError(f"cannot read {path} as an image ({type(exc).__name__}: {str(exc)[:80]}); "
+                           f"remove or replace that file") from exc
     if len({a.shape for a in arrays}) > 1:
         raise GanError(f"images in {paths[0].parent} differ in size: {sorted({a.shape for a in arrays})[:3]}")
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()  # (N, H, W, 3) -> (N, 3, H, W)
@@ -1496,9 +1571,13 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
 
 def kernel_inception_distance(f1: np.ndarray, f2: np.ndarray, subsets: int = 50, subset_size: int = 1000,
                               seed: int = 0) -> tuple[float, float]:
-    """KID (Binkowski 2018): unbiased MMD^2 with kernel (x.y / d + 1)^3, mean and std over random subsets."""
+    """KID (Binkowski 2018): unbiased MMD^2 with kernel (x.y / d + 1)^3, mean and std over random subsets.
+    When both sets are no larger than `subset_size`, every subset is the whole of both: one value, and the
+    std is NaN (no spread to measure) rather than a rounding-error 1e-16."""
     rng = np.random.default_rng(seed)
     m = min(subset_size, len(f1), len(f2))
+    if m == len(f1) == len(f2):
+        subsets = 1
     d = f1.shape[1]
     values = []
     for _ in range(subsets):
@@ -1507,7 +1586,7 @@ def kernel_inception_distance(f1: np.ndarray, f2: np.ndarray, subsets: int = 50,
         kxx, kyy, kxy = ((a @ b.T / d + 1) ** 3 for a, b in ((x, x), (y, y), (x, y)))
         mmd = ((kxx.sum() - np.trace(kxx)) + (kyy.sum() - np.trace(kyy))) / (m * (m - 1)) - 2 * kxy.mean()
         values.append(mmd)
-    return float(np.mean(values)), float(np.std(values))
+    return float(np.mean(values)), float(np.std(values)) if len(values) > 1 else math.nan
 
 
 def real_stats(images: ImageSet, split: str, net: FeatureNet, cache_dir: str | Path) -> Stats:
@@ -1625,7 +1704,8 @@ def format_score(s: dict[str, Any]) -> str:
     """One line naming each metric and the sample counts, e.g. 'FID 23.41, KID 0.02 ± 0.001 (10000
     generated vs 10000 real), IS 6.1 ± 0.1, class accuracy (proxy: ...) 0.366 (real test images 0.859)'."""
     kid_name = "KID" if s["metric"] == "FID" else "KID (proxy)"
-    parts = [f"{s['metric']} {s['fd']:.4g}", f"{kid_name} {s['kid']:.4g} ± {s['kid_std']:.2g} "
+    spread = f" ± {s['kid_std']:.2g}" if math.isfinite(s["kid_std"]) else " (one subset, no spread)"
+    parts = [f"{s['metric']} {s['fd']:.4g}", f"{kid_name} {s['kid']:.4g}{spread} "
                                               f"({s['n_fake']} generated vs {s['n_real']} real)"]
     if "is" in s:
         parts.append(f"{s['is_metric']} {s['is']:.4g} ± {s['is_std']:.2g}")
@@ -1680,7 +1760,8 @@ def evaluate_generator(G: nn.Module, real: Stats, net: FeatureNet, n: int, seed:
 # ----------------------------------------------------------------------------------------------------
 
 # fields that may change between a run and its resumption: they set how long and how often, not what
-RESUMABLE_FIELDS = ("iters", "eval_every", "eval_samples", "checkpoint_every", "amp", "compile")
+RESUMABLE_FIELDS = ("iters", "eval_every", "eval_samples", "checkpoint_every", "amp", "compile",
+                    "diverged_above")
 
 
 def save_atomic(obj: Any, path: str | Path) -> None:
@@ -1908,7 +1989,13 @@ def validation_losses(cfg: Config, D: nn.Module, G: nn.Module, train_data: Image
 
 
 class TrainingDiverged(GanError):
-    """A loss became NaN or infinite; the last good checkpoint is left as it was."""
+    """A loss or mean logit became NaN, infinite or larger than cfg.diverged_above; the last good
+    checkpoint is left as it was."""
+
+
+def diverged(logs: dict[str, float], limit: float) -> bool:
+    """True when any logged value is non-finite or its magnitude exceeds `limit` (Config.diverged_above)."""
+    return not all(math.isfinite(v) and abs(v) <= limit for v in logs.values())
 
 
 def new_history() -> dict[str, list]:
@@ -1981,6 +2068,7 @@ def train(cfg: Config, out_dir: str | Path, train_data: ImageSet, val_data: Imag
         history, start = state["history"], state["iteration"]
     train_data, val_data = train_data.to(device), val_data
     real = real_stats(val_data, "val", features, stats_dir or out_dir)
+    validation_hash = hashlib.sha256(val_data.x.cpu().contiguous().numpy().tobytes()).hexdigest()[:16]
     G_eval = G_ema if G_ema is not None else G
 
     def checkpoint(iteration: int) -> None:
@@ -2006,6 +2094,7 @@ def train(cfg: Config, out_dir: str | Path, train_data: ImageSet, val_data: Imag
             save_atomic({"kind": "generator", "config": dataclasses.asdict(cfg), "split": split_record(val_data),
                          "iteration": iteration, "G": G_eval.state_dict(), "metrics": result,
                          "summary": {"data": train_data.source, "features": features.label,
+                                     "features_key": features.key, "validation_sha256": validation_hash,
                                      "ema": G_ema is not None, "selected_by": "lowest validation " + result["metric"]}},
                         best_path)
         write_json_atomic(history, history_path)
@@ -2019,10 +2108,12 @@ def train(cfg: Config, out_dir: str | Path, train_data: ImageSet, val_data: Imag
     for it in bar:
         logs = train_step(cfg, G_run, D_run, G_ema, opt_g, opt_d, lambda: train_data.batch(cfg.batch_size, cfg.hflip),
                           it, prec)
-        if not all(math.isfinite(v) for v in logs.values()):
+        if diverged(logs, cfg.diverged_above):
             kept = f"{last_path} (iteration {load_checkpoint(last_path)['iteration']})" if last_path.is_file() \
                 else "no checkpoint yet"
-            raise TrainingDiverged(f"non-finite loss at iteration {it + 1} ({logs}); training stopped, last good "
+            shown = ", ".join(f"{k}={v:.3g}" for k, v in logs.items())
+            raise TrainingDiverged(f"training diverged at iteration {it + 1} ({shown}; the limit is non-finite or "
+                                   f"|value| > diverged_above={cfg.diverged_above:g}); training stopped, last good "
                                    f"state kept: {kept}. Lower the learning rates or resume with another seed")
         history["iter"].append(it + 1)
         for key, value in logs.items():
@@ -2045,13 +2136,75 @@ def train(cfg: Config, out_dir: str | Path, train_data: ImageSet, val_data: Imag
     return history
 
 
-def publish(run_dir: str | Path, name: str, model_dir: str | Path = "model") -> Path:
-    """Copy a run's best generator and history to model/<name>_best.pt and model/<name>_history.json."""
+def _validation_set(ckpt: dict[str, Any], by_hash: bool) -> str:
+    """What a generator checkpoint was validated on: the hash of its validation images (by_hash), else its
+    data source with the path cut to its last two folders (checkpoints written before the hash was
+    recorded), so the same data read through another path still matches."""
+    summary = ckpt.get("summary") or {}
+    if by_hash:
+        return summary["validation_sha256"]
+    kind, _, path = summary.get("data", "").rpartition(" ")
+    return f"{kind} {'/'.join(Path(path.strip('()')).parts[-2:])}"
+
+
+def publish_refusal(new: dict[str, Any], old: dict[str, Any]) -> str | None:
+    """Why generator checkpoint `new` must not replace `old` (None when it may): their validation scores
+    were measured differently (metric, feature network, sample counts, validation images), or new's
+    is not lower."""
+    a, b = new.get("metrics") or {}, old.get("metrics") or {}
+    if not a or not b:
+        return "one of them has no validation score to compare"
+    keys = {"metric": (a["metric"], b["metric"]), "generated images": (a["n_fake"], b["n_fake"]),
+            "validation images": (a["n_real"], b["n_real"])}
+    sa, sb = new.get("summary") or {}, old.get("summary") or {}
+    if "features_key" in sa and "features_key" in sb:
+        keys["feature network"] = (sa["features_key"], sb["features_key"])
+    by_hash = "validation_sha256" in sa and "validation_sha256" in sb
+    keys["validation set"] = (_validation_set(new, by_hash), _validation_set(old, by_hash))
+    differ = [f"{k} {x!r} vs {y!r}" for k, (x, y) in keys.items() if x != y]
+    if differ:
+        return f"their validation scores were measured differently ({'; '.join(differ)}), so they are not comparable"
+    if not a["fd"] < b["fd"]:
+        return (f"its validation {a['metric']} {a['fd']:.4g} (iteration {new['iteration']}) is not lower than the "
+                f"published {b['fd']:.4g} (iteration {old['iteration']})")
+    return None
+
+
+def publish(run_dir: str | Path, name: str, model_dir: str | Path = "model", sample_dir: str | Path | None = None,
+            force: bool = False) -> Path:
+    """Copy a run's best generator and history to model/<name>_best.pt and model/<name>_history.json and,
+    with `sample_dir`, write its one-image-per-class PNGs there. An existing published model is replaced
+    only when the new one's validation score is lower and was measured the same way (publish_refusal),
+    or with force=True; whatever is replaced is moved to model/replaced/<time>/, never deleted."""
     run_dir, model_dir = Path(run_dir), Path(model_dir)
     ckpt = load_checkpoint(run_dir / "best.pt")
-    target = model_dir / f"{name}_best.pt"
+    history_src = run_dir / "history.json"
+    if not history_src.is_file():
+        raise GanError(f"{history_src} not found: publish a run folder written by train()")
+    target, history = model_dir / f"{name}_best.pt", model_dir / f"{name}_history.json"
+    if target.is_file() and not force:
+        reason = publish_refusal(ckpt, load_checkpoint(target))
+        if reason is not None:
+            raise GanError(f"not publishing {run_dir / 'best.pt'} over {target}: {reason}; to replace it anyway, "
+                           f"pass --force (force=True; FORCE_PUBLISH = True in a notebook): the old files are "
+                           f"then moved to {model_dir / 'replaced'}/")
+    old = [p for p in (target, history) if p.is_file()]
+    old += image_files(Path(sample_dir)) if sample_dir is not None and Path(sample_dir).is_dir() else []
+    if old:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        keep, n = model_dir / "replaced" / stamp, 1
+        while keep.exists():                                # two publishes within one second
+            n += 1
+            keep = model_dir / "replaced" / f"{stamp}-{n}"
+        for p in old:
+            dest = keep / (p.name if p.parent == model_dir else f"{p.parent.name}/{p.name}")
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(p, dest)
+        print(f"moved the replaced files to {keep}")
     save_atomic(ckpt, target)
-    write_json_atomic(json.loads((run_dir / "history.json").read_text()), model_dir / f"{name}_history.json")
+    write_json_atomic(json.loads(history_src.read_text()), history)
+    if sample_dir is not None:
+        save_class_samples(generator_from_checkpoint(ckpt, target), sample_dir)
     return target
 
 
@@ -2071,7 +2224,7 @@ def test_set_score(G: nn.Module, data_dir: str | Path, features: FeatureNet, n: 
     found in data_dir (check_split). Frechet distance, KID, IS and class accuracy (as evaluate_generator),
     the classifier's accuracy on the test images themselves ("real_class_acc"), diversity() of the samples
     next to the test images' ("diversity") and nearest_neighbour_ratio() against as many test images
-    ("nn_ratio"). Real statistics are cached in `stats_dir` (default <data_dir>/fid_stats)."""
+    ("nn_ratio"); under "data", where the test images came from. Real statistics are cached in `stats_dir` (default <data_dir>/fid_stats)."""
     (test,) = load_dataset(G.config, data_dir, ("test",))
     if split is not None:
         check_split(split, test)
@@ -2083,6 +2236,7 @@ def test_set_score(G: nn.Module, data_dir: str | Path, features: FeatureNet, n: 
                                     test.y.numpy())
     shuffled = torch.randperm(len(test), generator=torch.Generator().manual_seed(0))  # the test set is class-sorted
     result["nn_ratio"] = nearest_neighbour_ratio(images, test.x[shuffled[:n]])
+    result["data"] = test.source
     return result
 
 
@@ -2208,6 +2362,18 @@ def snapshot_slider(run_dir: str | Path) -> Any:
     slider.observe(show, names="value")
     show()
     return widgets.VBox([slider, image])
+
+
+def save_class_samples(G: nn.Module, folder: str | Path, seed: int = 0,
+                       class_names: tuple[str, ...] | None = None) -> list[Path]:
+    """One generated image per class as <folder>/<index>_<class>.png (the DCGAN/ and SAGAN/ deliverables);
+    class_names default to CIFAR-10's for 10 classes, else the indices (a checkpoint's split records them)."""
+    k = G.config.cond_classes
+    if not k:
+        raise GanError("one image per class needs a class-conditional generator (cond != 'none')")
+    names = class_names or (CIFAR10_CLASSES if k == 10 else tuple(map(str, range(k))))
+    return save_pngs(sample(G, k, labels=torch.arange(k), seed=seed), folder,
+                     [f"{c:02d}_{name}" for c, name in enumerate(names)])
 
 
 def _smooth(values: list[float], window: int) -> np.ndarray:
@@ -2344,10 +2510,10 @@ def attention_maps(model: nn.Module, *inputs: Any) -> dict[str, Tensor]:
 
 
 def plot_attention(image: Tensor, attn: Tensor, query: tuple[float, float], axes: Any = None,
-                   title: str = "") -> Any:
+                   title: str = "", colorbar: bool = False) -> Any:
     """Image (3, S, S) in [-1, 1] with the query pixel (row, col in image pixels) marked, beside the
-    attention of that query over all key positions, upsampled and laid over the image.
-    attn (HW, HW) from one layer; returns the two axes."""
+    attention of that query over all key positions, upsampled and laid over the image (with its colour
+    scale when `colorbar`). attn (HW, HW) from one layer; returns the two axes."""
     import matplotlib.pyplot as plt
     side = int(math.isqrt(attn.shape[0]))
     scale = image.shape[-1] / side
@@ -2363,29 +2529,44 @@ def plot_attention(image: Tensor, attn: Tensor, query: tuple[float, float], axes
                                     edgecolor="red", linewidth=2))
     axes[0].set_title(title or "query")
     axes[1].imshow(pic, alpha=0.45)
-    axes[1].imshow(heat.numpy(), cmap="inferno", alpha=0.6)
+    shown = axes[1].imshow(heat.numpy(), cmap="inferno", alpha=0.6)
     axes[1].plot(*centre, "c+", markersize=12, markeredgewidth=2)
-    axes[1].set_title(f"attention ({side}x{side})")
+    axes[1].set_title(f"attention of query cell ({qr}, {qc}) on a {side}x{side} map")
+    if colorbar:
+        axes[1].figure.colorbar(shown, ax=axes[1], fraction=0.046, pad=0.04, label="attention weight")
     for ax in axes:
         ax.axis("off")
     return axes
 
 
+def readable_layer_names(who: str, maps: dict[str, Tensor]) -> list[str]:
+    """Names a reader understands for attention_maps() layers, in order: "G 16x16 attention" (by the map's
+    size instead of the module path `attns.1.0`), numbered "(1 of 2)" where a size has a stack of layers."""
+    sides = [math.isqrt(m.shape[-1]) for m in maps.values()]
+    names = []
+    for i, side in enumerate(sides):
+        name = f"{who} {side}x{side} attention"
+        if sides.count(side) > 1:
+            name += f" ({sides[:i + 1].count(side)} of {sides.count(side)})"
+        names.append(name)
+    return names
+
+
 def generator_attention(G: nn.Module, n: int = 8, seed: int = 0) -> dict[str, tuple[Tensor, Tensor]]:
-    """Per G attention layer: (the n generated images (n, 3, S, S), their maps (n, HW, HW))."""
+    """Per G attention layer, by readable name: (the n generated images (n, 3, S, S), maps (n, HW, HW))."""
     z, y = latents(G, n, seed=seed)
     device = _device_of(G)
     maps = attention_maps(G, z.to(device), None if y is None else y.to(device))
     images = sample(G, n, seed=seed)
-    return {name: (images, m) for name, m in maps.items()}
+    return {name: (images, m) for name, m in zip(readable_layer_names("G", maps), maps.values())}
 
 
 def discriminator_attention(D: nn.Module, real: ImageSet, n: int = 8) -> dict[str, tuple[Tensor, Tensor]]:
-    """Per D attention layer: (the first n real images (n, 3, S, S), their maps (n, HW, HW))."""
+    """Per D attention layer, by readable name: (the first n real images (n, 3, S, S), maps (n, HW, HW))."""
     images = to_float(real.x[:n].cpu())
     device = _device_of(D)
     maps = attention_maps(D, images.to(device), real.y[:n].to(device) if D.config.cond_classes else None)
-    return {name: (images, m) for name, m in maps.items()}
+    return {name: (images, m) for name, m in zip(readable_layer_names("D", maps), maps.values())}
 
 
 def attention_figure(layers: dict[str, tuple[Tensor, Tensor]],
@@ -2408,37 +2589,76 @@ def attention_figure(layers: dict[str, tuple[Tensor, Tensor]],
     return fig
 
 
+def attention_png(image: Tensor, attn: Tensor, cell: tuple[int, int], title: str = "") -> bytes:
+    """The explorer's picture as PNG bytes: plot_attention with a colour bar for the query at map cell
+    `cell` (row, col). Drawn on a matplotlib Figure of its own, so no notebook backend shows it twice."""
+    import io
+    from matplotlib.figure import Figure
+    scale = image.shape[-1] / math.isqrt(attn.shape[0])
+    fig = Figure(figsize=(9, 4.4), dpi=100)
+    plot_attention(image, attn, ((cell[0] + 0.5) * scale, (cell[1] + 0.5) * scale), fig.subplots(1, 2),
+                   title=title, colorbar=True)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
 def attention_explorer(G: nn.Module, D: nn.Module | None = None, real: ImageSet | None = None,
                        n: int = 16, seed: int = 0) -> Any:
-    """ipywidgets explorer: choose a sample, an attention layer (G, or D on a real image) and a query pixel.
-    Returns the widget box; the plot is drawn once before display so errors show outside the callback."""
+    """ipywidgets explorer (ipywidgets 7.7 and 8): choose an attention layer (G on its samples, or D on
+    real images), a sample and a query cell of that layer's map (sliders step one map cell, not one pixel).
+    Returns VBox([HBox([layer, sample]), HBox([query row, query col]), Image, HTML]): the picture is a PNG
+    in an Image widget, and an error while redrawing is shown in the HTML line instead of vanishing in
+    the widget callback. The first picture is drawn before returning, so a failure shows at once."""
+    import html
+    import traceback
     import ipywidgets as widgets
-    import matplotlib.pyplot as plt
-    from IPython.display import clear_output
-    sources = {f"G: {name}": (images, m) for name, (images, m) in generator_attention(G, n, seed).items()}
+    sources = {f"{name} (generated samples)": v for name, v in generator_attention(G, n, seed).items()}
     if D is not None and real is not None:
-        sources.update({f"D (real image): {name}": (images, m)
-                        for name, (images, m) in discriminator_attention(D, real, n).items()})
+        sources.update({f"{name} (real images)": v for name, v in discriminator_attention(D, real, n).items()})
     if not sources:
         raise GanError("no self-attention layers in G (or D) to explore")
-    layer = widgets.Dropdown(options=list(sources), description="layer")
-    index = widgets.IntSlider(0, 0, n - 1, description="sample")
-    side = G.config.img_size                      # the sliders span the images' pixels
-    row = widgets.IntSlider(side // 2, 0, side - 1, description="query row")
-    col = widgets.IntSlider(side // 2, 0, side - 1, description="query col")
-    out = widgets.Output()
+
+    def side(name: str) -> int:
+        return math.isqrt(sources[name][1].shape[-1])
+    first = side(next(iter(sources)))
+    wide = {"description_width": "initial"}
+    layer = widgets.Dropdown(options=list(sources), description="layer", style=wide,
+                             layout=widgets.Layout(width="420px"))
+    index = widgets.IntSlider(value=0, min=0, max=n - 1, description="sample", style=wide)
+    row = widgets.IntSlider(value=first // 2, min=0, max=first - 1, description="query row (map cell)", style=wide)
+    col = widgets.IntSlider(value=first // 2, min=0, max=first - 1, description="query col (map cell)", style=wide)
+    picture = widgets.Image(format="png")
+    status = widgets.HTML(value="")
+    redrawing = [True]          # False while the layer handler moves the query sliders (one redraw, not three)
 
     def draw(*_: Any) -> None:
-        images, maps = sources[layer.value]
-        i = min(index.value, len(images) - 1)
-        with out:
-            clear_output(wait=True)
-            plot_attention(images[i], maps[i], (row.value, col.value), title=f"sample {i}")
-            plt.show()
-    for w in (layer, index, row, col):
+        if not redrawing[0]:
+            return
+        try:
+            images, maps = sources[layer.value]
+            i = min(index.value, len(images) - 1)
+            picture.value = attention_png(images[i], maps[i], (row.value, col.value),
+                                          title=f"{layer.value.split(' (')[0]}, sample {i}")
+            status.value = ""
+        except Exception:                                   # shown to the user, not lost in the callback
+            status.value = f"<pre style='color:#b00020'>explorer error:\n{html.escape(traceback.format_exc())}</pre>"
+
+    def change_layer(change: dict[str, Any]) -> None:
+        old, new = side(change["old"]), side(change["new"])
+        redrawing[0] = False
+        for w in (row, col):                                # the same place in the image, in the new map's cells
+            w.max = max(w.max, new - 1)
+            w.value = min(w.value * new // old, new - 1)
+            w.max = new - 1
+        redrawing[0] = True
+        draw()
+    layer.observe(change_layer, names="value")
+    for w in (index, row, col):
         w.observe(draw, names="value")
     draw()
-    return widgets.VBox([widgets.HBox([layer, index]), widgets.HBox([row, col]), out])
+    return widgets.VBox([widgets.HBox([layer, index]), widgets.HBox([row, col]), picture, status])
 
 
 
@@ -2477,7 +2697,7 @@ def final_evaluation(ckpt: str | Path = "model/sagan_best.pt", data_dir: str | P
     except GanError as exc:
         print(f"test-set FID not computed: {exc}")
         return None
-    print(f"test set: {format_score(result)}")
+    print(f"test set ({result['data']}): {format_score(result)}")
     print(f"diversity: {format_diversity(result)}")
     return result
 
@@ -2524,13 +2744,8 @@ def _cmd_sample(args: argparse.Namespace) -> None:
     G = to_device(generator_from_checkpoint(ckpt, args.ckpt), setup(args.seed, args.device))
     out = Path(args.out)
     if args.per_class:
-        k = G.config.cond_classes
-        if not k:
-            raise GanError("--per-class needs a class-conditional generator")
-        images = sample(G, k, labels=torch.arange(k), seed=args.seed)
-        class_names = ckpt.get("split", {}).get("class_names") or (CIFAR10_CLASSES if k == 10 else range(k))
-        names = [f"{c:02d}_{name}" for c, name in enumerate(class_names)]
-        print(f"wrote {len(save_pngs(images, out, names))} PNGs to {out}")
+        class_names = ckpt.get("split", {}).get("class_names")
+        print(f"wrote {len(save_class_samples(G, out, args.seed, class_names and tuple(class_names)))} PNGs to {out}")
         return
     images = sample(G, args.n, seed=args.seed)
     _, y = latents(G, args.n, seed=args.seed)
@@ -2553,8 +2768,9 @@ def _cmd_fid(args: argparse.Namespace) -> None:
 
 
 def _cmd_publish(args: argparse.Namespace) -> None:
-    target = publish(args.run_dir, args.name, args.model_dir)
-    print(f"wrote {target} and {Path(args.model_dir) / (args.name + '_history.json')}")
+    target = publish(args.run_dir, args.name, args.model_dir, args.sample_dir, args.force)
+    print(f"wrote {target} and {Path(args.model_dir) / (args.name + '_history.json')}"
+          + (f" and one image per class in {args.sample_dir}" if args.sample_dir else ""))
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> None:
@@ -2569,13 +2785,58 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
         print(f"scores written to {args.json}")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors in one line (what was wrong, where to read the options), like GanError's."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def _count(minimum: int) -> Callable[[str], int]:
+    """argparse type: an integer >= minimum."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+    return parse
+
+
+def _positive_minutes(text: str) -> float:
+    """argparse type: a number of minutes > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of minutes, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _device(text: str) -> str:
+    """argparse type: a torch device name that exists on this machine."""
+    try:
+        device = torch.device(text)
+    except RuntimeError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a device name (cpu, cuda, cuda:1, mps)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise argparse.ArgumentTypeError(f"{text!r}: no CUDA GPU is available here; use --device cpu")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise argparse.ArgumentTypeError(f"{text!r}: Apple MPS is not available here; use --device cpu")
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python gan_helpers.py", description="GAN study kit: MLP, DCGAN and SAGAN, "
+    parser = _Parser(prog="python gan_helpers.py", description="GAN study kit: MLP, DCGAN and SAGAN, "
                                      "conditional or not, on CIFAR-10 or image folders.")
     sub = parser.add_subparsers(dest="command", required=True)
+    positive, non_negative = _count(1), _count(0)
 
     def add_common(p: argparse.ArgumentParser, features: bool = True, classifier: bool = False) -> None:
-        p.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: best available)")
+        p.add_argument("--device", type=_device, help="cpu, cuda, cuda:1, mps (default: best available)")
         if features:
             p.add_argument("--feature-net", help="TorchScript feature network for an offline proxy metric (not FID)")
             p.add_argument("--fid-weights", help=f"local copy of pytorch-fid's {INCEPTION_WEIGHTS_FILE}")
@@ -2586,26 +2847,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train a model; writes last.pt, best.pt and history.json to --out")
     t.add_argument("model", choices=tuple(PRESETS), help="preset (ref_* = the reference report's recipes)")
-    t.add_argument("--iters", type=int, help="total iterations (a resumed run continues up to this)")
-    t.add_argument("--eval-every", type=int, help="validation metric every N iterations")
-    t.add_argument("--eval-samples", type=int, help="generated images per validation metric")
+    t.add_argument("--iters", type=positive, help="total iterations (a resumed run continues up to this)")
+    t.add_argument("--eval-every", type=positive, help="validation metric every N iterations")
+    t.add_argument("--eval-samples", type=_count(2), help="generated images per validation metric")
     t.add_argument("--data-dir", default="data", help="CIFAR-10 (cifar-10-batches-py or {train,test}/<class>/) or "
                    "any image folder ({train,test}/<class>/, <class>/ or flat; see --set dataset=...)")
-    t.add_argument("--val-size", type=int, help="validation images held out of the training set (Config.val_size)")
+    t.add_argument("--val-size", type=_count(2), help="validation images held out of the training set (Config.val_size)")
     t.add_argument("--out", help="output folder (default runs/<name>)")
     t.add_argument("--stats-dir", help="cache of real-image feature statistics (default DATA_DIR/fid_stats)")
     t.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
-    t.add_argument("--time-limit", type=float, metavar="MINUTES",
+    t.add_argument("--time-limit", type=_positive_minutes, metavar="MINUTES",
                    help="stop after this many minutes, saving last.pt (continue later with --resume)")
-    t.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override Config fields")
+    t.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                   help="override Config fields (repeatable: --set a=1 --set b=2 sets both)")
     add_common(t, classifier=True)
     t.set_defaults(func=_cmd_train)
 
     s = sub.add_parser("sample", help="generate images from a checkpoint")
     s.add_argument("ckpt")
-    s.add_argument("--n", type=int, default=64)
+    s.add_argument("--n", type=positive, default=64)
     s.add_argument("--out", required=True, help="FILE.npz or a folder for PNGs")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=non_negative, default=0)
     s.add_argument("--per-class", action="store_true", help="one PNG per class, named <index>_<class>.png")
     add_common(s, features=False)
     s.set_defaults(func=_cmd_sample)
@@ -2613,7 +2875,7 @@ def build_parser() -> argparse.ArgumentParser:
     f = sub.add_parser("fid", help="Frechet distance between two image folders or .npz statistics")
     f.add_argument("path_a")
     f.add_argument("path_b")
-    f.add_argument("--batch-size", type=int, default=50)
+    f.add_argument("--batch-size", type=positive, default=50)
     add_common(f)
     f.set_defaults(func=_cmd_fid)
 
@@ -2621,13 +2883,17 @@ def build_parser() -> argparse.ArgumentParser:
     pub.add_argument("run_dir")
     pub.add_argument("name")
     pub.add_argument("--model-dir", default="model")
+    pub.add_argument("--sample-dir", help="also write one image per class there (e.g. SAGAN)")
+    pub.add_argument("--force", action="store_true",
+                     help="replace a published model even when the new one scores worse or was scored "
+                          "differently (the old files go to MODEL_DIR/replaced/<time>/)")
     pub.set_defaults(func=_cmd_publish)
 
     e = sub.add_parser("evaluate", help="8x8 grid PNG and test-set FID, KID, IS, class accuracy and diversity of "
                                         "a checkpoint (on the split it recorded)")
     e.add_argument("ckpt")
     e.add_argument("--data-dir", default="data")
-    e.add_argument("--n", type=int, default=10_000, help="generated images (vs the 10,000 test images)")
+    e.add_argument("--n", type=_count(2), default=10_000, help="generated images (vs the 10,000 test images)")
     e.add_argument("--grid", help="PNG path for the 8x8 grid (default <ckpt name>.grid.png)")
     e.add_argument("--json", help="also write the test-set scores to this JSON file (the report reads them)")
     add_common(e, classifier=True)
@@ -2641,6 +2907,9 @@ def main(argv: list[str] | None = None) -> int:
         args.func(args)
     except GanError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a folder that cannot be created, a full disk, no permission: not a bug of ours
+        print(f"error: {exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: the last checkpoint is intact; continue with --resume", file=sys.stderr)

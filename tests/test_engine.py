@@ -326,7 +326,7 @@ def test_cli_evaluate_prints_test_score_and_writes_grid(cli_run):
     r = cli("evaluate", "run/best.pt", "--data-dir", "data", "--n", "30", "--feature-net", "features.pt",
             "--grid", "grid.png", "--json", "scores.json", cwd=cli_run)
     assert r.returncode == 0, r.stderr
-    assert "CIFAR-10 test set: FD (proxy: features features)" in r.stdout and "(30 generated vs 60 real)" in r.stdout
+    assert "test set (image folder data/test): FD (proxy: features features)" in r.stdout and "(30 generated vs 60 real)" in r.stdout
     # the kit's classifier (model/eval/) is the default: a proxy IS and the class accuracy beside real images'
     assert "IS (proxy: cifar10_classifier)" in r.stdout and "class accuracy (proxy: cifar10_classifier)" in r.stdout
     assert "(real test images" in r.stdout and "near-duplicate pairs" in r.stdout

@@ -42,8 +42,10 @@ SETUP_MD = """
 ## 1. Setup
 
 On **Google Colab** the next cell clones the repository into `/content/gan-study-kit` (edit `REPO_URL`
-so it points at your copy first) and installs the two packages Colab does not ship, `pytorch-fid` and
-`ipywidgets`. Colab's own `torch`, `torchvision`, `numpy` and `matplotlib` are kept as they are.
+so it points at your copy first) and installs only the packages Colab lacks (`gan_helpers.colab_installs()`
+decides; usually just `pytorch-fid`). Colab's own `torch`, `torchvision`, `numpy`, `matplotlib` and
+`ipywidgets` are kept as they are: Colab ships ipywidgets 7.7, and replacing it with ipywidgets 8 stops
+some widgets from showing there; the kit's widgets work with both.
 
 Everywhere else the cell only locates the repository root `ROOT` (the folder holding `gan_helpers.py`),
 so the notebook works when Jupyter is started in the repository root or in `notebooks/`. Every path
@@ -67,12 +69,15 @@ if "google.colab" in sys.modules:
     if not COLAB_DIR.is_dir():
         subprocess.run(["git", "clone", REPO_URL, str(COLAB_DIR)], check=True)
     os.chdir(COLAB_DIR / "notebooks")
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "pytorch-fid", "ipywidgets"], check=True)
 
 ROOT = next(p.resolve() for p in (Path("."), Path("..")) if (p / "gan_helpers.py").is_file())
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 import gan_helpers
+
+missing = gan_helpers.colab_installs()   # empty outside Colab
+if missing:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", *missing], check=True)
 
 print(f"repository root: {{ROOT}}")
 """
@@ -87,6 +92,7 @@ TRAIN = {
         title="DCGAN",
         preset="dcgan",
         folder="DCGAN",
+        smoke=(60, 30),  # iterations, evaluation interval: after 10 a DCGAN's BatchNorm statistics still give grey images
         intro="""
 # DCGAN on CIFAR-10: training
 
@@ -106,7 +112,7 @@ What the run produces:
   images, one per class, in `DCGAN/`.
 
 Setting the environment variable `GAN_SMOKE=1` before starting Jupyter turns the notebook into a smoke
-test: tiny networks, 20 iterations on synthetic images, results in a temporary folder, nothing published.
+test: tiny networks, 60 iterations on synthetic images, results in a temporary folder, nothing published.
 The test suite runs every notebook this way.
 """,
         model_md="""
@@ -135,6 +141,7 @@ The DCGAN preset (`Config.dcgan()`) follows the reference report's DCGAN:
         title="SAGAN",
         preset="sagan",
         folder="SAGAN",
+        smoke=(20, 10),
         intro="""
 # Self-Attention GAN (SAGAN) on CIFAR-10: training
 
@@ -215,6 +222,8 @@ override it).
 - `USE_DRIVE`: on Colab, `True` mounts Google Drive and puts `OUT_DIR` under
   `MyDrive/gan-study-kit/runs/{name}`, so a disconnected session loses nothing.
 - `OVERRIDES`: changes to any other field of `gan_helpers.Config` (e.g. `{{"batch_size": 64}}`).
+- `FORCE_PUBLISH`: the Deliverables cell only replaces a published model whose validation score is worse
+  and was measured the same way; `True` replaces it anyway (the old files are moved to `model/replaced/`).
 """),
               code(f"""
 SMOKE = os.environ.get("GAN_SMOKE") == "1"  # tiny end-to-end run on synthetic data (tests)
@@ -228,15 +237,16 @@ CLASSIFIER = None                # None: the kit's CIFAR-10 classifier (model/ev
 OUT_DIR = ROOT / "runs" / "{name}"  # last.pt, best.pt, history.json, snapshots/
 USE_DRIVE = False                # Colab only: keep OUT_DIR on Google Drive
 OVERRIDES = {{}}                   # Config fields to change, e.g. {{"batch_size": 64}}
+FORCE_PUBLISH = False            # True: publish even over a better (or differently scored) model in model/
 """, tags=["parameters"]),
-              md("""
-The next cell applies smoke mode (tiny widths, 20 iterations, a temporary run folder), or on Colab with
+              md(f"""
+The next cell applies smoke mode (tiny widths, {spec["smoke"][0]} iterations, a temporary run folder), or on Colab with
 `USE_DRIVE` mounts Drive, and builds the run's `Config`. The cache of real-image feature statistics
 (`data/fid_stats/`) saves recomputing the validation set's features in every session.
 """),
               code(f"""
 if SMOKE:
-    ITERS, EVAL_EVERY, EVAL_SAMPLES = 20, 10, 200
+    ITERS, EVAL_EVERY, EVAL_SAMPLES = {spec["smoke"][0]}, {spec["smoke"][1]}, 200
     OVERRIDES = {{**OVERRIDES, "g_ch": 16, "d_ch": 16, "batch_size": 16}}
     OUT_DIR = Path(tempfile.mkdtemp(prefix="{name}_smoke_"))
     CLASSIFIER = gan_helpers.random_classifier()  # a random stand-in: the plumbing runs, the numbers mean nothing
@@ -381,18 +391,22 @@ plt.show()
 
 The best generator and the run's history are copied to `model/{name}_best.pt` and
 `model/{name}_history.json`, where the final-evaluation notebook looks for them, and ten generated images,
-one per class, are saved as PNGs in `{folder}/` (named `<index>_<class>.png`). A smoke run publishes
-nothing.
+one per class, are saved as PNGs in `{folder}/` (named `<index>_<class>.png`). A model already published
+there is replaced only when this run's validation score is lower and was measured the same way (same
+metric, feature network, sample counts and validation images); otherwise one line says why nothing was
+published (set `FORCE_PUBLISH = True` to replace it anyway). Replaced files are moved to
+`model/replaced/<time>/`, never deleted. A smoke run publishes nothing.
 """),
               code(f"""
 if SMOKE:
     print("smoke run: nothing published to model/ or {folder}/")
 else:
-    published = gan_helpers.publish(OUT_DIR, "{name}", ROOT / "model")
-    pngs = gan_helpers.save_pngs(gan_helpers.sample(G, 10, labels=torch.arange(10)), ROOT / "{folder}",
-                                 [f"{{i:02d}}_{{c}}" for i, c in enumerate(train_data.classes)])
-    print(f"published {{published}} and {{published.with_name('{name}_history.json')}}")
-    print(f"wrote {{len(pngs)}} images to {{ROOT / '{folder}'}}")
+    try:
+        published = gan_helpers.publish(OUT_DIR, "{name}", ROOT / "model", sample_dir=ROOT / "{folder}",
+                                        force=FORCE_PUBLISH)
+        print(f"published {{published}}, {{published.with_name('{name}_history.json')}} and one image per class in {{ROOT / '{folder}'}}")
+    except gan_helpers.GanError as exc:
+        print(exc)
 """)]
     if spec["attention"]:
         cells += [md("""
@@ -434,8 +448,10 @@ plt.show()
 """),
                   md("""
 **Explorer.** Pick a layer (G's layers act on generated samples, D's on real validation images), a sample,
-and the query pixel's row and column (in image pixels, 0–31). The plot updates as the controls move; it
-needs a running kernel, so it stays blank in a saved copy of the notebook.
+and the query's row and column in the layer's map cells (0–15 on a 16×16 map, where one cell covers 2×2
+pixels; every slider step moves the query by one cell). The colour bar gives the attention weights. The
+picture updates as the controls move; it needs a running kernel, so it stays blank in a saved copy of the
+notebook.
 """),
                   code("""
 explorer = gan_helpers.attention_explorer(G, D, val_data)
@@ -510,10 +526,11 @@ N_TEST = 10_000                  # generated images per test-set score
 CLASSES = [0, 1, 3, 7]           # classes compared row by row
 """, tags=["parameters"]),
              md("""
-In smoke mode the next cell stands in for the two training notebooks: it trains a tiny DCGAN and a tiny
-SAGAN for 10 iterations each on synthetic images, writes a small synthetic "test set" and a random feature
-network, and points the final cell at them through the environment variables it reads. Otherwise it
-only names the published files.
+In smoke mode the next cell stands in for the two training notebooks (about half a minute): it trains a
+tiny DCGAN (60 iterations) and a tiny SAGAN (10 iterations) on synthetic images, writes a small synthetic
+stand-in for the test set and a random feature network, and points the final cell at them through the
+environment variables it reads. Every score below then compares synthetic images, not CIFAR-10, in the
+space of a random network. Otherwise the cell only names the published files.
 """),
              code("""
 device = gan_helpers.setup(0)
@@ -521,21 +538,22 @@ STATS_DIR = ROOT / "data" / "fid_stats"
 if SMOKE:
     smoke_dir = Path(tempfile.mkdtemp(prefix="final_smoke_"))
     train_data, val_data = gan_helpers.train_val_split(gan_helpers.synthetic_images(600), 100)
-    smoke_features = gan_helpers.load_feature_net(gan_helpers.RandomFeatures())
-    tiny = dict(g_ch=16, d_ch=16, batch_size=16, iters=10, eval_every=10, eval_samples=100)
-    for name, cfg in {"dcgan": gan_helpers.Config.dcgan(**tiny), "sagan": gan_helpers.Config.sagan(**tiny)}.items():
-        gan_helpers.train(cfg, smoke_dir / name, train_data, val_data, smoke_features, progress=False,
-                          stats_dir=smoke_dir)
+    FEATURE_NET = smoke_dir / "random_features.pt"   # one random network, one label, for every score below
+    with gan_helpers.warnings_ignored():
+        torch.jit.script(gan_helpers.RandomFeatures()).save(str(FEATURE_NET))
+    smoke_features = gan_helpers.load_feature_net(FEATURE_NET)
+    tiny = dict(g_ch=16, d_ch=16, batch_size=16, eval_samples=100)
+    for name, cfg in {"dcgan": gan_helpers.Config.dcgan(iters=60, eval_every=30, **tiny),
+                      "sagan": gan_helpers.Config.sagan(iters=10, eval_every=10, **tiny)}.items():
+        print(f"smoke: training a tiny {name} for {cfg.iters} iterations on synthetic images")
+        gan_helpers.train(cfg, smoke_dir / name, train_data, val_data, smoke_features, stats_dir=smoke_dir)
     CKPTS = {"DCGAN": smoke_dir / "dcgan" / "best.pt", "SAGAN": smoke_dir / "sagan" / "best.pt"}
     HISTORIES = {"DCGAN": smoke_dir / "dcgan" / "history.json", "SAGAN": smoke_dir / "sagan" / "history.json"}
     test_images = gan_helpers.synthetic_images(200, seed=1)
-    DATA_DIR = smoke_dir / "data"
+    DATA_DIR = smoke_dir / "synthetic_data"          # named so that every score line says what it compares with
     (DATA_DIR / "train").mkdir(parents=True)
     gan_helpers.save_pngs(gan_helpers.to_float(test_images.x), DATA_DIR / "test" / "synthetic",
                           [f"{i:04d}" for i in range(len(test_images))])
-    FEATURE_NET = smoke_dir / "random_features.pt"
-    with gan_helpers.warnings_ignored():
-        torch.jit.script(gan_helpers.RandomFeatures()).save(str(FEATURE_NET))
     N_TEST, STATS_DIR, CLASSIFIER = 200, smoke_dir / "fid_stats", gan_helpers.random_classifier()
     os.environ.update(GAN_FINAL_CKPT=str(CKPTS["SAGAN"]), GAN_FINAL_N="200", GAN_DATA_DIR=str(DATA_DIR),
                       GAN_FEATURE_NET=str(FEATURE_NET))
@@ -615,6 +633,7 @@ for name, G in generators.items():
     if features is not None:
         try:
             results[name] = gan_helpers.test_set_score(G, DATA_DIR, features, N_TEST, stats_dir=STATS_DIR)
+            print(f"{name} test set ({results[name]['data']}): {gan_helpers.format_score(results[name])}")
             print(f"{name} diversity:  {gan_helpers.format_diversity(results[name])}")
         except gan_helpers.GanError as exc:
             print(f"{name} test set: not computed: {exc}")
