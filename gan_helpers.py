@@ -1745,7 +1745,7 @@ def study_table(results: dict[str, Any], fmt: str = "markdown") -> str:
     """A results file as a markdown or LaTeX (booktabs) table: per arm, mean ± std over seeds of the best,
     final, equal-iteration and equal-time validation metric, images seen, seconds per iteration, and how far
     its best is from the arm with the lowest mean best; '*' marks a gap larger than the two arms' standard
-    deviations added (their mean ± std intervals do not overlap)."""
+    deviations added (their mean ± std intervals do not overlap; never marked with a single seed)."""
     if fmt not in ("markdown", "latex"):
         raise GanError(f"table format {fmt!r}: choose 'markdown' or 'latex'")
     p, arms = results["protocol"], results["arms"]
@@ -1755,7 +1755,8 @@ def study_table(results: dict[str, Any], fmt: str = "markdown") -> str:
     rows = []
     for arm, a in arms.items():
         gap = a["best"]["mean"] - arms[lead]["best"]["mean"]
-        apart = gap > (a["best"]["std"] or 0) + (arms[lead]["best"]["std"] or 0)
+        spreads = (a["best"]["std"], arms[lead]["best"]["std"])
+        apart = None not in spreads and gap > sum(spreads)
         pm = "±" if fmt == "markdown" else r"$\pm$"
         rows.append([arm, str(len(a["seeds"])), *(_pm(a[k], pm=pm) for k in ("best", "final", "at_iter", "at_time")),
                      f"{a['images_seen']:,}", _pm(a["sec_per_iter"], 3, pm), "lowest" if arm == lead
@@ -1925,7 +1926,7 @@ def _cmd_study(args: argparse.Namespace) -> None:
         return
     if args.action == "run" and args.jobs > 1:
         import subprocess
-        word = [sys.executable, str(Path(__file__).resolve()), "study", "run", str(args.file), "--quiet",
+        word = [sys.executable, str(Path(__file__).resolve()), "study", "run", str(args.file), "--quiet", "--worker",
                 *_study_flags(args), *(w for a in args.arm for w in ("--arm", a)),
                 *(w for s in args.seed for w in ("--seed", str(s)))]
         workers = [subprocess.Popen(word) for _ in range(args.jobs)]   # they share the runs through lock files
@@ -1941,6 +1942,8 @@ def _cmd_study(args: argparse.Namespace) -> None:
         for line in run_study(study, args.data_dir, features, args.runs_dir, device, only, args.stats_dir,
                               progress=not args.quiet):
             print(line, flush=True)
+    if args.worker:
+        return
     if args.action == "run" and (args.arm or args.seed):   # part of a study: other runs may still be going
         print(f"collect the results when every run has finished: python gan_helpers.py study collect "
               f"{args.file} --runs-dir {args.runs_dir}")
@@ -2021,6 +2024,7 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--threads", type=int, help="torch CPU threads per process (1 to run two processes on 2 cores)")
     st.add_argument("--jobs", type=int, default=1, help="run: this many worker processes sharing the runs")
     st.add_argument("--quiet", action="store_true", help="no progress bars, one line per run")
+    st.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # a --jobs worker: its parent collects
     add_common(st)
     st.set_defaults(func=_cmd_study)
     return parser

@@ -292,6 +292,8 @@ def test_table_marks_gaps_larger_than_the_spread_over_seeds():
     assert "64,000" in rows["a"]
     latex = gh.study_table(fake_results({"a_1": [1.0, 1.1]}), "latex")
     assert r"a\_1 & 2 & 1.05 $\pm$ 0.071" in latex and latex.startswith(r"\begin{tabular}{lrrrrrrrr}")
+    single = gh.study_table(fake_results({"a": [1.0], "b": [2.0]}))
+    assert single.splitlines()[-1].endswith("| +1 |")     # one seed: no spread, so no mark
     with pytest.raises(gh.GanError, match="choose 'markdown' or 'latex'"):
         gh.study_table(fake_results({"a": [1.0]}), "html")
 

@@ -14,11 +14,15 @@ from pathlib import Path
 
 import torch
 
+torch.set_num_threads(1)   # CPU time per iteration of one thread: the unit of the study budgets
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import gan_helpers as gh  # noqa: E402
 
 
-def seconds_per_iteration(cfg: gh.Config, data: gh.ImageSet, iters: int, warmup: int) -> float:
+def seconds_per_iteration(cfg: gh.Config, data: gh.ImageSet, iters: int, warmup: int) -> tuple[float, float]:
+    """(wall-clock, CPU) seconds per iteration. On a shared machine the CPU time of this one-thread process is
+    the better estimate of what an iteration costs; the wall-clock time includes waiting for other processes."""
     gh.setup(cfg.seed)
     G, D = (gh.to_device(m, "cpu") for m in gh.build_models(cfg))
     G_ema = copy.deepcopy(G)
@@ -26,10 +30,10 @@ def seconds_per_iteration(cfg: gh.Config, data: gh.ImageSet, iters: int, warmup:
     batch = lambda: data.batch(cfg.batch_size, cfg.hflip)  # noqa: E731
     for i in range(warmup):
         gh.train_step(cfg, G, D, G_ema, opt_g, opt_d, batch, i)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for i in range(iters):
         gh.train_step(cfg, G, D, G_ema, opt_g, opt_d, batch, i)
-    return (time.perf_counter() - start) / iters
+    return (time.perf_counter() - start) / iters, (time.process_time() - cpu) / iters
 
 
 def main() -> None:
@@ -50,16 +54,17 @@ def main() -> None:
             attn = "()" if placement == "none" else f"({placement},)"
             cfg = gh.Config.sagan().with_overrides([f"g_ch={width}", f"d_ch={width}", f"g_attn={attn}",
                                                      f"d_attn={attn}", *args.set])
-            s = seconds_per_iteration(cfg, train, args.iters, args.warmup)
-            print(f"width {width:3d} attention {placement:>4s}: {s:.3f} s/iteration", flush=True)
+            wall, cpu = seconds_per_iteration(cfg, train, args.iters, args.warmup)
+            print(f"width {width:3d} attention {placement:>4s}: {cpu:.3f} CPU s/iteration ({wall:.3f} s wall-clock)",
+                  flush=True)
         features = gh.load_feature_net(args.feature_net)
         G, _ = gh.build_models(gh.Config.sagan(g_ch=width, d_ch=width))
         real = gh.real_stats(val, "val", features, Path(args.data_dir) / "fid_stats")
         for n in args.eval_samples:
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             gh.evaluate_generator(gh.standing_batch_norm(G), real, features, n)
             print(f"width {width:3d} evaluation ({n} samples, standing BN, {features.label}): "
-                  f"{time.perf_counter() - start:.1f} s", flush=True)
+                  f"{time.process_time() - cpu:.1f} CPU s ({time.perf_counter() - start:.1f} s wall-clock)", flush=True)
 
 
 if __name__ == "__main__":
