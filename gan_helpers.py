@@ -880,7 +880,7 @@ class Stats:
 
     def save(self, path: Path) -> None:
         """Write `mu`, `sigma` (pytorch-fid's .npz layout) and `features`, atomically."""
-        tmp = path.with_name(path.name + ".tmp.npz")
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp.npz")   # per process: parallel study runs share the cache
         np.savez(tmp, mu=self.mu, sigma=self.sigma, features=np.asarray(self.features, dtype=np.float32))
         os.replace(tmp, path)
 
@@ -978,7 +978,7 @@ def save_atomic(obj: Any, path: str | Path) -> None:
 
 def write_json_atomic(obj: Any, path: str | Path) -> None:
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")   # per process, so concurrent writers never share one
     tmp.write_text(json.dumps(obj))
     os.replace(tmp, path)
 
