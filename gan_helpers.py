@@ -33,7 +33,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
-from torch.nn.utils.parametrizations import spectral_norm
+from torch.nn.utils.parametrizations import _SpectralNorm, spectral_norm
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
                    "dog", "frog", "horse", "ship", "truck")
@@ -80,6 +80,10 @@ class Config:
     checkpoint_every: int = 1000     # full training state to last.pt every this many iterations
     hflip: bool = True               # random horizontal flips of real images
     seed: int = 0                    # seeds python, numpy and torch (one place: setup())
+    amp: str = "auto"                # mixed precision of G and D in training (see PRECISIONS): "auto" = bf16 on a
+                                     # CUDA GPU that has it, else fp16 with gradient scaling; float32 on CPU/MPS
+    compile: str = "off"             # torch.compile backend for G and D in training ("inductor", "aot_eager", ...);
+                                     # "off" = eager. Off by default until timed on each device (train_speed.py)
 
     @staticmethod
     def dcgan(**overrides: Any) -> "Config":
@@ -142,7 +146,7 @@ class Config:
     def validate(self) -> "Config":
         """Raise GanError naming the bad field; return self so calls can chain."""
         choices = {"arch": ("resnet", "dcgan"), "loss": tuple(LOSSES), "lipschitz": ("sn", "clip", "gp"),
-                   "optimizer": ("adam", "rmsprop")}
+                   "optimizer": ("adam", "rmsprop"), "amp": PRECISIONS}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise GanError(f"config {key}={getattr(self, key)!r} is not one of {allowed}")
@@ -153,6 +157,9 @@ class Config:
                     "eval_samples", "checkpoint_every"):
             if getattr(self, key) < 1:
                 raise GanError(f"config {key} must be >= 1, got {getattr(self, key)}")
+        if self.compile != "off" and self.compile not in torch.compiler.list_backends(exclude_tags=()):
+            raise GanError(f"config compile={self.compile!r} is not 'off' or a torch.compile backend: "
+                           f"{torch.compiler.list_backends()}")
         if not 0 <= self.ema_decay < 1:
             raise GanError(f"config ema_decay must be in [0, 1), got {self.ema_decay}")
         return self
@@ -185,6 +192,55 @@ def to_device(model: nn.Module, device: torch.device | str) -> nn.Module:
     oneDNN (CPU) and cuDNN (GPU) convolution kernels run fastest in; activations follow the weights' layout.
     tests/benchmarks/train_speed.py times a training step both ways."""
     return model.to(device, memory_format=torch.channels_last)
+
+
+PRECISIONS = ("auto", "bf16", "fp16", "off")
+
+
+@dataclass
+class Precision:
+    """How a training step runs G and D: autocast to `dtype` (None = plain float32) and, for fp16, one
+    gradient scaler per optimizer (fp16 gradients underflow without it; bf16 has float32's range)."""
+    device_type: str
+    dtype: torch.dtype | None = None
+    scaler_g: Any = None             # torch.amp.GradScaler for fp16, else None
+    scaler_d: Any = None
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        return torch.autocast(self.device_type, dtype=self.dtype, enabled=self.dtype is not None)
+
+    def step(self, loss: Tensor, opt: torch.optim.Optimizer, scaler: Any) -> None:
+        """backward + optimizer step, through the gradient scaler when there is one."""
+        if scaler is None:
+            loss.backward()
+            opt.step()
+            return
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+
+
+def precision(amp: str, device: torch.device | str) -> Precision:
+    """Resolve Config.amp on `device`. "auto": bf16 on CUDA GPUs with native bf16 (Ampere and later), fp16
+    with gradient scaling on older ones (e.g. Colab's T4), float32 elsewhere: on the CPU, bf16 autocast is
+    slower than float32 for these convolutions (tests/benchmarks/train_speed.py)."""
+    device = torch.device(device)
+    if amp == "auto":
+        amp = "off" if device.type != "cuda" else ("bf16" if torch.cuda.is_bf16_supported(including_emulation=False)
+                                                  else "fp16")
+    if amp == "off":
+        return Precision(device.type)
+    if amp == "bf16":
+        return Precision(device.type, torch.bfloat16)
+    if device.type != "cuda":
+        raise GanError(f"amp='fp16' needs a CUDA device (got {device}); use amp='bf16' or 'off'")
+    return Precision(device.type, torch.float16, torch.amp.GradScaler("cuda"), torch.amp.GradScaler("cuda"))
+
+
+def compiled(model: nn.Module, backend: str) -> nn.Module:
+    """`model` through torch.compile with `backend` ("off": the model itself). The compiled module shares the
+    model's parameters and buffers, so optimizers, the EMA and checkpoints keep using the model."""
+    return model if backend == "off" else torch.compile(model, backend=backend)
 
 
 def _device_of(model: nn.Module) -> torch.device:
@@ -409,6 +465,20 @@ class ConditionalBatchNorm(nn.Module):
         return h * self.gain(y)[:, :, None, None] + self.bias(y)[:, :, None, None]
 
 
+class _Float32SpectralNorm(_SpectralNorm):
+    """torch's spectral-norm parametrization with its power iteration and sigma computed in float32 even
+    inside a bf16/fp16 autocast region (autocast would run its matrix-vector products in half precision)."""
+
+    def forward(self, weight: Tensor) -> Tensor:
+        with torch.autocast(weight.device.type, enabled=False):
+            return super().forward(weight.float())
+
+
+def _spectral_norm(module: nn.Module) -> None:
+    spectral_norm(module)
+    module.parametrizations.weight[0].__class__ = _Float32SpectralNorm  # same state (u, v), float32 maths
+
+
 def named_seed(seed: int, name: str) -> int:
     """A random seed keyed by a run's seed and a layer's name. Layers initialised from it start the same in
     every model of one seed that has them, whatever other layers (attention, class embeddings) it adds, so
@@ -417,15 +487,15 @@ def named_seed(seed: int, name: str) -> int:
 
 
 def apply_spectral_norm(model: nn.Module, seed: int = 0) -> nn.Module:
-    """Spectral norm (Miyato et al. 2018; one power iteration per training-mode forward) on every conv and
-    linear layer of `model`, attention convs included, and on a projection embedding named `embed`. Each
-    layer's random power-iteration start comes from named_seed(seed, its name)."""
+    """Spectral norm (Miyato et al. 2018; one power iteration per training-mode forward, in float32) on every
+    conv and linear layer of `model`, attention convs included, and on a projection embedding named `embed`.
+    Each layer's random power-iteration start comes from named_seed(seed, its name)."""
     for name, module in list(model.named_modules()):
         if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)) or (
                 name == "embed" and isinstance(module, nn.Embedding)):
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(named_seed(seed, name))
-                spectral_norm(module)
+                _spectral_norm(module)
     return model
 
 
@@ -727,12 +797,15 @@ def random_labels(n: int, num_classes: int, device: torch.device) -> Tensor | No
 
 def train_step(cfg: Config, G: nn.Module, D: nn.Module, G_ema: nn.Module | None,
                opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
-               real_batch: Callable[[], tuple[Tensor, Tensor]], iteration: int) -> dict[str, float]:
+               real_batch: Callable[[], tuple[Tensor, Tensor]], iteration: int,
+               prec: Precision | None = None) -> dict[str, float]:
     """One GAN iteration: cfg.n_critic D updates, then one G update and the EMA update.
-    `real_batch()` returns images (N, 3, 32, 32) in [-1, 1] and labels (N,). Returns losses and mean D
-    logits on real and generated images (D(x), D(G(z)))."""
+    `real_batch()` returns images (N, 3, 32, 32) in [-1, 1] and labels (N,). `prec` (default: float32) runs
+    G and D under autocast; logits, losses and the gradient penalty stay in float32. Returns losses and
+    mean D logits on real and generated images (D(x), D(G(z)))."""
     d_loss_fn, g_loss_fn = _loss_pair(cfg.loss)
     device = next(G.parameters()).device
+    prec = prec or Precision(device.type)
     # (1) Update D: minimise d_loss (+ Lipschitz terms) on a real batch and a detached generated batch
     for step in range(cfg.n_critic):
         real, y_real = real_batch()
@@ -740,27 +813,27 @@ def train_step(cfg: Config, G: nn.Module, D: nn.Module, G_ema: nn.Module | None,
         n = len(real)
         y_fake = random_labels(n, cfg.num_classes, device)
         # the last critic step keeps G's graph: (2) reuses its batch, saving one G forward (pytorch/examples)
-        with torch.set_grad_enabled(step == cfg.n_critic - 1):
+        with torch.set_grad_enabled(step == cfg.n_critic - 1), prec.autocast():
             fake = G(torch.randn(n, cfg.z_dim, device=device), y_fake)
-        real_logits, fake_logits = D(real, y_real), D(fake.detach(), y_fake)
+        with prec.autocast():
+            real_logits, fake_logits = D(real, y_real).float(), D(fake.detach(), y_fake).float()
         loss_d = d_loss_fn(real_logits, fake_logits)
         if cfg.drift:
             loss_d = loss_d + cfg.drift * real_logits.pow(2).mean()
         if cfg.lipschitz == "gp":
             eps = torch.rand(n, 1, 1, 1, device=device)
-            loss_d = loss_d + cfg.gp_weight * gradient_penalty(D, real, fake.detach(), y_real, eps)
+            loss_d = loss_d + cfg.gp_weight * gradient_penalty(D, real, fake.detach().float(), y_real, eps)
         opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        opt_d.step()
+        prec.step(loss_d, opt_d, prec.scaler_d)
         if cfg.lipschitz == "clip":
             with torch.no_grad():
                 for p in D.parameters():
                     p.clamp_(-cfg.clip_value, cfg.clip_value)
     # (2) Update G: minimise g_loss on the last generated batch, scored by the updated D
-    loss_g = g_loss_fn(D(fake, y_fake))
+    with prec.autocast():
+        loss_g = g_loss_fn(D(fake, y_fake).float())
     opt_g.zero_grad(set_to_none=True)
-    loss_g.backward()
-    opt_g.step()
+    prec.step(loss_g, opt_g, prec.scaler_g)
     if G_ema is not None:
         ema_update(G_ema, G, cfg.ema_decay if iteration >= cfg.ema_start else 0.0)
     return {"d_loss": loss_d.item(), "g_loss": loss_g.item(),
@@ -801,24 +874,30 @@ class FeatureNet:
     label: str                     # "FID" or "FD (proxy: <name> features)": printed beside every number
     key: str                       # cache key (network name + weight hash)
     is_inception: bool
+    half: bool = False             # run the network under float16 autocast (load_feature_net: on by default on
+                                   # CUDA). fp16, not bf16: FD moves by < 0.001 % with fp16 features but by
+                                   # about 0.2 % with bf16 ones (tests/test_engine.py)
 
     @torch.no_grad()
     def features(self, images: Tensor, batch_size: int = 50) -> np.ndarray:
         """uint8 images (N, 3, H, W) -> float64 features (N, D), computed in eval mode on the net's device."""
         self.module.eval()
         device = next(iter(self.module.parameters()), torch.empty(0)).device
-        out = [self.module(images[i:i + batch_size].to(device).float().div(255.0)).double().cpu()
-               for i in range(0, len(images), batch_size)]
+        with torch.autocast(device.type, dtype=torch.float16, enabled=self.half):
+            out = [self.module(images[i:i + batch_size].to(device).float().div(255.0)).double().cpu()
+                   for i in range(0, len(images), batch_size)]
         return torch.cat(out).numpy()
 
 
 def load_feature_net(spec: str | Path | nn.Module | None = None, fid_weights: str | Path | None = None,
-                     device: torch.device | str = "cpu") -> FeatureNet:
+                     device: torch.device | str = "cpu", half: bool | None = None) -> FeatureNet:
     """spec None or "inception": pytorch-fid's InceptionV3 (weights from `fid_weights`, else pytorch-fid's
-    usual route: the torch hub cache, then a download). A module or a TorchScript file path: a proxy."""
+    usual route: the torch hub cache, then a download). A module or a TorchScript file path: a proxy.
+    `half` (default: on CUDA) computes features under float16 autocast; statistics stay in float64."""
+    half = torch.device(device).type == "cuda" if half is None else half
     if spec is None or spec == "inception":
         module = _PoolFeatures(_load_inception(fid_weights))
-        return FeatureNet(module.to(device).eval(), "FID", "inception-" + _fingerprint(module), True)
+        return FeatureNet(module.to(device).eval(), "FID", "inception-" + _fingerprint(module), True, half)
     if isinstance(spec, nn.Module):
         name = type(spec).__name__
         module = spec
@@ -831,7 +910,7 @@ def load_feature_net(spec: str | Path | nn.Module | None = None, fid_weights: st
             module = torch.jit.load(str(path), map_location="cpu")
         name = path.stem
     return FeatureNet(module.to(device).eval(), f"FD (proxy: {name} features)", f"{name}-{_fingerprint(module)}",
-                      False)
+                      False, half)
 
 
 @contextlib.contextmanager
@@ -924,7 +1003,7 @@ def kernel_inception_distance(f1: np.ndarray, f2: np.ndarray, subsets: int = 50,
 
 def real_stats(images: ImageSet, split: str, net: FeatureNet, cache_dir: str | Path) -> Stats:
     """Statistics of real images, computed once per (split, image count, network) and cached as .npz."""
-    path = Path(cache_dir) / f"stats_{split}_{len(images)}_{net.key}.npz"
+    path = Path(cache_dir) / f"stats_{split}_{len(images)}_{net.key}{'-fp16' if net.half else ''}.npz"
     if path.is_file():
         return Stats.load(path)
     stats = Stats.of(net.features(images.x))
@@ -958,7 +1037,7 @@ def evaluate_generator(G: nn.Module, real: Stats, net: FeatureNet, n: int, seed:
 # ----------------------------------------------------------------------------------------------------
 
 # fields that may change between a run and its resumption: they set how long and how often, not what
-RESUMABLE_FIELDS = ("iters", "eval_every", "eval_samples", "checkpoint_every")
+RESUMABLE_FIELDS = ("iters", "eval_every", "eval_samples", "checkpoint_every", "amp", "compile")
 
 
 def save_atomic(obj: Any, path: str | Path) -> None:
@@ -1135,8 +1214,9 @@ def _check_resumable(saved: Config, cfg: Config, path: Path) -> None:
 def train(cfg: Config, out_dir: str | Path, train_data: ImageSet, val_data: ImageSet, features: FeatureNet,
           device: torch.device | str = "cpu", resume: bool = False, progress: bool = True,
           on_eval: Callable[[dict[str, list]], None] | None = None,
-          stats_dir: str | Path | None = None) -> dict[str, list]:
-    """Train G and D for cfg.iters iterations (in total, counting resumed ones).
+          stats_dir: str | Path | None = None, time_limit: float | None = None) -> dict[str, list]:
+    """Train G and D for cfg.iters iterations (in total, counting resumed ones), or until `time_limit`
+    seconds have passed (then last.pt is written and resume=True continues; e.g. a Colab or batch session).
 
     Writes to `out_dir`: last.pt (full state, every cfg.checkpoint_every iterations and at the end),
     best.pt (generator at its best validation metric, evaluated every cfg.eval_every iterations and at
@@ -1152,11 +1232,15 @@ def train(cfg: Config, out_dir: str | Path, train_data: ImageSet, val_data: Imag
         raise GanError(f"{out_dir} already holds a run (last.pt): resume it (resume=True / --resume) "
                        f"or choose another output folder, so that nothing is overwritten")
     setup(cfg.seed)
+    started = time.monotonic()
     G, D = build_models(cfg)
     G_ema = copy.deepcopy(G) if cfg.ema_decay > 0 else None
     G, D = to_device(G, device), to_device(D, device)
     G_ema = to_device(G_ema, device) if G_ema is not None else None
     opt_g, opt_d = make_optimizers(cfg, G, D)
+    prec = precision(cfg.amp, device)
+    torch.backends.cudnn.benchmark = device.type == "cuda"   # fixed shapes: let cuDNN pick its fastest kernels
+    G_run, D_run = compiled(G, cfg.compile), compiled(D, cfg.compile)   # what the training step calls
     history, start, seconds = new_history(), 0, 0.0   # seconds: time in training steps (not evaluations)
     if resume and last_path.is_file():
         state = load_checkpoint(last_path)
@@ -1169,6 +1253,9 @@ def train(cfg: Config, out_dir: str | Path, train_data: ImageSet, val_data: Imag
             G_ema.load_state_dict(state["G_ema"])
         opt_g.load_state_dict(state["opt_g"])
         opt_d.load_state_dict(state["opt_d"])
+        for scaler, key in ((prec.scaler_g, "scaler_g"), (prec.scaler_d, "scaler_d")):
+            if scaler is not None and state.get(key):
+                scaler.load_state_dict(state[key])
         _set_rng_state(state["rng"])
         history, start, seconds = state["history"], state["iteration"], state.get("seconds", 0.0)
     train_data, val_data = train_data.to(device), val_data
@@ -1180,6 +1267,8 @@ def train(cfg: Config, out_dir: str | Path, train_data: ImageSet, val_data: Imag
                      "G": G.state_dict(), "D": D.state_dict(),
                      "G_ema": G_ema.state_dict() if G_ema is not None else None,
                      "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "rng": _rng_state(),
+                     "scaler_g": prec.scaler_g.state_dict() if prec.scaler_g is not None else None,
+                     "scaler_d": prec.scaler_d.state_dict() if prec.scaler_d is not None else None,
                      "history": history, "seconds": seconds}, last_path)
         write_json_atomic(history, history_path)
 
@@ -1206,7 +1295,8 @@ def train(cfg: Config, out_dir: str | Path, train_data: ImageSet, val_data: Imag
         evaluate(0)  # the starting point of the validation curve
     for it in bar:
         tick = time.perf_counter()
-        logs = train_step(cfg, G, D, G_ema, opt_g, opt_d, lambda: train_data.batch(cfg.batch_size, cfg.hflip), it)
+        logs = train_step(cfg, G_run, D_run, G_ema, opt_g, opt_d, lambda: train_data.batch(cfg.batch_size, cfg.hflip),
+                          it, prec)
         seconds += time.perf_counter() - tick   # the step's .item() calls wait for the GPU, so this is its time
         if not all(math.isfinite(v) for v in logs.values()):
             kept = f"{last_path} (iteration {load_checkpoint(last_path)['iteration']})" if last_path.is_file() \
@@ -1219,11 +1309,16 @@ def train(cfg: Config, out_dir: str | Path, train_data: ImageSet, val_data: Imag
         done = it + 1
         if done % cfg.eval_every == 0 or done == cfg.iters:
             evaluate(done)
-        if done % cfg.checkpoint_every == 0 or done == cfg.iters:
+        out_of_time = time_limit is not None and time.monotonic() - started > time_limit
+        if done % cfg.checkpoint_every == 0 or done == cfg.iters or out_of_time:
             checkpoint(done)
         last_eval = history["eval"][-1]
         bar.set_postfix(d=f"{logs['d_loss']:.3f}", g=f"{logs['g_loss']:.3f}",
                         fd=f"{last_eval['fd']:.3g}@{last_eval['iter']}", refresh=False)
+        if out_of_time:
+            bar.write(f"time limit of {time_limit:.0f} s reached at iteration {done}: state saved to {last_path}; "
+                      f"continue with resume=True (--resume)")
+            break
     if start >= cfg.iters:
         write_json_atomic(history, history_path)
     return history
@@ -1623,14 +1718,17 @@ def _device_name(device: torch.device) -> str:
 def run_study(study: Study, data: str | Path | tuple[ImageSet, ImageSet], features: FeatureNet,
               runs_dir: str | Path = "model/studies",
               device: torch.device | str = "cpu", only: Callable[[str, int], bool] | None = None,
-              stats_dir: str | Path | None = None, progress: bool = True) -> list[str]:
+              stats_dir: str | Path | None = None, progress: bool = True,
+              time_limit: float | None = None) -> list[str]:
     """Train every run of `study` (those `only(arm, seed)` accepts) that has not finished, each in its own
     folder; an interrupted run resumes exactly from its last checkpoint (train(resume=True)), finished runs
     are skipped, runs another live process holds (its `lock`) are left to it. `data`: a CIFAR-10 folder (read
     once, when a run needs it, and split as train() expects) or (train, validation) images. The validation
-    statistics are cached in `stats_dir` (default <data>/fid_stats) for every run.
-    Returns one line per run saying what happened."""
+    statistics are cached in `stats_dir` (default <data>/fid_stats) for every run. With `time_limit`
+    (seconds, for sessions with a time limit) the run in progress saves its state and the study stops once
+    that much time has passed; the same call later continues it. Returns one line per run saying what happened."""
     device = torch.device(device)
+    started = time.monotonic()
     if stats_dir is None and not isinstance(data, (str, Path)):
         raise GanError("run_study with images in memory needs stats_dir (where real statistics are cached)")
     stats_dir = stats_dir or Path(data) / "fid_stats"
@@ -1653,7 +1751,12 @@ def run_study(study: Study, data: str | Path | tuple[ImageSet, ImageSet], featur
         try:
             if isinstance(data, (str, Path)):
                 data = train_val_split(load_cifar10(data, train=True))
-            train(cfg, folder, *data, features, device, resume=True, progress=progress, stats_dir=stats_dir)
+            left = None if time_limit is None else time_limit - (time.monotonic() - started)
+            history = train(cfg, folder, *data, features, device, resume=True, progress=progress,
+                            stats_dir=stats_dir, time_limit=left)
+            if history["iter"][-1:] != [cfg.iters]:
+                lines.append(f"{folder}: stopped at iteration {history['iter'][-1]} (time limit); run again to continue")
+                break
             write_json_atomic({"study": study.name, "arm": arm, "seed": seed, "set": [*study.base, *study.arms[arm]],
                                "config": dataclasses.asdict(cfg), "device": _device_name(device),
                                "torch": torch.__version__}, folder / "run.json")
@@ -1851,7 +1954,8 @@ def _cmd_train(args: argparse.Namespace) -> None:
     features = load_feature_net(args.feature_net, args.fid_weights, device)
     out = Path(args.out or f"runs/{cfg.name}")
     history = train(cfg, out, train_data, val_data, features, device, resume=args.resume,
-                    stats_dir=args.stats_dir or Path(args.data_dir) / "fid_stats")
+                    stats_dir=args.stats_dir or Path(args.data_dir) / "fid_stats",
+                    time_limit=args.time_limit * 60 if args.time_limit else None)
     best = best_eval(history)
     print(f"done: {out}/last.pt, {out}/best.pt (iteration {best['iter']}: {format_score(best)}), "
           f"{out}/history.json")
@@ -1907,7 +2011,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
 def _study_flags(args: argparse.Namespace) -> list[str]:
     """The options of `study run` as command-line words: what `study commands` and `--jobs` pass on."""
     flags = ["--data-dir", str(args.data_dir), "--runs-dir", str(args.runs_dir)]
-    for name in ("stats_dir", "feature_net", "fid_weights", "device", "threads"):
+    for name in ("stats_dir", "feature_net", "fid_weights", "device", "threads", "time_limit"):
         if getattr(args, name) is not None:
             flags += ["--" + name.replace("_", "-"), str(getattr(args, name))]
     return flags
@@ -1940,7 +2044,7 @@ def _cmd_study(args: argparse.Namespace) -> None:
         features = load_feature_net(args.feature_net, args.fid_weights, device)
         only = lambda arm, seed: (not args.arm or arm in args.arm) and (not args.seed or seed in args.seed)  # noqa: E731
         for line in run_study(study, args.data_dir, features, args.runs_dir, device, only, args.stats_dir,
-                              progress=not args.quiet):
+                              progress=not args.quiet, time_limit=args.time_limit * 60 if args.time_limit else None):
             print(line, flush=True)
     if args.worker:
         return
@@ -1975,6 +2079,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", help="output folder (default runs/<name>)")
     t.add_argument("--stats-dir", help="cache of real-image feature statistics (default DATA_DIR/fid_stats)")
     t.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    t.add_argument("--time-limit", type=float, metavar="MINUTES",
+                   help="stop after this many minutes, saving last.pt (continue later with --resume)")
     t.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override Config fields")
     add_common(t)
     t.set_defaults(func=_cmd_train)
@@ -2024,6 +2130,8 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--threads", type=int, help="torch CPU threads per process (1 to run two processes on 2 cores)")
     st.add_argument("--jobs", type=int, default=1, help="run: this many worker processes sharing the runs")
     st.add_argument("--quiet", action="store_true", help="no progress bars, one line per run")
+    st.add_argument("--time-limit", type=float, metavar="MINUTES",
+                    help="run: save the state and stop after this long (the same command continues)")
     st.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # a --jobs worker: its parent collects
     add_common(st)
     st.set_defaults(func=_cmd_study)

@@ -183,6 +183,15 @@ def test_resume_continues_exactly(tmp_path, data, features):
     assert a["history"]["d_loss"] == b["history"]["d_loss"]
 
 
+def test_time_limit_saves_a_state_that_resumes_exactly(tmp_path, data, features):
+    straight = gh.train(tiny(iters=4), tmp_path / "straight", *data, features, progress=False)
+    stopped = gh.train(tiny(iters=4), tmp_path / "split", *data, features, progress=False, time_limit=0.0)
+    assert stopped["iter"] == [1]                        # a limit of 0 s stops after the first iteration
+    assert torch.load(tmp_path / "split" / "last.pt", weights_only=True)["iteration"] == 1
+    resumed = gh.train(tiny(iters=4), tmp_path / "split", *data, features, progress=False, resume=True)
+    assert resumed["d_loss"] == straight["d_loss"] and resumed["g_loss"] == straight["g_loss"]
+
+
 def test_resume_with_another_model_is_refused(tmp_path, data, features):
     gh.train(tiny(iters=2), tmp_path, *data, features, progress=False)
     with pytest.raises(gh.GanError, match="already holds a run"):
@@ -194,8 +203,8 @@ def test_resume_with_another_model_is_refused(tmp_path, data, features):
 def test_nan_loss_stops_and_keeps_last_checkpoint(tmp_path, data, features):
     real_step = gh.train_step
 
-    def step_then_nan(cfg, G, D, G_ema, opt_g, opt_d, real_batch, iteration):
-        logs = real_step(cfg, G, D, G_ema, opt_g, opt_d, real_batch, iteration)
+    def step_then_nan(cfg, G, D, G_ema, opt_g, opt_d, real_batch, iteration, prec=None):
+        logs = real_step(cfg, G, D, G_ema, opt_g, opt_d, real_batch, iteration, prec)
         return {**logs, "d_loss": math.nan} if iteration >= 3 else logs
 
     with mock.patch.object(gh, "train_step", step_then_nan):
@@ -362,3 +371,71 @@ def test_comparison_table_respects_the_budget():
     table = gh.comparison_table({"a": history}, upto=150).splitlines()
     assert table[2] == "| a | FID 4 | 100 | 0.5 ± 0.01 | 10 vs 20 |"
     assert "| a | FID 1 | 200 |" in gh.comparison_table({"a": history})
+
+
+# ---------------------------------------------------------------------------------------------- mixed precision
+
+def test_precision_defaults_per_device():
+    assert gh.precision("auto", "cpu").dtype is None            # float32 on the CPU
+    assert gh.precision("bf16", "cpu").dtype is torch.bfloat16
+    assert gh.precision("off", "cpu").scaler_g is None
+    with pytest.raises(gh.GanError, match="amp='fp16' needs a CUDA device"):
+        gh.precision("fp16", "cpu")
+    with pytest.raises(gh.GanError, match="amp"):
+        tiny(amp="half").validate()
+
+
+def test_spectral_norm_power_iteration_stays_float32_under_autocast():
+    torch.manual_seed(0)
+    plain = gh.apply_spectral_norm(torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3)))
+    autocast = gh.apply_spectral_norm(torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3)))
+    autocast.load_state_dict(plain.state_dict())
+    x = torch.randn(2, 3, 8, 8)
+    plain(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = autocast(x)
+    assert out.dtype == torch.bfloat16                           # the convolution itself runs in bf16 ...
+    sn_plain, sn_autocast = plain[0].parametrizations.weight[0], autocast[0].parametrizations.weight[0]
+    assert torch.equal(sn_plain._u, sn_autocast._u) and torch.equal(sn_plain._v, sn_autocast._v)  # ... not sigma
+    assert torch.equal(plain[0].weight, autocast[0].weight)
+
+
+@pytest.mark.parametrize("name, overrides", [("sagan", {}), ("dcgan", {}), ("sagan", dict(spectral_norm=False,
+                                                                                           lipschitz="gp"))])
+def test_bf16_step_computes_the_float32_losses(name, overrides, data):
+    cfg = tiny(name, **overrides)
+    results = []
+    for prec in (None, gh.precision("bf16", "cpu")):
+        gh.setup(0)
+        G, D = gh.build_models(cfg)
+        opt_g, opt_d = gh.make_optimizers(cfg, G, D)
+        results.append(gh.train_step(cfg, G, D, None, opt_g, opt_d, lambda: data[0].batch(cfg.batch_size), 0, prec))
+    for key in results[0]:
+        assert results[1][key] == pytest.approx(results[0][key], rel=0.05, abs=0.02), key
+
+
+def test_compiled_step_computes_the_eager_losses(data):
+    cfg = tiny(g_ch=8, d_ch=8, compile="aot_eager")       # aot_eager: dynamo + autograd tracing, no C++ build
+    results = []
+    for backend in ("off", cfg.compile):
+        gh.setup(0)
+        G, D = gh.build_models(cfg)
+        opt_g, opt_d = gh.make_optimizers(cfg, G, D)
+        G_run, D_run = gh.compiled(G, backend), gh.compiled(D, backend)
+        results.append(gh.train_step(cfg, G_run, D_run, None, opt_g, opt_d, lambda: data[0].batch(cfg.batch_size), 0))
+        assert all(a is b for a, b in zip(G_run.parameters(), G.parameters()))   # optimizers/EMA see the same
+    for key in results[0]:
+        assert results[1][key] == pytest.approx(results[0][key], rel=1e-4, abs=1e-5), key
+    with pytest.raises(gh.GanError, match="torch.compile backend"):
+        tiny(compile="fastest").validate()
+
+
+def test_half_precision_features_keep_the_distance_within_0_1_percent():
+    a, b = gh.synthetic_images(400, seed=1).x, gh.synthetic_images(400, seed=2).x.flip(3)
+    fd = {}
+    for half in (False, True):
+        net = gh.load_feature_net(gh.RandomFeatures(), half=half)
+        sa, sb = gh.Stats.of(net.features(a)), gh.Stats.of(net.features(b))
+        fd[half] = gh.frechet_distance(sa.mu, sa.sigma, sb.mu, sb.sigma)
+    assert fd[True] != fd[False]                                  # the half path really ran in float16
+    assert fd[True] == pytest.approx(fd[False], rel=1e-3)

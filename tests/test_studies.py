@@ -312,3 +312,14 @@ def test_plot_draws_the_mean_with_a_band_of_one_std():
         np.testing.assert_allclose([ys.min(), ys.max()], [(mean - std).min(), (mean + std).max()])
     ax_time = gh.plot_study(results, x="seconds")
     np.testing.assert_allclose(ax_time.get_lines()[0].get_xdata(), [0.0, 250.0, 500.0])
+
+
+def test_time_limit_stops_the_study_with_a_resumable_state(tmp_path, data, features):
+    study = gh.load_study(write_study(tmp_path, seeds=[0], arms={"none": ARMS["none"]}))
+    folder = gh.study_run_dir(study, "none", 0, tmp_path / "runs")
+    lines = gh.run_study(study, data, features, tmp_path / "runs", stats_dir=tmp_path / "stats", progress=False,
+                         time_limit=0)
+    assert lines == [f"{folder}: stopped at iteration 1 (time limit); run again to continue"]
+    assert not (folder / "run.json").exists() and gh.load_checkpoint(folder / "last.pt")["iteration"] == 1
+    lines = gh.run_study(study, data, features, tmp_path / "runs", stats_dir=tmp_path / "stats", progress=False)
+    assert lines == [f"{folder}: trained to iteration {ITERS}"] and (folder / "run.json").exists()

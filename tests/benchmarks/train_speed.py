@@ -10,6 +10,9 @@ attention matrix, and one validation evaluation with cached real statistics vs r
     python tests/benchmarks/train_speed.py --data-dir data --feature-net ../shared/eval/cifar10_features.pt
     python tests/benchmarks/train_speed.py --data-dir data --device cuda --sagan-set g_ch=256 d_ch=128
 
+Then each GPU-path option (mixed precision: bf16 on the CPU, Config.amp="auto" on CUDA; torch.compile;
+cuDNN autotuning on CUDA) alone and together, as ratios to our plain float32 step and to the reference loop.
+
 Not collected by pytest (the file name does not start with test_).
 """
 import argparse
@@ -42,20 +45,24 @@ def sync(device: torch.device) -> None:
 
 
 def time_ours(cfg: gh.Config, data: gh.ImageSet, device: torch.device, iters: int, warmup: int,
-              channels_last: bool = True) -> float:
+              channels_last: bool = True, amp: str = "off", compile: str = "off", cudnn_benchmark: bool = True) -> float:
+    """Seconds per train_step with the given options (amp: Config.amp; compile: Config.compile)."""
     gh.setup(0)
+    torch.backends.cudnn.benchmark = cudnn_benchmark and device.type == "cuda"
     place = gh.to_device if channels_last else (lambda m, d: m.to(d))    # the latter: plain NCHW tensors
     G, D = (place(m, device) for m in gh.build_models(cfg))
     G_ema = copy.deepcopy(G)
     opt_g, opt_d = gh.make_optimizers(cfg, G, D)
+    G_run, D_run = gh.compiled(G, compile), gh.compiled(D, compile)
+    prec = gh.precision(amp, device)
     data = data.to(device)
     batch = lambda: data.batch(cfg.batch_size, cfg.hflip)  # noqa: E731
-    for i in range(warmup):
-        gh.train_step(cfg, G, D, G_ema, opt_g, opt_d, batch, i)
+    for i in range(warmup):                                 # compilation happens here, outside the timing
+        gh.train_step(cfg, G_run, D_run, G_ema, opt_g, opt_d, batch, i, prec)
     sync(device)
     start = time.perf_counter()
     for i in range(iters):
-        gh.train_step(cfg, G, D, G_ema, opt_g, opt_d, batch, i)
+        gh.train_step(cfg, G_run, D_run, G_ema, opt_g, opt_d, batch, i, prec)
     sync(device)
     return (time.perf_counter() - start) / iters
 
@@ -121,6 +128,7 @@ def main() -> None:
     p.add_argument("--sagan-set", nargs="*", default=["g_ch=64", "d_ch=64"], help="SAGAN Config overrides")
     p.add_argument("--feature-net", help="feature network for the evaluation timing (default Inception)")
     p.add_argument("--eval-samples", type=int, default=1000)
+    p.add_argument("--compile", default="inductor", help="torch.compile backend timed as the compile option")
     args = p.parse_args()
     device = gh.setup(0, args.device)
     name = torch.cuda.get_device_name() if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
@@ -140,6 +148,23 @@ def main() -> None:
               flush=True)
     print("our step with channels_last vs the same step on NCHW tensors: "
           + ", ".join(f"{m} {r:.2f}x" for m, r in contiguous.items()))
+
+    # each GPU-path option alone and together, as a ratio to our plain float32 eager step and to the reference
+    amp = "auto" if device.type == "cuda" else "bf16"
+    options = {"amp": dict(amp=amp), "compile": dict(compile=args.compile), "amp+compile": dict(amp=amp, compile=args.compile)}
+    if device.type == "cuda":
+        options["no cudnn.benchmark"] = dict(cudnn_benchmark=False)
+    print(f"options (amp={amp} -> {gh.precision(amp, device).dtype}, compile backend {args.compile}): "
+          f"speed-up vs our plain step / vs the reference loop")
+    for model, cfg in configs.items():
+        plain = time_ours(cfg, train, device, args.iters, args.warmup)
+        ref = time_reference(cfg, reference_loader(Path(args.data_dir), cfg.batch_size, args.workers), device,
+                             args.iters, args.warmup)
+        cells = [f"plain {1 / plain:.2f} it/s ({ref / plain:.2f}x ref)"]
+        for label, kw in options.items():
+            t = time_ours(cfg, train, device, args.iters, args.warmup, **kw)
+            cells.append(f"{label} {plain / t:.2f}x / {ref / t:.2f}x")
+        print(f"{model}: " + ", ".join(cells), flush=True)
 
     channels = configs["sagan"].g_ch
     for res in (8, 16, 32):
