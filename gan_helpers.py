@@ -20,12 +20,15 @@ Sections, in order, and where to change what:
   sampling        latents(), sample(), interpolation (slerp, between classes)
   training loop   train() (the FID sample counts: Config.eval_samples, test_set_score(n), --n), publish
   plots           image grids, curves, snapshots over training, attention maps and explorer
+  studies         a study file (arms x seeds of --set overrides): run_study(), collect_study() -> results.json,
+                  study_table(), plot_study()
   final evaluation and command line
-                  final_evaluation(), `python gan_helpers.py {train,sample,fid,publish,evaluate}`
+                  final_evaluation(), `python gan_helpers.py {train,sample,fid,publish,evaluate,study}`
 
     python gan_helpers.py train sagan --iters 1000 --data-dir data/cifar10-jpeg
     python gan_helpers.py train dcgan --data-dir FOLDER --set img_size=64 cond=acgan
     python gan_helpers.py evaluate model/sagan_best.pt
+    python gan_helpers.py study run studies/attention.json --data-dir data
 """
 from __future__ import annotations
 
@@ -795,14 +798,23 @@ def _spectral_norm(module: nn.Module) -> None:
     module.parametrizations.weight[0].__class__ = _Float32SpectralNorm  # same state (u, v), float32 maths
 
 
-def apply_spectral_norm(model: nn.Module) -> nn.Module:
+def named_seed(seed: int, name: str) -> int:
+    """A random seed keyed by a run's seed and a layer's name. Layers initialised from it start the same in
+    every model of one seed that has them, whatever other layers (attention, class embeddings) it adds, so
+    the arms of a study differ only in what they study."""
+    return int.from_bytes(hashlib.sha256(f"{seed}/{name}".encode()).digest()[:8], "little")
+
+
+def apply_spectral_norm(model: nn.Module, seed: int = 0) -> nn.Module:
     """Spectral norm (Miyato et al. 2018; one power iteration per training-mode forward, in float32) on every
-    conv and linear layer of `model`, attention convs included, and on a projection embedding named `embed`."""
-    for module in list(model.modules()):
-        if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
-            _spectral_norm(module)
-    if isinstance(getattr(model, "embed", None), nn.Embedding):
-        _spectral_norm(model.embed)
+    conv and linear layer of `model`, attention convs included, and on a projection embedding named `embed`.
+    Each layer's random power-iteration start comes from named_seed(seed, its name)."""
+    for name, module in list(model.named_modules()):
+        if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)) or (
+                name == "embed" and isinstance(module, nn.Embedding)):
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(named_seed(seed, name))
+                _spectral_norm(module)
     return model
 
 
@@ -1140,25 +1152,28 @@ def attention_resolutions(arch: str, who: str, img_size: int) -> tuple[int, ...]
     return (models.generator if who == "G" else models.discriminator).attention_resolutions(img_size)
 
 
-def _init_weights(model: nn.Module, init: str) -> None:
-    """"normal": N(0, 0.02) weights, N(1, 0.02) BN scales (DCGAN, Radford 2016). "orthogonal" (BigGAN)."""
-    for m in model.modules():
+def _init_weights(model: nn.Module, init: str, seed: int) -> None:
+    """"normal": N(0, 0.02) weights, N(1, 0.02) BN scales (DCGAN, Radford 2016). "orthogonal" (BigGAN).
+    Every layer draws from named_seed(seed, its name): same seed and name, same initial weights."""
+    for name, m in model.named_modules():
+        gen = torch.Generator().manual_seed(named_seed(seed, name))
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
             if init == "normal":
-                nn.init.normal_(m.weight, 0.0, 0.02)
+                nn.init.normal_(m.weight, 0.0, 0.02, generator=gen)
             else:
-                nn.init.orthogonal_(m.weight)
+                nn.init.orthogonal_(m.weight, generator=gen)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
         elif isinstance(m, nn.BatchNorm2d) and m.affine and init == "normal":
-            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.normal_(m.weight, 1.0, 0.02, generator=gen)
     # D's class projection starts small (an N(0, 1) default would swamp the logits); G's CBN gains stay 1
     # and its label embedding N(0, 1), on the scale of z
     if isinstance(getattr(model, "embed", None), nn.Embedding):
+        gen = torch.Generator().manual_seed(named_seed(seed, "embed"))
         if init == "normal":
-            nn.init.normal_(model.embed.weight, 0.0, 0.02)
+            nn.init.normal_(model.embed.weight, 0.0, 0.02, generator=gen)
         else:
-            nn.init.xavier_uniform_(model.embed.weight)
+            nn.init.xavier_uniform_(model.embed.weight, generator=gen)
 
 
 def build_models(cfg: Config) -> tuple[nn.Module, nn.Module]:
@@ -1166,11 +1181,13 @@ def build_models(cfg: Config) -> tuple[nn.Module, nn.Module]:
     CPU. Each model keeps cfg as `model.config` (sample() and checkpoints read it)."""
     cfg.validate()
     arch = ARCHS[cfg.arch]
-    G, D = arch.generator(cfg), arch.discriminator(cfg)
+    # every weight comes from named_seed; the global RNG (data order, latents) is left as it was
+    with torch.random.fork_rng(devices=[]):
+        G, D = arch.generator(cfg), arch.discriminator(cfg)
     for model, sn in ((G, cfg.spectral_norm == "gd"), (D, cfg.spectral_norm in ("d", "gd"))):
-        _init_weights(model, arch.init)
+        _init_weights(model, arch.init, cfg.seed)
         if sn:
-            apply_spectral_norm(model)
+            apply_spectral_norm(model, cfg.seed)
     return G, D
 
 
@@ -1543,7 +1560,7 @@ class Stats:
 
     def save(self, path: Path) -> None:
         """Write `mu`, `sigma` (pytorch-fid's .npz layout) and `features`, atomically."""
-        tmp = path.with_name(path.name + ".tmp.npz")
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp.npz")   # per process: parallel study runs share the cache
         np.savez(tmp, mu=self.mu, sigma=self.sigma, features=np.asarray(self.features, dtype=np.float32))
         os.replace(tmp, path)
 
@@ -1781,7 +1798,7 @@ def save_atomic(obj: Any, path: str | Path) -> None:
 
 def write_json_atomic(obj: Any, path: str | Path) -> None:
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")   # per process, so concurrent writers never share one
     tmp.write_text(json.dumps(obj))
     os.replace(tmp, path)
 
@@ -2029,7 +2046,9 @@ def train(cfg: Config, out_dir: str | Path, train_data: ImageSet, val_data: Imag
     the end on cfg.eval_samples images), history.json, and at every evaluation snapshots/iter_NNNNNN.png
     (save_snapshot: the same latents and labels every time). Each evaluation logs the Frechet distance, KID,
     IS and class accuracy (where the feature network gives them) and validation_losses(). Returns the
-    history; `on_eval(history)` is called after each evaluation (e.g. a live plot)."""
+    history; each evaluation also records `seconds`, the wall-clock time spent in training steps so far
+    (evaluations and checkpoints excluded; carried across resumes). `on_eval(history)` is called after each
+    evaluation (e.g. a live plot)."""
     from tqdm.auto import tqdm
     cfg.validate()
     check_data(cfg, train_data)
@@ -2049,7 +2068,7 @@ def train(cfg: Config, out_dir: str | Path, train_data: ImageSet, val_data: Imag
     prec = precision(cfg.amp, device)
     torch.backends.cudnn.benchmark = device.type == "cuda"   # fixed shapes: let cuDNN pick its fastest kernels
     G_run, D_run = compiled(G, cfg.compile), compiled(D, cfg.compile)   # what the training step calls
-    history, start = new_history(), 0
+    history, start, seconds = new_history(), 0, 0.0   # seconds: time in training steps (not evaluations)
     if resume and last_path.is_file():
         state = load_checkpoint(last_path)
         if state["kind"] != "train_state":
@@ -2065,7 +2084,7 @@ def train(cfg: Config, out_dir: str | Path, train_data: ImageSet, val_data: Imag
             if scaler is not None and state.get(key):
                 scaler.load_state_dict(state[key])
         _set_rng_state(state["rng"])
-        history, start = state["history"], state["iteration"]
+        history, start, seconds = state["history"], state["iteration"], state.get("seconds", 0.0)
     train_data, val_data = train_data.to(device), val_data
     real = real_stats(val_data, "val", features, stats_dir or out_dir)
     validation_hash = hashlib.sha256(val_data.x.cpu().contiguous().numpy().tobytes()).hexdigest()[:16]
@@ -2079,13 +2098,13 @@ def train(cfg: Config, out_dir: str | Path, train_data: ImageSet, val_data: Imag
                      "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "rng": _rng_state(),
                      "scaler_g": prec.scaler_g.state_dict() if prec.scaler_g is not None else None,
                      "scaler_d": prec.scaler_d.state_dict() if prec.scaler_d is not None else None,
-                     "history": history}, last_path)
+                     "history": history, "seconds": seconds}, last_path)
         write_json_atomic(history, history_path)
 
     def evaluate(iteration: int) -> None:
         if G_ema is not None:
             standing_batch_norm(G_ema)   # its copied BN statistics belong to G's weights, not the EMA's
-        result = {"iter": iteration, **evaluate_generator(G_eval, real, features, cfg.eval_samples),
+        result = {"iter": iteration, "seconds": round(seconds, 3), **evaluate_generator(G_eval, real, features, cfg.eval_samples),
                   **validation_losses(cfg, D, G, train_data, val_data)}
         save_snapshot(G_eval, snapshot_path(out_dir, iteration))
         best = best_eval(history)
@@ -2106,8 +2125,10 @@ def train(cfg: Config, out_dir: str | Path, train_data: ImageSet, val_data: Imag
     if start == 0:
         evaluate(0)  # the starting point of the validation curve
     for it in bar:
+        tick = time.perf_counter()
         logs = train_step(cfg, G_run, D_run, G_ema, opt_g, opt_d, lambda: train_data.batch(cfg.batch_size, cfg.hflip),
                           it, prec)
+        seconds += time.perf_counter() - tick   # the step's .item() calls wait for the GPU, so this is its time
         if diverged(logs, cfg.diverged_above):
             kept = f"{last_path} (iteration {load_checkpoint(last_path)['iteration']})" if last_path.is_file() \
                 else "no checkpoint yet"
@@ -2661,6 +2682,319 @@ def attention_explorer(G: nn.Module, D: nn.Module | None = None, real: ImageSet 
     return widgets.VBox([widgets.HBox([layer, index]), widgets.HBox([row, col]), picture, status])
 
 
+# ----------------------------------------------------------------------------------------------------
+# studies: every arm x seed of a study description, resumable, summarised as mean +- std over seeds
+# ----------------------------------------------------------------------------------------------------
+
+# Config fields a study sets for all its runs (from its own keys), never through an arm's overrides
+STUDY_OWNED_FIELDS = ("name", "seed", "iters", "eval_every", "eval_samples", "checkpoint_every")
+STUDY_KEYS = ("name", "description", "preset", "width", "set", "arms", "grid", "seeds", "iters", "eval_every",
+              "eval_samples")
+
+
+@dataclass
+class Study:
+    """A study (studies/<name>.json): each arm is the preset with the study's `base` overrides, then the arm's
+    own; every arm is trained once per seed with one budget and one evaluation protocol."""
+    name: str                          # folder of its runs and results: <runs_dir>/<name>/
+    description: str                   # the question the study asks (copied into the results file)
+    preset: str                        # a PRESETS key
+    base: tuple[str, ...]              # key=value overrides of every arm, as `train --set` takes them
+    arms: dict[str, tuple[str, ...]]   # arm name -> its own key=value overrides, applied after `base`
+    seeds: tuple[int, ...]             # Config.seed of each run; the same seed gives every arm the same start
+    iters: int                         # iterations of every run
+    eval_every: int                    # validation metric every this many iterations (and checkpoints)
+    eval_samples: int                  # generated images per validation metric
+
+    def config(self, arm: str, seed: int) -> Config:
+        """The Config of one run."""
+        cfg = PRESETS[self.preset]().with_overrides([*self.base, *self.arms[arm]])
+        return dataclasses.replace(cfg, name=f"{self.name}-{arm}", seed=seed, iters=self.iters,
+                                   eval_every=self.eval_every, eval_samples=self.eval_samples,
+                                   checkpoint_every=self.eval_every).validate()
+
+    def runs(self) -> list[tuple[str, int]]:
+        """(arm, seed) of every run, seed by seed, so a study stopped early has whole seeds of every arm."""
+        return [(arm, seed) for seed in self.seeds for arm in self.arms]
+
+
+def _grid_arms(axes: list[dict[str, list[str]]]) -> dict[str, tuple[str, ...]]:
+    """Cartesian product of named override lists: [{"a": [..], "b": [..]}, {"x": [..]}] -> arms "a-x", "b-x"."""
+    arms: dict[str, tuple[str, ...]] = {"": ()}
+    for axis in axes:
+        arms = {f"{name}-{label}".strip("-"): (*sets, *more) for name, sets in arms.items()
+                for label, more in axis.items()}
+    return arms
+
+
+def load_study(path: str | Path) -> Study:
+    """Read and check a study description: every arm's Config is built and validated here, so a typo fails
+    before any training. Keys: preset, arms ({name: [key=value, ...]}) or grid ([{name: [...]}, ...], the
+    arms being every combination), seeds, iters, eval_every, eval_samples; optional name (default: the
+    file's stem), description, set (overrides of every arm), width (g_ch = d_ch = width)."""
+    path = Path(path)
+    try:
+        spec = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise GanError(f"study file {path} could not be read as JSON ({exc})") from exc
+    unknown = sorted(set(spec) - set(STUDY_KEYS))
+    missing = sorted({"preset", "seeds", "iters", "eval_every", "eval_samples"} - set(spec))
+    if unknown or missing or ("arms" in spec) == ("grid" in spec):
+        raise GanError(f"study file {path}: unknown keys {unknown}, missing keys {missing}; it needs exactly one "
+                       f"of 'arms' and 'grid' (valid keys: {', '.join(STUDY_KEYS)})")
+    if spec["preset"] not in PRESETS:
+        raise GanError(f"study file {path}: preset {spec['preset']!r} is not one of {sorted(PRESETS)}")
+    width = [f"g_ch={spec['width']}", f"d_ch={spec['width']}"] if "width" in spec else []
+    arms = spec["arms"] if "arms" in spec else _grid_arms(spec["grid"])
+    study = Study(name=spec.get("name", path.stem), description=spec.get("description", ""), preset=spec["preset"],
+                  base=(*width, *spec.get("set", [])), arms={a: tuple(s) for a, s in arms.items()},
+                  seeds=tuple(spec["seeds"]), iters=spec["iters"], eval_every=spec["eval_every"],
+                  eval_samples=spec["eval_samples"])
+    for arm, sets in study.arms.items():
+        owned = [s for s in (*study.base, *sets) if s.partition("=")[0] in STUDY_OWNED_FIELDS]
+        if owned or not arm.replace("-", "").replace("_", "").replace(".", "").isalnum():
+            raise GanError(f"study file {path}, arm {arm!r}: arm names use letters, digits, '-', '_', '.', and "
+                           f"{list(STUDY_OWNED_FIELDS)} are set by the study's own keys, not by overrides {owned}")
+        try:
+            study.config(arm, 0)
+        except GanError as exc:
+            raise GanError(f"study file {path}, arm {arm!r}: {exc}") from exc
+    if len(set(study.seeds)) != len(study.seeds) or not study.seeds:
+        raise GanError(f"study file {path}: seeds must be distinct and at least one, got {list(study.seeds)}")
+    return study
+
+
+def study_run_dir(study: Study, arm: str, seed: int, runs_dir: str | Path = "model/studies") -> Path:
+    """<runs_dir>/<study>/<arm>_s<seed>/: last.pt, best.pt (not committed), history.json, run.json."""
+    return Path(runs_dir) / study.name / f"{arm}_s{seed}"
+
+
+def _run_record(folder: Path) -> dict[str, Any] | None:
+    """A finished run's run.json (its config, seed, arm, device), or None when the run has not finished."""
+    path = folder / "run.json"
+    return json.loads(path.read_text()) if path.is_file() and (folder / "history.json").is_file() else None
+
+
+def _lock_holder_gone(text: str) -> bool:
+    """True when a lock ("host pid") was taken by a process of this machine that no longer exists."""
+    import socket
+    host, _, pid = text.rpartition(" ")
+    if host != socket.gethostname() or not pid.isdigit() or os.name != "posix":
+        return False
+    try:
+        os.kill(int(pid), 0)                   # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def _take_lock(folder: Path) -> bool:
+    """Claim a run folder for this process (a `lock` file holding "host pid"); False when another live
+    process holds it. A lock left by a killed process of this machine is taken over."""
+    import socket
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "lock"
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            if not _lock_holder_gone(path.read_text()):
+                return False
+            path.unlink(missing_ok=True)
+            continue
+        os.write(fd, f"{socket.gethostname()} {os.getpid()}".encode())
+        os.close(fd)
+        return True
+    return False
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{device.type} ({torch.get_num_threads()} thread{'s' if torch.get_num_threads() > 1 else ''})"
+
+
+def run_study(study: Study, data: str | Path | tuple[ImageSet, ImageSet], features: FeatureNet,
+              runs_dir: str | Path = "model/studies",
+              device: torch.device | str = "cpu", only: Callable[[str, int], bool] | None = None,
+              stats_dir: str | Path | None = None, progress: bool = True,
+              time_limit: float | None = None) -> list[str]:
+    """Train every run of `study` (those `only(arm, seed)` accepts) that has not finished, each in its own
+    folder; an interrupted run resumes exactly from its last checkpoint (train(resume=True)), finished runs
+    are skipped, runs another live process holds (its `lock`) are left to it. `data`: a CIFAR-10 folder (read
+    once, when a run needs it, and split as train() expects) or (train, validation) images. The validation
+    statistics are cached in `stats_dir` (default <data>/fid_stats) for every run. With `time_limit`
+    (seconds, for sessions with a time limit) the run in progress saves its state and the study stops once
+    that much time has passed; the same call later continues it. Returns one line per run saying what happened."""
+    device = torch.device(device)
+    started = time.monotonic()
+    if stats_dir is None and not isinstance(data, (str, Path)):
+        raise GanError("run_study with images in memory needs stats_dir (where real statistics are cached)")
+    stats_dir = stats_dir or Path(data) / "fid_stats"
+    lines = []
+    for arm, seed in study.runs():
+        if only is not None and not only(arm, seed):
+            continue
+        cfg, folder = study.config(arm, seed), study_run_dir(study, arm, seed, runs_dir)
+        record = _run_record(folder)
+        if record is not None and Config.from_dict(record["config"]) == cfg:
+            lines.append(f"{folder}: finished earlier")
+            continue
+        if record is not None and not (folder / "last.pt").is_file():
+            raise GanError(f"{folder} holds a finished run of another config and no last.pt to continue from: "
+                           f"move it away, or restore the study file it was made with")
+        if not _take_lock(folder):
+            lines.append(f"{folder}: skipped, another process holds {folder / 'lock'} (delete it if that "
+                         f"process is gone)")
+            continue
+        try:
+            if isinstance(data, (str, Path)):
+                data = train_val_split(load_cifar10(data, train=True))
+            left = None if time_limit is None else time_limit - (time.monotonic() - started)
+            history = train(cfg, folder, *data, features, device, resume=True, progress=progress,
+                            stats_dir=stats_dir, time_limit=left)
+            if history["iter"][-1:] != [cfg.iters]:
+                lines.append(f"{folder}: stopped at iteration {history['iter'][-1]} (time limit); run again to continue")
+                break
+            write_json_atomic({"study": study.name, "arm": arm, "seed": seed, "set": [*study.base, *study.arms[arm]],
+                               "config": dataclasses.asdict(cfg), "device": _device_name(device),
+                               "torch": torch.__version__}, folder / "run.json")
+        finally:
+            (folder / "lock").unlink(missing_ok=True)
+        lines.append(f"{folder}: trained to iteration {cfg.iters}")
+    return lines
+
+
+def mean_std(values: list[float]) -> dict[str, Any]:
+    """Mean and sample standard deviation (n - 1 in the denominator; None for one value) of per-seed values."""
+    v = np.asarray(values, dtype=np.float64)
+    return {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if len(v) > 1 else None, "n": len(v),
+            "values": [float(x) for x in v]}
+
+
+def _score_at(evals: list[dict[str, Any]], key: str, limit: float) -> float:
+    """The metric of the last evaluation with `key` (iter or seconds) <= limit."""
+    return [e for e in evals if e[key] <= limit][-1]["fd"]
+
+
+def collect_study(study: Study, runs_dir: str | Path = "model/studies") -> dict[str, Any]:
+    """Rebuild <runs_dir>/<study>/results.json from the finished runs' folders (made on any machine) and
+    return it: per arm, mean +- std over seeds of the best and final validation metric, the metric at the
+    iteration every run reached and at the training time every run reached (wall-clock time of the training
+    steps; comparable only when the runs shared one kind of device), images seen, seconds per iteration,
+    the mean curve with its spread, and the evaluation protocol."""
+    runs: dict[str, list[tuple[int, dict[str, Any], list[dict[str, Any]]]]] = {arm: [] for arm in study.arms}
+    missing, devices = [], set()
+    for arm, seed in study.runs():
+        folder = study_run_dir(study, arm, seed, runs_dir)
+        record = _run_record(folder)
+        if record is None or Config.from_dict(record["config"]) != study.config(arm, seed):
+            missing.append(folder.name)
+            continue
+        devices.add(record["device"])
+        runs[arm].append((seed, record, json.loads((folder / "history.json").read_text())["eval"]))
+    done = [evals for arm_runs in runs.values() for _, _, evals in arm_runs]
+    if not done:
+        raise GanError(f"no finished run of study {study.name!r} under {Path(runs_dir) / study.name}: "
+                       f"run `python gan_helpers.py study run` first")
+    equal_iter = min(evals[-1]["iter"] for evals in done)
+    equal_seconds = min(evals[-1]["seconds"] for evals in done)
+    first = done[0][-1]
+    arms = {}
+    for arm, arm_runs in runs.items():
+        if not arm_runs:
+            continue
+        per_run = []
+        for seed, record, evals in arm_runs:
+            cfg = Config.from_dict(record["config"])
+            best = min(evals, key=lambda e: e["fd"])
+            per_run.append({"seed": seed, "best": best["fd"], "best_iter": best["iter"], "final": evals[-1]["fd"],
+                            "at_iter": _score_at(evals, "iter", equal_iter),
+                            "at_time": _score_at(evals, "seconds", equal_seconds),
+                            "seconds": evals[-1]["seconds"], "sec_per_iter": evals[-1]["seconds"] / evals[-1]["iter"],
+                            "images_seen": evals[-1]["iter"] * cfg.batch_size * cfg.n_critic,
+                            "device": record["device"]})
+        common = sorted(set.intersection(*({e["iter"] for e in evals} for _, _, evals in arm_runs)))
+        curves = np.array([[e["fd"] for e in evals if e["iter"] in common] for _, _, evals in arm_runs])
+        seconds = np.array([[e["seconds"] for e in evals if e["iter"] in common] for _, _, evals in arm_runs])
+        arms[arm] = {"set": list(study.arms[arm]), "seeds": [r["seed"] for r in per_run],
+                     **{key: mean_std([r[key] for r in per_run])
+                        for key in ("best", "final", "at_iter", "at_time", "best_iter", "sec_per_iter")},
+                     "images_seen": per_run[0]["images_seen"],
+                     "curve": {"iter": common, "mean": curves.mean(0).tolist(),
+                               "std": (curves.std(0, ddof=1) if len(curves) > 1 else np.zeros(len(common))).tolist(),
+                               "seconds": seconds.mean(0).tolist()},
+                     "runs": per_run}
+    results = {"study": study.name, "description": study.description, "preset": study.preset,
+               "base": list(study.base), "seeds": list(study.seeds),
+               "protocol": {"metric": first["metric"], "n_fake": first["n_fake"], "n_real": first["n_real"],
+                            "iters": study.iters, "eval_every": study.eval_every,
+                            "best": "lowest validation metric over the evaluations of a run",
+                            "spread": "mean and sample standard deviation (n - 1) over seeds",
+                            "equal_iter": equal_iter, "equal_seconds": equal_seconds,
+                            "seconds": "wall-clock time in training steps, evaluations excluded",
+                            "devices": sorted(devices)},
+               "arms": arms, "missing": missing}
+    write_json_atomic(results, Path(runs_dir) / study.name / "results.json")
+    return results
+
+
+def _pm(s: dict[str, Any], digits: int = 4, pm: str = "±") -> str:
+    return f"{s['mean']:.{digits}g}" + ("" if s["std"] is None else f" {pm} {s['std']:.2g}")
+
+
+def study_table(results: dict[str, Any], fmt: str = "markdown") -> str:
+    """A results file as a markdown or LaTeX (booktabs) table: per arm, mean ± std over seeds of the best,
+    final, equal-iteration and equal-time validation metric, images seen, seconds per iteration, and how far
+    its best is from the arm with the lowest mean best; '*' marks a gap larger than the two arms' standard
+    deviations added (their mean ± std intervals do not overlap; never marked with a single seed)."""
+    if fmt not in ("markdown", "latex"):
+        raise GanError(f"table format {fmt!r}: choose 'markdown' or 'latex'")
+    p, arms = results["protocol"], results["arms"]
+    lead = min(arms, key=lambda a: arms[a]["best"]["mean"])
+    head = ["arm", "seeds", f"best {p['metric']}", "final", f"at {p['equal_iter']:,} it",
+            f"at {p['equal_seconds']:,.0f} s", "images seen", "s/it", "best vs lowest"]
+    rows = []
+    for arm, a in arms.items():
+        gap = a["best"]["mean"] - arms[lead]["best"]["mean"]
+        spreads = (a["best"]["std"], arms[lead]["best"]["std"])
+        apart = None not in spreads and gap > sum(spreads)
+        pm = "±" if fmt == "markdown" else r"$\pm$"
+        rows.append([arm, str(len(a["seeds"])), *(_pm(a[k], pm=pm) for k in ("best", "final", "at_iter", "at_time")),
+                     f"{a['images_seen']:,}", _pm(a["sec_per_iter"], 3, pm), "lowest" if arm == lead
+                     else f"+{gap:.3g}" + ("*" if apart else "")])
+    if fmt == "markdown":
+        return "\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head),
+                          *("| " + " | ".join(r) + " |" for r in rows)])
+    esc = lambda t: t.replace("_", r"\_").replace(",", "{,}").replace("*", r"$^*$")  # noqa: E731
+    return "\n".join([r"\begin{tabular}{l" + "r" * (len(head) - 1) + "}", r"\toprule",
+                      " & ".join(map(esc, head)) + r" \\", r"\midrule",
+                      *(" & ".join(map(esc, r)) + r" \\" for r in rows), r"\bottomrule", r"\end{tabular}"])
+
+
+def plot_study(results: dict[str, Any], ax: Any = None, x: str = "iter") -> Any:
+    """Validation curves of a results file: per arm the mean over seeds, with a band of ± one standard
+    deviation; x = "iter" or "seconds" (training time). Returns the axes."""
+    import matplotlib.pyplot as plt
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.5, 4))
+    for arm, a in results["arms"].items():
+        c = a["curve"]
+        xs, mean, std = np.asarray(c[x]), np.asarray(c["mean"]), np.asarray(c["std"])
+        line, = ax.plot(xs, mean, label=f"{arm} (best {_pm(a['best'], 3)}, {len(a['seeds'])} seeds)")
+        ax.fill_between(xs, mean - std, mean + std, color=line.get_color(), alpha=0.2, linewidth=0)
+    p = results["protocol"]
+    ax.set_xlabel("iteration" if x == "iter" else "training time (s)")
+    ax.set_ylabel(f"validation {p['metric']}\n({p['n_fake']} generated vs {p['n_real']} real)")
+    ax.set_yscale("log")
+    for axis in (ax.yaxis.set_major_formatter, ax.yaxis.set_minor_formatter):
+        axis(plt.FormatStrFormatter("%g"))
+    ax.set_title(f"study {results['study']}: mean ± std over seeds")
+    ax.legend(fontsize="small")
+    return ax
+
 
 # ----------------------------------------------------------------------------------------------------
 # final evaluation and command line
@@ -2785,6 +3119,57 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
         print(f"scores written to {args.json}")
 
 
+def _study_flags(args: argparse.Namespace) -> list[str]:
+    """The options of `study run` as command-line words: what `study commands` and `--jobs` pass on."""
+    flags = ["--data-dir", str(args.data_dir), "--runs-dir", str(args.runs_dir)]
+    for name in ("stats_dir", "feature_net", "fid_weights", "device", "threads", "time_limit"):
+        if getattr(args, name) is not None:
+            flags += ["--" + name.replace("_", "-"), str(getattr(args, name))]
+    return flags
+
+
+def _cmd_study(args: argparse.Namespace) -> None:
+    study = load_study(args.file)
+    if args.action == "commands":
+        runs = [(a, s) for a, s in study.runs() if (not args.arm or a in args.arm) and (not args.seed or s in args.seed)]
+        for arm, seed in runs:
+            print(" ".join(["python", "gan_helpers.py", "study", "run", str(args.file), "--arm", arm,
+                            "--seed", str(seed), "--quiet", *_study_flags(args)]))
+        print(f"# {len(runs)} runs, each in its own folder; afterwards (with every run folder under "
+              f"{args.runs_dir}/{study.name}/): python gan_helpers.py study collect {args.file} "
+              f"--runs-dir {args.runs_dir}", file=sys.stderr)
+        return
+    if args.action == "run" and args.jobs > 1:
+        import subprocess
+        word = [sys.executable, str(Path(__file__).resolve()), "study", "run", str(args.file), "--quiet", "--worker",
+                *_study_flags(args), *(w for a in args.arm for w in ("--arm", a)),
+                *(w for s in args.seed for w in ("--seed", str(s)))]
+        workers = [subprocess.Popen(word) for _ in range(args.jobs)]   # they share the runs through lock files
+        if any(w.wait() for w in workers):
+            raise GanError(f"a worker of study {study.name} failed (its message is above); run the same command "
+                           f"again to continue")
+    elif args.action == "run":
+        if args.threads is not None:
+            torch.set_num_threads(args.threads)
+        device = setup(0, args.device)
+        features = load_feature_net(args.feature_net, args.fid_weights, device)
+        only = lambda arm, seed: (not args.arm or arm in args.arm) and (not args.seed or seed in args.seed)  # noqa: E731
+        for line in run_study(study, args.data_dir, features, args.runs_dir, device, only, args.stats_dir,
+                              progress=not args.quiet, time_limit=args.time_limit * 60 if args.time_limit else None):
+            print(line, flush=True)
+    if args.worker:
+        return
+    if args.action == "run" and (args.arm or args.seed):   # part of a study: other runs may still be going
+        print(f"collect the results when every run has finished: python gan_helpers.py study collect "
+              f"{args.file} --runs-dir {args.runs_dir}")
+        return
+    results = collect_study(study, args.runs_dir)
+    print(study_table(results))
+    print(f"{results['protocol']['metric']}, {results['protocol']['n_fake']} generated vs "
+          f"{results['protocol']['n_real']} real; missing runs: {results['missing'] or 'none'}; written to "
+          f"{Path(args.runs_dir) / study.name / 'results.json'}")
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with its errors in one line (what was wrong, where to read the options), like GanError's."""
 
@@ -2898,6 +3283,26 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", help="also write the test-set scores to this JSON file (the report reads them)")
     add_common(e, classifier=True)
     e.set_defaults(func=_cmd_evaluate)
+
+    st = sub.add_parser("study", help="run, list or collect the runs of a study description (studies/*.json)")
+    st.add_argument("action", choices=("run", "commands", "collect"),
+                    help="run: train every unfinished run, then write results.json; commands: print one "
+                         "standalone command per run (for several processes, GPUs or machines); collect: "
+                         "rebuild results.json from the run folders")
+    st.add_argument("file", help="study description, e.g. studies/attention.json")
+    st.add_argument("--data-dir", default="data", help="CIFAR-10 folder (as for train)")
+    st.add_argument("--runs-dir", default="model/studies", help="run folders go to RUNS_DIR/<study>/<arm>_s<seed>/")
+    st.add_argument("--stats-dir", help="cache of real-image feature statistics (default DATA_DIR/fid_stats)")
+    st.add_argument("--arm", action="append", default=[], help="only this arm (repeatable)")
+    st.add_argument("--seed", type=int, action="append", default=[], help="only this seed (repeatable)")
+    st.add_argument("--threads", type=int, help="torch CPU threads per process (1 to run two processes on 2 cores)")
+    st.add_argument("--jobs", type=int, default=1, help="run: this many worker processes sharing the runs")
+    st.add_argument("--quiet", action="store_true", help="no progress bars, one line per run")
+    st.add_argument("--time-limit", type=float, metavar="MINUTES",
+                    help="run: save the state and stop after this long (the same command continues)")
+    st.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # a --jobs worker: its parent collects
+    add_common(st)
+    st.set_defaults(func=_cmd_study)
     return parser
 
 

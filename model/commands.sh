@@ -86,3 +86,21 @@ report/build.sh
 
 # Speed benchmark (ours vs a torchvision/DataLoader reference loop; attention kernels; cached evaluation).
 python tests/benchmarks/train_speed.py --data-dir data --feature-net ../shared/eval/cifar10_features.pt --iters 30
+
+# Studies (issue 13): one description per study in studies/*.json (arms x seeds, budget, evaluation protocol);
+# each run trains in model/studies/<study>/<arm>_s<seed>/ (history.json and run.json committed, *.pt not),
+# resumes exactly where it stopped, and finished runs are skipped; results.json per study (mean ± std over
+# seeds). Cost per study and the timings behind it: model/studies/README.md. Timings (CPU s/iteration):
+OMP_NUM_THREADS=1 python tools/study_timing.py --data-dir data --feature-net ../shared/eval/cifar10_features.pt --iters 8 --warmup 2
+# On this 2-core CPU: two worker processes of one thread each share the runs of a study (run locks).
+# loss, stabilisers, conditioning and update_ratio need the Config fields of issue 11 (cond, n_gen,
+# spectral_norm "none"/"d"/"gd", lipschitz "none"/"clip"/"gp").
+for s in attention loss stabilisers conditioning update_ratio; do
+  python gan_helpers.py study run studies/$s.json --data-dir data --feature-net ../shared/eval/cifar10_features.pt \
+      --device cpu --jobs 2 --threads 1 --quiet
+done
+# On GPUs or several machines: one standalone command per run, e.g. 8 at a time on one GPU (each process writes
+# only its own run folder), then the results file from the run folders (copied back from wherever they ran):
+python gan_helpers.py study commands studies/attention.json --data-dir data \
+    --feature-net ../shared/eval/cifar10_features.pt --device cuda --threads 1 | xargs -P 8 -I{} sh -c '{}'
+python gan_helpers.py study collect studies/attention.json

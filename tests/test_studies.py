@@ -1,0 +1,325 @@
+"""Study runner: description files, identical starting weights across arms, the results file (values and
+mean/std over seeds), resuming a killed study without redoing finished runs, run locks, the command line,
+the table and the plot."""
+import json
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+import pytest
+import torch
+
+import gan_helpers as gh
+
+ARMS = {"none": ["g_attn=()", "d_attn=()"], "a8": ["g_attn=(8,)", "d_attn=(8,)"]}
+SEEDS = [0, 1]
+ITERS = 4
+
+
+def write_study(folder: Path, **changes) -> Path:
+    spec = {"description": "tiny test study", "preset": "sagan", "width": 8,
+            "set": ["batch_size=4", "ema_decay=0", "z_dim=16"], "arms": ARMS, "seeds": SEEDS, "iters": ITERS,
+            "eval_every": 2, "eval_samples": 20, **changes}
+    spec = {k: v for k, v in spec.items() if v is not None}   # None removes a key
+    path = folder / "tiny.json"
+    path.write_text(json.dumps(spec))
+    return path
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[gh.ImageSet, gh.ImageSet]:
+    return gh.train_val_split(gh.synthetic_images(200), val_size=40)
+
+
+@pytest.fixture(scope="module")
+def features() -> gh.FeatureNet:
+    return gh.load_feature_net(gh.RandomFeatures())
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory, data, features) -> tuple[gh.Study, Path, dict]:
+    """The tiny study (2 arms x 2 seeds, 4 iterations) run straight through, and its results."""
+    root = tmp_path_factory.mktemp("study")
+    study = gh.load_study(write_study(root))
+    gh.run_study(study, data, features, root / "runs", stats_dir=root / "stats", progress=False)
+    return study, root / "runs", gh.collect_study(study, root / "runs")
+
+
+def history(runs: Path, arm: str, seed: int) -> dict:
+    return json.loads((runs / "tiny" / f"{arm}_s{seed}" / "history.json").read_text())
+
+
+# ---------------------------------------------------------------------------------------------- description
+
+def test_grid_arms_are_every_combination_in_order(tmp_path):
+    study = gh.load_study(write_study(tmp_path, arms=None, grid=[{"nc1": ["n_critic=1"], "nc2": ["n_critic=2"]},
+                                                                {"bce": ["loss='bce'"], "hinge": ["loss='hinge'"]}]))
+    assert list(study.arms) == ["nc1-bce", "nc1-hinge", "nc2-bce", "nc2-hinge"]
+    cfg = study.config("nc2-hinge", 1)
+    assert (cfg.n_critic, cfg.loss, cfg.g_ch, cfg.d_ch, cfg.seed, cfg.iters, cfg.name) == (2, "hinge", 8, 8, 1, 4,
+                                                                                         "tiny-nc2-hinge")
+    assert study.runs()[:4] == [("nc1-bce", 0), ("nc1-hinge", 0), ("nc2-bce", 0), ("nc2-hinge", 0)]
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"arms": {"x": ["seed=3"]}}, "set by the study's own keys"),
+    ({"arms": {"x": ["no_such_field=1"]}}, "--set expects key=value"),
+    ({"arms": {"x": ["loss='mse'"]}}, "config loss='mse' is not one of"),
+    ({"itres": 4}, r"unknown keys \['itres'\]"),
+    ({"preset": "stylegan"}, "preset 'stylegan' is not one of"),
+    ({"seeds": [1, 1]}, "seeds must be distinct"),
+])
+def test_bad_study_files_are_refused_before_training(tmp_path, changes, message):
+    path = write_study(tmp_path, **changes)
+    with pytest.raises(gh.GanError, match=message):
+        gh.load_study(path)
+
+
+def test_both_or_neither_of_arms_and_grid_is_refused(tmp_path):
+    with pytest.raises(gh.GanError, match="exactly one of 'arms' and 'grid'"):
+        gh.load_study(write_study(tmp_path, grid=[{"a": []}]))
+
+
+# ---------------------------------------------------------------------------------------------- starting weights
+
+def _equal_where_shared(a: dict, b: dict) -> set[str]:
+    """Assert that tensors named alike in two state dicts are equal; return the names only `a` has."""
+    for name in set(a) & set(b):
+        assert torch.equal(a[name], b[name]), name
+    return set(a) - set(b)
+
+
+def test_arms_of_one_seed_start_from_the_same_weights():
+    base = dict(g_ch=16, d_ch=16, seed=3)
+    arms = [gh.Config.sagan(**base, g_attn=(), d_attn=()), gh.Config.sagan(**base, g_attn=(8, 32), d_attn=(32,)),
+            gh.Config.sagan(**base, loss="hinge", drift=0.0), gh.Config.sagan(**base, num_classes=0)]
+    G0, D0 = gh.build_models(arms[0])
+    for cfg in arms[1:]:
+        G, D = gh.build_models(cfg)
+        # every tensor of the first arm is in the others and equal there, but the class embeddings of an
+        # unconditional arm (G's conditional BN gains and biases, D's projection)
+        only_g = _equal_where_shared(G0.state_dict(), G.state_dict())
+        only_d = _equal_where_shared(D0.state_dict(), D.state_dict())
+        assert all(n.endswith((".gain.weight", ".bias.weight")) for n in only_g) and len(only_g) == 12 * (
+            cfg.num_classes == 0)
+        assert only_d == ({"embed.parametrizations.weight.original", "embed.parametrizations.weight.0._u",
+                           "embed.parametrizations.weight.0._v"} if cfg.num_classes == 0 else set())
+    # attention starts as the identity (gamma = 0), so G's first images are the same with and without it (up to
+    # float rounding: the convolutions after it may see another memory layout and sum in another order)
+    z, y = torch.randn(4, 128), torch.arange(4)
+    G_attn = gh.build_models(arms[1])[0]
+    torch.testing.assert_close(G0.eval()(z, y), G_attn.eval()(z, y))
+    # another seed starts elsewhere
+    G_other = gh.build_models(gh.Config.sagan(g_ch=16, d_ch=16, seed=4, g_attn=(), d_attn=()))[0]
+    assert not torch.equal(G_other.linear.parametrizations.weight.original, G0.linear.parametrizations.weight.original)
+
+
+def test_building_models_leaves_the_global_random_stream_alone():
+    gh.setup(5)
+    expected = torch.rand(3)
+    for cfg in (gh.Config.sagan(g_ch=8, d_ch=8), gh.Config.sagan(g_ch=8, d_ch=8, g_attn=(8, 16, 32))):
+        gh.setup(5)
+        gh.build_models(cfg)
+        assert torch.equal(torch.rand(3), expected)
+
+
+# ---------------------------------------------------------------------------------------------- results file
+
+def test_results_hold_every_arm_and_seed_with_values_from_the_histories(finished):
+    study, runs, results = finished
+    assert json.loads((runs / "tiny" / "results.json").read_text()) == results
+    assert list(results["arms"]) == ["none", "a8"] and results["missing"] == []
+    p = results["protocol"]
+    assert (p["metric"], p["n_fake"], p["n_real"], p["iters"], p["eval_every"], p["equal_iter"]) == (
+        "FD (proxy: RandomFeatures features)", 20, 40, ITERS, 2, ITERS)
+    for arm, a in results["arms"].items():
+        assert a["seeds"] == SEEDS and a["set"] == ARMS[arm]
+        assert a["images_seen"] == ITERS * 4
+        for run, seed in zip(a["runs"], SEEDS):
+            evals = history(runs, arm, seed)["eval"]
+            assert [e["iter"] for e in evals] == [0, 2, 4]
+            assert run["best"] == min(e["fd"] for e in evals) and run["final"] == evals[-1]["fd"]
+            assert run["at_iter"] == evals[-1]["fd"]
+            assert run["sec_per_iter"] == pytest.approx(evals[-1]["seconds"] / ITERS)
+            within = [e for e in evals if e["seconds"] <= p["equal_seconds"]]
+            assert run["at_time"] == within[-1]["fd"]
+        curves = np.array([[e["fd"] for e in history(runs, arm, s)["eval"]] for s in SEEDS])
+        np.testing.assert_allclose(a["curve"]["mean"], curves.mean(0))
+        np.testing.assert_allclose(a["curve"]["std"], curves.std(0, ddof=1))
+
+
+def test_mean_and_std_over_seeds_are_the_sample_statistics(finished):
+    _, _, results = finished
+    for a in results["arms"].values():
+        for key in ("best", "final", "at_iter", "at_time", "sec_per_iter"):
+            values = [r[key] for r in a["runs"]]
+            assert a[key]["values"] == values
+            assert a[key]["mean"] == pytest.approx(statistics.mean(values))
+            assert a[key]["std"] == pytest.approx(statistics.stdev(values))
+    assert gh.mean_std([1.0, 2.0, 4.0]) == {"mean": pytest.approx(7 / 3), "std": pytest.approx(1.5275252316519468),
+                                            "n": 3, "values": [1.0, 2.0, 4.0]}
+    assert gh.mean_std([2.5])["std"] is None
+
+
+def test_arms_of_one_seed_start_from_the_same_score(finished):
+    _, runs, _ = finished
+    for seed in SEEDS:
+        first = [history(runs, arm, seed)["eval"][0] for arm in ARMS]
+        assert first[0]["iter"] == 0 and first[0]["fd"] == pytest.approx(first[1]["fd"], rel=1e-5)
+    assert history(runs, "none", 0)["eval"][0]["fd"] != history(runs, "none", 1)["eval"][0]["fd"]
+
+
+def test_training_time_is_recorded_per_evaluation_and_carried_across_resume(tmp_path, data, features):
+    cfg = gh.Config.sagan(g_ch=8, d_ch=8, z_dim=16, batch_size=4, iters=2, eval_every=1, eval_samples=20,
+                          checkpoint_every=1, g_attn=(), d_attn=(), ema_decay=0)
+    gh.train(cfg, tmp_path, *data, features, progress=False)
+    h = gh.train(gh.dataclasses.replace(cfg, iters=3), tmp_path, *data, features, progress=False, resume=True)
+    seconds = [e["seconds"] for e in h["eval"]]
+    assert seconds[0] == 0 and all(b > a for a, b in zip(seconds, seconds[1:])) and len(seconds) == 4
+
+
+# ---------------------------------------------------------------------------------------------- resume, locks
+
+def test_killed_study_resumes_without_redoing_finished_runs_and_gives_the_same_numbers(
+        tmp_path, data, features, finished):
+    _, _, straight = finished
+    study = gh.load_study(write_study(tmp_path))
+    runs, real_step, calls = tmp_path / "runs", gh.train_step, []
+
+    def step_until_killed(*args):
+        calls.append(1)
+        if len(calls) == 2 * ITERS + 3:      # third run (none, seed 1), iteration 3: after its checkpoint at 2
+            raise KeyboardInterrupt
+        return real_step(*args)
+
+    with mock.patch.object(gh, "train_step", step_until_killed), pytest.raises(KeyboardInterrupt):
+        gh.run_study(study, data, features, runs, stats_dir=tmp_path / "stats", progress=False)
+    assert not list(runs.rglob("lock"))
+    assert gh.load_checkpoint(runs / "tiny" / "none_s1" / "last.pt")["iteration"] == 2
+    calls.clear()
+    with mock.patch.object(gh, "train_step", step_until_killed):
+        lines = gh.run_study(study, data, features, runs, stats_dir=tmp_path / "stats", progress=False)
+    assert len(calls) == (ITERS - 2) + ITERS          # the rest of the killed run, then the last run
+    assert [line.split(": ")[1] for line in lines] == ["finished earlier"] * 2 + [f"trained to iteration {ITERS}"] * 2
+    resumed = gh.collect_study(study, runs)
+    for arm in ARMS:
+        for key in ("best", "final", "at_iter", "best_iter"):
+            assert resumed["arms"][arm][key]["values"] == straight["arms"][arm][key]["values"], (arm, key)
+        assert resumed["arms"][arm]["curve"]["mean"] == straight["arms"][arm]["curve"]["mean"]
+
+
+def test_runs_held_by_a_live_process_are_left_to_it_and_dead_locks_are_taken_over(tmp_path, data, features):
+    import socket
+    study = gh.load_study(write_study(tmp_path, seeds=[0], arms={"none": ARMS["none"]}))
+    folder = gh.study_run_dir(study, "none", 0, tmp_path / "runs")
+    folder.mkdir(parents=True)
+    (folder / "lock").write_text(f"{socket.gethostname()} {subprocess.Popen(['sleep', '30']).pid}")
+    lines = gh.run_study(study, data, features, tmp_path / "runs", stats_dir=tmp_path / "stats", progress=False)
+    assert "skipped, another process holds" in lines[0] and not (folder / "history.json").exists()
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    (folder / "lock").write_text(f"{socket.gethostname()} {dead.pid}")
+    lines = gh.run_study(study, data, features, tmp_path / "runs", stats_dir=tmp_path / "stats", progress=False)
+    assert lines == [f"{folder}: trained to iteration {ITERS}"] and not (folder / "lock").exists()
+
+
+def test_changed_study_file_does_not_reuse_a_finished_run_without_its_state(tmp_path, finished, data, features):
+    study, runs, _ = finished
+    copy = tmp_path / "runs" / "tiny" / "none_s0"
+    copy.mkdir(parents=True)
+    for name in ("run.json", "history.json"):      # what a fresh clone has: the committed files, no .pt
+        (copy / name).write_text((runs / "tiny" / "none_s0" / name).read_text())
+    changed = gh.load_study(write_study(tmp_path, iters=6, arms={"none": ARMS["none"]}, seeds=[0]))
+    with pytest.raises(gh.GanError, match="another config and no last.pt"):
+        gh.run_study(changed, data, features, tmp_path / "runs", stats_dir=tmp_path / "stats", progress=False)
+    assert gh.collect_study(study, tmp_path / "runs")["missing"] == ["a8_s0", "none_s1", "a8_s1"]
+
+
+# ---------------------------------------------------------------------------------------------- command line
+
+def test_commands_are_one_standalone_line_per_run(tmp_path, capsys):
+    path = write_study(tmp_path)
+    assert gh.main(["study", "commands", str(path), "--data-dir", "d", "--feature-net", "f.pt", "--threads", "1",
+                    "--device", "cuda"]) == 0
+    out = capsys.readouterr()
+    lines = out.out.splitlines()
+    assert len(lines) == len(ARMS) * len(SEEDS) and "study collect" in out.err
+    parsed = [gh.build_parser().parse_args(line.split()[2:]) for line in lines]
+    assert [(a.arm, a.seed) for a in parsed] == [([arm], [seed]) for seed in SEEDS for arm in ARMS]
+    assert all((a.action, a.data_dir, a.feature_net, a.threads, a.device, a.runs_dir, a.quiet)
+               == ("run", "d", "f.pt", 1, "cuda", "model/studies", True) for a in parsed)
+
+
+def test_collect_rebuilds_results_and_prints_the_table(finished, capsys, tmp_path):
+    study, runs, results = finished
+    (runs / "tiny" / "results.json").unlink()
+    path = write_study(tmp_path)
+    assert gh.main(["study", "collect", str(path), "--runs-dir", str(runs)]) == 0
+    assert json.loads((runs / "tiny" / "results.json").read_text()) == results
+    out = capsys.readouterr().out
+    assert "| none | 2 |" in out and "| a8 | 2 |" in out and "missing runs: none" in out
+
+
+def test_cli_study_errors_are_one_line(tmp_path):
+    path = write_study(tmp_path, arms={"x": ["loss='mse'"]})
+    r = subprocess.run([sys.executable, str(Path(gh.__file__)), "study", "run", str(path)], capture_output=True,
+                       text=True, env={"PYTHONPATH": str(Path(gh.__file__).parent), "PATH": ""})
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "arm 'x': config loss='mse'" in r.stderr
+
+
+# ---------------------------------------------------------------------------------------------- table and plot
+
+def fake_results(bests: dict[str, list[float]]) -> dict:
+    arms = {}
+    for arm, values in bests.items():
+        s = gh.mean_std(values)
+        arms[arm] = {"seeds": list(range(len(values))), "best": s, "final": s, "at_iter": s, "at_time": s,
+                     "sec_per_iter": gh.mean_std([0.5] * len(values)), "images_seen": 64_000,
+                     "curve": {"iter": [0, 500, 1000], "mean": [9.0, s["mean"] + 1, s["mean"]],
+                               "std": [0.0, 0.2, s["std"]], "seconds": [0.0, 250.0, 500.0]}}
+    return {"study": "fake", "arms": arms, "protocol": {"metric": "FD (proxy)", "n_fake": 2000, "n_real": 5000,
+                                                         "equal_iter": 1000, "equal_seconds": 500.0}}
+
+
+def test_table_marks_gaps_larger_than_the_spread_over_seeds():
+    table = gh.study_table(fake_results({"a": [1.0, 1.1, 0.9], "b": [1.5, 1.6, 1.4], "c": [1.1, 1.5, 0.7]}))
+    rows = {line.split(" | ")[0][2:]: line for line in table.splitlines()[2:]}
+    assert rows["a"].endswith("| lowest |") and "1 ± 0.1 |" in rows["a"]
+    assert rows["b"].endswith("| +0.5* |") and rows["c"].endswith("| +0.1 |")
+    assert "64,000" in rows["a"]
+    latex = gh.study_table(fake_results({"a_1": [1.0, 1.1]}), "latex")
+    assert r"a\_1 & 2 & 1.05 $\pm$ 0.071" in latex and latex.startswith(r"\begin{tabular}{lrrrrrrrr}")
+    single = gh.study_table(fake_results({"a": [1.0], "b": [2.0]}))
+    assert single.splitlines()[-1].endswith("| +1 |")     # one seed: no spread, so no mark
+    with pytest.raises(gh.GanError, match="choose 'markdown' or 'latex'"):
+        gh.study_table(fake_results({"a": [1.0]}), "html")
+
+
+def test_plot_draws_the_mean_with_a_band_of_one_std():
+    import matplotlib
+    matplotlib.use("Agg")
+    results = fake_results({"a": [1.0, 1.2], "b": [2.0, 2.4]})
+    ax = gh.plot_study(results)
+    assert [line.get_label().split(" (")[0] for line in ax.get_lines()] == ["a", "b"]
+    for line, (arm, a) in zip(ax.get_lines(), results["arms"].items()):
+        np.testing.assert_allclose(line.get_ydata(), a["curve"]["mean"])
+    for band, a in zip(ax.collections, results["arms"].values()):
+        ys = band.get_paths()[0].vertices[:, 1]
+        mean, std = np.array(a["curve"]["mean"]), np.array(a["curve"]["std"])
+        np.testing.assert_allclose([ys.min(), ys.max()], [(mean - std).min(), (mean + std).max()])
+    ax_time = gh.plot_study(results, x="seconds")
+    np.testing.assert_allclose(ax_time.get_lines()[0].get_xdata(), [0.0, 250.0, 500.0])
+
+
+def test_time_limit_stops_the_study_with_a_resumable_state(tmp_path, data, features):
+    study = gh.load_study(write_study(tmp_path, seeds=[0], arms={"none": ARMS["none"]}))
+    folder = gh.study_run_dir(study, "none", 0, tmp_path / "runs")
+    lines = gh.run_study(study, data, features, tmp_path / "runs", stats_dir=tmp_path / "stats", progress=False,
+                         time_limit=0)
+    assert lines == [f"{folder}: stopped at iteration 1 (time limit); run again to continue"]
+    assert not (folder / "run.json").exists() and gh.load_checkpoint(folder / "last.pt")["iteration"] == 1
+    lines = gh.run_study(study, data, features, tmp_path / "runs", stats_dir=tmp_path / "stats", progress=False)
+    assert lines == [f"{folder}: trained to iteration {ITERS}"] and (folder / "run.json").exists()
