@@ -266,7 +266,9 @@ IMG_SIZES = (32, 64, 128)                    # Config.img_size: every architectu
 SPECTRAL_NORM = ("none", "d", "gd")          # Config.spectral_norm: which of G and D get spectral norm
 # values written before issue 11 -> their current spelling: spectral_norm was a bool; lipschitz="sn" meant
 # "the constraint is spectral norm", which is now spectral_norm's job alone
-LEGACY_VALUES = {("spectral_norm", True): "gd", ("spectral_norm", False): "none", ("lipschitz", "sn"): "none"}
+# (also as typed on the command line, where a str field keeps "True" as text)
+LEGACY_VALUES = {("spectral_norm", True): "gd", ("spectral_norm", False): "none", ("spectral_norm", "True"): "gd",
+                 ("spectral_norm", "False"): "none", ("lipschitz", "sn"): "none"}
 
 
 def _upgrade(fields: dict[str, Any]) -> dict[str, Any]:
