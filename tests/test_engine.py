@@ -341,7 +341,7 @@ def test_cli_evaluate_prints_test_score_and_writes_grid(cli_run):
     r = cli("evaluate", "run/best.pt", "--data-dir", "data", "--n", "30", "--feature-net", "features.pt",
             "--grid", "grid.png", "--json", "scores.json", cwd=cli_run)
     assert r.returncode == 0, r.stderr
-    assert "CIFAR-10 test set: FD (proxy: features features)" in r.stdout and "(30 generated vs 60 real)" in r.stdout
+    assert "test set: FD (proxy: features features)" in r.stdout and "(30 generated vs 60 real)" in r.stdout
     assert (cli_run / "grid.png").stat().st_size > 1000
     scores = json.loads((cli_run / "scores.json").read_text())
     assert scores["n_fake"] == 30 and scores["n_real"] == 60 and scores["checkpoint"] == "run/best.pt"
