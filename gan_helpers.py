@@ -14,11 +14,12 @@ Sections, in order, and where to change what:
                   Config.g_attn / d_attn (values from attention_resolutions()), no code
   losses          LOSSES (a loss: a pure function pair, one line in LOSSES), class_loss (ACGAN), gradient penalty
   training step   train_step(): n_critic D steps, n_gen G steps, EMA
-  evaluation      feature networks, FID/KID, real statistics cached by split
+  evaluation      feature networks, FID/KID, Inception Score, class accuracy, diversity,
+                  real statistics cached by split
   checkpoints     atomic saves, loading (old layouts upgrade through Config.from_dict)
-  sampling        latents(), sample()
+  sampling        latents(), sample(), interpolation (slerp, between classes)
   training loop   train() (the FID sample counts: Config.eval_samples, test_set_score(n), --n), publish
-  plots           image grids, curves, attention maps and explorer
+  plots           image grids, curves, snapshots over training, attention maps and explorer
   final evaluation and command line
                   final_evaluation(), `python gan_helpers.py {train,sample,fid,publish,evaluate}`
 
@@ -616,6 +617,16 @@ class RandomFeatures(nn.Module):
         return self.net(x * 2 - 1)
 
 
+def random_classifier(num_classes: int = 10, seed: int = 0) -> nn.Module:
+    """RandomFeatures followed by a fixed random linear head (images in [0, 1] -> logits (N, num_classes)):
+    the stand-in classifier of tests and smoke runs, so the IS and class-accuracy paths run without
+    ../shared. Its numbers mean nothing."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        head = nn.Linear(64, num_classes)
+    return nn.Sequential(RandomFeatures(seed), head).eval()
+
+
 # ----------------------------------------------------------------------------------------------------
 # layers: self-attention, conditional batch norm, spectral norm
 # ----------------------------------------------------------------------------------------------------
@@ -688,10 +699,13 @@ class ConditionalBatchNorm(nn.Module):
             nn.init.zeros_(self.bias.weight)
 
     def forward(self, x: Tensor, y: Tensor | None) -> Tensor:
+        """y: class indices (N,), or class weights (N, K) (a soft label: interpolate_classes mixes the
+        scale and shift of two classes this way; a one-hot row gives exactly that class's)."""
         h = self.bn(x)
         if y is None or not self.conditional:
             return h
-        return h * self.gain(y)[:, :, None, None] + self.bias(y)[:, :, None, None]
+        gain, bias = embed_labels(self.gain, y), embed_labels(self.bias, y)   # (N, C) each
+        return h * gain[:, :, None, None] + bias[:, :, None, None]
 
 
 class _Float32SpectralNorm(_SpectralNorm):
@@ -753,9 +767,15 @@ def generator_input(cfg: Config) -> tuple[nn.Embedding | None, int]:
     return nn.Embedding(cfg.cond_classes, cfg.z_dim), 2 * cfg.z_dim
 
 
+def embed_labels(embed: nn.Embedding, y: Tensor) -> Tensor:
+    """embed(y) for class indices y (N,); for class weights y (N, K) (soft labels, e.g. interpolate_classes)
+    the same mixture of the classes' embedding rows. -> (N, embedding_dim)."""
+    return y.to(embed.weight.dtype) @ embed.weight if y.is_floating_point() else embed(y)
+
+
 def join_label_embedding(embed: nn.Embedding | None, z: Tensor, y: Tensor | None) -> Tensor:
     """z (N, z_dim) -> (N, 2 z_dim) = [z, embed(y)] for a G with a label embedding; z itself otherwise."""
-    return z if embed is None else torch.cat([z, embed(y)], 1)
+    return z if embed is None else torch.cat([z, embed_labels(embed, y)], 1)
 
 
 def join_label_planes(x: Tensor, y: Tensor | None, num_classes: int) -> Tensor:
@@ -1248,17 +1268,38 @@ def train_step(cfg: Config, G: nn.Module, D: nn.Module, G_ema: nn.Module | None,
 # ----------------------------------------------------------------------------------------------------
 
 INCEPTION_WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"  # pytorch-fid's FID weights
+# two samples of a class are near-duplicates when closer in feature space than this fraction of the
+# mean distance between two real images of the class (see diversity())
+DUPLICATE_FRACTION = 0.25
+IS_SPLITS = 10                     # the Inception Score's splits (Salimans et al. 2016; torch-fidelity: 10)
 
 
-class _PoolFeatures(nn.Module):
-    """pytorch-fid's InceptionV3 returning its 2048-d pool3 features as (N, 2048)."""
+class _InceptionOutputs(nn.Module):
+    """pytorch-fid's InceptionV3 giving, from one forward pass, its 2048-d pool3 features (FID) and the
+    1008 logits of its softmax layer (Inception Score). The logits are pool3 @ W without the bias, as the
+    original TF code (improved-gan's inception_score.py) and torch-fidelity's "logits_unbiased" take them."""
 
-    def __init__(self, inception: nn.Module):
+    def __init__(self, inception: nn.Module, fc: nn.Linear):
         super().__init__()
         self.inception = inception
+        self.fc = fc
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.inception(x)[0].flatten(1)
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        pool = self.inception(x)[0].flatten(1)                          # (N, 2048)
+        return pool, pool @ self.fc.weight.T                            # (N, 2048), (N, 1008)
+
+
+class _ProxyOutputs(nn.Module):
+    """A proxy feature network and, when given, a classifier whose logits serve the proxy IS:
+    images in [0, 1] -> (features (N, D), logits (N, K) or None)."""
+
+    def __init__(self, features: nn.Module, classifier: nn.Module | None):
+        super().__init__()
+        self.features = features
+        self.classifier = classifier
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
+        return self.features(x), None if self.classifier is None else self.classifier(x)
 
 
 def _fingerprint(module: nn.Module) -> str:
@@ -1270,50 +1311,110 @@ def _fingerprint(module: nn.Module) -> str:
 
 
 @dataclass
+class NetOutputs:
+    """What one pass of a FeatureNet gives for a set of images."""
+    features: np.ndarray               # (N, D) float64: Frechet distance and KID
+    is_logits: np.ndarray | None       # (N, K): the logits of the Inception Score (None: no IS)
+    class_logits: np.ndarray | None    # (N, C): a CIFAR-10 classifier's logits (None: no class accuracy)
+
+
+@dataclass
 class FeatureNet:
-    """A network mapping images (N, 3, H, W) in [0, 1] to features (N, D). Only pytorch-fid's Inception
-    gives FID; any other network gives a proxy Frechet distance, labelled as such."""
-    module: nn.Module
+    """A network mapping images (N, 3, H, W) in [0, 1] to features (N, D) and, in the same forward pass,
+    the logits of an Inception Score. Only pytorch-fid's Inception gives FID and IS; any other network
+    gives a proxy Frechet distance, and a proxy IS from the classifier when there is one."""
+    module: nn.Module              # images -> (features (N, D), IS logits (N, K) or None)
     label: str                     # "FID" or "FD (proxy: <name> features)": printed beside every number
-    key: str                       # cache key (network name + weight hash)
+    key: str                       # cache key (network name + weight hash of the feature layers)
     is_inception: bool
+    is_label: str | None = None    # "IS" or "IS (proxy: <classifier>)"; None when there are no logits
+    classifier: nn.Module | None = None  # CIFAR-10 classifier, images in [0, 1] -> logits (N, C): class accuracy
+    class_label: str = ""          # "class accuracy (proxy: <classifier>)": printed beside class accuracies
     half: bool = False             # run the network under float16 autocast (load_feature_net: on by default on
                                    # CUDA). fp16, not bf16: FD moves by < 0.001 % with fp16 features but by
                                    # about 0.2 % with bf16 ones (tests/test_engine.py)
 
     @torch.no_grad()
-    def features(self, images: Tensor, batch_size: int = 50) -> np.ndarray:
-        """uint8 images (N, 3, H, W) -> float64 features (N, D), computed in eval mode on the net's device."""
+    def outputs(self, images: Tensor, batch_size: int = 50, classify: bool = True) -> NetOutputs:
+        """uint8 images (N, 3, H, W) -> NetOutputs (float64 arrays), computed in eval mode on the net's device;
+        classify=False leaves class_logits None."""
         self.module.eval()
         device = next(iter(self.module.parameters()), torch.empty(0)).device
-        with torch.autocast(device.type, dtype=torch.float16, enabled=self.half):
-            out = [self.module(images[i:i + batch_size].to(device).float().div(255.0)).double().cpu()
-                   for i in range(0, len(images), batch_size)]
-        return torch.cat(out).numpy()
+        feats, is_logits, class_logits = [], [], []
+        for i in range(0, len(images), batch_size):
+            x = images[i:i + batch_size].to(device).float().div(255.0)
+            with torch.autocast(device.type, dtype=torch.float16, enabled=self.half):
+                f, logits = self.module(x)
+            feats.append(f.double().cpu())
+            if logits is not None:
+                is_logits.append(logits.double().cpu())
+            if classify and self.classifier is not None:   # a proxy's IS logits are the classifier's: no second pass
+                class_logits.append(is_logits[-1] if not self.is_inception else self.classifier.eval()(x).double().cpu())
+        cat = lambda parts: torch.cat(parts).numpy() if parts else None
+        return NetOutputs(torch.cat(feats).numpy(), cat(is_logits), cat(class_logits))
+
+    def features(self, images: Tensor, batch_size: int = 50) -> np.ndarray:
+        """uint8 images (N, 3, H, W) -> float64 features (N, D)."""
+        return self.outputs(images, batch_size, classify=False).features
+
+    @torch.no_grad()
+    def class_logits(self, images: Tensor, batch_size: int = 500) -> np.ndarray:
+        """uint8 images (N, 3, H, W) -> the classifier's logits (N, C), float64 (the classifier alone)."""
+        if self.classifier is None:
+            raise GanError("no classifier: pass classifier=PATH (--classifier), e.g. ../shared/eval/cifar10_classifier.pt")
+        device = next(iter(self.classifier.parameters()), torch.empty(0)).device
+        return torch.cat([self.classifier.eval()(images[i:i + batch_size].to(device).float().div(255.0)).double().cpu()
+                          for i in range(0, len(images), batch_size)]).numpy()
+
+
+# the kit's copy of ../shared/eval/cifar10_classifier.pt (model/eval/README.md): the default classifier
+KIT_CLASSIFIER = Path(__file__).resolve().parent / "model" / "eval" / "cifar10_classifier.pt"
+
+
+def _load_torchscript(path: Path, what: str) -> nn.Module:
+    if not path.is_file():
+        raise GanError(f"{what} {path} not found: pass a TorchScript file taking images (N, 3, 32, 32) in [0, 1] "
+                       f"(e.g. ../shared/eval/cifar10_features.pt, ../shared/eval/cifar10_classifier.pt)")
+    with warnings_ignored():
+        return torch.jit.load(str(path), map_location="cpu")
+
+
+def load_classifier(spec: str | Path | nn.Module | None = None) -> tuple[nn.Module, str] | None:
+    """(classifier, name) for class accuracy and the proxy IS: a module, a TorchScript file, or None for the
+    kit's copy of the CIFAR-10 classifier (KIT_CLASSIFIER; when it is absent, and for "none": no classifier)."""
+    if isinstance(spec, nn.Module):
+        return spec.eval(), type(spec).__name__
+    if spec is None:
+        return load_classifier(KIT_CLASSIFIER) if KIT_CLASSIFIER.is_file() else None
+    if str(spec).lower() == "none":
+        return None
+    path = Path(spec)
+    return _load_torchscript(path, "classifier").eval(), path.stem
 
 
 def load_feature_net(spec: str | Path | nn.Module | None = None, fid_weights: str | Path | None = None,
-                     device: torch.device | str = "cpu", half: bool | None = None) -> FeatureNet:
+                     device: torch.device | str = "cpu", classifier: str | Path | nn.Module | None = None,
+                     half: bool | None = None) -> FeatureNet:
     """spec None or "inception": pytorch-fid's InceptionV3 (weights from `fid_weights`, else pytorch-fid's
-    usual route: the torch hub cache, then a download). A module or a TorchScript file path: a proxy.
-    `half` (default: on CUDA) computes features under float16 autocast; statistics stay in float64."""
+    usual route: the torch hub cache, then a download), which gives FID and IS. A module or a TorchScript
+    file path: a proxy. `classifier` (see load_classifier) gives class accuracy, and with a proxy the
+    proxy IS. `half` (default: on CUDA) computes features under float16 autocast; statistics stay in float64."""
     half = torch.device(device).type == "cuda" if half is None else half
+    found = load_classifier(classifier)
+    clf, clf_name = found if found is not None else (None, "")
+    clf = clf.to(device) if clf is not None else None
+    class_label = f"class accuracy (proxy: {clf_name})"
     if spec is None or spec == "inception":
-        module = _PoolFeatures(_load_inception(fid_weights))
-        return FeatureNet(module.to(device).eval(), "FID", "inception-" + _fingerprint(module), True, half)
+        module = _InceptionOutputs(*_load_inception(fid_weights))
+        return FeatureNet(module.to(device).eval(), "FID", "inception-" + _fingerprint(module.inception), True,
+                          "IS", clf, class_label, half)
     if isinstance(spec, nn.Module):
-        name = type(spec).__name__
-        module = spec
+        name, net = type(spec).__name__, spec
     else:
-        path = Path(spec)
-        if not path.is_file():
-            raise GanError(f"feature network {path} not found: pass a TorchScript file mapping images in "
-                           f"[0, 1] to features (e.g. ../shared/eval/cifar10_features.pt)")
-        with warnings_ignored():
-            module = torch.jit.load(str(path), map_location="cpu")
-        name = path.stem
-    return FeatureNet(module.to(device).eval(), f"FD (proxy: {name} features)", f"{name}-{_fingerprint(module)}",
-                      False, half)
+        name, net = Path(spec).stem, _load_torchscript(Path(spec), "feature network")
+    return FeatureNet(_ProxyOutputs(net, clf).to(device).eval(), f"FD (proxy: {name} features)",
+                      f"{name}-{_fingerprint(net)}", False, f"IS (proxy: {clf_name})" if clf is not None else None,
+                      clf, class_label, half)
 
 
 @contextlib.contextmanager
@@ -1325,19 +1426,26 @@ def warnings_ignored() -> Iterator[None]:
         yield
 
 
-def _load_inception(fid_weights: str | Path | None) -> nn.Module:
+def _load_inception(fid_weights: str | Path | None) -> tuple[nn.Module, nn.Linear]:
+    """pytorch-fid's InceptionV3 up to pool3, and the final linear layer (1008 classes) of the same
+    weights, which pytorch-fid builds and then drops: we keep it for the Inception Score."""
     from unittest import mock
     import pytorch_fid.inception as pfi
     block = pfi.InceptionV3.BLOCK_INDEX_BY_DIM[2048]
+    built: list[nn.Module] = []
+    build = pfi.fid_inception_v3
+    keep_fc = mock.patch.object(pfi, "fid_inception_v3", lambda: built.append(build()) or built[-1])
     if fid_weights is not None:
         path = Path(fid_weights)
         if not path.is_file():
             raise GanError(f"FID weights file {path} not found (fid_weights / --fid-weights)")
         # pytorch-fid always fetches through load_state_dict_from_url; hand it the local file instead
-        with mock.patch.object(pfi, "load_state_dict_from_url", lambda *a, **k: torch.load(path, map_location="cpu")):
-            return pfi.InceptionV3([block])
+        with keep_fc, mock.patch.object(pfi, "load_state_dict_from_url",
+                                        lambda *a, **k: torch.load(path, map_location="cpu")):
+            return pfi.InceptionV3([block]), built[0].fc
     try:
-        return pfi.InceptionV3([block])
+        with keep_fc:
+            return pfi.InceptionV3([block]), built[0].fc
     except Exception as exc:  # offline: URLError / socket errors from the download
         cached = Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_WEIGHTS_FILE
         raise GanError(f"FID Inception weights are not in {cached} and could not be downloaded "
@@ -1416,6 +1524,85 @@ def real_stats(images: ImageSet, split: str, net: FeatureNet, cache_dir: str | P
     return stats
 
 
+def inception_score(logits: np.ndarray, splits: int = IS_SPLITS) -> tuple[float, float]:
+    """Inception Score (Salimans et al. 2016) of logits (N, K): with p(y|x) = softmax(logits), each of
+    `splits` consecutive parts of the samples scores exp(mean_x KL(p(y|x) || p(y))), p(y) the part's mean
+    prediction; returns the mean and std over the parts. As the original TF code and torch-fidelity
+    (without its shuffle). From 1 (every prediction equal) up to K (confident and spread evenly)."""
+    if len(logits) < splits:
+        raise GanError(f"the Inception Score needs at least {splits} samples (one per split), got {len(logits)}")
+    log_p = torch.as_tensor(logits, dtype=torch.float64).log_softmax(1)  # (N, K)
+    n, scores = len(log_p), []
+    for i in range(splits):
+        part = log_p[i * n // splits:(i + 1) * n // splits]
+        p = part.exp()                                                  # (n / splits, K) p(y|x)
+        # KL per sample; xlogy (0 log 0 = 0) keeps classes whose probabilities underflow to 0 out of it
+        kl = (p * part - torch.special.xlogy(p, p.mean(0))).sum(1)     # (n / splits,)
+        scores.append(kl.mean().exp().item())
+    return float(np.mean(scores)), float(np.std(scores))
+
+
+def class_accuracy(logits: np.ndarray, labels: np.ndarray | Tensor, num_classes: int) -> dict[str, Any]:
+    """Fraction of samples whose arg-max class is their label: overall, and per class (NaN for a class
+    without samples). logits (N, C), labels (N,) in [0, num_classes)."""
+    labels = np.asarray(labels)
+    if logits.shape[1] != num_classes:
+        raise GanError(f"the classifier gives {logits.shape[1]} classes but the images have {num_classes}: "
+                       f"pass a classifier for these classes (classifier= / --classifier), or none")
+    right = logits.argmax(1) == labels
+    per_class = [float(right[labels == c].mean()) if (labels == c).any() else float("nan") for c in range(num_classes)]
+    return {"overall": float(right.mean()), "per_class": per_class}
+
+
+def _pair_distances(x: Tensor) -> Tensor:
+    """Euclidean distances of all pairs i < j of the rows of x (N, D) -> (N (N - 1) / 2,)."""
+    i, j = torch.triu_indices(len(x), len(x), 1)
+    return torch.cdist(x, x, compute_mode="donot_use_mm_for_euclid_dist")[i, j]     # exact: 0 for copies
+
+
+def diversity(fake: np.ndarray, fake_labels: np.ndarray | None, real: np.ndarray, real_labels: np.ndarray | None,
+              duplicate_fraction: float = DUPLICATE_FRACTION) -> dict[str, Any]:
+    """Mode collapse, per class, in feature space: the mean distance between two samples of the class, and
+    the fraction of their pairs that are near-duplicates (closer than `duplicate_fraction` times the mean
+    distance between two real images of the class), each for generated (features (N, D)) and real
+    (features (M, D)) images. Labels None: one group. Both sets are cut to the same count per class, as
+    the fraction of close pairs grows with the count. Returns per-class lists and their means."""
+    groups = [0] if fake_labels is None else sorted(set(np.asarray(fake_labels).tolist()))
+    rows = {key: [] for key in ("dup_fake", "dup_real", "dist_fake", "dist_real")}
+    for c in groups:
+        f = fake if fake_labels is None else fake[np.asarray(fake_labels) == c]
+        r = real if real_labels is None or fake_labels is None else real[np.asarray(real_labels) == c]
+        m = min(len(f), len(r))
+        if m < 2:
+            raise GanError(f"diversity needs at least 2 generated and 2 real images per class (class {c}: "
+                           f"{len(f)} generated, {len(r)} real)")
+        df, dr = (_pair_distances(torch.as_tensor(a[:m], dtype=torch.float64)) for a in (f, r))
+        threshold = duplicate_fraction * dr.mean()
+        for key, value in (("dup_fake", (df < threshold).double().mean()), ("dup_real", (dr < threshold).double().mean()),
+                           ("dist_fake", df.mean()), ("dist_real", dr.mean())):
+            rows[key].append(float(value))
+    return {**{key: float(np.mean(v)) for key, v in rows.items()}, "per_class": rows, "classes": groups}
+
+
+def median_nearest_neighbour(images: Tensor, chunk: int = 500) -> float:
+    """Median over images (N, 3, H, W) of the pixel-space Euclidean distance (values in [0, 1]) to the
+    nearest other image of the set: small when a generator repeats itself."""
+    x = images.flatten(1).float() / 255.0 if images.dtype == torch.uint8 else images.flatten(1).float()
+    nearest = []
+    for i in range(0, len(x), chunk):
+        d = torch.cdist(x[i:i + chunk], x)                              # (chunk, N)
+        d[torch.arange(len(d)), torch.arange(i, i + len(d))] = float("inf")   # not itself
+        nearest.append(d.min(1).values)
+    return float(torch.cat(nearest).median())
+
+
+def nearest_neighbour_ratio(fake: Tensor, real: Tensor) -> float:
+    """median_nearest_neighbour of generated uint8 images over that of as many real ones (1: as spread
+    out as real images; below 1: samples closer to each other than real images are)."""
+    n = min(len(fake), len(real))
+    return median_nearest_neighbour(fake[:n]) / median_nearest_neighbour(real[:n])
+
+
 def score(fake: Stats, real: Stats, label: str) -> dict[str, Any]:
     """Frechet distance and KID between generated and real statistics, with the sample counts."""
     kid, kid_std = kernel_inception_distance(fake.features, real.features)
@@ -1423,17 +1610,71 @@ def score(fake: Stats, real: Stats, label: str) -> dict[str, Any]:
             "n_fake": fake.n, "n_real": real.n, "metric": label}
 
 
+def sample_scores(out: NetOutputs, labels: Tensor | None, net: FeatureNet) -> dict[str, Any]:
+    """IS (when the net gives logits and there are at least 10 samples, one per split) and class accuracy
+    (when it has a classifier and the samples have labels)."""
+    result: dict[str, Any] = {}
+    if out.is_logits is not None and len(out.is_logits) >= IS_SPLITS:
+        result["is"], result["is_std"] = inception_score(out.is_logits)
+        result["is_metric"] = net.is_label
+    if out.class_logits is not None and labels is not None:
+        acc = class_accuracy(out.class_logits, labels.numpy(), out.class_logits.shape[1])
+        result.update(class_acc=acc["overall"], class_acc_per_class=acc["per_class"], class_metric=net.class_label)
+    return result
+
+
 def format_score(s: dict[str, Any]) -> str:
-    """One line naming the metric and the sample counts, e.g. 'FID 23.41 (10000 generated vs 10000 real)'."""
+    """One line naming each metric and the sample counts, e.g. 'FID 23.41, KID 0.02 ± 0.001 (10000
+    generated vs 10000 real), IS 6.1 ± 0.1, class accuracy (proxy: ...) 0.366 (real test images 0.859)'."""
     kid_name = "KID" if s["metric"] == "FID" else "KID (proxy)"
-    return (f"{s['metric']} {s['fd']:.4g}, {kid_name} {s['kid']:.4g} ± {s['kid_std']:.2g} "
-            f"({s['n_fake']} generated vs {s['n_real']} real)")
+    parts = [f"{s['metric']} {s['fd']:.4g}", f"{kid_name} {s['kid']:.4g} ± {s['kid_std']:.2g} "
+                                              f"({s['n_fake']} generated vs {s['n_real']} real)"]
+    if "is" in s:
+        parts.append(f"{s['is_metric']} {s['is']:.4g} ± {s['is_std']:.2g}")
+    if "class_acc" in s:
+        real = f" (real test images {s['real_class_acc']:.3f})" if "real_class_acc" in s else ""
+        parts.append(f"{s['class_metric']} {s['class_acc']:.3f}{real}")
+    return ", ".join(parts)
+
+
+def _sample_and_score(G: nn.Module, real: Stats, net: FeatureNet, n: int,
+                      seed: int) -> tuple[dict[str, Any], Tensor, Tensor | None, NetOutputs]:
+    """(scores, the uint8 images (n, 3, 32, 32), their labels (n,) or None, the net's outputs on them)."""
+    _, labels = latents(G, n, seed=seed)
+    images = to_uint8(sample(G, n, seed=seed))
+    out = net.outputs(images)
+    return {**score(Stats.of(out.features), real, net.label), **sample_scores(out, labels, net)}, images, labels, out
+
+
+def format_diversity(s: dict[str, Any]) -> str:
+    """One line from test_set_score's diversity and nearest-neighbour entries."""
+    d = s["diversity"]
+    return (f"near-duplicate pairs {d['dup_fake']:.4f} (real test images {d['dup_real']:.4f}), mean pairwise "
+            f"feature distance {d['dist_fake']:.4g} (real {d['dist_real']:.4g}), per class; median "
+            f"nearest-neighbour distance in pixels {s['nn_ratio']:.3f} x real test images'")
+
+
+def score_table(results: dict[str, dict[str, Any]]) -> str:
+    """Markdown table of test_set_score results by model name: FD, KID, IS, class accuracy, diversity."""
+    first = next(iter(results.values()))
+    rows = [f"| model | {first['metric']} | KID | {first.get('is_metric', 'IS')} | "
+            f"{first.get('class_metric', 'class accuracy')} | near-duplicate pairs | nearest-neighbour ratio |",
+            "|---|---|---|---|---|---|---|"]
+    for name, r in results.items():
+        d = r.get("diversity")
+        rows.append(f"| {name} | {r['fd']:.4g} | {r['kid']:.4g} ± {r['kid_std']:.2g} | "
+                    + (f"{r['is']:.3f} ± {r['is_std']:.2g}" if "is" in r else "-") + " | "
+                    + (f"{r['class_acc']:.3f} (real {r.get('real_class_acc', float('nan')):.3f})" if "class_acc" in r else "-")
+                    + " | " + (f"{d['dup_fake']:.4f} (real {d['dup_real']:.4f})" if d else "-")
+                    + " | " + (f"{r['nn_ratio']:.3f}" if "nn_ratio" in r else "-") + " |")
+    rows.append(f"\n{first['n_fake']} generated vs {first['n_real']} real test images per model.")
+    return "\n".join(rows)
 
 
 def evaluate_generator(G: nn.Module, real: Stats, net: FeatureNet, n: int, seed: int = 12345) -> dict[str, Any]:
-    """Score `n` images sampled from G (a fixed seed, so every evaluation sees the same z and labels)."""
-    fake = Stats.of(net.features(to_uint8(sample(G, n, seed=seed))))
-    return score(fake, real, net.label)
+    """Score `n` images sampled from G (a fixed seed, so every evaluation sees the same z and labels):
+    Frechet distance and KID, and from the same forward pass IS and class accuracy where available."""
+    return _sample_and_score(G, real, net, n, seed)[0]
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -1555,15 +1796,56 @@ def latents(G: nn.Module, n: int, labels: Tensor | int | None = None, seed: int 
 
 
 @torch.no_grad()
-def sample(G: nn.Module, n: int, labels: Tensor | int | None = None, seed: int = 0,
-           batch_size: int = 500) -> Tensor:
-    """n images (n, 3, S, S) in [-1, 1] on the CPU (S = G.config.img_size), the same for the same seed
-    (see latents())."""
-    z, y = latents(G, n, labels, seed)
+def generate(G: nn.Module, z: Tensor, y: Tensor | None, batch_size: int = 500) -> Tensor:
+    """G(z, y) in eval mode, in batches on G's device: z (n, z_dim), y (n,) class indices, (n, K) class
+    weights or None -> images (n, 3, S, S) in [-1, 1] on the CPU."""
     device = _device_of(G)
     with eval_mode(G):
         return torch.cat([G(z[i:i + batch_size].to(device), None if y is None else y[i:i + batch_size].to(device))
-                          .float().cpu() for i in range(0, n, batch_size)])
+                          .float().cpu() for i in range(0, len(z), batch_size)])
+
+
+def sample(G: nn.Module, n: int, labels: Tensor | int | None = None, seed: int = 0,
+           batch_size: int = 500) -> Tensor:
+    """n images (n, 3, 32, 32) in [-1, 1] on the CPU, the same for the same seed (see latents())."""
+    return generate(G, *latents(G, n, labels, seed), batch_size)
+
+
+def slerp(z0: Tensor, z1: Tensor, t: Tensor) -> Tensor:
+    """Spherical interpolation (Shoemake 1985; for GAN latents White 2016) from z0 to z1 (D,) at t (T,)
+    in [0, 1] -> (T, D). It follows the great circle, so the points between keep the norm Gaussian
+    latents have; a straight line passes through short latents G has hardly ever seen."""
+    cos = torch.dot(z0 / z0.norm(), z1 / z1.norm()).clamp(-1, 1)
+    omega, t = torch.arccos(cos), t[:, None]
+    if torch.sin(omega) < 1e-6:                                         # (anti)parallel: the line is the arc
+        return (1 - t) * z0 + t * z1
+    return (torch.sin((1 - t) * omega) * z0 + torch.sin(t * omega) * z1) / torch.sin(omega)
+
+
+def interpolate_latents(G: nn.Module, seeds: tuple[int, int] = (0, 1), label: int | None = 0,
+                        steps: int = 8) -> Tensor:
+    """Within a class: images (steps, 3, 32, 32) along the slerp between the latents of
+    sample(G, 1, label, seeds[0]) and sample(G, 1, label, seeds[1]); its ends are those two samples.
+    `label` is ignored by an unconditional G."""
+    (z0, y), (z1, _) = (latents(G, 1, label, seed) for seed in seeds)
+    z = slerp(z0[0], z1[0], torch.linspace(0, 1, steps))                # (steps, z_dim)
+    return generate(G, z, None if y is None else y.expand(steps))
+
+
+def interpolate_classes(G: nn.Module, classes: tuple[int, int] = (0, 1), seed: int = 0, steps: int = 8) -> Tensor:
+    """Between classes: images (steps, 3, 32, 32) from one latent (that of sample(G, 1, seed=seed)) with
+    the class conditioning going from classes[0] to classes[1]: soft labels (1 - t) one_hot(a) +
+    t one_hot(b), i.e. conditional BN's per-class scale and shift mixed linearly. The ends are
+    sample(G, 1, a, seed) and sample(G, 1, b, seed)."""
+    k = G.config.cond_classes
+    if not k:
+        raise GanError("interpolating between classes needs a class-conditional generator (cond != 'none')")
+    if not all(0 <= c < k for c in classes):
+        raise GanError(f"classes must be class indices in [0, {k - 1}], got {classes}")
+    z, _ = latents(G, 1, seed=seed)
+    t = torch.linspace(0, 1, steps)[:, None]
+    a, b = (F.one_hot(torch.tensor(c), k).float() for c in classes)
+    return generate(G, z.expand(steps, -1), (1 - t) * a + t * b)        # labels (steps, k)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -1591,6 +1873,40 @@ def standing_batch_norm(G: nn.Module, n_batches: int = 16, batch_size: int = 128
     for m, momentum in zip(norms, momenta):
         m.momentum = momentum
     return G.eval()
+
+
+# images of each kind (validation, training, generated) in the validation-loss check of every evaluation
+VALIDATION_LOSS_IMAGES = 1000
+
+
+@torch.no_grad()
+def _d_logits(D: nn.Module, images: Tensor, labels: Tensor | None, batch_size: int = 500) -> Tensor:
+    """D's logits (N,) for images (N, 3, 32, 32) in [-1, 1] (any device), in batches on D's device."""
+    device = _device_of(D)
+    return torch.cat([D(images[i:i + batch_size].to(device),
+                        None if labels is None else labels[i:i + batch_size].to(device))
+                      for i in range(0, len(images), batch_size)])
+
+
+@torch.no_grad()
+def validation_losses(cfg: Config, D: nn.Module, G: nn.Module, train_data: ImageSet, val_data: ImageSet,
+                      n: int = VALIDATION_LOSS_IMAGES, seed: int = 0) -> dict[str, float]:
+    """D's loss and mean logit on n held-out validation images ("_val") and on n training images, a fixed
+    draw ("_train"), each against the same n images from G. A D that memorises its training images scores
+    them above held-out ones and its validation loss rises above its training loss (the overfitting signal
+    of Karras et al. 2020, ADA). D and G run in eval mode; the global RNG is untouched."""
+    n = min(n, len(train_data), len(val_data))
+    pick = torch.randperm(len(train_data), generator=torch.Generator().manual_seed(seed))[:n]
+    _, fake_labels = latents(G, n, seed=seed)
+    with eval_mode(D):
+        fake_logits = _d_logits(D, sample(G, n, seed=seed), fake_labels)
+        result = {"d_fake_eval": fake_logits.mean().item()}
+        for name, data in (("train", train_data.subset(pick.to(train_data.y.device))),
+                           ("val", val_data.subset(torch.arange(n, device=val_data.y.device)))):
+            real_logits = _d_logits(D, to_float(data.x), data.y)
+            result[f"d_loss_{name}"] = d_loss(cfg.loss, real_logits, fake_logits).item()
+            result[f"d_real_{name}"] = real_logits.mean().item()
+    return result
 
 
 class TrainingDiverged(GanError):
@@ -1625,8 +1941,10 @@ def train(cfg: Config, out_dir: str | Path, train_data: ImageSet, val_data: Imag
 
     Writes to `out_dir`: last.pt (full state, every cfg.checkpoint_every iterations and at the end),
     best.pt (generator at its best validation metric, evaluated every cfg.eval_every iterations and at
-    the end on cfg.eval_samples images) and history.json. Returns the history; `on_eval(history)` is
-    called after each evaluation (e.g. a live plot)."""
+    the end on cfg.eval_samples images), history.json, and at every evaluation snapshots/iter_NNNNNN.png
+    (save_snapshot: the same latents and labels every time). Each evaluation logs the Frechet distance, KID,
+    IS and class accuracy (where the feature network gives them) and validation_losses(). Returns the
+    history; `on_eval(history)` is called after each evaluation (e.g. a live plot)."""
     from tqdm.auto import tqdm
     cfg.validate()
     check_data(cfg, train_data)
@@ -1681,7 +1999,9 @@ def train(cfg: Config, out_dir: str | Path, train_data: ImageSet, val_data: Imag
     def evaluate(iteration: int) -> None:
         if G_ema is not None:
             standing_batch_norm(G_ema)   # its copied BN statistics belong to G's weights, not the EMA's
-        result = {"iter": iteration, **evaluate_generator(G_eval, real, features, cfg.eval_samples)}
+        result = {"iter": iteration, **evaluate_generator(G_eval, real, features, cfg.eval_samples),
+                  **validation_losses(cfg, D, G, train_data, val_data)}
+        save_snapshot(G_eval, snapshot_path(out_dir, iteration))
         best = best_eval(history)
         history["eval"].append(result)
         if best is None or result["fd"] < best["fd"]:
@@ -1746,15 +2066,26 @@ def validation_stats(data_dir: str | Path, features: FeatureNet, stats_dir: str 
 
 
 def test_set_score(G: nn.Module, data_dir: str | Path, features: FeatureNet, n: int = 10_000,
-                   stats_dir: str | Path | None = None, split: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The final number: n generated images vs the test images of G's dataset (load_dataset with G.config:
+                   stats_dir: str | Path | None = None, split: dict[str, Any] | None = None,
+                   seed: int = 12345) -> dict[str, Any]:
+    """The final numbers: n generated images vs the test images of G's dataset (load_dataset with G.config:
     CIFAR-10's 10,000 test images by default). `split`, a checkpoint's record, must match the test set
-    found in data_dir (check_split). Real statistics are cached in `stats_dir` (default <data_dir>/fid_stats)."""
+    found in data_dir (check_split). Frechet distance, KID, IS and class accuracy (as evaluate_generator),
+    the classifier's accuracy on the test images themselves ("real_class_acc"), diversity() of the samples
+    next to the test images' ("diversity") and nearest_neighbour_ratio() against as many test images
+    ("nn_ratio"). Real statistics are cached in `stats_dir` (default <data_dir>/fid_stats)."""
     (test,) = load_dataset(G.config, data_dir, ("test",))
     if split is not None:
         check_split(split, test)
     real = real_stats(test, "test", features, stats_dir or Path(data_dir) / "fid_stats")
-    return evaluate_generator(G, real, features, n)
+    result, images, labels, out = _sample_and_score(G, real, features, n, seed)
+    if "class_acc" in result:
+        result["real_class_acc"] = class_accuracy(features.class_logits(test.x), test.y, len(test.classes))["overall"]
+    result["diversity"] = diversity(out.features, None if labels is None else labels.numpy(), real.features,
+                                    test.y.numpy())
+    shuffled = torch.randperm(len(test), generator=torch.Generator().manual_seed(0))  # the test set is class-sorted
+    result["nn_ratio"] = nearest_neighbour_ratio(images, test.x[shuffled[:n]])
+    return result
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -1787,6 +2118,27 @@ def class_rows(G: nn.Module, classes: list[int] | None = None, per_class: int = 
     return torch.cat([sample(G, per_class, labels=c, seed=seed + c) for c in classes])
 
 
+def interpolation_figure(G: nn.Module, within: tuple[int, ...] = (1, 7, 8),
+                         between: tuple[tuple[int, int], ...] = ((1, 9), (3, 5), (4, 7)), steps: int = 8,
+                         seeds: tuple[int, int] = (0, 1)) -> Any:
+    """One row per interpolation: within each class of `within` (slerp between the latents of `seeds`),
+    then between each pair of classes in `between` (latent of seeds[0], conditioning mixed). An
+    unconditional G gets one latent row. Returns the figure."""
+    import matplotlib.pyplot as plt
+    names = lambda c: CIFAR10_CLASSES[c] if G.config.cond_classes == 10 else str(c)
+    if G.config.cond_classes:
+        rows = [(f"{names(c)}: latent {seeds[0]} -> {seeds[1]}", interpolate_latents(G, seeds, c, steps)) for c in within]
+        rows += [(f"latent {seeds[0]}: {names(a)} -> {names(b)}", interpolate_classes(G, (a, b), seeds[0], steps))
+                 for a, b in between]
+    else:
+        rows = [(f"latent {seeds[0]} -> {seeds[1]}", interpolate_latents(G, seeds, None, steps))]
+    fig, axes = plt.subplots(len(rows), 1, figsize=(steps * 1.1, 1.5 * len(rows)), squeeze=False)
+    for ax, (title, images) in zip(axes[:, 0], rows):
+        show_grid(images, nrow=steps, title=title, ax=ax)
+    fig.tight_layout()
+    return fig
+
+
 def save_pngs(images: Tensor, folder: str | Path, names: list[str]) -> list[Path]:
     """Write images (N, 3, H, W) in [-1, 1] as 8-bit PNGs named `names` (without extension)."""
     from PIL import Image
@@ -1798,28 +2150,126 @@ def save_pngs(images: Tensor, folder: str | Path, names: list[str]) -> list[Path
     return paths
 
 
+def snapshot_path(run_dir: str | Path, iteration: int) -> Path:
+    return Path(run_dir) / "snapshots" / f"iter_{iteration:06d}.png"
+
+
+def save_snapshot(G: nn.Module, path: str | Path, n: int = 64, seed: int = 0) -> Path:
+    """An 8-per-row grid PNG of sample(G, n, seed): with the default seed the latents and labels (cycling
+    through the classes) of every snapshot, and of the notebooks' 64-sample grids, are the same."""
+    from PIL import Image
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(image_grid(sample(G, n, seed=seed))).save(path)
+    return path
+
+
+def snapshots(run_dir: str | Path) -> dict[int, Path]:
+    """{iteration: PNG} of a run's snapshot grids, in iteration order."""
+    files = sorted((Path(run_dir) / "snapshots").glob("iter_*.png"))
+    if not files:
+        raise GanError(f"no snapshots in {Path(run_dir) / 'snapshots'}: train() writes one at every evaluation")
+    return {int(p.stem.split("_")[1]): p for p in files}
+
+
+def _nearest_snapshots(found: dict[int, Path], iterations: list[int]) -> list[int]:
+    return [min(found, key=lambda it: abs(it - wanted)) for wanted in iterations]
+
+
+def snapshot_strip(run_dir: str | Path, iterations: list[int] | None = None, count: int = 5, title: str = "") -> Any:
+    """One figure with the snapshot grids of `iterations` side by side (each the nearest snapshot
+    taken), or `count` of them evenly spread over the run. Returns the figure."""
+    import matplotlib.pyplot as plt
+    from PIL import Image
+    found = snapshots(run_dir)
+    its = list(found)
+    chosen = _nearest_snapshots(found, iterations) if iterations else \
+        [its[round(i)] for i in np.linspace(0, len(its) - 1, min(count, len(its)))]
+    fig, axes = plt.subplots(1, len(chosen), figsize=(3.2 * len(chosen), 3.6), squeeze=False)
+    for ax, it in zip(axes[0], chosen):
+        with Image.open(found[it]) as im:
+            ax.imshow(np.asarray(im))
+        ax.set_title(f"iteration {it:,}")
+        ax.axis("off")
+    fig.suptitle(title or "the same latents and labels over training")
+    fig.tight_layout()
+    return fig
+
+
+def snapshot_slider(run_dir: str | Path) -> Any:
+    """ipywidgets slider over a run's snapshot grids (one image per evaluation). Returns the widget box."""
+    import ipywidgets as widgets
+    found = snapshots(run_dir)
+    image = widgets.Image(format="png", width=384)
+    slider = widgets.SelectionSlider(options=[(f"{it:,}", it) for it in found], value=list(found)[-1],
+                                     description="iteration", continuous_update=True,
+                                     layout=widgets.Layout(width="480px"))
+
+    def show(*_: Any) -> None:
+        image.value = found[slider.value].read_bytes()
+    slider.observe(show, names="value")
+    show()
+    return widgets.VBox([slider, image])
+
+
 def _smooth(values: list[float], window: int) -> np.ndarray:
+    """Trailing moving average over `window` values, the same length as `values` (the first points
+    average what there is), so even a run shorter than the window draws its whole curve."""
     v = np.asarray(values, dtype=np.float64)
-    window = max(1, min(window, len(v)))
-    return np.convolve(v, np.ones(window) / window, mode="valid")
+    sums = np.cumsum(np.concatenate([[0.0], v]))
+    ends = np.arange(1, len(v) + 1)
+    counts = np.minimum(ends, max(1, window))                           # value i averages v[i - count + 1 : i + 1]
+    return (sums[ends] - sums[ends - counts]) / counts
 
 
 def plot_losses(history: dict[str, list], window: int = 100, title: str = "") -> Any:
     """Two panels: D and G losses, and mean D logits on real (D(x)) and generated (D(G(z))) images,
-    smoothed with a moving average over `window` iterations. Returns the figure."""
+    smoothed with a trailing moving average over `window` iterations. Where the evaluations logged
+    validation_losses(), their points are drawn on top: D's loss and mean logit on held-out validation
+    images (squares) and on as many training images (circles), so a gap between the two shows D
+    memorising its training set. Returns the figure."""
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.5))
     it = np.asarray(history["iter"])
-    panels = ((axes[0], {"d_loss": "D", "g_loss": "G"}, "loss"),
-              (axes[1], {"d_real": "D(x)", "d_fake": "D(G(z))"}, "mean D logit"))
-    for ax, names, ylabel in panels:
+    evals = [e for e in history["eval"] if "d_loss_val" in e]
+    panels = ((axes[0], {"d_loss": "D", "g_loss": "G"}, "loss",
+               {"d_loss_train": ("D, training images", "o"), "d_loss_val": ("D, validation images", "s")}),
+              (axes[1], {"d_real": "D(x)", "d_fake": "D(G(z))"}, "mean D logit",
+               {"d_real_train": ("D(x), training images", "o"), "d_real_val": ("D(x), validation images", "s"),
+                "d_fake_eval": ("D(G(z)), eval", "^")}))
+    for ax, names, ylabel, points in panels:
         for key, name in names.items():
-            y = _smooth(history[key], window)
-            ax.plot(it[len(it) - len(y):], y, label=name)
+            ax.plot(it, _smooth(history[key], window), label=name, marker="." if len(it) < 50 else None)
+        for key, (name, marker) in points.items():
+            if evals:
+                ax.plot([e["iter"] for e in evals], [e[key] for e in evals], marker=marker, linestyle=":",
+                        markerfacecolor="none", label=f"{name} (eval)")
         ax.set_xlabel("iteration")
         ax.set_ylabel(ylabel)
-        ax.legend()
+        ax.legend(fontsize=7)
     fig.suptitle(title or f"training curves (moving average over {window} iterations)")
+    fig.tight_layout()
+    return fig
+
+
+def plot_scores(histories: dict[str, dict[str, list]]) -> Any:
+    """IS and class accuracy of the generated samples at every evaluation, for each named run (panels
+    only for what was logged; the metric names say whether they are proxies). Returns the figure."""
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.2))
+    for ax, key, what in ((axes[0], "is", "is_metric"), (axes[1], "class_acc", "class_metric")):
+        names = set()
+        for name, history in histories.items():
+            evals = [e for e in history["eval"] if key in e]
+            if evals:
+                ax.plot([e["iter"] for e in evals], [e[key] for e in evals], marker=".", label=name)
+                names.add(evals[-1][what])
+        ax.set_xlabel("iteration")
+        ax.set_ylabel(" / ".join(sorted(names)) or f"{key}: not logged")
+        if names:
+            ax.legend()
+        else:
+            ax.text(0.5, 0.5, "not logged (no classifier / no IS logits)", ha="center", transform=ax.transAxes)
     fig.tight_layout()
     return fig
 
@@ -2001,11 +2451,12 @@ def attention_explorer(G: nn.Module, D: nn.Module | None = None, real: ImageSet 
 def final_evaluation(ckpt: str | Path = "model/sagan_best.pt", data_dir: str | Path = "data", n: int = 10_000,
                      feature_net: str | Path | None = None, fid_weights: str | Path | None = None,
                      device: str | None = None, grid_path: str | Path | None = None,
-                     show: bool = True) -> dict[str, Any] | None:
-    """Load the best generator, show (and/or save) an 8x8 grid and print the test-set FID of its dataset
-    (n generated vs the test images of the split it recorded; CIFAR-10: 10,000). When the test images or
-    the Inception weights are missing, the grid is still shown and one line says what is missing and how to
-    supply it; returns None then."""
+                     show: bool = True, classifier: str | Path | None = None) -> dict[str, Any] | None:
+    """Load the best generator, show (and/or save) an 8x8 grid and print the test-set FID, KID, IS and class
+    accuracy of its dataset (n generated vs the test images of the split it recorded; CIFAR-10: 10,000; see
+    test_set_score) and the diversity measures. `classifier`: see load_classifier (None: the kit's copy).
+    When the test images or the Inception weights are missing, the grid is still shown and one line says
+    what is missing and how to supply it; returns None then."""
     import matplotlib.pyplot as plt
     device = setup(0, device)
     ckpt_info = load_checkpoint(ckpt)
@@ -2023,12 +2474,13 @@ def final_evaluation(ckpt: str | Path = "model/sagan_best.pt", data_dir: str | P
         plt.show()
     plt.close(fig)
     try:
-        features = load_feature_net(feature_net, fid_weights, device)
+        features = load_feature_net(feature_net, fid_weights, device, classifier)
         result = test_set_score(G, data_dir, features, n, split=ckpt_info.get("split"))
     except GanError as exc:
         print(f"test-set FID not computed: {exc}")
         return None
     print(f"test set: {format_score(result)}")
+    print(f"diversity: {format_diversity(result)}")
     return result
 
 
@@ -2059,7 +2511,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
           f"spectral_norm={cfg.spectral_norm}, loss={cfg.loss}, lipschitz={cfg.lipschitz}; "
           f"G {count_parameters(G):,} and D {count_parameters(D):,} parameters; "
           f"{len(train_data):,} training / {len(val_data):,} validation images from {train_data.source}")
-    features = load_feature_net(args.feature_net, args.fid_weights, device)
+    features = load_feature_net(args.feature_net, args.fid_weights, device, args.classifier)
     out = Path(args.out or f"runs/{cfg.name}")
     history = train(cfg, out, train_data, val_data, features, device, resume=args.resume,
                     stats_dir=args.stats_dir or Path(args.data_dir) / "fid_stats",
@@ -2096,7 +2548,7 @@ def _cmd_sample(args: argparse.Namespace) -> None:
 
 
 def _cmd_fid(args: argparse.Namespace) -> None:
-    features = load_feature_net(args.feature_net, args.fid_weights, setup(0, args.device))
+    features = load_feature_net(args.feature_net, args.fid_weights, setup(0, args.device), classifier="none")
     a, b = (_path_stats(p, features, args.batch_size) for p in (args.path_a, args.path_b))
     fd = frechet_distance(a.mu, a.sigma, b.mu, b.sigma)
     print(f"{features.label}: {fd:.6f} ({a.n or '?'} vs {b.n or '?'} images)")
@@ -2112,7 +2564,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
     matplotlib.use("Agg")
     grid = Path(args.grid or Path(args.ckpt).with_suffix(".grid.png").name)
     result = final_evaluation(args.ckpt, args.data_dir, args.n, args.feature_net, args.fid_weights, args.device,
-                              grid_path=grid, show=False)
+                              grid_path=grid, show=False, classifier=args.classifier)
     print(f"8x8 grid written to {grid}")
     if args.json and result is not None:
         write_json_atomic({"checkpoint": str(args.ckpt), "data_dir": str(args.data_dir), **result}, args.json)
@@ -2124,11 +2576,15 @@ def build_parser() -> argparse.ArgumentParser:
                                      "conditional or not, on CIFAR-10 or image folders.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def add_common(p: argparse.ArgumentParser, features: bool = True) -> None:
+    def add_common(p: argparse.ArgumentParser, features: bool = True, classifier: bool = False) -> None:
         p.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: best available)")
         if features:
             p.add_argument("--feature-net", help="TorchScript feature network for an offline proxy metric (not FID)")
             p.add_argument("--fid-weights", help=f"local copy of pytorch-fid's {INCEPTION_WEIGHTS_FILE}")
+        if classifier:
+            p.add_argument("--classifier", help="TorchScript CIFAR-10 classifier for class accuracy (and, with "
+                                                "--feature-net, a proxy IS); default model/eval/cifar10_classifier.pt, "
+                                                "'none' for none")
 
     t = sub.add_parser("train", help="train a model; writes last.pt, best.pt and history.json to --out")
     t.add_argument("model", choices=tuple(PRESETS), help="preset (ref_* = the reference report's recipes)")
@@ -2144,7 +2600,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--time-limit", type=float, metavar="MINUTES",
                    help="stop after this many minutes, saving last.pt (continue later with --resume)")
     t.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override Config fields")
-    add_common(t)
+    add_common(t, classifier=True)
     t.set_defaults(func=_cmd_train)
 
     s = sub.add_parser("sample", help="generate images from a checkpoint")
@@ -2169,13 +2625,14 @@ def build_parser() -> argparse.ArgumentParser:
     pub.add_argument("--model-dir", default="model")
     pub.set_defaults(func=_cmd_publish)
 
-    e = sub.add_parser("evaluate", help="8x8 grid PNG and test-set FID of a checkpoint (on the split it recorded)")
+    e = sub.add_parser("evaluate", help="8x8 grid PNG and test-set FID, KID, IS, class accuracy and diversity of "
+                                        "a checkpoint (on the split it recorded)")
     e.add_argument("ckpt")
     e.add_argument("--data-dir", default="data")
     e.add_argument("--n", type=int, default=10_000, help="generated images (vs the 10,000 test images)")
     e.add_argument("--grid", help="PNG path for the 8x8 grid (default <ckpt name>.grid.png)")
     e.add_argument("--json", help="also write the test-set scores to this JSON file (the report reads them)")
-    add_common(e)
+    add_common(e, classifier=True)
     e.set_defaults(func=_cmd_evaluate)
     return parser
 

@@ -84,21 +84,6 @@ def test_features_do_not_depend_on_batch_size(features):
 
 # ---------------------------------------------------------------------------------------------- pytorch-fid
 
-@pytest.fixture(scope="module")
-def random_inception_home(tmp_path_factory) -> Path:
-    """A TORCH_HOME holding a randomly initialised state dict under pytorch-fid's weight file name."""
-    import pytorch_fid.inception as pfi
-    home = tmp_path_factory.mktemp("torch_home")
-    with mock.patch.object(pfi, "load_state_dict_from_url", lambda *a, **k: {}), \
-            mock.patch.object(torch.nn.Module, "load_state_dict", lambda self, *a, **k: None):
-        torch.manual_seed(0)
-        model = pfi.fid_inception_v3()
-    path = home / "hub" / "checkpoints" / gh.INCEPTION_WEIGHTS_FILE
-    path.parent.mkdir(parents=True)
-    torch.save(model.state_dict(), path)
-    return home
-
-
 def test_fid_cli_equals_pytorch_fid_cli(tmp_path, random_inception_home):
     a, b = gh.synthetic_images(24, seed=1), gh.synthetic_images(24, seed=2)
     gh.save_pngs(gh.to_float(a.x), tmp_path / "a", [f"{i:03d}" for i in range(24)])
@@ -342,10 +327,14 @@ def test_cli_evaluate_prints_test_score_and_writes_grid(cli_run):
             "--grid", "grid.png", "--json", "scores.json", cwd=cli_run)
     assert r.returncode == 0, r.stderr
     assert "test set: FD (proxy: features features)" in r.stdout and "(30 generated vs 60 real)" in r.stdout
+    # the kit's classifier (model/eval/) is the default: a proxy IS and the class accuracy beside real images'
+    assert "IS (proxy: cifar10_classifier)" in r.stdout and "class accuracy (proxy: cifar10_classifier)" in r.stdout
+    assert "(real test images" in r.stdout and "near-duplicate pairs" in r.stdout
     assert (cli_run / "grid.png").stat().st_size > 1000
     scores = json.loads((cli_run / "scores.json").read_text())
     assert scores["n_fake"] == 30 and scores["n_real"] == 60 and scores["checkpoint"] == "run/best.pt"
-    assert f"{scores['fd']:.4g}" in r.stdout
+    assert f"{scores['fd']:.4g}" in r.stdout and f"{scores['is']:.4g}" in r.stdout
+    assert 0 <= scores["class_acc"] <= 1 and 0 <= scores["diversity"]["dup_fake"] <= 1 and scores["nn_ratio"] > 0
 
 
 def test_cli_resume_with_the_wrong_model_is_one_line(cli_run):

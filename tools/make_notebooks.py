@@ -101,6 +101,7 @@ What the run produces:
   written every 1000 iterations, so an interrupted run continues where it stopped;
 - `runs/dcgan/best.pt`: the generator at its lowest validation FID;
 - `runs/dcgan/history.json`: losses at every iteration and every validation score;
+- `runs/dcgan/snapshots/`: a grid of the same latents and labels at every evaluation;
 - after training, `model/dcgan_best.pt` and `model/dcgan_history.json` (the deliverable model) and ten
   images, one per class, in `DCGAN/`.
 
@@ -148,6 +149,7 @@ What the run produces:
   written every 1000 iterations, so an interrupted run continues where it stopped;
 - `runs/sagan/best.pt`: the generator at its lowest validation FID;
 - `runs/sagan/history.json`: losses at every iteration and every validation score;
+- `runs/sagan/snapshots/`: a grid of the same latents and labels at every evaluation;
 - after training, `model/sagan_best.pt` and `model/sagan_history.json` (the deliverable model) and ten
   images, one per class, in `SAGAN/`;
 - at the end, maps of what the self-attention layers look at.
@@ -183,8 +185,7 @@ The SAGAN preset (`Config.sagan()`):
 def train_notebook(key):
     spec = TRAIN[key]
     name, folder = key, spec["folder"]
-    display_import = "from IPython.display import display\n" if spec["attention"] else ""
-    cells = [md(spec["intro"]), md(SETUP_MD), code(SETUP_CODE.format(imports="", display=display_import))]
+    cells = [md(spec["intro"]), md(SETUP_MD), code(SETUP_CODE.format(imports="", display="from IPython.display import display\n"))]
     cells += [md(f"""
 ## 2. Parameters
 
@@ -204,6 +205,10 @@ override it).
   small CIFAR-10 classifier kept beside the repository (in `../shared/eval/`, not in the repository).
   The Fréchet distance in that feature space is a **proxy**, not FID, and on another scale; every number
   printed below is then labelled as such.
+- `CLASSIFIER`: the CIFAR-10 classifier behind the class accuracy of the samples (the fraction a classifier
+  assigns to the class they were generated for) and, with a proxy `FEATURE_NET`, a proxy Inception Score.
+  `None` is the kit's copy in `model/eval/` (85.9 % on the test images; see its README), `"none"` turns
+  both off.
 - `OUT_DIR`: the run folder. Training always resumes from `OUT_DIR/last.pt` when it exists, so re-running
   the notebook continues an interrupted run (with the same settings; only `ITERS`, `EVAL_EVERY` and
   `EVAL_SAMPLES` may change between sessions). Delete the folder, or choose another, to start afresh.
@@ -219,7 +224,8 @@ EVAL_SAMPLES = 5000              # generated images per validation metric (vs th
 DATA_DIR = ROOT / "data"         # CIFAR-10 (downloaded here when absent)
 FEATURE_NET = None               # None: Inception FID; offline: ROOT.parent / "shared" / "eval" / "cifar10_features.pt" (proxy)
 FID_WEIGHTS = None               # local copy of pytorch-fid's Inception weights, if there is no download
-OUT_DIR = ROOT / "runs" / "{name}"  # last.pt, best.pt, history.json
+CLASSIFIER = None                # None: the kit's CIFAR-10 classifier (model/eval/); a TorchScript path; "none"
+OUT_DIR = ROOT / "runs" / "{name}"  # last.pt, best.pt, history.json, snapshots/
 USE_DRIVE = False                # Colab only: keep OUT_DIR on Google Drive
 OVERRIDES = {{}}                   # Config fields to change, e.g. {{"batch_size": 64}}
 """, tags=["parameters"]),
@@ -233,6 +239,7 @@ if SMOKE:
     ITERS, EVAL_EVERY, EVAL_SAMPLES = 20, 10, 200
     OVERRIDES = {{**OVERRIDES, "g_ch": 16, "d_ch": 16, "batch_size": 16}}
     OUT_DIR = Path(tempfile.mkdtemp(prefix="{name}_smoke_"))
+    CLASSIFIER = gan_helpers.random_classifier()  # a random stand-in: the plumbing runs, the numbers mean nothing
 elif USE_DRIVE and "google.colab" in sys.modules:
     from google.colab import drive
     drive.mount("/content/drive")
@@ -266,16 +273,24 @@ print(f"{len(train_data):,} training and {len(val_data):,} validation images fro
 print("classes:", ", ".join(train_data.classes))
 """),
               md("""
-## 4. The validation metric
+## 4. The validation metrics
 
 FID compares the mean and covariance of features of generated and real images; lower is better. The
 features come from pytorch-fid's Inception network unless `FEATURE_NET` names another one, in which case
 the label printed here (and beside every score) says *proxy*. Smoke mode uses a random convolutional
 network, which only checks that the plumbing works.
+
+The same forward pass gives the **Inception Score** (IS): how confidently the Inception network
+recognises each sample, and how evenly the samples spread over its 1008 classes (from 1 to 1008; higher
+is better). With a proxy feature network the IS comes from the CIFAR-10 classifier instead (10 classes,
+so at most 10), labelled as a proxy. The classifier also gives the **class accuracy** of the samples:
+the fraction it assigns to the class they were generated for.
 """),
               code("""
-features = gan_helpers.load_feature_net(gan_helpers.RandomFeatures() if SMOKE else FEATURE_NET, FID_WEIGHTS, device)
+features = gan_helpers.load_feature_net(gan_helpers.RandomFeatures() if SMOKE else FEATURE_NET, FID_WEIGHTS, device,
+                                        classifier=CLASSIFIER)
 print("validation metric:", features.label)
+print("sample scores:", features.is_label or "no IS", "|", features.class_label if features.classifier else "no class accuracy")
 """),
               md(spec["model_md"]),
               code("""
@@ -289,7 +304,9 @@ print(cfg)
 `gan_helpers.train` runs the loop: each iteration updates D on a real and a generated batch, then G on the
 same generated batch, scored by the updated D. Every `EVAL_EVERY` iterations (and at iteration 0 and at the
 end) it scores the sampling generator (the EMA of G when the preset has one, else G) on the validation
-set, keeps `best.pt` when the score is the best so far, and redraws the curve below. The training state
+set (FID, KID, IS, class accuracy), measures D's loss on held-out validation images next to training
+images, saves a grid of the same 64 latents and labels to `snapshots/`, keeps `best.pt` when the
+score is the best so far, and redraws the curve below. The training state
 goes to `last.pt` every 1000 iterations and at the end; stopping the kernel loses at most the iterations
 since then, and running this cell again resumes. The progress bar shows the current losses and the latest
 validation score.
@@ -299,15 +316,21 @@ history = gan_helpers.train(cfg, OUT_DIR, train_data, val_data, features, device
                             on_eval=gan_helpers.live_metric_plot("{spec['title']}"), stats_dir=STATS_DIR)
 """),
               md("""
-## 7. Training curves
+## 7. Training and validation curves
 
 Left: the losses of D and G (moving average). Right: D's mean logit on real images, D(x), and on generated
-ones, D(G(z)); the gap between them is what G is trying to close. Below: the validation score over the
-run with the best point circled; that iteration's generator is the one kept in `best.pt`.
+ones, D(G(z)); the gap between them is what G is trying to close. The dotted points are the evaluations'
+**validation losses**: D's loss and mean logit on 1000 held-out validation images (squares) next to 1000
+training images (circles), against the same generated images. While they coincide D judges unseen
+images as it judges its training set; a training curve drifting away from the validation one is D
+memorising its training images. Below: the validation score over the run with the best point circled
+(that iteration's generator is kept in `best.pt`), and the IS and class accuracy of the samples at each
+evaluation.
 """),
               code(f"""
 gan_helpers.plot_losses(history, title="{spec['title']}: training curves (moving average)")
 gan_helpers.plot_metric({{"{spec['title']}": history}})
+gan_helpers.plot_scores({{"{spec['title']}": history}})
 plt.show()
 best = gan_helpers.best_eval(history)
 print(f"best validation score at iteration {{best['iter']}}: {{gan_helpers.format_score(best)}}")
@@ -329,7 +352,32 @@ print(f"best generator: {{OUT_DIR / 'best.pt'}}")
 print(f"history:        {{OUT_DIR / 'history.json'}}")
 """),
               md(f"""
-## 9. Deliverables
+## 9. Samples over training
+
+At every evaluation the run saved a grid from the same 64 latent vectors and labels (labels cycling through
+the classes, as in the grids above) to `snapshots/iter_NNNNNN.png`. The strip shows five of them spread
+over the run; the slider below scrubs through all of them (it needs a running kernel).
+"""),
+              code("""
+gan_helpers.snapshot_strip(OUT_DIR, title="{title}: the same latents and labels over training")
+plt.show()
+display(gan_helpers.snapshot_slider(OUT_DIR))
+""".replace("{title}", spec["title"])),
+              md("""
+## 10. Interpolation
+
+Top rows: within one class, G's images along a spherical interpolation (slerp) between two latent vectors;
+smooth changes mean G has learned a continuous space rather than a lookup of memorised images. Bottom
+rows: one latent vector, with the class conditioning moving from one class to another (conditional batch
+norm's per-class scale and shift mixed linearly). The first and last image of each row are ordinary
+samples.
+"""),
+              code("""
+gan_helpers.interpolation_figure(G)
+plt.show()
+"""),
+              md(f"""
+## 11. Deliverables
 
 The best generator and the run's history are copied to `model/{name}_best.pt` and
 `model/{name}_history.json`, where the final-evaluation notebook looks for them, and ten generated images,
@@ -348,7 +396,7 @@ else:
 """)]
     if spec["attention"]:
         cells += [md("""
-## 10. What the self-attention layers look at
+## 12. What the self-attention layers look at
 
 A self-attention layer on an `s × s` feature map computes, for every position `j` (the *query*), a softmax
 over all `s²` positions `i` (the *keys*): `attn[j, i]` is the share of position `i`'s value vector in the
@@ -446,6 +494,8 @@ temporary folder and evaluates those instead (this is how the test suite runs it
 - `FEATURE_NET`, `FID_WEIGHTS`: as in the training notebooks. `None` means real FID with pytorch-fid's
   Inception weights (downloaded, or a local file in `FID_WEIGHTS`); offline, `FEATURE_NET =
   ROOT.parent / "shared" / "eval" / "cifar10_features.pt"` gives a labelled proxy distance instead.
+- `CLASSIFIER`: the CIFAR-10 classifier for the class accuracy of the samples (and, with a proxy
+  `FEATURE_NET`, the proxy IS); `None` is the kit's copy in `model/eval/`.
 - `N_TEST`: generated images per test-set score (against all 10,000 test images).
 - `CLASSES`: the classes shown side by side for the two models (0 airplane, 1 automobile, 3 cat, 7 horse).
 """),
@@ -455,6 +505,7 @@ MODEL_DIR = ROOT / "model"       # dcgan_best.pt, sagan_best.pt, *_history.json
 DATA_DIR = ROOT / "data"         # CIFAR-10
 FEATURE_NET = None               # None: Inception FID; offline: ROOT.parent / "shared" / "eval" / "cifar10_features.pt" (proxy)
 FID_WEIGHTS = None               # local copy of pytorch-fid's Inception weights, if there is no download
+CLASSIFIER = None                # None: the kit's CIFAR-10 classifier (model/eval/); a TorchScript path; "none"
 N_TEST = 10_000                  # generated images per test-set score
 CLASSES = [0, 1, 3, 7]           # classes compared row by row
 """, tags=["parameters"]),
@@ -485,7 +536,7 @@ if SMOKE:
     FEATURE_NET = smoke_dir / "random_features.pt"
     with gan_helpers.warnings_ignored():
         torch.jit.script(gan_helpers.RandomFeatures()).save(str(FEATURE_NET))
-    N_TEST, STATS_DIR = 200, smoke_dir / "fid_stats"
+    N_TEST, STATS_DIR, CLASSIFIER = 200, smoke_dir / "fid_stats", gan_helpers.random_classifier()
     os.environ.update(GAN_FINAL_CKPT=str(CKPTS["SAGAN"]), GAN_FINAL_N="200", GAN_DATA_DIR=str(DATA_DIR),
                       GAN_FEATURE_NET=str(FEATURE_NET))
 else:
@@ -535,36 +586,53 @@ plt.show()
 
 The **validation** score is the one stored in each checkpoint: the best one seen during training, on the
 5000 held-out training images. It chose the checkpoint, so it is slightly optimistic. The **test-set**
-score compares `N_TEST` new samples with the 10,000 CIFAR-10 test images, which played no part in
-training or selection. Both lines name the metric (FID, or a proxy) and the sample counts: FID depends
-on them, so only scores with equal counts are comparable. When the test images or the feature network
-cannot be had, one line says what is missing.
+scores compare `N_TEST` new samples with the 10,000 CIFAR-10 test images, which played no part in
+training or selection:
+
+- FID (or its proxy) and KID: distance between the feature distributions; lower is better;
+- IS: confident and varied predictions of the Inception network (or, as a proxy, the CIFAR-10
+  classifier); higher is better;
+- class accuracy: the share of samples the classifier assigns to the class they were generated for,
+  beside its accuracy on the real test images (the most a perfect generator could score with it);
+- diversity: per class, the share of pairs of samples that are near-duplicates (closer in feature space
+  than a quarter of the mean distance between two real images of the class), beside the same for real
+  test images, and the median distance from each sample to its nearest other sample in pixel space as a
+  multiple of the same for real test images (below 1: samples repeat each other).
+
+Every number names its metric and whether it is a proxy; FID depends on the sample counts, so only
+scores with equal counts are comparable. When the test images or the feature network cannot be had,
+one line says what is missing.
 """),
              code("""
 try:
-    features = gan_helpers.load_feature_net(FEATURE_NET, FID_WEIGHTS, device)
+    features = gan_helpers.load_feature_net(FEATURE_NET, FID_WEIGHTS, device, classifier=CLASSIFIER)
 except gan_helpers.GanError as exc:
     features = None
     print(f"test-set scores not computed: {exc}")
+results = {}
 for name, G in generators.items():
     print(f"{name} validation: {gan_helpers.format_score(checkpoints[name]['metrics'])}")
     if features is not None:
         try:
-            test = gan_helpers.test_set_score(G, DATA_DIR, features, N_TEST, stats_dir=STATS_DIR)
-            print(f"{name} test set:   {gan_helpers.format_score(test)}")
+            results[name] = gan_helpers.test_set_score(G, DATA_DIR, features, N_TEST, stats_dir=STATS_DIR)
+            print(f"{name} diversity:  {gan_helpers.format_diversity(results[name])}")
         except gan_helpers.GanError as exc:
             print(f"{name} test set: not computed: {exc}")
+if results:
+    print(gan_helpers.score_table(results))
 """),
              md("""
 ## 6. Validation curves
 
 The validation score of both runs over their iterations, read from the published histories, with each
-run's best point circled; below them, each run's losses.
+run's best point circled; then the IS and class accuracy at each evaluation (histories written before
+these were logged have none); below them, each run's losses with D's validation losses.
 """),
              code("""
 histories = {name: json.loads(path.read_text()) for name, path in HISTORIES.items() if path.is_file()}
 if histories:
     gan_helpers.plot_metric(histories)
+    gan_helpers.plot_scores(histories)
     for name, history in histories.items():
         gan_helpers.plot_losses(history, title=f"{name}: training curves (moving average)")
     plt.show()
@@ -572,7 +640,20 @@ else:
     print(f"no history files found in {MODEL_DIR} (the training notebooks publish them)")
 """),
              md("""
-## 7. SAGAN's attention
+## 7. Interpolation
+
+For each generator: within a class, a spherical interpolation between two latent vectors; between
+classes, one latent vector with the class conditioning mixed from one class into another. The ends of
+every row are ordinary samples; what lies between shows whether G moves smoothly through its latent space
+and between its classes.
+"""),
+             code("""
+for name, G in generators.items():
+    gan_helpers.interpolation_figure(G).suptitle(f"{name}: interpolation", y=1.02)
+plt.show()
+"""),
+             md("""
+## 8. SAGAN's attention
 
 What the self-attention layers of the SAGAN generator look at (how to read these maps is explained at
 the end of `SAGAN_train.ipynb`): each panel pair shows a query position outlined on a generated image and
@@ -591,10 +672,11 @@ explorer = gan_helpers.attention_explorer(G, None)
 display(explorer)
 """),
              md("""
-## 8. The ultimate cell
+## 9. The ultimate cell
 
 The assignment's final cell: it loads the best SAGAN generator, shows an 8×8 grid of its samples and
-prints its FID on the CIFAR-10 test set with the sample counts. It imports everything it needs, so it
+prints its FID (with KID, IS, class accuracy and the diversity measures) on the CIFAR-10 test set with
+the sample counts. It imports everything it needs, so it
 runs on its own in a fresh kernel; for the same reason it ignores the parameters cell above. Environment
 variables change its inputs without editing it:
 `GAN_FINAL_CKPT` (another checkpoint, e.g. `model/dcgan_best.pt`), `GAN_DATA_DIR`, `GAN_FEATURE_NET`
