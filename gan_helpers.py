@@ -129,6 +129,12 @@ class Config:
     compile: str = "off"             # torch.compile backend for G and D in training ("inductor", "aot_eager", ...);
                                      # "off" = eager. Off by default until timed on each device (train_speed.py)
 
+    def __post_init__(self) -> None:
+        for (key, old), new in LEGACY_VALUES.items():   # old spellings, however the config was made
+            value = getattr(self, key)
+            if type(value) is type(old) and value == old:
+                setattr(self, key, new)
+
     @property
     def cond_classes(self) -> int:
         """Classes the models are conditioned on: num_classes, or 0 when cond="none" (0: unconditional)."""
@@ -169,14 +175,14 @@ class Config:
     @staticmethod
     def from_dict(d: dict[str, Any]) -> "Config":
         """Inverse of dataclasses.asdict (tuples come back from JSON/pickle as lists); unknown keys are errors.
-        Configs written before a field existed get its default; renamed values are upgraded (LEGACY_VALUES)."""
+        Configs written before a field existed get its default; old values are upgraded (LEGACY_VALUES)."""
         names = {f.name for f in dataclasses.fields(Config)}
         unknown = sorted(set(d) - names)
         if unknown:
             raise GanError(f"unknown config field(s) {unknown}; valid fields: {sorted(names)}")
         if "cond" not in d:  # before `cond`, num_classes=0 meant unconditional and the rest projection
             d = {**d, "cond": "projection" if d.get("num_classes", Config.num_classes) else "none"}
-        return Config(**_upgrade({k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}))
+        return Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
     def with_overrides(self, pairs: list[str]) -> "Config":
         """Apply `key=value` strings (values parsed as Python literals, else kept as strings; a tuple field
@@ -199,7 +205,7 @@ class Config:
             if key in updates and updates[key] != value:
                 raise GanError(f"--set gives {key} twice ({updates[key]!r} and {value!r}); give it once")
             updates[key] = value
-        return dataclasses.replace(self, **_upgrade(updates)).check_types()
+        return dataclasses.replace(self, **updates).check_types()
 
     def check_types(self) -> "Config":
         """Raise GanError naming a field whose value does not have the field's type (an int is accepted
@@ -264,16 +270,11 @@ class Config:
 DATASETS = ("auto", "cifar10", "folder")     # Config.dataset: how load_dataset() reads --data-dir
 IMG_SIZES = (32, 64, 128)                    # Config.img_size: every architecture builds for each of these
 SPECTRAL_NORM = ("none", "d", "gd")          # Config.spectral_norm: which of G and D get spectral norm
-# values written before issue 11 -> their current spelling: spectral_norm was a bool; lipschitz="sn" meant
-# "the constraint is spectral norm", which is now spectral_norm's job alone
-# (also as typed on the command line, where a str field keeps "True" as text)
+# values written before issue 11 -> their current spelling (Config.__post_init__ applies it to checkpoints,
+# commands and code alike): spectral_norm was a bool (on the command line, typed as "True"/"False");
+# lipschitz="sn" meant "the constraint is spectral norm", which is now spectral_norm's job alone
 LEGACY_VALUES = {("spectral_norm", True): "gd", ("spectral_norm", False): "none", ("spectral_norm", "True"): "gd",
                  ("spectral_norm", "False"): "none", ("lipschitz", "sn"): "none"}
-
-
-def _upgrade(fields: dict[str, Any]) -> dict[str, Any]:
-    """Config fields with LEGACY_VALUES replaced by their current spelling."""
-    return {k: LEGACY_VALUES.get((k, v), v) if isinstance(v, (bool, str)) else v for k, v in fields.items()}
 
 
 def _has_type(value: Any, hint: Any) -> bool:

@@ -422,7 +422,7 @@ def test_config_overrides_parse_types():
 
 def test_config_validate():
     assert Config.dcgan().validate() == Config.dcgan() and Config.sagan().validate() == Config.sagan()
-    for bad in (dict(loss="foo"), dict(arch="vgg"), dict(lipschitz="sn"), dict(ema_decay=1.0),
+    for bad in (dict(loss="foo"), dict(arch="vgg"), dict(lipschitz="lip"), dict(ema_decay=1.0),
                 dict(spectral_norm="none"), dict(g_ch=0)):    # spectral_norm="none": wgan left unconstrained
         with pytest.raises(GanError):
             Config.sagan(**bad).validate()

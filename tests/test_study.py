@@ -216,6 +216,7 @@ def test_old_config_values_are_upgraded():
         assert (cfg.spectral_norm, cfg.lipschitz, cfg.cond) == expected
         assert (cfg.img_size, cfg.classes, cfg.n_gen) == (32, (), 1)
     assert Config.sagan().with_overrides(["spectral_norm=True", "classes=cat,dog"]).spectral_norm == "gd"
+    assert (Config(spectral_norm=False).spectral_norm, Config(lipschitz="sn").lipschitz) == ("none", "none")
     assert Config.sagan().with_overrides(["classes=cat,dog"]).classes == ("cat", "dog")
 
 
