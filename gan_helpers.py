@@ -195,7 +195,8 @@ class Config:
             if not sep or key not in names:
                 raise GanError(f"--set expects key=value with key one of {sorted(names)}, got {pair!r}")
             try:
-                value = text if isinstance(getattr(self, key), str) else ast.literal_eval(text)
+                quoted = len(text) > 1 and text[0] == text[-1] and text[0] in "'\""   # loss='bce' as in Python
+                value = text if isinstance(getattr(self, key), str) and not quoted else ast.literal_eval(text)
             except (ValueError, SyntaxError):
                 value = text
             if isinstance(getattr(self, key), tuple):  # "g_attn=16" means (16,), "classes=cat,dog" two names
@@ -3152,6 +3153,10 @@ def _cmd_study(args: argparse.Namespace) -> None:
             raise GanError(f"a worker of study {study.name} failed (its message is above); run the same command "
                            f"again to continue")
     elif args.action == "run":
+        try:
+            _device(args.device) if args.device is not None else None
+        except argparse.ArgumentTypeError as exc:
+            raise GanError(f"--device {exc}") from None
         if args.threads is not None:
             torch.set_num_threads(args.threads)
         device = setup(0, args.device)
@@ -3223,8 +3228,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     positive, non_negative = _count(1), _count(0)
 
-    def add_common(p: argparse.ArgumentParser, features: bool = True, classifier: bool = False) -> None:
-        p.add_argument("--device", type=_device, help="cpu, cuda, cuda:1, mps (default: best available)")
+    def add_common(p: argparse.ArgumentParser, features: bool = True, classifier: bool = False,
+                   local_device: bool = True) -> None:
+        # local_device=False: the device of commands printed for other machines (study commands), checked where
+        # they run, not here
+        p.add_argument("--device", type=_device if local_device else str,
+                       help="cpu, cuda, cuda:1, mps (default: best available)")
         if features:
             p.add_argument("--feature-net", help="TorchScript feature network for an offline proxy metric (not FID)")
             p.add_argument("--fid-weights", help=f"local copy of pytorch-fid's {INCEPTION_WEIGHTS_FILE}")
@@ -3301,10 +3310,10 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--threads", type=int, help="torch CPU threads per process (1 to run two processes on 2 cores)")
     st.add_argument("--jobs", type=int, default=1, help="run: this many worker processes sharing the runs")
     st.add_argument("--quiet", action="store_true", help="no progress bars, one line per run")
-    st.add_argument("--time-limit", type=float, metavar="MINUTES",
+    st.add_argument("--time-limit", type=_positive_minutes, metavar="MINUTES",
                     help="run: save the state and stop after this long (the same command continues)")
     st.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # a --jobs worker: its parent collects
-    add_common(st)
+    add_common(st, local_device=False)
     st.set_defaults(func=_cmd_study)
     return parser
 

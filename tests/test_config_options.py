@@ -222,7 +222,7 @@ def test_old_config_values_are_upgraded():
 
 def test_shipped_checkpoints_sample_as_before():
     """model/*.pt (saved before issue 11) load and give the images they gave then (tests/data reference)."""
-    reference = torch.load(ROOT / "tests" / "data" / "shipped_samples.pt")
+    reference = torch.load(ROOT / "tests" / "fixtures" / "shipped_samples.pt")
     for name, images in reference.items():
         G = gh.load_generator(ROOT / "model" / f"{name}.pt")
         assert_close(gh.sample(G, len(images), seed=7), images, rtol=0, atol=1e-5)
