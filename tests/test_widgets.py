@@ -69,9 +69,11 @@ def test_explorer_with_installed_ipywidgets():
 
 
 @pytest.fixture(scope="session")
-def ipywidgets_7(request) -> str:
-    """A folder holding ipywidgets 7.7.1 and the 7.x packages it imports (made once, kept in pytest's cache)."""
-    folder = request.config.cache.mkdir("ipywidgets-7.7.1")
+def ipywidgets_7(request, tmp_path_factory) -> str:
+    """A folder holding ipywidgets 7.7.1 and the 7.x packages it imports (made once, kept in pytest's cache
+    when the cache plugin is on, else in a temporary folder)."""
+    cache = getattr(request.config, "cache", None)
+    folder = cache.mkdir("ipywidgets-7.7.1") if cache is not None else tmp_path_factory.mktemp("ipywidgets-7.7.1")
     if not (folder / "ipywidgets" / "__init__.py").is_file():
         r = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
                             "--no-deps", "--target", str(folder), "--timeout", "20", "ipywidgets==7.7.1",
