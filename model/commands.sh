@@ -104,3 +104,11 @@ done
 python gan_helpers.py study commands studies/attention.json --data-dir data \
     --feature-net ../shared/eval/cifar10_features.pt --device cuda --threads 1 | xargs -P 8 -I{} sh -c '{}'
 python gan_helpers.py study collect studies/attention.json
+
+# Session 4: the measures of the shipped generators (issue 12): test-set FD (proxy), KID, IS (proxy), class
+# accuracy of the samples next to the classifier's on real test images, diversity and the nearest-neighbour
+# ratio, on 5,000 samples (numbers in session 4's closing note).
+for m in dcgan sagan; do
+  OMP_NUM_THREADS=1 python gan_helpers.py evaluate model/${m}_best.pt --data-dir data --n 5000 --device cpu \
+      --feature-net ../shared/eval/cifar10_features.pt --classifier ../shared/eval/cifar10_classifier.pt
+done
