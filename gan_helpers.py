@@ -1708,14 +1708,15 @@ def score(fake: Stats, real: Stats, label: str) -> dict[str, Any]:
             "n_fake": fake.n, "n_real": real.n, "metric": label}
 
 
-def sample_scores(out: NetOutputs, labels: Tensor | None, net: FeatureNet) -> dict[str, Any]:
+def sample_scores(out: NetOutputs, labels: Tensor | None, net: FeatureNet, num_classes: int) -> dict[str, Any]:
     """IS (when the net gives logits and there are at least 10 samples, one per split) and class accuracy
-    (when it has a classifier and the samples have labels)."""
+    (when it has a classifier for the model's `num_classes` classes and the samples have labels: the kit's
+    CIFAR-10 classifier says nothing about a folder of 2 classes or a relabelled CIFAR-10 subset)."""
     result: dict[str, Any] = {}
     if out.is_logits is not None and len(out.is_logits) >= IS_SPLITS:
         result["is"], result["is_std"] = inception_score(out.is_logits)
         result["is_metric"] = net.is_label
-    if out.class_logits is not None and labels is not None:
+    if out.class_logits is not None and labels is not None and out.class_logits.shape[1] == num_classes:
         acc = class_accuracy(out.class_logits, labels.numpy(), out.class_logits.shape[1])
         result.update(class_acc=acc["overall"], class_acc_per_class=acc["per_class"], class_metric=net.class_label)
     return result
@@ -1742,7 +1743,9 @@ def _sample_and_score(G: nn.Module, real: Stats, net: FeatureNet, n: int,
     _, labels = latents(G, n, seed=seed)
     images = to_uint8(sample(G, n, seed=seed))
     out = net.outputs(images)
-    return {**score(Stats.of(out.features), real, net.label), **sample_scores(out, labels, net)}, images, labels, out
+    scores = {**score(Stats.of(out.features), real, net.label),
+              **sample_scores(out, labels, net, G.config.cond_classes)}
+    return scores, images, labels, out
 
 
 def format_diversity(s: dict[str, Any]) -> str:
