@@ -121,6 +121,8 @@ class Config:
     eval_samples: int = 5000         # generated images per validation FID (vs the val_size validation images)
     checkpoint_every: int = 1000     # full training state to last.pt every this many iterations
     hflip: bool = True               # random horizontal flips of real images
+    diffaug: str = "none"            # differentiable augmentation of every D input in training (Zhao 2020):
+                                     # "none" or names from AUGMENTS joined by commas, e.g. "translation,cutout"
     seed: int = 0                    # seeds python, numpy and torch (one place: setup())
     diverged_above: float = 1e6      # |loss| or |mean D logit| above this stops training as diverged, like a
                                      # NaN (the shipped runs stay below 2e3; a run past 1e6 does not recover)
@@ -237,6 +239,7 @@ class Config:
         if self.compile != "off" and self.compile not in torch.compiler.list_backends(exclude_tags=()):
             raise GanError(f"config compile={self.compile!r} is not 'off' or a torch.compile backend: "
                            f"{torch.compiler.list_backends()}")
+        augment_policy(self.diffaug)
         if not 0 <= self.ema_decay < 1:
             raise GanError(f"config ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.loss == "wgan" and self.lipschitz == "none" and self.spectral_norm == "none":
@@ -1265,6 +1268,73 @@ def discriminate(D: nn.Module, x: Tensor, y: Tensor | None) -> tuple[Tensor, Ten
     return logits.float(), classes.float()
 
 
+# ----------------------------------------------------------------------------------------------------
+# differentiable augmentation (Zhao et al. 2020, DiffAugment): the same random transforms of real and
+# generated images before every D forward in training, differentiable so G learns through them
+# ----------------------------------------------------------------------------------------------------
+
+def _per_image(x: Tensor) -> Tensor:
+    """Uniform [0, 1) draws (N, 1, 1, 1), one per image of x (N, C, H, W)."""
+    return torch.rand(len(x), 1, 1, 1, device=x.device, dtype=x.dtype)
+
+
+def augment_color(x: Tensor) -> Tensor:
+    """Per image: brightness + U(-0.5, 0.5), saturation x U(0, 2), contrast x U(0.5, 1.5) (DiffAugment's
+    ranges for images in [-1, 1]); x (N, 3, H, W) -> (N, 3, H, W)."""
+    x = x + (_per_image(x) - 0.5)
+    grey = x.mean(dim=1, keepdim=True)
+    x = (x - grey) * (2 * _per_image(x)) + grey
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    return (x - mean) * (_per_image(x) + 0.5) + mean
+
+
+def augment_translation(x: Tensor, ratio: float = 0.125) -> Tensor:
+    """Per image: shift by up to ratio * size pixels along each axis (integers, uniform), filling the
+    uncovered border with zeros (mid-grey); x (N, C, H, W) -> (N, C, H, W)."""
+    n, _, h, w = x.shape
+    sy, sx = int(h * ratio + 0.5), int(w * ratio + 0.5)
+    rows = torch.arange(h, device=x.device).view(1, h, 1) - torch.randint(-sy, sy + 1, (n, 1, 1), device=x.device)
+    cols = torch.arange(w, device=x.device).view(1, 1, w) - torch.randint(-sx, sx + 1, (n, 1, 1), device=x.device)
+    inside = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)              # (N, H, W)
+    batch = torch.arange(n, device=x.device).view(n, 1, 1)
+    moved = x.permute(0, 2, 3, 1)[batch, rows.clamp(0, h - 1), cols.clamp(0, w - 1)]   # (N, H, W, C)
+    return (moved * inside.unsqueeze(-1).to(x.dtype)).permute(0, 3, 1, 2)
+
+
+def augment_cutout(x: Tensor, ratio: float = 0.5) -> Tensor:
+    """Per image: zero (mid-grey) a ratio * size square centred on a uniform pixel, cut at the border;
+    x (N, C, H, W) -> (N, C, H, W)."""
+    n, _, h, w = x.shape
+    ch, cw = int(h * ratio + 0.5), int(w * ratio + 0.5)
+    top = torch.randint(0, h, (n, 1, 1), device=x.device) - ch // 2
+    left = torch.randint(0, w, (n, 1, 1), device=x.device) - cw // 2
+    rows, cols = torch.arange(h, device=x.device).view(1, h, 1), torch.arange(w, device=x.device).view(1, 1, w)
+    cut = (rows >= top) & (rows < top + ch) & (cols >= left) & (cols < left + cw)   # (N, H, W)
+    return x * (~cut).unsqueeze(1).to(x.dtype)
+
+
+AUGMENTS: dict[str, Callable[[Tensor], Tensor]] = {
+    "color": augment_color, "translation": augment_translation, "cutout": augment_cutout}
+
+
+def augment_policy(policy: str) -> tuple[str, ...]:
+    """Config.diffaug ("none" or comma-separated AUGMENTS names, applied in that order) -> the names."""
+    names = () if policy == "none" else tuple(p.strip() for p in policy.split(","))
+    bad = [p for p in names if p not in AUGMENTS]
+    if bad or len(set(names)) != len(names):
+        raise GanError(f"config diffaug={policy!r}: give 'none' or distinct names from {list(AUGMENTS)} "
+                       f"joined by commas, e.g. diffaug=translation,cutout")
+    return names
+
+
+def diff_augment(x: Tensor, policy: str) -> Tensor:
+    """x (N, C, H, W) through the policy's transforms (each drawn per image from the global RNG, so resumed
+    training repeats them); policy "none" returns x itself."""
+    for name in augment_policy(policy):
+        x = AUGMENTS[name](x)
+    return x
+
+
 def gradient_penalty(D: nn.Module, real: Tensor, fake: Tensor, y: Tensor | None, eps: Tensor) -> Tensor:
     """WGAN-GP (Gulrajani 2017): E[(||grad_x D(x_hat)||_2 - 1)^2] at x_hat = eps * real + (1 - eps) * fake,
     eps (N, 1, 1, 1) in [0, 1]. Differentiable w.r.t. D's parameters."""
@@ -1307,7 +1377,9 @@ def train_step(cfg: Config, G: nn.Module, D: nn.Module, G_ema: nn.Module | None,
                prec: Precision | None = None) -> dict[str, float]:
     """One GAN round: cfg.n_critic D updates, then cfg.n_gen G updates and the EMA update.
     `real_batch()` returns images (N, 3, S, S) in [-1, 1] and labels (N,). `prec` (default: float32) runs
-    G and D under autocast; logits, losses and the gradient penalty stay in float32. Returns the last
+    G and D under autocast; logits, losses and the gradient penalty stay in float32. With cfg.diffaug every
+    image D sees in training (real, generated, the penalty's interpolates) is augmented first (diff_augment:
+    new draws at every D call). Returns the last
     losses and mean D logits on real and generated images (D(x), D(G(z))) of the last D step."""
     d_loss_fn, g_loss_fn = _loss_pair(cfg.loss)
     device = next(G.parameters()).device
@@ -1321,9 +1393,10 @@ def train_step(cfg: Config, G: nn.Module, D: nn.Module, G_ema: nn.Module | None,
         # the last critic step keeps G's graph: (2) reuses its batch, saving one G forward (pytorch/examples)
         with torch.set_grad_enabled(step == cfg.n_critic - 1), prec.autocast():
             fake = G(torch.randn(n, cfg.z_dim, device=device), y_fake)
+        seen_real, seen_fake = diff_augment(real, cfg.diffaug), diff_augment(fake.detach(), cfg.diffaug)
         with prec.autocast():
-            real_logits, real_classes = discriminate(D, real, y_real)
-            fake_logits, _ = discriminate(D, fake.detach(), y_fake)
+            real_logits, real_classes = discriminate(D, seen_real, y_real)
+            fake_logits, _ = discriminate(D, seen_fake, y_fake)
         loss_d = d_loss_fn(real_logits, fake_logits)
         if real_classes is not None:   # ACGAN: D also learns to classify real images
             loss_d = loss_d + cfg.acgan_weight * class_loss(real_classes, y_real)
@@ -1331,7 +1404,7 @@ def train_step(cfg: Config, G: nn.Module, D: nn.Module, G_ema: nn.Module | None,
             loss_d = loss_d + cfg.drift * real_logits.pow(2).mean()
         if cfg.lipschitz == "gp":
             eps = torch.rand(n, 1, 1, 1, device=device)
-            loss_d = loss_d + cfg.gp_weight * gradient_penalty(D, real, fake.detach().float(), y_real, eps)
+            loss_d = loss_d + cfg.gp_weight * gradient_penalty(D, seen_real, seen_fake.float(), y_real, eps)
         opt_d.zero_grad(set_to_none=True)
         prec.step(loss_d, opt_d, prec.scaler_d)
         if cfg.lipschitz == "clip":
@@ -1345,7 +1418,7 @@ def train_step(cfg: Config, G: nn.Module, D: nn.Module, G_ema: nn.Module | None,
             if step > 0:
                 y_fake = random_labels(n, cfg.cond_classes, device)
                 fake = G(torch.randn(n, cfg.z_dim, device=device), y_fake)
-            g_logits, g_classes = discriminate(D, fake, y_fake)
+            g_logits, g_classes = discriminate(D, diff_augment(fake, cfg.diffaug), y_fake)
         loss_g = g_loss_fn(g_logits)
         if g_classes is not None:      # ACGAN: G makes images D classifies as their labels
             loss_g = loss_g + cfg.acgan_weight * class_loss(g_classes, y_fake)
@@ -2695,8 +2768,8 @@ def attention_explorer(G: nn.Module, D: nn.Module | None = None, real: ImageSet 
 
 # Config fields a study sets for all its runs (from its own keys), never through an arm's overrides
 STUDY_OWNED_FIELDS = ("name", "seed", "iters", "eval_every", "eval_samples", "checkpoint_every")
-STUDY_KEYS = ("name", "description", "preset", "width", "set", "arms", "grid", "seeds", "iters", "eval_every",
-              "eval_samples")
+STUDY_KEYS = ("name", "description", "preset", "width", "set", "arms", "grid", "shared", "seeds", "iters",
+              "eval_every", "eval_samples")
 
 
 @dataclass
@@ -2712,11 +2785,18 @@ class Study:
     iters: int                         # iterations of every run
     eval_every: int                    # validation metric every this many iterations (and checkpoints)
     eval_samples: int                  # generated images per validation metric
+    # arm -> (study, arm) whose runs it shares: the same config (checked by load_study), trained once, in the
+    # other study's folders; e.g. every study's baseline arm is one set of runs
+    shared: dict[str, tuple[str, str]] = dataclasses.field(default_factory=dict)
+
+    def owner(self, arm: str) -> tuple[str, str]:
+        """(study, arm) whose folders hold this arm's runs: its own, or those of the arm it shares."""
+        return self.shared.get(arm, (self.name, arm))
 
     def config(self, arm: str, seed: int) -> Config:
-        """The Config of one run."""
+        """The Config of one run (named after the study and arm that own its runs)."""
         cfg = PRESETS[self.preset]().with_overrides([*self.base, *self.arms[arm]])
-        return dataclasses.replace(cfg, name=f"{self.name}-{arm}", seed=seed, iters=self.iters,
+        return dataclasses.replace(cfg, name="-".join(self.owner(arm)), seed=seed, iters=self.iters,
                                    eval_every=self.eval_every, eval_samples=self.eval_samples,
                                    checkpoint_every=self.eval_every).validate()
 
@@ -2734,11 +2814,14 @@ def _grid_arms(axes: list[dict[str, list[str]]]) -> dict[str, tuple[str, ...]]:
     return arms
 
 
-def load_study(path: str | Path) -> Study:
+def load_study(path: str | Path, share: bool = True) -> Study:
     """Read and check a study description: every arm's Config is built and validated here, so a typo fails
     before any training. Keys: preset, arms ({name: [key=value, ...]}) or grid ([{name: [...]}, ...], the
     arms being every combination), seeds, iters, eval_every, eval_samples; optional name (default: the
-    file's stem), description, set (overrides of every arm), width (g_ch = d_ch = width)."""
+    file's stem), description, set (overrides of every arm), width (g_ch = d_ch = width), shared ({arm:
+    "study/arm"}: the arm's runs are that arm's of the study file beside this one, which must give the same
+    config; so arms common to several studies are trained once). share=False leaves `shared` out (each arm
+    then uses its own folders)."""
     path = Path(path)
     try:
         spec = json.loads(path.read_text())
@@ -2768,12 +2851,37 @@ def load_study(path: str | Path) -> Study:
             raise GanError(f"study file {path}, arm {arm!r}: {exc}") from exc
     if len(set(study.seeds)) != len(study.seeds) or not study.seeds:
         raise GanError(f"study file {path}: seeds must be distinct and at least one, got {list(study.seeds)}")
+    for arm, ref in spec.get("shared", {}).items() if share else ():
+        _share(study, arm, ref, path)
     return study
 
 
+def _share(study: Study, arm: str, ref: str, path: Path) -> None:
+    """Make `arm` of `study` (read from `path`) use the runs of `ref` ("study/arm", a study file beside
+    `path`), after checking that both give the same config for every seed."""
+    other_name, _, other_arm = ref.partition("/")
+    other_path = path.parent / f"{other_name}.json"
+    if arm not in study.arms or not other_arm or other_name == study.name or not other_path.is_file():
+        raise GanError(f"study file {path}: shared {{{arm!r}: {ref!r}}} needs an arm of this file and "
+                       f"'study/arm' naming another study file beside it ({other_path} does not exist or the "
+                       f"names are wrong)")
+    other = load_study(other_path, share=False)
+    if other_arm not in other.arms or other_arm in json.loads(other_path.read_text()).get("shared", {}):
+        raise GanError(f"study file {path}: shared arm {ref!r} is not an arm of {other_path} that owns its runs")
+    study.shared[arm] = (other.name, other_arm)
+    mine, theirs = study.config(arm, 0), dataclasses.replace(other.config(other_arm, 0), seed=0)
+    differ = {f.name: (getattr(mine, f.name), getattr(theirs, f.name)) for f in dataclasses.fields(Config)
+              if getattr(mine, f.name) != getattr(theirs, f.name)}
+    if differ:
+        raise GanError(f"study file {path}: arm {arm!r} cannot share the runs of {ref!r}, their configs differ "
+                       f"in {differ} (this study's value first)")
+
+
 def study_run_dir(study: Study, arm: str, seed: int, runs_dir: str | Path = "model/studies") -> Path:
-    """<runs_dir>/<study>/<arm>_s<seed>/: last.pt, best.pt (not committed), history.json, run.json."""
-    return Path(runs_dir) / study.name / f"{arm}_s{seed}"
+    """<runs_dir>/<study>/<arm>_s<seed>/ (of the owning study and arm for a shared arm): last.pt, best.pt
+    (not committed), history.json, run.json."""
+    owner, owner_arm = study.owner(arm)
+    return Path(runs_dir) / owner / f"{owner_arm}_s{seed}"
 
 
 def _run_record(folder: Path) -> dict[str, Any] | None:
@@ -2865,7 +2973,8 @@ def run_study(study: Study, data: str | Path | tuple[ImageSet, ImageSet], featur
             if history["iter"][-1:] != [cfg.iters]:
                 lines.append(f"{folder}: stopped at iteration {history['iter'][-1]} (time limit); run again to continue")
                 break
-            write_json_atomic({"study": study.name, "arm": arm, "seed": seed, "set": [*study.base, *study.arms[arm]],
+            owner, owner_arm = study.owner(arm)
+            write_json_atomic({"study": owner, "arm": owner_arm, "seed": seed, "set": [*study.base, *study.arms[arm]],
                                "config": dataclasses.asdict(cfg), "device": _device_name(device),
                                "torch": torch.__version__}, folder / "run.json")
         finally:

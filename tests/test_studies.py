@@ -323,3 +323,40 @@ def test_time_limit_stops_the_study_with_a_resumable_state(tmp_path, data, featu
     assert not (folder / "run.json").exists() and gh.load_checkpoint(folder / "last.pt")["iteration"] == 1
     lines = gh.run_study(study, data, features, tmp_path / "runs", stats_dir=tmp_path / "stats", progress=False)
     assert lines == [f"{folder}: trained to iteration {ITERS}"] and (folder / "run.json").exists()
+
+
+# ---------------------------------------------------------------------------------------------- shared arms
+
+def test_a_shared_arm_uses_the_other_studys_runs_and_is_not_trained_twice(tmp_path, finished, data, features):
+    """An arm listed under `shared` reads (and, if missing, trains) the runs of the arm it names, in that
+    study's folders; its results equal those of the owning arm."""
+    study, runs, results = finished
+    spec = json.loads(write_study(tmp_path).read_text())
+    spec.update(arms={"base": ARMS["a8"], "hinge": [*ARMS["a8"], "loss=hinge", "drift=0"]},
+                shared={"base": "tiny/a8"})
+    path = tmp_path / "other.json"
+    path.write_text(json.dumps(spec))
+    other = gh.load_study(path)
+    assert gh.study_run_dir(other, "base", 1, runs) == runs / "tiny" / "a8_s1"
+    assert other.config("base", 1) == study.config("a8", 1)
+    with mock.patch.object(gh, "train", wraps=gh.train) as train:
+        gh.run_study(other, data, features, runs, stats_dir=runs.parent / "stats", progress=False)
+    assert sorted(c.args[0].name for c in train.call_args_list) == ["other-hinge", "other-hinge"]
+    shared = gh.collect_study(other, runs)["arms"]["base"]
+    assert shared["best"] == results["arms"]["a8"]["best"] and shared["runs"] == results["arms"]["a8"]["runs"]
+
+
+@pytest.mark.parametrize("shared, extra, message", [
+    ({"base": "tiny/a8"}, ["lipschitz=gp"], "configs differ in {'lipschitz'"),
+    ({"base": "tiny/nope"}, [], "is not an arm of"),
+    ({"base": "missing/a8"}, [], "does not exist"),
+    ({"nope": "tiny/a8"}, [], "needs an arm of this file"),
+])
+def test_sharing_runs_of_another_config_is_refused(tmp_path, shared, extra, message):
+    write_study(tmp_path)
+    spec = json.loads(write_study(tmp_path).read_text())
+    spec.update(arms={"base": [*ARMS["a8"], *extra]}, shared=shared)
+    path = tmp_path / "other.json"
+    path.write_text(json.dumps(spec))
+    with pytest.raises(gh.GanError, match=message):
+        gh.load_study(path)
