@@ -1202,6 +1202,52 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def layer_table(model: nn.Module) -> list[dict[str, Any]]:
+    """G's or D's stages in the order a forward pass runs them (the model's children, ModuleLists opened;
+    identity placeholders left out): name, type, output shape (C, H, W) of one sample and parameters, from
+    one forward pass on two dummy inputs. For the report's and notebooks' architecture tables."""
+    cfg, stages = model.config, []
+    for name, child in model.named_children():
+        for i, m in enumerate(child) if isinstance(child, nn.ModuleList) else [(None, child)]:
+            if not isinstance(m, nn.Identity):
+                stages.append((name if i is None else f"{name}.{i}", m))
+    rows: list[dict[str, Any]] = []
+
+    def kind(module: nn.Module) -> str:      # "Conv2d + SN", "SelfAttention x 2", "GBlock"
+        if isinstance(module, nn.Sequential):
+            names = sorted({kind(m) for m in module})
+            return names[0] + (f" × {len(module)}" if len(module) > 1 else "") if len(names) == 1 else "Sequential"
+        name = type(module).__name__
+        return name.removeprefix("Parametrized") + " + SN" if name.startswith("Parametrized") else name
+
+    def record(name: str, module: nn.Module, out: Any) -> None:
+        out = out[0] if isinstance(out, tuple) else out
+        rows.append({"layer": name, "type": kind(module), "output": tuple(out.shape[1:]),
+                     "params": count_parameters(module)})
+
+    hooks = [m.register_forward_hook(lambda mod, _, out, name=name: record(name, mod, out)) for name, m in stages]
+    labels = torch.arange(2) % cfg.cond_classes if cfg.cond_classes else None
+    try:
+        with eval_mode(model), torch.no_grad():
+            if isinstance(model, tuple(a.generator for a in ARCHS.values())):
+                model(torch.zeros(2, cfg.z_dim), labels)
+            else:
+                model(torch.zeros(2, 3, cfg.img_size, cfg.img_size), labels,
+                      **({"with_classes": True} if getattr(model, "classifier", None) is not None else {}))
+    finally:
+        for h in hooks:
+            h.remove()
+    return rows
+
+
+def format_layer_table(rows: list[dict[str, Any]], fmt: str = "markdown") -> str:
+    """layer_table() rows as a table (format_table), with the total parameter count as the last row."""
+    body = [[r["layer"], r["type"], " × ".join(map(str, r["output"])), f"{r['params']:,}"] for r in rows]
+    total = sum(r["params"] for r in rows)
+    return format_table(["stage", "type", "output (C × H × W)", "parameters"], [*body, ["total", "", "", f"{total:,}"]],
+                        fmt)
+
+
 # ----------------------------------------------------------------------------------------------------
 # losses: pure functions of logits; in every loss D scores real images high
 # ----------------------------------------------------------------------------------------------------
@@ -1829,21 +1875,36 @@ def format_diversity(s: dict[str, Any]) -> str:
             f"nearest-neighbour distance in pixels {s['nn_ratio']:.3f} x real test images'")
 
 
+def format_table(head: list[str], rows: list[list[str]], fmt: str = "markdown") -> str:
+    """A table as markdown or LaTeX (booktabs; first column left-aligned, the rest right-aligned; _ , * and
+    ± escaped): the one place every table of the kit is formatted."""
+    if fmt == "markdown":
+        return "\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head),
+                          *("| " + " | ".join(r) + " |" for r in rows)])
+    if fmt != "latex":
+        raise GanError(f"table format {fmt!r}: choose 'markdown' or 'latex'")
+    esc = lambda t: (t.replace("_", r"\_").replace(",", "{,}").replace("*", r"$^*$")  # noqa: E731
+                     .replace("±", r"$\pm$").replace("×", r"$\times$"))
+    return "\n".join([r"\begin{tabular}{l" + "r" * (len(head) - 1) + "}", r"\toprule",
+                      " & ".join(map(esc, head)) + r" \\", r"\midrule",
+                      *(" & ".join(map(esc, r)) + r" \\" for r in rows), r"\bottomrule", r"\end{tabular}"])
+
+
 def score_table(results: dict[str, dict[str, Any]]) -> str:
     """Markdown table of test_set_score results by model name: FD, KID, IS, class accuracy, diversity."""
     first = next(iter(results.values()))
-    rows = [f"| model | {first['metric']} | KID | {first.get('is_metric', 'IS')} | "
-            f"{first.get('class_metric', 'class accuracy')} | near-duplicate pairs | nearest-neighbour ratio |",
-            "|---|---|---|---|---|---|---|"]
+    head = ["model", first["metric"], "KID", first.get("is_metric", "IS"), first.get("class_metric", "class accuracy"),
+            "near-duplicate pairs", "nearest-neighbour ratio"]
+    rows = []
     for name, r in results.items():
         d = r.get("diversity")
-        rows.append(f"| {name} | {r['fd']:.4g} | {r['kid']:.4g} ± {r['kid_std']:.2g} | "
-                    + (f"{r['is']:.3f} ± {r['is_std']:.2g}" if "is" in r else "-") + " | "
-                    + (f"{r['class_acc']:.3f} (real {r.get('real_class_acc', float('nan')):.3f})" if "class_acc" in r else "-")
-                    + " | " + (f"{d['dup_fake']:.4f} (real {d['dup_real']:.4f})" if d else "-")
-                    + " | " + (f"{r['nn_ratio']:.3f}" if "nn_ratio" in r else "-") + " |")
-    rows.append(f"\n{first['n_fake']} generated vs {first['n_real']} real test images per model.")
-    return "\n".join(rows)
+        rows.append([name, f"{r['fd']:.4g}", f"{r['kid']:.4g} ± {r['kid_std']:.2g}",
+                     f"{r['is']:.3f} ± {r['is_std']:.2g}" if "is" in r else "-",
+                     f"{r['class_acc']:.3f} (real {r.get('real_class_acc', float('nan')):.3f})" if "class_acc" in r else "-",
+                     f"{d['dup_fake']:.4f} (real {d['dup_real']:.4f})" if d else "-",
+                     f"{r['nn_ratio']:.3f}" if "nn_ratio" in r else "-"])
+    return (format_table(head, rows)
+            + f"\n\n{first['n_fake']} generated vs {first['n_real']} real test images per model.")
 
 
 def evaluate_generator(G: nn.Module, real: Stats, net: FeatureNet, n: int, seed: int = 12345) -> dict[str, Any]:
@@ -2566,14 +2627,13 @@ def plot_metric(histories: dict[str, dict[str, list]], ax: Any = None) -> Any:
 def comparison_table(histories: dict[str, dict[str, list]], upto: int | None = None) -> str:
     """Markdown table of each run's best validation metric among evaluations at iterations <= `upto`
     (all when None), so runs are compared at the same training budget."""
-    rows = ["| run | best validation metric | at iteration | KID | samples (generated vs real) |",
-            "|---|---|---|---|---|"]
+    rows = []
     for name, history in histories.items():
         evals = [e for e in history["eval"] if upto is None or e["iter"] <= upto]
         best = min(evals, key=lambda e: e["fd"])
-        rows.append(f"| {name} | {best['metric']} {best['fd']:.4g} | {best['iter']} | "
-                    f"{best['kid']:.4g} ± {best['kid_std']:.2g} | {best['n_fake']} vs {best['n_real']} |")
-    return "\n".join(rows)
+        rows.append([name, f"{best['metric']} {best['fd']:.4g}", str(best["iter"]),
+                     f"{best['kid']:.4g} ± {best['kid_std']:.2g}", f"{best['n_fake']} vs {best['n_real']}"])
+    return format_table(["run", "best validation metric", "at iteration", "KID", "samples (generated vs real)"], rows)
 
 
 def live_metric_plot(name: str = "run") -> Callable[[dict[str, list]], None]:
@@ -3057,8 +3117,8 @@ def collect_study(study: Study, runs_dir: str | Path = "model/studies") -> dict[
     return results
 
 
-def _pm(s: dict[str, Any], digits: int = 4, pm: str = "±") -> str:
-    return f"{s['mean']:.{digits}g}" + ("" if s["std"] is None else f" {pm} {s['std']:.2g}")
+def _pm(s: dict[str, Any], digits: int = 4) -> str:
+    return f"{s['mean']:.{digits}g}" + ("" if s["std"] is None else f" ± {s['std']:.2g}")
 
 
 def study_table(results: dict[str, Any], fmt: str = "markdown") -> str:
@@ -3066,8 +3126,6 @@ def study_table(results: dict[str, Any], fmt: str = "markdown") -> str:
     final, equal-iteration and equal-time validation metric, images seen, seconds per iteration, and how far
     its best is from the arm with the lowest mean best; '*' marks a gap larger than the two arms' standard
     deviations added (their mean ± std intervals do not overlap; never marked with a single seed)."""
-    if fmt not in ("markdown", "latex"):
-        raise GanError(f"table format {fmt!r}: choose 'markdown' or 'latex'")
     p, arms = results["protocol"], results["arms"]
     lead = min(arms, key=lambda a: arms[a]["best"]["mean"])
     head = ["arm", "seeds", f"best {p['metric']}", "final", f"at {p['equal_iter']:,} it",
@@ -3077,17 +3135,10 @@ def study_table(results: dict[str, Any], fmt: str = "markdown") -> str:
         gap = a["best"]["mean"] - arms[lead]["best"]["mean"]
         spreads = (a["best"]["std"], arms[lead]["best"]["std"])
         apart = None not in spreads and gap > sum(spreads)
-        pm = "±" if fmt == "markdown" else r"$\pm$"
-        rows.append([arm, str(len(a["seeds"])), *(_pm(a[k], pm=pm) for k in ("best", "final", "at_iter", "at_time")),
-                     f"{a['images_seen']:,}", _pm(a["sec_per_iter"], 3, pm), "lowest" if arm == lead
+        rows.append([arm, str(len(a["seeds"])), *(_pm(a[k]) for k in ("best", "final", "at_iter", "at_time")),
+                     f"{a['images_seen']:,}", _pm(a["sec_per_iter"], 3), "lowest" if arm == lead
                      else f"+{gap:.3g}" + ("*" if apart else "")])
-    if fmt == "markdown":
-        return "\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head),
-                          *("| " + " | ".join(r) + " |" for r in rows)])
-    esc = lambda t: t.replace("_", r"\_").replace(",", "{,}").replace("*", r"$^*$")  # noqa: E731
-    return "\n".join([r"\begin{tabular}{l" + "r" * (len(head) - 1) + "}", r"\toprule",
-                      " & ".join(map(esc, head)) + r" \\", r"\midrule",
-                      *(" & ".join(map(esc, r)) + r" \\" for r in rows), r"\bottomrule", r"\end{tabular}"])
+    return format_table(head, rows, fmt)
 
 
 def plot_study(results: dict[str, Any], ax: Any = None, x: str = "iter") -> Any:

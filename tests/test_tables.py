@@ -1,0 +1,38 @@
+"""Architecture tables (layer_table) and the one table formatter every table of the kit goes through."""
+import pytest
+
+import gan_helpers as gh
+
+
+@pytest.mark.parametrize("arch", sorted(gh.ARCHS))
+@pytest.mark.parametrize("cond", ["none", "concat", "acgan", "projection"])
+def test_layer_table_covers_every_parameter_and_ends_at_an_image_and_a_logit(arch, cond):
+    cfg = gh.Config.sagan(arch=arch, cond=cond, g_ch=8, d_ch=8, g_attn=(), d_attn=())
+    G, D = gh.build_models(cfg)
+    g_rows, d_rows = gh.layer_table(G), gh.layer_table(D)
+    assert sum(r["params"] for r in g_rows) == gh.count_parameters(G)
+    assert sum(r["params"] for r in d_rows) == gh.count_parameters(D)
+    assert g_rows[-1]["layer"] == "out" and g_rows[-1]["output"] == ((3 * 32 * 32,) if arch == "mlp" else (3, 32, 32))
+    logit = [r["output"] for r in d_rows if r["layer"] in ("out", "linear")]
+    assert logit in ([(1,)], [(1, 1, 1)])
+    assert [r["output"] for r in d_rows if r["layer"] == "classifier"] == ([(10,)] if cond == "acgan" else [])
+
+
+def test_layer_table_names_attention_and_spectral_norm_and_follows_the_resolutions():
+    G, D = gh.build_models(gh.Config.sagan(g_ch=16, d_ch=16, g_attn=(16,), d_attn=(16, 16)))
+    g_rows, d_rows = gh.layer_table(G), gh.layer_table(D)
+    assert [(r["layer"], r["type"], r["output"]) for r in g_rows[:5]] == [
+        ("linear", "Linear + SN", (16 * 4 * 4,)), ("blocks.0", "GBlock", (16, 8, 8)),
+        ("blocks.1", "GBlock", (16, 16, 16)), ("attns.1", "SelfAttention", (16, 16, 16)),
+        ("blocks.2", "GBlock", (16, 32, 32))]
+    assert ("attns.0", "SelfAttention × 2", (16, 16, 16)) in [(r["layer"], r["type"], r["output"]) for r in d_rows]
+
+
+def test_format_table_markdown_and_escaped_latex():
+    head, rows = ["arm", "best FD"], [["sn_gd*", "1,234 ± 0.5"], ["b", "2 × 3"]]
+    assert gh.format_table(head, rows) == "| arm | best FD |\n|---|---|\n| sn_gd* | 1,234 ± 0.5 |\n| b | 2 × 3 |"
+    latex = gh.format_table(head, rows, "latex").splitlines()
+    assert latex[0] == r"\begin{tabular}{lr}" and latex[2] == r"arm & best FD \\"
+    assert latex[4] == r"sn\_gd$^*$ & 1{,}234 $\pm$ 0.5 \\" and latex[5] == r"b & 2 $\times$ 3 \\"
+    with pytest.raises(gh.GanError, match="choose 'markdown' or 'latex'"):
+        gh.format_table(head, rows, "html")
