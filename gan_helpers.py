@@ -795,6 +795,10 @@ class _Float32SpectralNorm(_SpectralNorm):
     """torch's spectral-norm parametrization with its power iteration and sigma computed in float32 even
     inside a bf16/fp16 autocast region (autocast would run its matrix-vector products in half precision)."""
 
+    # Left out of torch.compile: inductor keeps the power-iteration vectors u, v for the backward pass by
+    # reference and then updates them in place, so a second forward before backward (D on real, then on
+    # generated images) fails with "modified by an inplace operation"; eager torch clones them first.
+    @torch.compiler.disable
     def forward(self, weight: Tensor) -> Tensor:
         with torch.autocast(weight.device.type, enabled=False):
             return super().forward(weight.float())
