@@ -192,7 +192,7 @@ The SAGAN preset (`Config.sagan()`):
 def train_notebook(key):
     spec = TRAIN[key]
     name, folder = key, spec["folder"]
-    cells = [md(spec["intro"]), md(SETUP_MD), code(SETUP_CODE.format(imports="", display="from IPython.display import display\n"))]
+    cells = [md(spec["intro"]), md(SETUP_MD), code(SETUP_CODE.format(imports="", display="from IPython.display import Markdown, display\n"))]
     cells += [md(f"""
 ## 2. Parameters
 
@@ -305,8 +305,9 @@ print("sample scores:", features.is_label or "no IS", "|", features.class_label 
               md(spec["model_md"]),
               code("""
 G, D = gan_helpers.build_models(cfg)
-print(f"G: {gan_helpers.count_parameters(G):,} parameters   D: {gan_helpers.count_parameters(D):,} parameters")
 print(cfg)
+for who, model in (("Generator", G), ("Discriminator", D)):   # stage by stage: output shape and parameters
+    display(Markdown(f"**{who}**\\n\\n" + gan_helpers.format_layer_table(gan_helpers.layer_table(model))))
 """),
               md(f"""
 ## 6. Training
