@@ -84,17 +84,22 @@ python tools/eval_noise.py model/dcgan_best.pt --data-dir data --feature-net ../
 # The report: every figure and table regenerated from model/, then the PDF (needs TeX Live, see report/build.sh).
 report/build.sh
 
-# Speed benchmark (ours vs a torchvision/DataLoader reference loop; attention kernels; cached evaluation).
-python tests/benchmarks/train_speed.py --data-dir data --feature-net ../shared/eval/cifar10_features.pt --iters 30
+# Speed benchmark (ours vs a torchvision/DataLoader reference loop; attention kernels; cached evaluation; bf16
+# autocast and torch.compile as ratios). Session 5, one thread, output in model/benchmarks/train_speed_cpu_1thread.txt:
+OMP_NUM_THREADS=1 python tests/benchmarks/train_speed.py --data-dir data --feature-net ../shared/eval/cifar10_features.pt --iters 30 --option-iters 5
 
 # Studies (issue 13): one description per study in studies/*.json (arms x seeds, budget, evaluation protocol);
 # each run trains in model/studies/<study>/<arm>_s<seed>/ (history.json and run.json committed, *.pt not),
 # resumes exactly where it stopped, and finished runs are skipped; results.json per study (mean ± std over
 # seeds). Cost per study and the timings behind it: model/studies/README.md. Timings (CPU s/iteration):
 OMP_NUM_THREADS=1 python tools/study_timing.py --data-dir data --feature-net ../shared/eval/cifar10_features.pt --iters 8 --warmup 2
+# Session 5: the budget pilot (the width-16 baseline for 6,000 iterations, one seed: where does it flatten?)
+OMP_NUM_THREADS=1 python gan_helpers.py study run studies/budget.json --data-dir data \
+    --feature-net ../shared/eval/cifar10_features.pt --threads 1 --quiet
+# The five studies, in this order, one thread, stopped by --time-limit at the end of a session and continued by
+# the same command in the next (arms shared between studies train once, in the owning study's folders).
+# Before a session ends: stop them, then tools/keep_study_state.sh and commit (unfinished runs' last.pt).
 # On this 2-core CPU: two worker processes of one thread each share the runs of a study (run locks).
-# loss, stabilisers, conditioning and update_ratio need the Config fields of issue 11 (cond, n_gen,
-# spectral_norm "none"/"d"/"gd", lipschitz "none"/"clip"/"gp").
 for s in attention loss stabilisers conditioning update_ratio; do
   python gan_helpers.py study run studies/$s.json --data-dir data --feature-net ../shared/eval/cifar10_features.pt \
       --device cpu --jobs 2 --threads 1 --quiet
@@ -104,6 +109,12 @@ done
 python gan_helpers.py study commands studies/attention.json --data-dir data \
     --feature-net ../shared/eval/cifar10_features.pt --device cuda --threads 1 | xargs -P 8 -I{} sh -c '{}'
 python gan_helpers.py study collect studies/attention.json
+
+# Session 5, issue 14: recipe studies for the shipped models (3 seeds each, resumable the same way)
+for s in sagan_recipe dcgan_recipe; do
+  OMP_NUM_THREADS=1 python gan_helpers.py study run studies/$s.json --data-dir data \
+      --feature-net ../shared/eval/cifar10_features.pt --threads 1 --quiet
+done
 
 # Session 4: the measures of the shipped generators (issue 12): test-set FD (proxy), KID, IS (proxy), class
 # accuracy of the samples next to the classifier's on real test images, diversity and the nearest-neighbour
