@@ -27,7 +27,7 @@ def test_unfinished_runs_keep_their_state_and_finished_runs_drop_it(tmp_path):
     git(repo, "add", "-f", str(runs / "a_s0" / "last.pt"))          # kept while it was unfinished
     git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "state")
     subprocess.run(["bash", "tools/keep_study_state.sh"], cwd=repo, check=True, capture_output=True)
-    staged = set(git(repo, "diff", "--cached", "--name-only").split())
+    staged = set(git(repo, "diff", "--cached", "--name-only", "--no-renames").split())
     assert staged == {
         "model/studies/s/a_s0/last.pt",                               # its removal from git
         "model/studies/s/a_s0/history.json", "model/studies/s/a_s0/run.json",
