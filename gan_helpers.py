@@ -1248,8 +1248,8 @@ def format_layer_table(rows: list[dict[str, Any]], fmt: str = "markdown") -> str
     """layer_table() rows as a table (format_table), with the total parameter count as the last row."""
     body = [[r["layer"], r["type"], " × ".join(map(str, r["output"])), f"{r['params']:,}"] for r in rows]
     total = sum(r["params"] for r in rows)
-    return format_table(["stage", "type", "output (C × H × W)", "parameters"], [*body, ["total", "", "", f"{total:,}"]],
-                        fmt)
+    return format_table(["stage", "type", "output shape", "parameters"], [*body, ["total", "", "", f"{total:,}"]],
+                        fmt, align="llrr")
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -1879,9 +1879,9 @@ def format_diversity(s: dict[str, Any]) -> str:
             f"nearest-neighbour distance in pixels {s['nn_ratio']:.3f} x real test images'")
 
 
-def format_table(head: list[str], rows: list[list[str]], fmt: str = "markdown") -> str:
-    """A table as markdown or LaTeX (booktabs; first column left-aligned, the rest right-aligned; _ , * and
-    ± escaped): the one place every table of the kit is formatted."""
+def format_table(head: list[str], rows: list[list[str]], fmt: str = "markdown", align: str | None = None) -> str:
+    """A table as markdown or LaTeX (booktabs; columns aligned by `align`, e.g. "llr", default the first
+    left and the rest right; _ , * ± and × escaped): the one place every table of the kit is formatted."""
     if fmt == "markdown":
         return "\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head),
                           *("| " + " | ".join(r) + " |" for r in rows)])
@@ -1889,7 +1889,7 @@ def format_table(head: list[str], rows: list[list[str]], fmt: str = "markdown") 
         raise GanError(f"table format {fmt!r}: choose 'markdown' or 'latex'")
     esc = lambda t: (t.replace("_", r"\_").replace(",", "{,}").replace("*", r"$^*$")  # noqa: E731
                      .replace("±", r"$\pm$").replace("×", r"$\times$"))
-    return "\n".join([r"\begin{tabular}{l" + "r" * (len(head) - 1) + "}", r"\toprule",
+    return "\n".join([r"\begin{tabular}{" + (align or "l" + "r" * (len(head) - 1)) + "}", r"\toprule",
                       " & ".join(map(esc, head)) + r" \\", r"\midrule",
                       *(" & ".join(map(esc, r)) + r" \\" for r in rows), r"\bottomrule", r"\end{tabular}"])
 

@@ -288,10 +288,20 @@ def standing_table(rescored: dict[str, dict]) -> str:
     return tabular(["run", "iteration", "EMA, copied stats", "EMA, standing stats", "trained $G$"], body, "lrccc")
 
 
+def architecture_tables(cfgs: dict[str, gh.Config]) -> dict[str, str]:
+    """architecture_<run>_<G|D>.tex: the shipped models' G and D stage by stage (gh.layer_table)."""
+    out = {}
+    for name in SHIPPED:
+        for who, model in zip("GD", gh.build_models(cfgs[LABELS[name]])):
+            out[f"architecture_{name}_{who}.tex"] = gh.format_layer_table(gh.layer_table(model), "latex") + "\n"
+    return out
+
+
 def tables() -> dict[str, str]:
     """File name -> content of every generated .tex fragment."""
     hists, cfgs, runs = histories(), configs(), ablation_runs()
-    return {"hyperparameters.tex": hyperparameter_table(cfgs, hists),
+    return {**architecture_tables(cfgs),
+            "hyperparameters.tex": hyperparameter_table(cfgs, hists),
             "budgets.tex": budget_table(hists),
             "results.tex": results_table(hists),
             "ablation.tex": ablation_table(runs),
