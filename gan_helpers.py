@@ -2675,10 +2675,11 @@ def attention_maps(model: nn.Module, *inputs: Any) -> dict[str, Tensor]:
 
 
 def plot_attention(image: Tensor, attn: Tensor, query: tuple[float, float], axes: Any = None,
-                   title: str = "", colorbar: bool = False) -> Any:
+                   title: str | None = None, colorbar: bool = False, heat_title: str | None = None) -> Any:
     """Image (3, S, S) in [-1, 1] with the query pixel (row, col in image pixels) marked, beside the
     attention of that query over all key positions, upsampled and laid over the image (with its colour
-    scale when `colorbar`). attn (HW, HW) from one layer; returns the two axes."""
+    scale when `colorbar`). attn (HW, HW) from one layer; `heat_title` replaces the attention panel's
+    title (default: the query's cell on the map). Returns the two axes."""
     import matplotlib.pyplot as plt
     side = int(math.isqrt(attn.shape[0]))
     scale = image.shape[-1] / side
@@ -2692,11 +2693,12 @@ def plot_attention(image: Tensor, attn: Tensor, query: tuple[float, float], axes
     axes[0].imshow(pic)
     axes[0].add_patch(plt.Rectangle((qc * scale - 0.5, qr * scale - 0.5), scale, scale, fill=False,
                                     edgecolor="red", linewidth=2))
-    axes[0].set_title(title or "query")
+    axes[0].set_title("query" if title is None else title)
     axes[1].imshow(pic, alpha=0.45)
     shown = axes[1].imshow(heat.numpy(), cmap="inferno", alpha=0.6)
     axes[1].plot(*centre, "c+", markersize=12, markeredgewidth=2)
-    axes[1].set_title(f"attention of query cell ({qr}, {qc}) on a {side}x{side} map")
+    axes[1].set_title(f"attention of query cell ({qr}, {qc}) on a {side}x{side} map" if heat_title is None
+                      else heat_title, fontsize=None if heat_title is None else axes[0].title.get_fontsize())
     if colorbar:
         axes[1].figure.colorbar(shown, ax=axes[1], fraction=0.046, pad=0.04, label="attention weight")
     for ax in axes:
@@ -2744,17 +2746,22 @@ def attention_figure(layers: dict[str, tuple[Tensor, Tensor]],
         raise GanError("this model has no self-attention layers to show (see g_attn / d_attn)")
     side = next(iter(layers.values()))[0].shape[-1]
     queries = queries or tuple((int(r * side), int(c * side)) for r, c in ((0.25, 0.25), (0.25, 0.75), (0.75, 0.5)))
-    fig, axes = plt.subplots(len(layers), 2 * len(queries), figsize=(2.4 * 2 * len(queries), 2.5 * len(layers)),
+    # sized for print: about 1.1 inch per panel, 8 pt titles on the top row only, the layer named at the left
+    fig, axes = plt.subplots(len(layers), 2 * len(queries), figsize=(2.2 * len(queries), 1.2 * len(layers) + 0.35),
                              squeeze=False)
     for row, (name, (images, attn)) in enumerate(layers.items()):
         for col, q in enumerate(queries):
-            plot_attention(images[index], attn[index], q, axes[row, 2 * col:2 * col + 2],
-                           title=f"{name}\nquery {q}")
-    fig.tight_layout()
+            pair = plot_attention(images[index], attn[index], q, axes[row, 2 * col:2 * col + 2],
+                                  title=f"query pixel {q}" if row == 0 else "", heat_title="its attention" if row == 0 else "")
+            for ax in pair:
+                ax.title.set_fontsize(8)
+        axes[row, 0].text(-0.08, 0.5, name.replace(" attention", "\nattention"), transform=axes[row, 0].transAxes,
+                          rotation=90, ha="right", va="center", fontsize=8)
+    fig.tight_layout(pad=0.3)
     return fig
 
 
-def attention_png(image: Tensor, attn: Tensor, cell: tuple[int, int], title: str = "") -> bytes:
+def attention_png(image: Tensor, attn: Tensor, cell: tuple[int, int], title: str | None = None) -> bytes:
     """The explorer's picture as PNG bytes: plot_attention with a colour bar for the query at map cell
     `cell` (row, col). Drawn on a matplotlib Figure of its own, so no notebook backend shows it twice."""
     import io

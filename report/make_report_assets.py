@@ -315,6 +315,24 @@ def tables() -> dict[str, str]:
 # figures
 # ----------------------------------------------------------------------------------------------------
 
+TEXT_WIDTH_IN = (21.0 - 2 * 2.3) / 2.54   # report.tex: a4paper, margin=2.3cm
+MIN_PT = 7                                 # no text in a figure prints smaller than this
+
+
+def save_figure(fig, name: str, width: float = 1.0) -> None:
+    """Save `fig` as OUT/name at the size it prints: `width` of the text width (report.tex includes it at
+    its natural size), the height scaled with it; refuse when any text would print under MIN_PT points."""
+    import matplotlib.text
+    w, h = fig.get_size_inches()
+    fig.set_size_inches(width * TEXT_WIDTH_IN, h * width * TEXT_WIDTH_IN / w)
+    fig.tight_layout()
+    small = sorted({f"{t.get_text()!r} ({t.get_fontsize():.1f} pt)" for t in fig.findobj(matplotlib.text.Text)
+                    if t.get_visible() and t.get_text().strip() and t.get_fontsize() < MIN_PT})
+    if small:
+        raise gh.GanError(f"{name}: text under {MIN_PT} pt at print size: {', '.join(small[:5])}")
+    fig.savefig(OUT / name)
+
+
 def save_upscaled(picture, path: Path, factor: int = 4) -> None:
     """uint8 (rows, cols, 3) -> PNG enlarged with nearest neighbours, so PDF viewers do not blur pixels."""
     from PIL import Image
@@ -329,17 +347,17 @@ def figures() -> None:
     hists = histories()
     ax = gh.plot_metric(hists)
     ax.figure.set_size_inches(7, 4)
-    ax.figure.savefig(OUT / "validation_curves.pdf", bbox_inches="tight")
+    save_figure(ax.figure, "validation_curves.pdf", 0.8)
     for label, name in RUNS.items():
         fig = gh.plot_losses(hists[label], title=f"{label}: losses and mean critic/discriminator outputs")
-        fig.savefig(OUT / f"losses_{name}.pdf", bbox_inches="tight")
+        save_figure(fig, f"losses_{name}.pdf")
     generators = {name: gh.load_generator(MODEL / f"{name}_best.pt") for name in SHIPPED}
     for name, G in generators.items():
         save_upscaled(gh.image_grid(gh.sample(G, 64, seed=0)), OUT / f"grid_{name}.png")
         rows = gh.class_rows(G, list(REPORT_CLASSES), per_class=8, seed=0)
         save_upscaled(gh.image_grid(rows), OUT / f"classes_{name}.png")
     fig = gh.attention_figure(gh.generator_attention(generators["sagan"], n=8, seed=0))
-    fig.savefig(OUT / "attention_sagan.pdf", bbox_inches="tight")
+    save_figure(fig, "attention_sagan.pdf")
     runs = ablation_runs()
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for placement, hs in runs.items():
@@ -348,7 +366,7 @@ def figures() -> None:
                     color=f"C{PLACEMENTS.index(placement)}", alpha=0.7, label=f"attention {placement}" if i == 0 else None)
     ax.set(xlabel="iteration", ylabel=f"validation {hs[0]['eval'][0]['metric']}", yscale="log")
     ax.legend()
-    fig.savefig(OUT / "ablation_curves.pdf", bbox_inches="tight")
+    save_figure(fig, "ablation_curves.pdf", 0.75)
     plt.close("all")
 
 

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+import gan_helpers as gh
+
 ROOT = Path(__file__).resolve().parents[1]
 REPORT = ROOT / "report"
 
@@ -92,3 +94,33 @@ def test_ablation_verdict_compares_the_gap_with_the_seed_spread(assets):
     assert "gap to no attention (1.100) is larger than the sum of the two standard deviations (0.300)" in text
     runs["none"] = [_history({500: v}) for v in (1.0, 5.0, 3.0)]
     assert "is not larger than" in assets.ablation_verdict(runs)
+
+
+def test_figures_are_saved_at_print_size_and_refused_with_unreadable_text(assets, tmp_path, monkeypatch):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    monkeypatch.setattr(assets, "OUT", tmp_path)
+    fig, ax = plt.subplots(figsize=(12, 4))
+    ax.set_title("readable")
+    assets.save_figure(fig, "ok.pdf", width=0.5)
+    assert fig.get_size_inches()[0] == pytest.approx(0.5 * assets.TEXT_WIDTH_IN) and (tmp_path / "ok.pdf").is_file()
+    ax.plot([0, 1], label="tiny")
+    ax.legend(fontsize=5)
+    with pytest.raises(gh.GanError, match=r"'tiny' \(5.0 pt\)"):
+        assets.save_figure(fig, "small.pdf")
+    plt.close("all")
+
+
+def test_attention_figure_names_each_layer_once_and_titles_the_top_row_only():
+    import matplotlib
+    matplotlib.use("Agg")
+    G, _ = gh.build_models(gh.Config.sagan(g_ch=8, d_ch=8, g_attn=(8, 16), d_attn=()))
+    fig = gh.attention_figure(gh.generator_attention(G, n=2))
+    axes = fig.axes
+    assert len(axes) == 2 * 6                                        # 2 layers x 3 queries x (image, map)
+    assert [a.get_title() for a in axes[:2]] == ["query pixel (8, 8)", "its attention"]
+    assert all(a.get_title() == "" for a in axes[6:])
+    labels = [t.get_text() for a in axes for t in a.texts]
+    assert labels == ["G 8x8\nattention", "G 16x16\nattention"]
+    assert min(t.get_fontsize() for a in axes for t in [a.title, *a.texts] if t.get_text()) >= 7
