@@ -3345,6 +3345,9 @@ def _cmd_study(args: argparse.Namespace) -> None:
         print(f"collect the results when every run has finished: python gan_helpers.py study collect "
               f"{args.file} --runs-dir {args.runs_dir}")
         return
+    if args.action == "run" and not any(_run_record(study_run_dir(study, a, s, args.runs_dir)) for a, s in study.runs()):
+        print(f"no run of study {study.name} has finished yet: run the same command again to continue")
+        return
     results = collect_study(study, args.runs_dir)
     print(study_table(results))
     print(f"{results['protocol']['metric']}, {results['protocol']['n_fake']} generated vs "
