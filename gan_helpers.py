@@ -88,8 +88,10 @@ class Config:
     num_classes: int = 10            # classes of the data (the CLI takes it from the dataset), read when
                                      # cond != "none"; 0 also means unconditional (as before `cond` existed)
     cond: str = "projection"         # class conditioning (see CONDITIONINGS): "none", "concat" (CGAN, Mirza 2014),
-                                     # "acgan" (Odena 2017), "projection" (CBN in G, projection D, Miyato 2018)
-    acgan_weight: float = 1.0        # weight of the ACGAN class cross-entropy in the D and G losses (Odena: 1)
+                                     # "acgan" (Odena 2017), "projection" (CBN in G, projection D, Miyato 2018),
+                                     # "projection-ac" (projection plus an ACGAN class head on D)
+    acgan_weight: float = 1.0        # weight of the class cross-entropy in the D and G losses of a D with a class
+                                     # head (acgan, projection-ac; Odena: 1)
     g_ch: int = 256                  # G width: resnet = channels of every block; dcgan = channels of the last hidden
                                      # layer (img_size/2), doubling towards 4x4; mlp = 16 * g_ch hidden units
     d_ch: int = 128                  # D width: resnet = channels of every block; dcgan = channels of the first layer
@@ -245,11 +247,11 @@ class Config:
         if self.loss == "wgan" and self.lipschitz == "none" and self.spectral_norm == "none":
             raise GanError("loss='wgan' leaves the critic unconstrained: set lipschitz='gp' or 'clip', "
                            "or spectral_norm='d' or 'gd' (or choose loss='hinge' or 'bce')")
-        if self.cond in ("concat", "acgan") and self.num_classes < 1:
+        if (self.cond == "concat" or CONDITIONINGS[self.cond].d_classifier) and self.num_classes < 1:
             raise GanError(f"cond={self.cond!r} needs labelled data (num_classes >= 1, got {self.num_classes}); "
                            f"set cond='none' for an unconditional model")
-        if self.cond == "acgan" and self.acgan_weight <= 0:
-            raise GanError(f"cond='acgan' needs acgan_weight > 0 (got {self.acgan_weight}); "
+        if CONDITIONINGS[self.cond].d_classifier and self.acgan_weight <= 0:
+            raise GanError(f"cond={self.cond!r} needs acgan_weight > 0 (got {self.acgan_weight}); "
                            f"or choose cond='concat' or 'projection'")
         if len(set(self.classes)) != len(self.classes):
             raise GanError(f"config classes={self.classes} names a class twice")
@@ -853,6 +855,9 @@ CONDITIONINGS = {
     "acgan": Conditioning(g_cbn=False, g_input=True, d_input=False, d_projection=False, d_classifier=True),
     # SNGAN/SAGAN/BigGAN: conditional BN in G, projection discriminator
     "projection": Conditioning(g_cbn=True, g_input=False, d_input=False, d_projection=True, d_classifier=False),
+    # projection with ACGAN's class head on D as well (the auxiliary term of Hou et al. 2022's ADC-GAN without
+    # its fake classes): the class cross-entropy pushes G towards images of the asked-for class
+    "projection-ac": Conditioning(g_cbn=True, g_input=False, d_input=False, d_projection=True, d_classifier=True),
 }
 
 
@@ -887,7 +892,7 @@ def join_label_planes(x: Tensor, y: Tensor | None, num_classes: int) -> Tensor:
 
 def discriminator_heads(cfg: Config, features: int) -> tuple[nn.Embedding | None, nn.Linear | None]:
     """The class terms at the end of D, read from phi (N, features): the projection embedding (projection)
-    and the ACGAN classifier (acgan); None where cfg.cond does not use them."""
+    and the ACGAN classifier (acgan, projection-ac); None where cfg.cond does not use them."""
     cond, k = CONDITIONINGS[cfg.cond], cfg.cond_classes
     return (nn.Embedding(k, features) if cond.d_projection and k else None,
             nn.Linear(features, k) if cond.d_classifier and k else None)
@@ -910,7 +915,8 @@ def discriminator_output(D: nn.Module, logit: Tensor, phi: Tensor, y: Tensor | N
     if not with_classes:
         return logits
     if D.classifier is None:
-        raise GanError(f"class logits come only from an ACGAN discriminator (cond='acgan'), not cond={D.config.cond!r}")
+        raise GanError(f"class logits come only from a discriminator with a class head (cond='acgan' or "
+                       f"'projection-ac'), not cond={D.config.cond!r}")
     return logits, D.classifier(phi)
 
 

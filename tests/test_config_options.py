@@ -50,7 +50,8 @@ def test_every_arch_cond_and_size_builds_and_uses_labels(arch, cond, img_size):
         assert logits.shape == (4,) and torch.isfinite(logits).all()
         g_changes = not torch.equal(G(z, y1), x)
         d_changes = not torch.equal(D(x, y1), logits)
-        if cond == "acgan":       # the adversarial logit ignores y; the class head of the same pass reads x
+        if gh.CONDITIONINGS[cond].d_classifier:   # the class head of the same pass reads x (and, for acgan,
+            # the adversarial logit ignores y)
             adv, classes = D(x, y0, with_classes=True)
             assert_close(adv, logits)
             assert classes.shape == (4, K)
@@ -61,7 +62,7 @@ def test_every_arch_cond_and_size_builds_and_uses_labels(arch, cond, img_size):
                 D(x, y0, with_classes=True)
     if cond == "none":
         assert not g_changes and not d_changes
-    elif cond == "projection":    # conditional BN starts as the identity: labels count after a step
+    elif cond.startswith("projection"):   # conditional BN starts as the identity: labels count after a step
         assert not g_changes and d_changes
     else:
         assert g_changes and d_changes
@@ -160,6 +161,33 @@ def test_conditional_losses_match_hand_computation(cond):
     assert out["g_loss"] == pytest.approx(g_expected.item(), rel=1e-5)
 
 
+def test_projection_ac_adds_the_class_cross_entropy_to_the_projection_losses():
+    """projection-ac: the projection D's BCE losses (logit + <embed(y), phi>) plus acgan_weight x the class
+    head's cross-entropy, on real labels for D and on the asked-for labels for G."""
+    cfg = tiny_cfg("dcgan", "projection-ac", acgan_weight=0.7)
+    gh.setup(0)
+    G, D = gh.build_models(cfg)
+    G0, D0 = copy.deepcopy(G), copy.deepcopy(D)
+    real, y_real = gh.to_float(gh.synthetic_images(6, num_classes=K).x), torch.tensor([0, 1, 2, 2, 1, 0])
+    gh.setup(5)
+    out = one_step(cfg, G, D, lambda: (real, y_real))
+    gh.setup(5)
+    y_fake = torch.randint(K, (6,))
+    z = torch.randn(6, Z)
+    with torch.no_grad():
+        fake = G0(z, y_fake)
+        r_logit, r_phi = _hand_dcgan_d(D0, real)
+        f_logit, _ = _hand_dcgan_d(D0, fake)
+        r_logit = r_logit + (D0.embed(y_real) * r_phi).sum(1)      # the projection term
+        f_logit = f_logit + (D0.embed(y_fake) * _hand_dcgan_d(D0, fake)[1]).sum(1)
+        d_expected = _bce_d(r_logit, f_logit) + 0.7 * _cross_entropy(D0.classifier(r_phi), y_real)
+        g_logit, g_phi = _hand_dcgan_d(D, fake)
+        g_logit = g_logit + (D.embed(y_fake) * g_phi).sum(1)
+        g_expected = -torch.log(torch.sigmoid(g_logit)).mean() + 0.7 * _cross_entropy(D.classifier(g_phi), y_fake)
+    assert out["d_loss"] == pytest.approx(d_expected.item(), rel=1e-5)
+    assert out["g_loss"] == pytest.approx(g_expected.item(), rel=1e-5)
+
+
 # ---------------------------------------------------------------- stabilisers
 
 @pytest.mark.parametrize("mode,in_g,in_d", [("none", False, False), ("d", False, True), ("gd", True, True)])
@@ -190,6 +218,8 @@ def test_n_critic_and_n_gen_count_optimizer_steps():
     (dict(img_size=48), "img_size"),
     (dict(cond="acgan", num_classes=0), "cond='none'"),
     (dict(cond="acgan", acgan_weight=0.0), "acgan_weight > 0"),
+    (dict(cond="projection-ac", acgan_weight=-1.0), "acgan_weight > 0"),
+    (dict(cond="projection-ac", num_classes=0), "cond='none'"),
     (dict(spectral_norm="both"), "spectral_norm"),
     (dict(classes=("cat", "cat")), "twice"),
     (dict(n_gen=0), "n_gen"),

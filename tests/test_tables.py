@@ -5,7 +5,7 @@ import gan_helpers as gh
 
 
 @pytest.mark.parametrize("arch", sorted(gh.ARCHS))
-@pytest.mark.parametrize("cond", ["none", "concat", "acgan", "projection"])
+@pytest.mark.parametrize("cond", sorted(gh.CONDITIONINGS))
 def test_layer_table_covers_every_parameter_and_ends_at_an_image_and_a_logit(arch, cond):
     cfg = gh.Config.sagan(arch=arch, cond=cond, g_ch=8, d_ch=8, g_attn=(), d_attn=())
     G, D = gh.build_models(cfg)
@@ -15,7 +15,7 @@ def test_layer_table_covers_every_parameter_and_ends_at_an_image_and_a_logit(arc
     assert g_rows[-1]["layer"] == "out" and g_rows[-1]["output"] == ((3 * 32 * 32,) if arch == "mlp" else (3, 32, 32))
     logit = [r["output"] for r in d_rows if r["layer"] in ("out", "linear")]
     assert logit in ([(1,)], [(1, 1, 1)])
-    assert [r["output"] for r in d_rows if r["layer"] == "classifier"] == ([(10,)] if cond == "acgan" else [])
+    assert [r["output"] for r in d_rows if r["layer"] == "classifier"] == ([(10,)] if gh.CONDITIONINGS[cond].d_classifier else [])
 
 
 def test_layer_table_names_attention_and_spectral_norm_and_follows_the_resolutions():
