@@ -3106,6 +3106,7 @@ def collect_study(study: Study, runs_dir: str | Path = "model/studies") -> dict[
             per_run.append({"seed": seed, "best": best["fd"], "best_iter": best["iter"], "final": evals[-1]["fd"],
                             "at_iter": _score_at(evals, "iter", equal_iter),
                             "at_time": _score_at(evals, "seconds", equal_seconds),
+                            "class_acc": best.get("class_acc"),   # of the samples of the best checkpoint
                             "seconds": evals[-1]["seconds"], "sec_per_iter": evals[-1]["seconds"] / evals[-1]["iter"],
                             "images_seen": evals[-1]["iter"] * cfg.batch_size * cfg.n_critic,
                             "device": record["device"]})
@@ -3115,6 +3116,8 @@ def collect_study(study: Study, runs_dir: str | Path = "model/studies") -> dict[
         arms[arm] = {"set": list(study.arms[arm]), "seeds": [r["seed"] for r in per_run],
                      **{key: mean_std([r[key] for r in per_run])
                         for key in ("best", "final", "at_iter", "at_time", "best_iter", "sec_per_iter")},
+                     "class_acc": (None if any(r["class_acc"] is None for r in per_run)
+                                   else mean_std([r["class_acc"] for r in per_run])),
                      "images_seen": per_run[0]["images_seen"],
                      "curve": {"iter": common, "mean": curves.mean(0).tolist(),
                                "std": (curves.std(0, ddof=1) if len(curves) > 1 else np.zeros(len(common))).tolist(),
@@ -3142,18 +3145,21 @@ def study_table(results: dict[str, Any], fmt: str = "markdown") -> str:
     """A results file as a markdown or LaTeX (booktabs) table: per arm, mean ± std over seeds of the best,
     final, equal-iteration and equal-time validation metric, images seen, seconds per iteration, and how far
     its best is from the arm with the lowest mean best; '*' marks a gap larger than the two arms' standard
-    deviations added (their mean ± std intervals do not overlap; never marked with a single seed)."""
+    deviations added (their mean ± std intervals do not overlap; never marked with a single seed). Where every
+    run logged it, the class accuracy of the best checkpoint's samples follows the scores."""
     p, arms = results["protocol"], results["arms"]
     lead = min(arms, key=lambda a: arms[a]["best"]["mean"])
+    with_acc = all(a.get("class_acc") for a in arms.values())
     head = ["arm", "seeds", f"best {p['metric']}", "final", f"at {p['equal_iter']:,} it",
-            f"at {p['equal_seconds']:,.0f} s", "images seen", "s/it", "best vs lowest"]
+            f"at {p['equal_seconds']:,.0f} s", *(["class acc. at best"] if with_acc else []), "images seen", "s/it",
+            "best vs lowest"]
     rows = []
     for arm, a in arms.items():
         gap = a["best"]["mean"] - arms[lead]["best"]["mean"]
         spreads = (a["best"]["std"], arms[lead]["best"]["std"])
         apart = None not in spreads and gap > sum(spreads)
         rows.append([arm, str(len(a["seeds"])), *(_pm(a[k]) for k in ("best", "final", "at_iter", "at_time")),
-                     f"{a['images_seen']:,}", _pm(a["sec_per_iter"], 3), "lowest" if arm == lead
+                     *([_pm(a["class_acc"], 2)] if with_acc else []), f"{a['images_seen']:,}", _pm(a["sec_per_iter"], 3), "lowest" if arm == lead
                      else f"+{gap:.3g}" + ("*" if apart else "")])
     return format_table(head, rows, fmt)
 

@@ -309,6 +309,21 @@ def test_table_marks_gaps_larger_than_the_spread_over_seeds():
         gh.study_table(fake_results({"a": [1.0]}), "html")
 
 
+def test_table_shows_the_class_accuracy_only_where_every_arm_logged_it(finished):
+    results = fake_results({"a": [1.0, 1.1], "b": [1.5, 1.6]})
+    assert "class acc" not in gh.study_table(results)
+    results["arms"]["a"]["class_acc"] = gh.mean_std([0.2, 0.3])
+    assert "class acc" not in gh.study_table(results)
+    results["arms"]["b"]["class_acc"] = gh.mean_std([0.5, 0.5])
+    lines = gh.study_table(results).splitlines()
+    assert "| class acc. at best |" in lines[0]
+    assert "| 0.25 ± 0.071 |" in lines[2] and "| 0.5 ± 0 |" in lines[3]
+    study, runs, results = finished           # a real study: the class accuracy of each run's best evaluation
+    for arm, a in results["arms"].items():
+        accs = [min(history(runs, arm, seed)["eval"], key=lambda e: e["fd"])["class_acc"] for seed in SEEDS]
+        assert [r["class_acc"] for r in a["runs"]] == accs and a["class_acc"] == gh.mean_std(accs)
+
+
 def test_plot_draws_the_mean_with_a_band_of_one_std():
     import matplotlib
     matplotlib.use("Agg")
