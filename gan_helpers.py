@@ -3146,13 +3146,13 @@ def study_table(results: dict[str, Any], fmt: str = "markdown") -> str:
     final, equal-iteration and equal-time validation metric, images seen, seconds per iteration, and how far
     its best is from the arm with the lowest mean best; '*' marks a gap larger than the two arms' standard
     deviations added (their mean ± std intervals do not overlap; never marked with a single seed). Where every
-    run logged it, the class accuracy of the best checkpoint's samples follows the scores."""
+    run logged it, the class accuracy of the best checkpoint's samples follows the scores. The metric and its
+    sample counts (results["protocol"]) belong in the caption or the line under the table."""
     p, arms = results["protocol"], results["arms"]
     lead = min(arms, key=lambda a: arms[a]["best"]["mean"])
     with_acc = all(a.get("class_acc") for a in arms.values())
-    head = ["arm", "seeds", f"best {p['metric']}", "final", f"at {p['equal_iter']:,} it",
-            f"at {p['equal_seconds']:,.0f} s", *(["class acc. at best"] if with_acc else []), "images seen", "s/it",
-            "best vs lowest"]
+    head = ["arm", "seeds", "best", "final", f"at {p['equal_iter']:,} it", f"at {p['equal_seconds']:,.0f} s",
+            *(["class acc."] if with_acc else []), "images seen", "s/it", "best vs lowest"]
     rows = []
     for arm, a in arms.items():
         gap = a["best"]["mean"] - arms[lead]["best"]["mean"]
@@ -3162,6 +3162,21 @@ def study_table(results: dict[str, Any], fmt: str = "markdown") -> str:
                      *([_pm(a["class_acc"], 2)] if with_acc else []), f"{a['images_seen']:,}", _pm(a["sec_per_iter"], 3), "lowest" if arm == lead
                      else f"+{gap:.3g}" + ("*" if apart else "")])
     return format_table(head, rows, fmt)
+
+
+def study_differences(results: dict[str, Any], key: str = "best") -> list[tuple[str, str, float]]:
+    """The pairs of arms whose mean `key` score ("best", "final", "at_iter", "at_time"; lower is better) differs
+    by more than the two arms' standard deviations over seeds added, as (lower arm, higher arm, gap), largest gap
+    first. Arms with a single seed have no spread and take part in no pair."""
+    arms = {arm: a[key] for arm, a in results["arms"].items() if a[key]["std"] is not None}
+    pairs = []
+    for i, (u, su) in enumerate(arms.items()):
+        for v, sv in list(arms.items())[i + 1:]:
+            low, high = (u, v) if su["mean"] <= sv["mean"] else (v, u)
+            gap = abs(su["mean"] - sv["mean"])
+            if gap > su["std"] + sv["std"]:
+                pairs.append((low, high, gap))
+    return sorted(pairs, key=lambda p: -p[2])
 
 
 def plot_study(results: dict[str, Any], ax: Any = None, x: str = "iter") -> Any:

@@ -309,6 +309,14 @@ def test_table_marks_gaps_larger_than_the_spread_over_seeds():
         gh.study_table(fake_results({"a": [1.0]}), "html")
 
 
+def test_differences_are_the_pairs_apart_by_more_than_both_spreads():
+    results = fake_results({"a": [1.0, 1.1, 0.9], "b": [1.5, 1.6, 1.4], "c": [1.1, 1.5, 0.7], "d": [3.0]})
+    # a: 1 ± 0.1, b: 1.5 ± 0.1, c: 1.1 ± 0.4; d has one seed, so no spread and no verdict
+    assert gh.study_differences(results) == [("a", "b", pytest.approx(0.5))]
+    results["arms"]["c"]["final"] = gh.mean_std([3.0, 3.1, 2.9])
+    assert [(lo, hi) for lo, hi, _ in gh.study_differences(results, "final")] == [("a", "c"), ("b", "c"), ("a", "b")]
+
+
 def test_table_shows_the_class_accuracy_only_where_every_arm_logged_it(finished):
     results = fake_results({"a": [1.0, 1.1], "b": [1.5, 1.6]})
     assert "class acc" not in gh.study_table(results)
@@ -316,7 +324,7 @@ def test_table_shows_the_class_accuracy_only_where_every_arm_logged_it(finished)
     assert "class acc" not in gh.study_table(results)
     results["arms"]["b"]["class_acc"] = gh.mean_std([0.5, 0.5])
     lines = gh.study_table(results).splitlines()
-    assert "| class acc. at best |" in lines[0]
+    assert "| class acc. |" in lines[0]
     assert "| 0.25 ± 0.071 |" in lines[2] and "| 0.5 ± 0 |" in lines[3]
     study, runs, results = finished           # a real study: the class accuracy of each run's best evaluation
     for arm, a in results["arms"].items():
