@@ -2610,6 +2610,12 @@ def plot_scores(histories: dict[str, dict[str, list]]) -> Any:
     return fig
 
 
+def metric_label(metric: str, n_fake: int, n_real: int) -> str:
+    """A y-axis label for a validation metric, in lines short enough for a small figure: the metric, its
+    parenthesis (which proxy) and the sample counts, e.g. "validation FD\n(proxy: ...)\n2,000 vs 5,000 real"."""
+    return f"validation {metric}".replace(" (", "\n(", 1) + f"\n{n_fake:,} generated vs {n_real:,} real"
+
+
 def plot_metric(histories: dict[str, dict[str, list]], ax: Any = None) -> Any:
     """Validation Frechet distance vs iteration for each named run, its best point marked. Returns axes."""
     import matplotlib.pyplot as plt
@@ -2623,9 +2629,8 @@ def plot_metric(histories: dict[str, dict[str, list]], ax: Any = None) -> Any:
         if best is not None:
             ax.scatter([best["iter"]], [best["fd"]], s=80, facecolors="none", edgecolors=line.get_color(),
                        linewidths=2, zorder=3)
-        metric = evals[-1]["metric"] if evals else "FID"
-        ax.set_ylabel(f"validation {metric}\n({evals[-1]['n_fake'] if evals else '?'} generated vs "
-                      f"{evals[-1]['n_real'] if evals else '?'} real)")
+        if evals:
+            ax.set_ylabel(metric_label(evals[-1]["metric"], evals[-1]["n_fake"], evals[-1]["n_real"]))
     ax.set_xlabel("iteration")
     ax.set_yscale("log")
     for axis in (ax.yaxis.set_major_formatter, ax.yaxis.set_minor_formatter):   # 2, 3, 4 rather than 2x10^0
@@ -3192,7 +3197,7 @@ def plot_study(results: dict[str, Any], ax: Any = None, x: str = "iter") -> Any:
         ax.fill_between(xs, mean - std, mean + std, color=line.get_color(), alpha=0.2, linewidth=0)
     p = results["protocol"]
     ax.set_xlabel("iteration" if x == "iter" else "training time (s)")
-    ax.set_ylabel(f"validation {p['metric']}\n({p['n_fake']} generated vs {p['n_real']} real)")
+    ax.set_ylabel(metric_label(p["metric"], p["n_fake"], p["n_real"]))
     ax.set_yscale("log")
     for axis in (ax.yaxis.set_major_formatter, ax.yaxis.set_minor_formatter):
         axis(plt.FormatStrFormatter("%g"))

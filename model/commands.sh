@@ -56,8 +56,8 @@ OMP_NUM_THREADS=1 python gan_helpers.py train ref_dcgan --iters 15000 --eval-eve
 OMP_NUM_THREADS=1 python gan_helpers.py train ref_sagan --iters 4000 --eval-every 1000 --eval-samples 5000 \
     --data-dir data --feature-net ../shared/eval/cifar10_features.pt --out runs/ref_sagan_cpu --device cpu
 
-# Attention placement (none, 8, 16, 32 in G and D; seeds 0-2; SAGAN at g_ch=d_ch=32, 500 iterations).
-for s in 0 1 2; do OMP_NUM_THREADS=1 tools/attention_ablation.sh "none 8 16 32" "$s"; done
+# (Sessions 2-3 ran a first attention-placement comparison, 500 iterations at width 32, with
+# tools/attention_ablation.sh; session 6 removed it and its histories: the attention study below replaces it.)
 
 # Publish the best generators and write one PNG per class.
 python gan_helpers.py publish runs/dcgan_noema dcgan && python gan_helpers.py sample model/dcgan_best.pt --per-class --out DCGAN

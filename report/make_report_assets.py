@@ -1,8 +1,8 @@
 """Regenerate every figure and table of the report from the logs and checkpoints in model/.
 
 Nothing here is typed by hand: tables (.tex fragments) and the numbers quoted in the text (numbers.tex,
-one \\newcommand each) are computed from model/*_history.json, model/*_test.json, model/ablation/*.json,
-model/rescore_*.json and the configs inside model/*_best.pt; figures are drawn from the same files and generators.
+one \\newcommand each) are computed from model/*_history.json, model/*_test.json,
+model/studies/*/results.json, model/rescore_*.json and the configs inside model/*_best.pt; figures are drawn from the same files and generators.
 
 usage (from the repository root):  python report/make_report_assets.py [--tables-only]
 tests/test_report.py checks that the committed tables equal what this script computes from model/.
@@ -28,8 +28,8 @@ EMA_DCGAN = ("DCGAN, EMA", "dcgan_ema")     # the first DCGAN run (EMA 0.999 of 
 LABELS = {name: label for label, name in (*RUNS.items(), EMA_DCGAN)}   # run name -> its label in tables
 SHIPPED = ("dcgan", "sagan")                 # the generators the kit ships and evaluates on the test set
 BUDGETS = (1000, 2000, 4000, 6000, 8000, 10000, 11000, 13000, 15000)  # iterations at which runs are compared side by side
-PLACEMENTS = ("none", "8", "16", "32")       # attention resolution in both G and D (ablation)
 REPORT_CLASSES = (0, 1, 3, 7, 8)             # airplane, automobile, cat, horse, ship
+STUDIES = ("attention", "loss", "stabilisers", "conditioning", "update_ratio")   # studies/<name>.json
 LEVEL = 0.05                                 # relative FD difference called "level": ~3x the sample noise (eval_noise)
 RESCORES = {"dcgan_ema": "rescore_dcgan_10000.json",   # run -> tools/rescore_ema.py at its last evaluation with
             "sagan": "rescore_sagan_4000.json"}        # BN statistics copied from G (model/commands.sh)
@@ -82,15 +82,6 @@ def best_upto(history: dict, upto: int | None) -> dict | None:
 
 def mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
-
-
-def ablation_runs() -> dict[str, list[dict]]:
-    """Placement -> the histories of its seeds, from model/ablation/attn<placement>_seed<k>.json."""
-    runs = {p: [read_json(f) for f in sorted((MODEL / "ablation").glob(f"attn{p}_seed*.json"))] for p in PLACEMENTS}
-    missing = [p for p, hs in runs.items() if not hs]
-    if missing:
-        raise gh.GanError(f"no ablation histories for placement(s) {missing}: run tools/attention_ablation.sh")
-    return runs
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -152,23 +143,7 @@ def results_table(hists: dict[str, dict]) -> str:
     return tabular(["run", "iterations", "best val.\\ FD", "at", "val.\\ KID", "test FD", "test KID"], body, "lrrrrrr")
 
 
-def ablation_table(runs: dict[str, list[dict]]) -> str:
-    body = []
-    for placement, hs in runs.items():
-        final = [h["eval"][-1] for h in hs]
-        fd_m, fd_s = mean_std([e["fd"] for e in final])
-        kid_m, kid_s = mean_std([e["kid"] for e in final])
-        best_m, best_s = mean_std([best_upto(h, None)["fd"] for h in hs])
-        init_m, init_s = mean_std([h["eval"][0]["fd"] for h in hs])
-        label = "none" if placement == "none" else f"{placement}$\\times${placement}"
-        body.append([label, str(len(hs)), f"{final[0]['iter']:,}", f"{init_m:.3f} $\\pm$ {init_s:.3f}",
-                     f"{fd_m:.3f} $\\pm$ {fd_s:.3f}",
-                     f"{best_m:.3f} $\\pm$ {best_s:.3f}", f"{kid_m:.4f} $\\pm$ {kid_s:.4f}"])
-    return tabular(["attention", "seeds", "iterations", "initial FD", "final FD", "best FD", "final KID"], body,
-                   "lrrcccc")
-
-
-def numbers(hists: dict[str, dict], cfgs: dict[str, gh.Config], runs: dict[str, list[dict]]) -> str:
+def numbers(hists: dict[str, dict], cfgs: dict[str, gh.Config], studies: dict[str, dict]) -> str:
     """\\newcommand macros for every number quoted in the text."""
     def macro(name: str, value: str) -> str:
         return f"\\newcommand{{\\{name}}}{{{value}}}"
@@ -213,11 +188,19 @@ def numbers(hists: dict[str, dict], cfgs: dict[str, gh.Config], runs: dict[str, 
               macro("SaganBetas", f"({sagan.betas[0]:g}, {sagan.betas[1]:g})"),
               macro("SaganDrift", f"{sagan.drift:g}"), macro("RefSaganClip", f"{ref.clip_value:g}"),
               macro("FullGCh", str(gh.Config.sagan().g_ch)), macro("FullDCh", str(gh.Config.sagan().d_ch))]
-    first = runs[PLACEMENTS[0]][0]["eval"][-1]
-    ablation_cfg = gh.Config.from_dict(runs[PLACEMENTS[0]][0]["config"])
-    lines += [macro("AblationIters", f"{first['iter']:,}"), macro("AblationFake", str(first["n_fake"])),
-              macro("AblationWidth", str(ablation_cfg.g_ch)), macro("AblationBatch", str(ablation_cfg.batch_size)),
-              macro("AblationSeeds", str(len(runs[PLACEMENTS[0]])))]
+    study = gh.load_study(ROOT / "studies" / f"{STUDIES[0]}.json")   # every study shares this protocol (tested)
+    cfg = study.config(next(iter(study.arms)), study.seeds[0])
+    lines += [macro("StudyWidth", str(cfg.g_ch)), macro("StudyBatch", str(cfg.batch_size)),
+              macro("StudyIters", f"{study.iters:,}"), macro("StudyEvalEvery", str(study.eval_every)),
+              macro("StudyFake", f"{study.eval_samples:,}"), macro("StudySeeds", str(len(study.seeds))),
+              macro("StudyImages", f"{study.iters * cfg.batch_size:,}"),
+              macro("StudyEpochs", f"{study.iters * cfg.batch_size / (50_000 - cfg.val_size):.1f}"),
+              macro("StudyReal", f"{cfg.val_size:,}"), macro("StudyEmaStart", f"{cfg.ema_start:,}")]
+    if "budget" in studies:
+        pilot = studies["budget"]["arms"]["base"]["curve"]
+        fd = dict(zip(pilot["iter"], pilot["mean"]))
+        lines += [macro("BudgetIters", f"{pilot['iter'][-1]:,}"), macro("BudgetStartFD", f"{fd[0]:.2f}"),
+                  macro("BudgetStudyFD", f"{fd[study.iters]:.2f}"), macro("BudgetFinalFD", f"{pilot['mean'][-1]:.2f}")]
     return "\n".join(lines) + "\n"
 
 
@@ -261,21 +244,6 @@ def verdict(hists: dict[str, dict], cfgs: dict[str, gh.Config]) -> str:
     return text + " Against the previous report's recipes at equal iterations, " + " and ".join(beaten) + ".\n"
 
 
-def ablation_verdict(runs: dict[str, list[dict]]) -> str:
-    """Which placement did best, and whether the gap to no attention exceeds the seed-to-seed spread."""
-    final = {p: mean_std([h["eval"][-1]["fd"] for h in hs]) for p, hs in runs.items()}
-    best = min(final, key=lambda p: final[p][0])
-    name = "no attention" if best == "none" else f"attention at {best}$\\times${best}"
-    text = f"The lowest mean final distance comes with {name} ({final[best][0]:.3f} $\\pm$ {final[best][1]:.3f})."
-    if best != "none":
-        gap = final["none"][0] - final[best][0]
-        spread = final["none"][1] + final[best][1]
-        judgement = "larger" if gap > spread else "not larger"
-        text += (f" Its gap to no attention ({gap:.3f}) is {judgement} than the sum of the two standard "
-                 f"deviations ({spread:.3f}).")
-    return text + "\n"
-
-
 def rescores() -> dict[str, dict]:
     """Run name -> its re-scoring at the switch to standing BN statistics (tools/rescore_ema.py)."""
     return {name: read_json(MODEL / file) for name, file in RESCORES.items()}
@@ -297,18 +265,61 @@ def architecture_tables(cfgs: dict[str, gh.Config]) -> dict[str, str]:
     return out
 
 
+def study_results() -> dict[str, dict]:
+    """Study name -> its results file (model/studies/<name>/results.json, written by `study run|collect`), for
+    the studies of STUDIES and the budget pilot that have one."""
+    return {name: read_json(path) for name in (*STUDIES, "budget")
+            if (path := MODEL / "studies" / name / "results.json").is_file()}
+
+
+def tex_name(arm: str) -> str:
+    return arm.replace("_", r"\_")
+
+
+def study_verdict(results: dict) -> str:
+    """What a study's table shows, in sentences written from its numbers: seeds per arm, runs still missing,
+    and the pairs of arms whose best scores differ by more than the spread over seeds (gh.study_differences)."""
+    arms = results["arms"]
+    seeds = sorted({len(a["seeds"]) for a in arms.values()})
+    text = f"Seeds per arm: {seeds[0]}" + (f" to {seeds[-1]}." if len(seeds) > 1 else ".")
+    if results["missing"]:
+        text += f" Runs not finished yet: {', '.join(tex_name(m) for m in results['missing'])}."
+    pairs = gh.study_differences(results)
+    if max(seeds) < 2:
+        text += " With one seed there is no spread to compare a difference with, so no difference is called."
+    elif pairs:
+        text += (" Differences in the best score larger than the two arms' standard deviations added: "
+                 + "; ".join(f"{tex_name(lo)} below {tex_name(hi)} by {gap:.3g}" for lo, hi, gap in pairs)
+                 + ". Every other pair of arms is within the spread over seeds.")
+    else:
+        text += " No two arms differ in the best score by more than their standard deviations added."
+    return text + "\n"
+
+
+def study_tables(studies: dict[str, dict]) -> dict[str, str]:
+    """study_<name>.tex (the table, gh.study_table) and study_<name>_verdict.tex for every study of STUDIES; a
+    study without a results file yet gets one line saying so."""
+    out = {}
+    for name in STUDIES:
+        if name in studies:
+            out[f"study_{name}.tex"] = gh.study_table(studies[name], "latex") + "\n"
+            out[f"study_{name}_verdict.tex"] = study_verdict(studies[name])
+        else:
+            out[f"study_{name}.tex"] = "\\emph{No run of this study has finished yet.}\n"
+            out[f"study_{name}_verdict.tex"] = "\n"
+    return out
+
+
 def tables() -> dict[str, str]:
     """File name -> content of every generated .tex fragment."""
-    hists, cfgs, runs = histories(), configs(), ablation_runs()
-    return {**architecture_tables(cfgs),
+    hists, cfgs, studies = histories(), configs(), study_results()
+    return {**architecture_tables(cfgs), **study_tables(studies),
             "hyperparameters.tex": hyperparameter_table(cfgs, hists),
             "budgets.tex": budget_table(hists),
             "results.tex": results_table(hists),
-            "ablation.tex": ablation_table(runs),
             "standing.tex": standing_table(rescores()),
-            "numbers.tex": numbers(hists, cfgs, runs),
-            "verdict.tex": verdict(hists, cfgs),
-            "ablation_verdict.tex": ablation_verdict(runs)}
+            "numbers.tex": numbers(hists, cfgs, studies),
+            "verdict.tex": verdict(hists, cfgs)}
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -358,15 +369,11 @@ def figures() -> None:
         save_upscaled(gh.image_grid(rows), OUT / f"classes_{name}.png")
     fig = gh.attention_figure(gh.generator_attention(generators["sagan"], n=8, seed=0))
     save_figure(fig, "attention_sagan.pdf")
-    runs = ablation_runs()
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    for placement, hs in runs.items():
-        for i, h in enumerate(hs):
-            ax.plot([e["iter"] for e in h["eval"]], [e["fd"] for e in h["eval"]], marker=".",
-                    color=f"C{PLACEMENTS.index(placement)}", alpha=0.7, label=f"attention {placement}" if i == 0 else None)
-    ax.set(xlabel="iteration", ylabel=f"validation {hs[0]['eval'][0]['metric']}", yscale="log")
-    ax.legend()
-    save_figure(fig, "ablation_curves.pdf", 0.75)
+    for name, results in study_results().items():
+        ax = gh.plot_study(results)
+        ax.figure.set_size_inches(6.5, 3.6)
+        save_figure(ax.figure, f"study_{name}.pdf", 0.8)
+        plt.close(ax.figure)
     plt.close("all")
 
 

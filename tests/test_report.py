@@ -37,7 +37,7 @@ def test_report_uses_every_fragment_and_only_defined_macros(tables):
         if name != "numbers.tex":
             assert f"\\input{{generated/{name}}}" in tex, name
     defined = set(re.findall(r"\\newcommand\{\\(\w+)\}", tables["numbers.tex"]))
-    used = set(re.findall(r"\\([A-Z][A-Za-z]*)", tex)) - {"FloatBarrier", "Sigma"}   # minus LaTeX's own
+    used = set(re.findall(r"\\([A-Z][A-Za-z]*)", tex)) - {"FloatBarrier", "Sigma", "IfFileExists"}   # LaTeX's own
     assert used <= defined, f"undefined macros in report.tex: {sorted(used - defined)}"
     assert (REPORT / "Deep Learning Report 4.pdf").stat().st_size > 100_000
 
@@ -84,16 +84,19 @@ def test_verdict_sentences_follow_the_numbers(assets):
     assert "our DCGAN is level with the reference recipe (4.000 vs 4.100" in assets.verdict(hists, cfgs)
 
 
-def test_ablation_verdict_compares_the_gap_with_the_seed_spread(assets):
-    runs = {"none": [_history({500: v}) for v in (3.0, 3.2, 3.4)],
-            "8": [_history({500: v}) for v in (2.0, 2.1, 2.2)],
-            "16": [_history({500: v}) for v in (3.0, 3.1, 3.2)],
-            "32": [_history({500: v}) for v in (4.0, 4.1, 4.2)]}
-    text = assets.ablation_verdict(runs)
-    assert text.startswith("The lowest mean final distance comes with attention at 8$\\times$8 (2.100 $\\pm$ 0.100)")
-    assert "gap to no attention (1.100) is larger than the sum of the two standard deviations (0.300)" in text
-    runs["none"] = [_history({500: v}) for v in (1.0, 5.0, 3.0)]
-    assert "is not larger than" in assets.ablation_verdict(runs)
+def _results(bests: dict[str, list[float]], missing: list[str] = ()) -> dict:
+    return {"arms": {arm: {"seeds": list(range(len(v))), "best": gh.mean_std(v)} for arm, v in bests.items()},
+            "missing": list(missing)}
+
+
+def test_study_verdict_states_seeds_missing_runs_and_only_differences_beyond_the_spread(assets):
+    text = assets.study_verdict(_results({"none": [3.0, 3.2, 3.4], "attn8": [2.0, 2.1, 2.2], "x_y": [3.0, 3.6]},
+                                         ["x_y_s2"]))
+    assert text.startswith("Seeds per arm: 2 to 3. Runs not finished yet: x\\_y\\_s2.")
+    assert "attn8 below x\\_y by 1.2; attn8 below none by 1.1. Every other pair" in text
+    text = assets.study_verdict(_results({"a": [1.0, 2.0], "b": [1.5, 1.6]}))
+    assert text.startswith("Seeds per arm: 2.") and "No two arms differ" in text
+    assert "no difference is called" in assets.study_verdict(_results({"a": [1.0], "b": [5.0]}))
 
 
 def test_figures_are_saved_at_print_size_and_refused_with_unreadable_text(assets, tmp_path, monkeypatch):

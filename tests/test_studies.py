@@ -344,6 +344,7 @@ def test_plot_draws_the_mean_with_a_band_of_one_std():
         ys = band.get_paths()[0].vertices[:, 1]
         mean, std = np.array(a["curve"]["mean"]), np.array(a["curve"]["std"])
         np.testing.assert_allclose([ys.min(), ys.max()], [(mean - std).min(), (mean + std).max()])
+    assert ax.get_ylabel() == "validation FD\n(proxy)\n2,000 generated vs 5,000 real"   # short lines
     ax_time = gh.plot_study(results, x="seconds")
     np.testing.assert_allclose(ax_time.get_lines()[0].get_xdata(), [0.0, 250.0, 500.0])
 
@@ -411,3 +412,12 @@ def test_every_shipped_study_file_loads_and_shares_only_identical_runs():
         for arm, (owner, owner_arm) in study.shared.items():
             other = gh.load_study(f.parent / f"{owner}.json")
             assert study.config(arm, 1) == other.config(owner_arm, 1)
+    # the five studies share one protocol (the report states it once)
+    protocols = set()
+    for name in ("attention", "loss", "stabilisers", "conditioning", "update_ratio"):
+        study = gh.load_study(files[0].parent / f"{name}.json")
+        for arm in study.arms:
+            cfg = study.config(arm, 0)
+            protocols.add((cfg.g_ch, cfg.d_ch, cfg.batch_size, cfg.val_size, cfg.ema_decay, cfg.ema_start,
+                           study.iters, study.eval_every, study.eval_samples, tuple(study.seeds)))
+    assert len(protocols) == 1, protocols
