@@ -2428,10 +2428,17 @@ def show_grid(images: Tensor, nrow: int = 8, title: str = "", ax: Any = None) ->
     import matplotlib.pyplot as plt
     if ax is None:
         _, ax = plt.subplots(figsize=(nrow, math.ceil(len(images) / nrow)))
-    ax.imshow(image_grid(images, nrow))
+    ax.imshow(image_grid(images, nrow), interpolation="nearest")
     ax.set_title(title)
     ax.axis("off")
     return ax
+
+
+def class_names(G: nn.Module, names: tuple[str, ...] | None = None) -> tuple[str, ...]:
+    """The names of G's classes: `names` when given (a checkpoint's split records them), CIFAR-10's for 10
+    classes, else the indices as text."""
+    k = G.config.cond_classes
+    return tuple(names) if names else (CIFAR10_CLASSES if k == 10 else tuple(map(str, range(k))))
 
 
 def class_rows(G: nn.Module, classes: list[int] | None = None, per_class: int = 8, seed: int = 0) -> Tensor:
@@ -2442,6 +2449,23 @@ def class_rows(G: nn.Module, classes: list[int] | None = None, per_class: int = 
     return torch.cat([sample(G, per_class, labels=c, seed=seed + c) for c in classes])
 
 
+def show_class_rows(G: nn.Module, classes: list[int] | None = None, per_class: int = 8, seed: int = 0,
+                    title: str = "", ax: Any = None, names: tuple[str, ...] | None = None) -> Any:
+    """Draw class_rows() with each row labelled by its class name (see class_names); returns the axes."""
+    images = class_rows(G, classes, per_class, seed)
+    classes = list(range(G.config.cond_classes)) if classes is None else classes
+    ax = show_grid(images, per_class, title, ax)
+    ax.axis("on")
+    size, pad = images.shape[-1], 2                                     # image_grid's padding
+    ax.set_yticks([pad + r * (size + pad) + size / 2 for r in range(len(classes))],
+                  [class_names(G, names)[c] for c in classes])
+    ax.set_xticks([])
+    ax.tick_params(length=0)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    return ax
+
+
 def interpolation_figure(G: nn.Module, within: tuple[int, ...] = (1, 7, 8),
                          between: tuple[tuple[int, int], ...] = ((1, 9), (3, 5), (4, 7)), steps: int = 8,
                          seeds: tuple[int, int] = (0, 1)) -> Any:
@@ -2449,7 +2473,7 @@ def interpolation_figure(G: nn.Module, within: tuple[int, ...] = (1, 7, 8),
     then between each pair of classes in `between` (latent of seeds[0], conditioning mixed). An
     unconditional G gets one latent row. Returns the figure."""
     import matplotlib.pyplot as plt
-    names = lambda c: CIFAR10_CLASSES[c] if G.config.cond_classes == 10 else str(c)
+    names = class_names(G).__getitem__
     if G.config.cond_classes:
         rows = [(f"{names(c)}: latent {seeds[0]} -> {seeds[1]}", interpolate_latents(G, seeds, c, steps)) for c in within]
         rows += [(f"latent {seeds[0]}: {names(a)} -> {names(b)}", interpolate_classes(G, (a, b), seeds[0], steps))
@@ -2537,13 +2561,13 @@ def snapshot_slider(run_dir: str | Path) -> Any:
 
 
 def save_class_samples(G: nn.Module, folder: str | Path, seed: int = 0,
-                       class_names: tuple[str, ...] | None = None) -> list[Path]:
-    """One generated image per class as <folder>/<index>_<class>.png (the DCGAN/ and SAGAN/ deliverables);
-    class_names default to CIFAR-10's for 10 classes, else the indices (a checkpoint's split records them)."""
+                       names: tuple[str, ...] | None = None) -> list[Path]:
+    """One generated image per class as <folder>/<index>_<class>.png (the DCGAN/ and SAGAN/ deliverables),
+    named by class_names(G, names)."""
     k = G.config.cond_classes
     if not k:
         raise GanError("one image per class needs a class-conditional generator (cond != 'none')")
-    names = class_names or (CIFAR10_CLASSES if k == 10 else tuple(map(str, range(k))))
+    names = class_names(G, names)
     return save_pngs(sample(G, k, labels=torch.arange(k), seed=seed), folder,
                      [f"{c:02d}_{name}" for c, name in enumerate(names)])
 
@@ -3288,8 +3312,8 @@ def _cmd_sample(args: argparse.Namespace) -> None:
     G = to_device(generator_from_checkpoint(ckpt, args.ckpt), setup(args.seed, args.device))
     out = Path(args.out)
     if args.per_class:
-        class_names = ckpt.get("split", {}).get("class_names")
-        print(f"wrote {len(save_class_samples(G, out, args.seed, class_names and tuple(class_names)))} PNGs to {out}")
+        recorded = ckpt.get("split", {}).get("class_names")
+        print(f"wrote {len(save_class_samples(G, out, args.seed, recorded and tuple(recorded)))} PNGs to {out}")
         return
     images = sample(G, args.n, seed=args.seed)
     _, y = latents(G, args.n, seed=args.seed)

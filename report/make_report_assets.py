@@ -365,8 +365,11 @@ def figures() -> None:
     generators = {name: gh.load_generator(MODEL / f"{name}_best.pt") for name in SHIPPED}
     for name, G in generators.items():
         save_upscaled(gh.image_grid(gh.sample(G, 64, seed=0)), OUT / f"grid_{name}.png")
-        rows = gh.class_rows(G, list(REPORT_CLASSES), per_class=8, seed=0)
-        save_upscaled(gh.image_grid(rows), OUT / f"classes_{name}.png")
+
+    fig, axes = plt.subplots(1, len(generators), figsize=(8, 2.7))
+    for ax, (name, G) in zip(axes, generators.items()):
+        gh.show_class_rows(G, list(REPORT_CLASSES), title=LABELS[name], ax=ax)
+    save_figure(fig, "classes.pdf")
     fig = gh.attention_figure(gh.generator_attention(generators["sagan"], n=8, seed=0))
     save_figure(fig, "attention_sagan.pdf")
     for name, results in study_results().items():

@@ -338,3 +338,16 @@ def test_interpolation_figure_has_a_row_per_interpolation(conditional_G):
                                                     "latent 0: bird -> cat"]
     with pytest.raises(gh.GanError, match="class indices"):
         gh.interpolate_classes(conditional_G, (0, 12))
+
+
+def test_class_rows_are_labelled_with_their_class_at_each_row_centre(conditional_G):
+    import matplotlib
+    matplotlib.use("Agg")
+    ax = gh.show_class_rows(conditional_G, [3, 0, 8], per_class=4, title="G")
+    image = ax.get_images()[0].get_array()
+    assert image.shape[:2] == (2 + 3 * 34, 2 + 4 * 34)           # 32-pixel images, 2-pixel padding
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["cat", "airplane", "ship"]
+    assert list(ax.get_yticks()) == [18.0, 52.0, 86.0] and list(ax.get_xticks()) == []
+    ax = gh.show_class_rows(conditional_G, [1], per_class=2, names=tuple("abcdefghij"))
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["b"]
+    assert gh.class_names(conditional_G) == gh.CIFAR10_CLASSES

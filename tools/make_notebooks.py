@@ -351,12 +351,12 @@ print(f"best validation score at iteration {{best['iter']}}: {{gan_helpers.forma
 
 The generator is reloaded from `best.pt` (the EMA weights when the run has an EMA), exactly as other notebooks will load it. First
 64 samples, with labels cycling through the ten classes; then one row of eight samples per class, top to
-bottom in the class order printed above. The same seed always gives the same images.
+bottom, each labelled with its class. The same seed always gives the same images.
 """),
               code(f"""
 G = gan_helpers.load_generator(OUT_DIR / "best.pt", device)
 gan_helpers.show_grid(gan_helpers.sample(G, 64), nrow=8, title="{spec['title']}: 64 samples from best.pt")
-gan_helpers.show_grid(gan_helpers.class_rows(G), nrow=8, title="{spec['title']}: one row per class")
+gan_helpers.show_class_rows(G, title="{spec['title']}: one row per class")
 plt.show()
 print(f"training state: {{OUT_DIR / 'last.pt'}}")
 print(f"best generator: {{OUT_DIR / 'best.pt'}}")
@@ -594,10 +594,9 @@ where the models' handling of object shape, the thing self-attention is meant to
 to compare.
 """),
              code("""
-names = [gan_helpers.CIFAR10_CLASSES[c] for c in CLASSES]
 fig, axes = plt.subplots(1, 2, figsize=(16, 2 * len(CLASSES)))
 for ax, (name, G) in zip(axes, generators.items()):
-    gan_helpers.show_grid(gan_helpers.class_rows(G, CLASSES), nrow=8, title=f"{name}: {', '.join(names)}", ax=ax)
+    gan_helpers.show_class_rows(G, CLASSES, title=name, ax=ax)
 plt.show()
 """),
              md("""
