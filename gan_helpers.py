@@ -37,6 +37,7 @@ import ast
 import contextlib
 import copy
 import dataclasses
+import datetime
 import hashlib
 import json
 import math
@@ -2167,8 +2168,15 @@ def diverged(logs: dict[str, float], limit: float) -> bool:
 
 
 def new_history() -> dict[str, list]:
-    """Per-iteration losses and mean D logits, and one entry per evaluation."""
-    return {"iter": [], "d_loss": [], "g_loss": [], "d_real": [], "d_fake": [], "eval": []}
+    """Per-iteration losses and mean D logits, one entry per evaluation, and one per training segment (a start
+    or resume: from which iteration, under which code, on which device; see train())."""
+    return {"iter": [], "d_loss": [], "g_loss": [], "d_real": [], "d_fake": [], "eval": [], "segments": []}
+
+
+def code_version() -> str:
+    """Which code is running: the first 12 hex digits of the sha256 of this module's source (git or not), so a
+    run's history shows where a long run went on under changed code."""
+    return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]
 
 
 def best_eval(history: dict[str, list]) -> dict[str, Any] | None:
@@ -2236,6 +2244,9 @@ def train(cfg: Config, out_dir: str | Path, train_data: ImageSet, val_data: Imag
                 scaler.load_state_dict(state[key])
         _set_rng_state(state["rng"])
         history, start, seconds = state["history"], state["iteration"], state.get("seconds", 0.0)
+    history.setdefault("segments", []).append(   # histories from before segments were logged have none
+        {"from_iter": start, "code": code_version(), "device": _device_name(device),
+         "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")})
     train_data, val_data = train_data.to(device), val_data
     real = real_stats(val_data, "val", features, stats_dir or out_dir)
     validation_hash = hashlib.sha256(val_data.x.cpu().contiguous().numpy().tobytes()).hexdigest()[:16]

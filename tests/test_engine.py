@@ -1,5 +1,6 @@
 """Training and evaluation engine: FID maths, agreement with pytorch-fid, stats cache, checkpoints,
 exact resume, NaN stop, command line, and a short run that learns."""
+import hashlib
 import json
 import math
 import shutil
@@ -167,6 +168,11 @@ def test_resume_continues_exactly(tmp_path, data, features):
             assert torch.equal(a[key][name], b[key][name]), f"{key}.{name} differs after resume"
     assert history["iter"] == [1, 2, 3, 4]
     assert a["history"]["d_loss"] == b["history"]["d_loss"]
+    # each start and resume is logged with the code it ran (the module's hash), so changes mid-run show
+    assert [(s["from_iter"], s["code"], s["device"]) for s in history["segments"]] == \
+        [(0, gh.code_version(), "cpu (%d thread%s)" % (torch.get_num_threads(), "s" * (torch.get_num_threads() > 1)))
+         ] + [(2, gh.code_version(), history["segments"][0]["device"])]
+    assert gh.code_version() == hashlib.sha256(Path(gh.__file__).read_bytes()).hexdigest()[:12]
 
 
 def test_time_limit_saves_a_state_that_resumes_exactly(tmp_path, data, features):
