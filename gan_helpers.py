@@ -2179,6 +2179,20 @@ def code_version() -> str:
     return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]
 
 
+def describe_segments(history: dict[str, list]) -> str:
+    """One sentence on how a run was trained: its stretches (start and every resume) and where the code changed
+    (the module hash logged by train()); what a report must disclose about a long run."""
+    segments = history.get("segments", [])
+    if not segments:
+        return "no training segments logged (a run from before they were recorded)"
+    ends = [s["from_iter"] for s in segments[1:]] + [history["iter"][-1] if history["iter"] else 0]
+    stretches = ", ".join(f"{s['from_iter']:,}-{end:,} on {s['device']}" for s, end in zip(segments, ends))
+    changes = [f"{s['from_iter']:,}" for prev, s in zip(segments, segments[1:]) if s["code"] != prev["code"]]
+    code = (f"the code changed at iteration{'s' * (len(changes) > 1)} {', '.join(changes)}" if changes
+            else "the same code throughout")
+    return f"trained in {len(segments)} stretch{'es' * (len(segments) > 1)} ({stretches}); {code}"
+
+
 def best_eval(history: dict[str, list]) -> dict[str, Any] | None:
     """The evaluation with the lowest Frechet distance, or None before the first one."""
     return min(history["eval"], key=lambda e: e["fd"], default=None)

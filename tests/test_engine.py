@@ -175,6 +175,17 @@ def test_resume_continues_exactly(tmp_path, data, features):
     assert gh.code_version() == hashlib.sha256(Path(gh.__file__).read_bytes()).hexdigest()[:12]
 
 
+def test_segments_sentence_names_stretches_and_code_changes():
+    seg = lambda it, code: {"from_iter": it, "code": code, "device": "cpu (1 thread)", "started": "t"}  # noqa: E731
+    history = {"iter": list(range(1, 3001)), "segments": [seg(0, "a"), seg(1000, "a"), seg(2000, "b")]}
+    assert gh.describe_segments(history) == ("trained in 3 stretches (0-1,000 on cpu (1 thread), 1,000-2,000 on "
+                                             "cpu (1 thread), 2,000-3,000 on cpu (1 thread)); the code changed at "
+                                             "iteration 2,000")
+    history["segments"] = [seg(0, "a")]
+    assert gh.describe_segments(history).endswith("(0-3,000 on cpu (1 thread)); the same code throughout")
+    assert gh.describe_segments({"iter": [1]}).startswith("no training segments logged")
+
+
 def test_time_limit_saves_a_state_that_resumes_exactly(tmp_path, data, features):
     straight = gh.train(tiny(iters=4), tmp_path / "straight", *data, features, progress=False)
     stopped = gh.train(tiny(iters=4), tmp_path / "split", *data, features, progress=False, time_limit=0.0)
