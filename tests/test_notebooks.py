@@ -58,7 +58,7 @@ def outputs(nb: nbformat.NotebookNode) -> tuple[str, int]:
     text, images = [], 0
     for cell in nb.cells:
         for out in cell.get("outputs", []):
-            text.append(out.get("text", ""))
+            text.append(out.get("text", "") + out.get("data", {}).get("text/markdown", ""))
             images += "image/png" in out.get("data", {})
     return "".join(text), images
 
@@ -118,12 +118,17 @@ def test_notebook_runs_top_to_bottom_in_smoke_mode(name, runs, kernel_env, tmp_p
     kernel_env.setenv("GAN_SMOKE", "1")
     before = deliverables(ROOT)
     notebooks = repo_copy(tmp_path)
+    study = notebooks.parent / "model" / "studies" / "attention" / "results.json"   # a committed results file
+    study.parent.mkdir(parents=True)
+    shutil.copy(ROOT / "model" / "studies" / "attention" / "results.json", study)
     text, images = outputs(execute(read_notebook(name), notebooks))
     assert images > 0
     assert "FD (proxy" in text                       # the smoke metric is named as a proxy, never as FID
     assert len(list((tmp_path / "tmp").rglob("best.pt"))) == runs   # the runs went to temporary folders
-    assert deliverables(notebooks.parent) == {}      # a smoke run publishes nothing
+    assert list(deliverables(notebooks.parent)) == ["model/studies/attention/results.json"]  # nothing published
     assert deliverables(ROOT) == before
+    if name == "final_evaluation.ipynb":             # the studies section shows the results file's table
+        assert "**Study `attention`**" in text and "| arm | seeds | best |" in text
 
 
 # ---------------------------------------------------------------- the ultimate cell alone

@@ -501,7 +501,7 @@ environment variable `GAN_SMOKE=1` the notebook first trains two tiny generators
 temporary folder and evaluates those instead (this is how the test suite runs it).
 """),
              md(SETUP_MD),
-             code(SETUP_CODE.format(imports="import json\n", display="from IPython.display import display\n")),
+             code(SETUP_CODE.format(imports="import json\n", display="from IPython.display import Markdown, display\n")),
              md("""
 ## 2. Parameters
 
@@ -691,7 +691,30 @@ explorer = gan_helpers.attention_explorer(G, None)
 display(explorer)
 """),
              md("""
-## 9. The ultimate cell
+## 9. The studies
+
+What each ingredient buys, measured over seeds at equal budget (`studies/*.json`, run with
+`python gan_helpers.py study run`; protocol and costs in `model/studies/README.md`). For each study with a
+results file: per arm, mean ± std over seeds of the best and final validation score, the score at equal
+iterations and at equal training time, the class accuracy of the best checkpoint's samples, images seen
+and seconds per iteration; a star marks a gap to the best arm larger than both spreads added. Then the mean
+validation curves with a band of ± one standard deviation. A study still running shows the seeds it has.
+"""),
+             code("""
+study_files = sorted((MODEL_DIR / "studies").glob("*/results.json"))
+if not study_files:
+    print(f"no study results in {MODEL_DIR / 'studies'} yet: python gan_helpers.py study run studies/<name>.json ...")
+for path in study_files:
+    results = json.loads(path.read_text())
+    p = results["protocol"]
+    display(Markdown(f"**Study `{results['study']}`**: {results['description']}\\n\\n" + gan_helpers.study_table(results)
+                     + f"\\n\\n{p['metric']}, {p['n_fake']:,} generated vs {p['n_real']:,} validation images; "
+                     f"runs not finished: {', '.join(results['missing']) or 'none'}"))
+    gan_helpers.plot_study(results)
+    plt.show()
+"""),
+             md("""
+## 10. The ultimate cell
 
 The assignment's final cell: it loads the best SAGAN generator, shows an 8×8 grid of its samples and
 prints its FID (with KID, IS, class accuracy and the diversity measures) on the CIFAR-10 test set with
