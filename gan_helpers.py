@@ -3431,6 +3431,9 @@ def _cmd_study(args: argparse.Namespace) -> None:
         return
     results = collect_study(study, args.runs_dir)
     print(study_table(results))
+    pairs = study_differences(results)
+    print("differences in the best score beyond both spreads over seeds: "
+          + ("; ".join(f"{lo} < {hi} by {gap:.3g}" for lo, hi, gap in pairs) or "none"))
     print(f"{results['protocol']['metric']}, {results['protocol']['n_fake']} generated vs "
           f"{results['protocol']['n_real']} real; missing runs: {results['missing'] or 'none'}; written to "
           f"{Path(args.runs_dir) / study.name / 'results.json'}")

@@ -272,6 +272,9 @@ def test_collect_rebuilds_results_and_prints_the_table(finished, capsys, tmp_pat
     assert json.loads((runs / "tiny" / "results.json").read_text()) == results
     out = capsys.readouterr().out
     assert "| none | 2 |" in out and "| a8 | 2 |" in out and "missing runs: none" in out
+    pairs = gh.study_differences(results)
+    assert ("differences in the best score beyond both spreads over seeds: "
+            + ("; ".join(f"{lo} < {hi} by {gap:.3g}" for lo, hi, gap in pairs) or "none")) in out
 
 
 def test_cli_study_errors_are_one_line(tmp_path):
