@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
+import re
 import statistics
 import sys
 from pathlib import Path
@@ -188,6 +189,9 @@ def numbers(hists: dict[str, dict], cfgs: dict[str, gh.Config], studies: dict[st
               macro("SaganBetas", f"({sagan.betas[0]:g}, {sagan.betas[1]:g})"),
               macro("SaganDrift", f"{sagan.drift:g}"), macro("RefSaganClip", f"{ref.clip_value:g}"),
               macro("FullGCh", str(gh.Config.sagan().g_ch)), macro("FullDCh", str(gh.Config.sagan().d_ch))]
+    options = speed_options(SPEED.read_text())
+    lines += [macro(f"Speed{what.capitalize()}{model.capitalize()}", f"{o[what]:.2f}")
+              for model, o in options.items() for what in ("amp", "compile")]
     study = gh.load_study(ROOT / "studies" / f"{STUDIES[0]}.json")   # every study shares this protocol (tested)
     cfg = study.config(next(iter(study.arms)), study.seeds[0])
     lines += [macro("StudyWidth", str(cfg.g_ch)), macro("StudyBatch", str(cfg.batch_size)),
@@ -265,6 +269,41 @@ def architecture_tables(cfgs: dict[str, gh.Config]) -> dict[str, str]:
     return out
 
 
+SPEED = MODEL / "benchmarks" / "train_speed_cpu_1thread.txt"   # tests/benchmarks/train_speed.py's output
+
+
+def speed_rows(text: str) -> list[dict]:
+    """The per-model rows of a train_speed.py report: model, batch, it/s and images/s of our step and of the
+    reference loop, and their ratio."""
+    lines = text.splitlines()
+    head = next(i for i, line in enumerate(lines) if line.split()[:2] == ["model", "batch"])
+    rows = []
+    for line in lines[head + 1:]:
+        cells = line.split()
+        if len(cells) != 7 or not cells[1].isdigit():
+            break
+        rows.append({"model": cells[0], "batch": int(cells[1]), "ours_its": float(cells[2]),
+                     "ref_its": float(cells[3]), "ours_img": float(cells[4]), "ref_img": float(cells[5]),
+                     "ratio": float(cells[6].rstrip("x"))})
+    return rows
+
+
+def speed_options(text: str) -> dict[str, dict[str, float]]:
+    """Model -> speed of our step with bf16 autocast ("amp") and with torch.compile ("compile"), each relative to
+    our plain step, from a train_speed.py report's options lines."""
+    found = re.findall(r"^(\w+): plain .*?, amp ([\d.]+)x / [\d.]+x, compile ([\d.]+)x", text, re.M)
+    return {model: {"amp": float(amp), "compile": float(comp)} for model, amp, comp in found}
+
+
+def speed_table(text: str) -> str:
+    names = {"dcgan": "DCGAN", "sagan": "SAGAN (ResNet, width 64)"}
+    body = [[names.get(r["model"], r["model"]), str(r["batch"]), f"{r['ours_img']:,.0f}", f"{r['ref_img']:,.0f}",
+             f"{r['ratio']:.2f}$\\times$"] for r in speed_rows(text)]
+    device = text.splitlines()[0].removeprefix("device: ")
+    return tabular(["model", "batch", "ours, images/s", "reference loop, images/s", "ours / reference"], body,
+                   "lrrrr") + f"% {device}\n"
+
+
 def study_results() -> dict[str, dict]:
     """Study name -> its results file (model/studies/<name>/results.json, written by `study run|collect`), for
     the studies of STUDIES and the budget pilot that have one."""
@@ -319,7 +358,8 @@ def tables() -> dict[str, str]:
             "results.tex": results_table(hists),
             "standing.tex": standing_table(rescores()),
             "numbers.tex": numbers(hists, cfgs, studies),
-            "verdict.tex": verdict(hists, cfgs)}
+            "verdict.tex": verdict(hists, cfgs),
+            "speed.tex": speed_table(SPEED.read_text())}
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -127,3 +127,20 @@ def test_attention_figure_names_each_layer_once_and_titles_the_top_row_only():
     labels = [t.get_text() for a in axes for t in a.texts]
     assert labels == ["G 8x8\nattention", "G 16x16\nattention"]
     assert min(t.get_fontsize() for a in axes for t in [a.title, *a.texts] if t.get_text()) >= 7
+
+
+def test_speed_table_reads_the_committed_benchmark_report(assets):
+    text = assets.SPEED.read_text()
+    rows = assets.speed_rows(text)
+    assert [r["model"] for r in rows] == ["dcgan", "sagan"]
+    for r in rows:   # the report's columns are consistent with each other (it/s x batch = images/s)
+        assert r["ours_img"] == pytest.approx(r["ours_its"] * r["batch"], abs=r["batch"] * 0.006)
+        assert r["ratio"] == pytest.approx(r["ours_its"] / r["ref_its"], abs=0.02)
+    options = assets.speed_options(text)
+    assert set(options) == {"dcgan", "sagan"} and all(0 < v < 10 for o in options.values() for v in o.values())
+    sample = ("device: cpu\nmodel    batch  ours it/s   ref it/s  ours img/s  ref img/s  ratio\n"
+              "dcgan      128       2.00       1.00         256        128   2.00x\n\n"
+              "dcgan: plain 2.49 it/s (1.13x ref), amp 0.50x / 0.55x, compile 1.25x / 1.40x\n")
+    assert assets.speed_rows(sample) == [{"model": "dcgan", "batch": 128, "ours_its": 2.0, "ref_its": 1.0,
+                                          "ours_img": 256.0, "ref_img": 128.0, "ratio": 2.0}]
+    assert assets.speed_options(sample) == {"dcgan": {"amp": 0.5, "compile": 1.25}}
