@@ -144,3 +144,14 @@ def test_speed_table_reads_the_committed_benchmark_report(assets):
     assert assets.speed_rows(sample) == [{"model": "dcgan", "batch": 128, "ours_its": 2.0, "ref_its": 1.0,
                                           "ours_img": 256.0, "ref_img": 128.0, "ratio": 2.0}]
     assert assets.speed_options(sample) == {"dcgan": {"amp": 0.5, "compile": 1.25}}
+
+
+def test_config_differences_list_every_differing_setting(assets):
+    a = gh.Config.sagan(g_ch=64, d_ch=64)
+    text = assets.config_differences(a, a)
+    assert text == "The shipped SAGAN and DCGAN share every model and training setting.\n"
+    b = gh.Config.sagan(g_ch=64, d_ch=32, cond="acgan", diffaug="translation")
+    text = assets.config_differences(a, b)
+    assert text.startswith("The shipped SAGAN and DCGAN differ in 3 settings: conditioning, $D$ width, augmentation;")
+    assert "class-loss weight" not in text and "augmentation" not in text.split("share")[1]
+    assert "drift term" in text.split("share")[1] and "Lipschitz" not in text     # both lipschitz="none"
