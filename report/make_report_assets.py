@@ -434,6 +434,8 @@ def figures() -> None:
     for ax, (name, G) in zip(axes, generators.items()):
         gh.show_class_rows(G, list(REPORT_CLASSES), title=LABELS[name], ax=ax)
     save_figure(fig, "classes.pdf")
+    fig = gh.interpolation_figure(generators["sagan"], within=(1, 7), between=((1, 9), (3, 5)))
+    save_figure(fig, "interpolation_sagan.pdf", 0.85)
     fig = gh.attention_figure(gh.generator_attention(generators["sagan"], n=8, seed=0))
     save_figure(fig, "attention_sagan.pdf")
     for name, results in study_results().items():
