@@ -2796,6 +2796,22 @@ def discriminator_attention(D: nn.Module, real: ImageSet, n: int = 8) -> dict[st
     return {name: (images, m) for name, m in zip(readable_layer_names("D", maps), maps.values())}
 
 
+def query_dependence(attn: Tensor) -> float:
+    """How much an attention map depends on its query, in [0, 1): the mean over images and queries of the
+    total-variation distance between a query's attention (a row of attn (N, HW, HW)) and the image's mean row.
+    0: every query attends in the same way (the layer adds one global summary to every position); 1 - 1/HW at
+    most, when each query attends to a single position of its own."""
+    attn = attn.double()
+    return float(0.5 * (attn - attn.mean(1, keepdim=True)).abs().sum(-1).mean())
+
+
+def by_image(layer: tuple[Tensor, Tensor], names: list[str], indices: list[int]) -> dict[str, tuple[Tensor, Tensor]]:
+    """One attention layer's (images, maps) regrouped for attention_figure with one row per image: {names[k]:
+    (image indices[k], its maps)}; e.g. several classes through one layer."""
+    images, attn = layer
+    return {name: (images[i:i + 1], attn[i:i + 1]) for name, i in zip(names, indices)}
+
+
 def attention_figure(layers: dict[str, tuple[Tensor, Tensor]],
                      queries: tuple[tuple[int, int], ...] | None = None, index: int = 0) -> Any:
     """Static figure: one row per attention layer, one pair of panels per query point (row, col), for

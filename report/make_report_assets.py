@@ -30,6 +30,7 @@ LABELS = {name: label for label, name in (*RUNS.items(), EMA_DCGAN)}   # run nam
 SHIPPED = ("dcgan", "sagan")                 # the generators the kit ships and evaluates on the test set
 BUDGETS = (1000, 2000, 4000, 6000, 8000, 10000, 11000, 13000, 15000)  # iterations at which runs are compared side by side
 REPORT_CLASSES = (0, 1, 3, 7, 8)             # airplane, automobile, cat, horse, ship
+ATTENTION_CLASSES = (0, 1, 7, 8)             # samples whose attention the report shows: airplane, automobile, horse, ship
 STUDIES = ("attention", "loss", "stabilisers", "conditioning", "update_ratio")   # studies/<name>.json
 LEVEL = 0.05                                 # relative FD difference called "level": ~3x the sample noise (eval_noise)
 RESCORES = {"dcgan_ema": "rescore_dcgan_10000.json",   # run -> tools/rescore_ema.py at its last evaluation with
@@ -173,6 +174,9 @@ def numbers(hists: dict[str, dict], cfgs: dict[str, gh.Config], studies: dict[st
                   macro(f"{key}CopiedFD", f"{r['copied_bn_stats']['fd']:.3f}"),
                   macro(f"{key}StandingFD", f"{r['standing_bn_stats']['fd']:.3f}"),
                   macro(f"{key}TrainedFD", f"{r['trained_G']['fd']:.3f}")]
+    dependence = [gh.query_dependence(attn) for _, attn in
+                  gh.generator_attention(gh.load_generator(MODEL / "sagan_best.pt"), n=64, seed=0).values()]
+    lines.append(macro("SaganQueryDependence", ", ".join(f"{d:.2f}" for d in dependence)))
     sagan_weights = gh.load_checkpoint(MODEL / "sagan_best.pt")["G"]
     gammas = [f"{float(v):.3f}" for k, v in sagan_weights.items() if k.endswith("gamma")]
     standing = inspect.signature(gh.standing_batch_norm).parameters
@@ -436,8 +440,13 @@ def figures() -> None:
     save_figure(fig, "classes.pdf")
     fig = gh.interpolation_figure(generators["sagan"], within=(1, 7), between=((1, 9), (3, 5)))
     save_figure(fig, "interpolation_sagan.pdf", 0.85)
-    fig = gh.attention_figure(gh.generator_attention(generators["sagan"], n=8, seed=0))
+    layers = gh.generator_attention(generators["sagan"], n=10, seed=0)    # sample k has class k
+    fig = gh.attention_figure(layers)
     save_figure(fig, "attention_sagan.pdf")
+    name, layer = next(iter(layers.items()))
+    fig = gh.attention_figure(gh.by_image(layer, [f"{gh.CIFAR10_CLASSES[c]}: {name}" for c in ATTENTION_CLASSES],
+                                          list(ATTENTION_CLASSES)))
+    save_figure(fig, "attention_classes_sagan.pdf")
     for name, results in study_results().items():
         ax = gh.plot_study(results)
         ax.figure.set_size_inches(6.5, 3.6)
