@@ -426,7 +426,9 @@ output at `j`, and each row `attn[j, :]` sums to 1. The figures below show one r
 How much the maps matter is set by each layer's `gamma`: the layer outputs `gamma * attention + input`,
 with `gamma` starting at 0. A `gamma` near 0 means the network still ignores the layer, however sharp its
 maps look (a softmax always produces *some* map); a larger `|gamma|` means attention contributes to the
-output. The values are printed first.
+output. The values are printed first, then how much each layer's maps depend on their query
+(`query_dependence`: 0 when every query attends in the same way, so the layer hands every position the same
+summary of the image; up to 1 when each query looks at a spot of its own), over 64 images.
 
 D is rebuilt from `last.pt` (only the training state holds D; it is D at the end of training, not at the
 best validation iteration) and shown real validation images with their labels. G's maps are for its own
@@ -436,6 +438,9 @@ samples.
 D = gan_helpers.load_discriminator(OUT_DIR / "last.pt", device)
 print("G gamma:", [(name, round(m.gamma.item(), 4)) for name, m in gan_helpers.attention_layers(G)])
 print("D gamma:", [(name, round(m.gamma.item(), 4)) for name, m in gan_helpers.attention_layers(D)])
+for name, (images, attn) in {**gan_helpers.generator_attention(G, n=64),
+                             **gan_helpers.discriminator_attention(D, val_data, n=64)}.items():
+    print(f"{name}: query dependence {gan_helpers.query_dependence(attn):.3f}")
 """),
                   md("Generator: three query points on the first generated sample, one row per attention layer."),
                   code("""
@@ -677,11 +682,14 @@ plt.show()
 What the self-attention layers of the SAGAN generator look at (how to read these maps is explained at
 the end of `SAGAN_train.ipynb`): each panel pair shows a query position outlined on a generated image and
 the softmax weights that query gives to every position of the layer's feature map. `gamma` tells how much
-each layer's output uses attention at all.
+each layer's output uses attention at all, and the query dependence how much a layer's maps change with
+the query (0: one summary of the image for every position).
 """),
              code("""
 G = generators["SAGAN"]
 print("gamma:", [(name, round(m.gamma.item(), 4)) for name, m in gan_helpers.attention_layers(G)])
+for name, (images, attn) in gan_helpers.generator_attention(G, n=64).items():
+    print(f"{name}: query dependence {gan_helpers.query_dependence(attn):.3f}")
 gan_helpers.attention_figure(gan_helpers.generator_attention(G, n=8))
 plt.show()
 """),
