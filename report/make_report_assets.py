@@ -132,17 +132,28 @@ def budget_table(hists: dict[str, dict]) -> str:
     return tabular(["iterations"] + list(hists), body, "r" + "c" * len(hists))
 
 
+def training_hours(history: dict) -> str:
+    """Hours spent in training steps (evaluations excluded), from the last evaluation's `seconds`; '--' for
+    histories from before train() logged it."""
+    seconds = [e["seconds"] for e in history["eval"] if "seconds" in e]
+    return f"{seconds[-1] / 3600:.1f}" if seconds else "--"
+
+
 def results_table(hists: dict[str, dict]) -> str:
     body = []
     for name, label in LABELS.items():
         best = best_upto(hists[label], None)
         test_path = MODEL / f"{name}_test.json"
         test = read_json(test_path) if test_path.is_file() else None
-        body.append([label, f"{trained(hists[label]):,}", f"{best['fd']:.3f}{mark(best)}", f"{best['iter']:,}",
+        cfg = gh.Config.from_dict(gh.load_checkpoint(MODEL / f"{name}_best.pt")["config"])
+        images = trained(hists[label]) * cfg.batch_size * cfg.n_critic
+        body.append([label, f"{trained(hists[label]):,}", f"{images / 1e6:.2f}M", training_hours(hists[label]),
+                     f"{best['fd']:.3f}{mark(best)}", f"{best['iter']:,}",
                      f"{best['kid']:.4f}",
                      f"{test['fd']:.3f}" if test else "--",
                      f"{test['kid']:.4f} $\\pm$ {test['kid_std']:.4f}" if test else "--"])
-    return tabular(["run", "iterations", "best val.\\ FD", "at", "val.\\ KID", "test FD", "test KID"], body, "lrrrrrr")
+    return tabular(["run", "iterations", "images seen", "hours", "best val.\\ FD", "at", "val.\\ KID", "test FD",
+                    "test KID"], body, "lrrrrrrrr")
 
 
 def numbers(hists: dict[str, dict], cfgs: dict[str, gh.Config], studies: dict[str, dict]) -> str:

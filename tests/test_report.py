@@ -155,3 +155,8 @@ def test_config_differences_list_every_differing_setting(assets):
     assert text.startswith("The shipped SAGAN and DCGAN differ in 3 settings: conditioning, $D$ width, augmentation;")
     assert "class-loss weight" not in text and "augmentation" not in text.split("share")[1]
     assert "drift term" in text.split("share")[1] and "Lipschitz" not in text     # both lipschitz="none"
+
+
+def test_training_hours_come_from_the_last_logged_seconds(assets):
+    assert assets.training_hours({"eval": [{"seconds": 100.0}, {"seconds": 7200.0}]}) == "2.0"
+    assert assets.training_hours({"eval": [{"fd": 1.0}]}) == "--"
