@@ -2659,6 +2659,21 @@ def plot_scores(histories: dict[str, dict[str, list]]) -> Any:
     return fig
 
 
+def log_y(ax: Any) -> None:
+    """Make ax's y axis (already drawn on) logarithmic with ticks that read as plain numbers (2, 3, 5 rather than
+    2x10^0): as many labelled ticks as the range allows without crowding (every integer multiple of a power of
+    ten over less than 0.6 decades, 1-2-3-4-5-7 up to 1.5, else 1-2-5), the other multiples as unlabelled ticks."""
+    import matplotlib.ticker as mticker
+    ax.set_yscale("log")
+    low, high = ax.get_ylim()
+    span = math.log10(high / low)
+    subs = tuple(range(1, 10)) if span < 0.6 else (1, 2, 3, 4, 5, 7) if span < 1.5 else (1, 2, 5)
+    ax.yaxis.set_major_locator(mticker.LogLocator(subs=[float(k) for k in subs]))
+    ax.yaxis.set_major_formatter(mticker.FormatStrFormatter("%g"))
+    ax.yaxis.set_minor_locator(mticker.LogLocator(subs=[float(k) for k in range(1, 10) if k not in subs]))
+    ax.yaxis.set_minor_formatter(mticker.NullFormatter())
+
+
 def metric_label(metric: str, n_fake: int, n_real: int) -> str:
     """A y-axis label for a validation metric, in lines short enough for a small figure: the metric, its
     parenthesis (which proxy) and the sample counts, e.g. "validation FD\n(proxy: ...)\n2,000 vs 5,000 real"."""
@@ -2681,9 +2696,7 @@ def plot_metric(histories: dict[str, dict[str, list]], ax: Any = None) -> Any:
         if evals:
             ax.set_ylabel(metric_label(evals[-1]["metric"], evals[-1]["n_fake"], evals[-1]["n_real"]))
     ax.set_xlabel("iteration")
-    ax.set_yscale("log")
-    for axis in (ax.yaxis.set_major_formatter, ax.yaxis.set_minor_formatter):   # 2, 3, 4 rather than 2x10^0
-        axis(plt.FormatStrFormatter("%g"))
+    log_y(ax)
     ax.legend()
     return ax
 
@@ -3263,9 +3276,7 @@ def plot_study(results: dict[str, Any], ax: Any = None, x: str = "iter") -> Any:
     p = results["protocol"]
     ax.set_xlabel("iteration" if x == "iter" else "training time (s)")
     ax.set_ylabel(metric_label(p["metric"], p["n_fake"], p["n_real"]))
-    ax.set_yscale("log")
-    for axis in (ax.yaxis.set_major_formatter, ax.yaxis.set_minor_formatter):
-        axis(plt.FormatStrFormatter("%g"))
+    log_y(ax)
     ax.set_title(f"study {results['study']}: mean ± std over seeds")
     ax.legend(fontsize="small")
     return ax

@@ -32,6 +32,7 @@ BUDGETS = (1000, 2000, 4000, 6000, 8000, 10000, 11000, 13000, 15000)  # iteratio
 REPORT_CLASSES = (0, 1, 3, 7, 8)             # airplane, automobile, cat, horse, ship
 ATTENTION_CLASSES = (0, 1, 7, 8)             # samples whose attention the report shows: airplane, automobile, horse, ship
 STUDIES = ("attention", "loss", "stabilisers", "conditioning", "update_ratio")   # studies/<name>.json
+RECIPES = ("sagan_recipe", "dcgan_recipe")    # the studies that chose the shipped models' recipes
 LEVEL = 0.05                                 # relative FD difference called "level": ~3x the sample noise (eval_noise)
 RESCORES = {"dcgan_ema": "rescore_dcgan_10000.json",   # run -> tools/rescore_ema.py at its last evaluation with
             "sagan": "rescore_sagan_4000.json"}        # BN statistics copied from G (model/commands.sh)
@@ -345,7 +346,7 @@ def speed_table(text: str) -> str:
 def study_results() -> dict[str, dict]:
     """Study name -> its results file (model/studies/<name>/results.json, written by `study run|collect`), for
     the studies of STUDIES and the budget pilot that have one."""
-    return {name: read_json(path) for name in (*STUDIES, "budget")
+    return {name: read_json(path) for name in (*STUDIES, *RECIPES, "budget")
             if (path := MODEL / "studies" / name / "results.json").is_file()}
 
 
@@ -374,10 +375,10 @@ def study_verdict(results: dict) -> str:
 
 
 def study_tables(studies: dict[str, dict]) -> dict[str, str]:
-    """study_<name>.tex (the table, gh.study_table) and study_<name>_verdict.tex for every study of STUDIES; a
-    study without a results file yet gets one line saying so."""
+    """study_<name>.tex (the table, gh.study_table) and study_<name>_verdict.tex for every study of STUDIES and
+    RECIPES; a study without a results file yet gets one line saying so."""
     out = {}
-    for name in STUDIES:
+    for name in (*STUDIES, *RECIPES):
         if name in studies:
             out[f"study_{name}.tex"] = gh.study_table(studies[name], "latex") + "\n"
             out[f"study_{name}_verdict.tex"] = study_verdict(studies[name])
@@ -458,11 +459,17 @@ def figures() -> None:
     fig = gh.attention_figure(gh.by_image(layer, [f"{gh.CIFAR10_CLASSES[c]}: {name}" for c in ATTENTION_CLASSES],
                                           list(ATTENTION_CLASSES)))
     save_figure(fig, "attention_classes_sagan.pdf")
-    for name, results in study_results().items():
-        ax = gh.plot_study(results)
-        ax.figure.set_size_inches(6.5, 3.6)
-        save_figure(ax.figure, f"study_{name}.pdf", 0.8)
-        plt.close(ax.figure)
+    for name, results in study_results().items():   # by iteration and by training time, side by side
+        fig, axes = plt.subplots(1, 2, figsize=(10, 3.9), sharey=True)
+        gh.plot_study(results, ax=axes[0])
+        gh.plot_study(results, ax=axes[1], x="seconds")
+        axes[0].set_title("by iteration", fontsize=9)
+        axes[1].set_title("by training time (one CPU thread per run)", fontsize=9)
+        axes[1].set_ylabel("")
+        axes[1].get_legend().remove()
+        axes[0].legend(fontsize=7)
+        save_figure(fig, f"study_{name}.pdf")
+        plt.close(fig)
     plt.close("all")
 
 

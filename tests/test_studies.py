@@ -424,3 +424,20 @@ def test_every_shipped_study_file_loads_and_shares_only_identical_runs():
             protocols.add((cfg.g_ch, cfg.d_ch, cfg.batch_size, cfg.val_size, cfg.ema_decay, cfg.ema_start,
                            study.iters, study.eval_every, study.eval_samples, tuple(study.seeds)))
     assert len(protocols) == 1, protocols
+
+
+@pytest.mark.parametrize("values, labels", [([4.1, 5.0, 7.2], ["4", "5", "6", "7"]),
+                                            ([2.5, 4.0, 14.0], ["3", "4", "5", "7", "10"]),
+                                            ([0.6, 3.0, 14.0], ["1", "2", "5", "10"])])
+def test_log_axis_labels_the_range_that_matters_without_crowding(values, labels):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots()
+    ax.plot(range(len(values)), values)
+    gh.log_y(ax)
+    fig.canvas.draw()
+    low, high = ax.get_ylim()
+    shown = [t.get_text() for t in ax.get_yticklabels() if t.get_text() and low <= float(t.get_text()) <= high]
+    assert shown == labels
+    plt.close(fig)
