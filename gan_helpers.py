@@ -3050,6 +3050,25 @@ def _run_record(folder: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.is_file() and (folder / "history.json").is_file() else None
 
 
+def study_status(study: Study, runs_dir: str | Path = "model/studies") -> list[str]:
+    """One line per arm x seed: finished, in progress (the iteration its last.pt reached; being trained now when
+    a live process holds its lock) or not started; for deciding what a machine should continue."""
+    lines = []
+    for arm, seed in study.runs():
+        folder = study_run_dir(study, arm, seed, runs_dir)
+        if _run_record(folder) is not None:
+            state = "finished"
+        elif (folder / "last.pt").is_file():
+            done = torch.load(folder / "last.pt", map_location="cpu", weights_only=True)["iteration"]
+            lock = folder / "lock"
+            live = lock.is_file() and not _lock_holder_gone(lock.read_text())
+            state = f"in progress: {done:,} of {study.iters:,} iterations" + (" (being trained now)" if live else "")
+        else:
+            state = "not started"
+        lines.append(f"{arm} seed {seed} ({folder}): {state}")
+    return lines
+
+
 def _lock_holder_gone(text: str) -> bool:
     """True when a lock ("host pid") was taken by a process of this machine that no longer exists."""
     import socket
@@ -3416,6 +3435,9 @@ def _study_flags(args: argparse.Namespace) -> list[str]:
 
 def _cmd_study(args: argparse.Namespace) -> None:
     study = load_study(args.file)
+    if args.action == "status":
+        print("\n".join(study_status(study, args.runs_dir)))
+        return
     if args.action == "commands":
         runs = [(a, s) for a, s in study.runs() if (not args.arm or a in args.arm) and (not args.seed or s in args.seed)]
         for arm, seed in runs:
@@ -3585,10 +3607,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(func=_cmd_evaluate)
 
     st = sub.add_parser("study", help="run, list or collect the runs of a study description (studies/*.json)")
-    st.add_argument("action", choices=("run", "commands", "collect"),
+    st.add_argument("action", choices=("run", "commands", "collect", "status"),
                     help="run: train every unfinished run, then write results.json; commands: print one "
                          "standalone command per run (for several processes, GPUs or machines); collect: "
-                         "rebuild results.json from the run folders")
+                         "rebuild results.json from the run folders; status: which runs are finished, in "
+                         "progress or not started")
     st.add_argument("file", help="study description, e.g. studies/attention.json")
     st.add_argument("--data-dir", default="data", help="CIFAR-10 folder (as for train)")
     st.add_argument("--runs-dir", default="model/studies", help="run folders go to RUNS_DIR/<study>/<arm>_s<seed>/")

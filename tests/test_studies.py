@@ -352,6 +352,19 @@ def test_plot_draws_the_mean_with_a_band_of_one_std():
     np.testing.assert_allclose(ax_time.get_lines()[0].get_xdata(), [0.0, 250.0, 500.0])
 
 
+def test_status_tells_finished_in_progress_and_not_started_runs(tmp_path, data, features):
+    study = gh.load_study(write_study(tmp_path, seeds=[0, 1], arms={"none": ARMS["none"]}))
+    gh.run_study(study, data, features, tmp_path / "runs", only=lambda arm, seed: seed == 0, stats_dir=tmp_path / "s",
+                 progress=False, time_limit=0)
+    folder = gh.study_run_dir(study, "none", 0, tmp_path / "runs")
+    assert gh.study_status(study, tmp_path / "runs") == [
+        f"none seed 0 ({folder}): in progress: 1 of {ITERS:,} iterations",
+        f"none seed 1 ({gh.study_run_dir(study, 'none', 1, tmp_path / 'runs')}): not started"]
+    gh.run_study(study, data, features, tmp_path / "runs", only=lambda arm, seed: seed == 0, stats_dir=tmp_path / "s",
+                 progress=False)
+    assert gh.study_status(study, tmp_path / "runs")[0] == f"none seed 0 ({folder}): finished"
+
+
 def test_time_limit_stops_the_study_with_a_resumable_state(tmp_path, data, features):
     study = gh.load_study(write_study(tmp_path, seeds=[0], arms={"none": ARMS["none"]}))
     folder = gh.study_run_dir(study, "none", 0, tmp_path / "runs")
