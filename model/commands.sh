@@ -133,9 +133,9 @@ OMP_NUM_THREADS=1 python gan_helpers.py study run studies/attention.json --arm a
 # Issue 14: the shipped SAGAN, second version (DCGAN backbone at width 64 after studies/sagan_recipe.json's
 # seed 0: level per iteration with the ResNet at width 32, 1.3x faster per second; attention at 16x16 in G and
 # D, spectral norm on G and D, Wasserstein loss + drift, TTUR, projection with ACGAN's class head, EMA).
-# Long: it runs in stretches of --time-limit minutes on one core and continues with --resume on any machine
-# from the committed model/runs/sagan/last.pt; evaluation protocol as the first shipped SAGAN (5,000 vs 5,000).
-OMP_NUM_THREADS=1 python gan_helpers.py train sagan --out model/runs/sagan --device cpu --resume \
-    --set arch=dcgan g_ch=64 d_ch=64 "g_attn=(16,)" "d_attn=(16,)" cond=projection-ac checkpoint_every=500 \
-    --iters 60000 --eval-every 1000 --eval-samples 5000 --data-dir data \
-    --feature-net ../shared/eval/cifar10_features.pt --time-limit 120
+# Long: it runs in stretches on one core and continues with --resume on any machine from the committed
+# model/runs/sagan/last.pt; evaluation protocol as the first shipped SAGAN (5,000 vs 5,000). Its exact command,
+# and the studies loop beside it on the other core, are in tools/continue_runs.sh (session 6 ran the same commands by hand); from session 7 on, each
+# session runs
+tools/continue_runs.sh 130
+# and at the end: tools/keep_study_state.sh; git add model/runs; git commit.

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Continue the long CPU work on this machine for MINUTES minutes, one thread per job, in the background:
+#   core 1: the studies (studies/*.json, in the order below; finished runs are skipped, unfinished ones resume)
+#   core 2: the shipped SAGAN's long run (model/runs/sagan, resumed from its committed last.pt)
+# Both stop by themselves when the time is up, saving their state. Then, before committing:
+#   tools/keep_study_state.sh && git add model/runs && git commit
+# Logs: runs/logs/{studies,sagan}.log. Usage: tools/continue_runs.sh MINUTES [DATA_DIR] [FEATURE_NET]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+minutes="${1:?usage: tools/continue_runs.sh MINUTES [DATA_DIR] [FEATURE_NET]}"
+data="${2:-data}"
+features="${3:-../shared/eval/cifar10_features.pt}"
+python="${PYTHON:-python}"
+deadline=$(( $(date +%s) + minutes * 60 ))
+mkdir -p runs/logs
+export OMP_NUM_THREADS=1
+
+studies() {
+    for s in dcgan_recipe attention loss stabilisers conditioning update_ratio sagan_recipe; do
+        left=$(( (deadline - $(date +%s)) / 60 ))
+        [ "$left" -lt 2 ] && return
+        "$python" gan_helpers.py study run "studies/$s.json" --data-dir "$data" --feature-net "$features" \
+            --threads 1 --quiet --time-limit "$left"
+    done
+}
+
+nohup bash -c "$(declare -f studies); deadline=$deadline python=$python data=$data features=$features; studies" \
+    > runs/logs/studies.log 2>&1 &
+nohup "$python" gan_helpers.py train sagan --out model/runs/sagan --device cpu --resume \
+    --set arch=dcgan g_ch=64 d_ch=64 "g_attn=(16,)" "d_attn=(16,)" cond=projection-ac checkpoint_every=500 \
+    --iters 60000 --eval-every 1000 --eval-samples 5000 --data-dir "$data" --feature-net "$features" \
+    --time-limit "$minutes" > runs/logs/sagan.log 2>&1 &
+echo "started: studies (runs/logs/studies.log) and the shipped SAGAN (runs/logs/sagan.log), for $minutes minutes"
