@@ -3261,8 +3261,8 @@ def study_table(results: dict[str, Any], fmt: str = "markdown") -> str:
         spreads = (a["best"]["std"], arms[lead]["best"]["std"])
         apart = None not in spreads and gap > sum(spreads)
         rows.append([arm, str(len(a["seeds"])), *(_pm(a[k]) for k in ("best", "final", "at_iter", "at_time")),
-                     *([_pm(a["class_acc"], 2)] if with_acc else []), f"{a['images_seen']:,}", _pm(a["sec_per_iter"], 3), "lowest" if arm == lead
-                     else f"+{gap:.3g}" + ("*" if apart else "")])
+                     *([_pm(a["class_acc"], 2)] if with_acc else []), f"{a['images_seen']:,}",
+                     _pm(a["sec_per_iter"], 3), "lowest" if arm == lead else f"+{gap:.3g}" + ("*" if apart else "")])
     return format_table(head, rows, fmt)
 
 
