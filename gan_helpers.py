@@ -1949,7 +1949,9 @@ def save_atomic(obj: Any, path: str | Path) -> None:
 
 
 def write_json_atomic(obj: Any, path: str | Path) -> None:
+    """Write obj as JSON to path (its folder made if missing) through a temporary file and a rename."""
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)   # e.g. a study whose only finished runs are shared ones
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")   # per process, so concurrent writers never share one
     tmp.write_text(json.dumps(obj))
     os.replace(tmp, path)

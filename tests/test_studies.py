@@ -402,6 +402,19 @@ def test_a_shared_arm_uses_the_other_studys_runs_and_is_not_trained_twice(tmp_pa
         [{k: v for k, v in r.items() if k not in relative} for r in owner["runs"]]
 
 
+def test_a_study_whose_only_finished_runs_are_shared_collects_them_into_its_own_folder(tmp_path, finished):
+    _, runs, results = finished
+    spec = json.loads(write_study(tmp_path).read_text())
+    spec.update(name="fresh", arms={"base": ARMS["a8"], "hinge": [*ARMS["a8"], "loss=hinge", "drift=0"]},
+                shared={"base": "tiny/a8"})
+    path = tmp_path / "fresh.json"
+    path.write_text(json.dumps(spec))
+    assert not (runs / "fresh").exists()                       # nothing of this study has run here
+    collected = gh.collect_study(gh.load_study(path), runs)
+    assert list(collected["arms"]) == ["base"] and collected["missing"] == ["hinge_s0", "hinge_s1"]
+    assert json.loads((runs / "fresh" / "results.json").read_text()) == collected
+
+
 @pytest.mark.parametrize("shared, extra, message", [
     ({"base": "tiny/a8"}, ["lipschitz=gp"], "configs differ in {'lipschitz'"),
     ({"base": "tiny/nope"}, [], "is not an arm of"),
