@@ -118,10 +118,10 @@ def _cross_entropy(logits, y):
     return -(logits - logits.exp().sum(1, keepdim=True).log())[torch.arange(len(y)), y].mean()
 
 
-@pytest.mark.parametrize("cond", ["acgan", "concat"])
-def test_conditional_losses_match_hand_computation(cond):
-    """train_step's D and G losses equal BCE (+ acgan_weight x cross-entropy for ACGAN) written out by hand,
-    with the CGAN label planes and label embedding joined by hand."""
+def _step_and_its_draws(cond: str):
+    """One train_step of a tiny DCGAN (acgan_weight 0.7) on six fixed real images, and what a hand computation
+    needs: G and D before the step (G0, D0), D after it, the real batch and labels, the step's own draws (fake
+    labels, then z, replayed from the same seed) and the step's logged losses."""
     cfg = tiny_cfg("dcgan", cond, acgan_weight=0.7)
     gh.setup(0)
     G, D = gh.build_models(cfg)
@@ -132,6 +132,14 @@ def test_conditional_losses_match_hand_computation(cond):
     gh.setup(5)                                              # the step's own draws: fake labels, then z
     y_fake = torch.randint(K, (6,))
     z = torch.randn(6, Z)
+    return G0, D0, D, real, y_real, y_fake, z, out
+
+
+@pytest.mark.parametrize("cond", ["acgan", "concat"])
+def test_conditional_losses_match_hand_computation(cond):
+    """train_step's D and G losses equal BCE (+ acgan_weight x cross-entropy for ACGAN) written out by hand,
+    with the CGAN label planes and label embedding joined by hand."""
+    G0, D0, D, real, y_real, y_fake, z, out = _step_and_its_draws(cond)
 
     def g_forward(Gm):
         joined = torch.cat([z, Gm.label_embed(y_fake)], 1)   # CGAN/ACGAN: [z, embedding(y)]
@@ -164,22 +172,13 @@ def test_conditional_losses_match_hand_computation(cond):
 def test_projection_ac_adds_the_class_cross_entropy_to_the_projection_losses():
     """projection-ac: the projection D's BCE losses (logit + <embed(y), phi>) plus acgan_weight x the class
     head's cross-entropy, on real labels for D and on the asked-for labels for G."""
-    cfg = tiny_cfg("dcgan", "projection-ac", acgan_weight=0.7)
-    gh.setup(0)
-    G, D = gh.build_models(cfg)
-    G0, D0 = copy.deepcopy(G), copy.deepcopy(D)
-    real, y_real = gh.to_float(gh.synthetic_images(6, num_classes=K).x), torch.tensor([0, 1, 2, 2, 1, 0])
-    gh.setup(5)
-    out = one_step(cfg, G, D, lambda: (real, y_real))
-    gh.setup(5)
-    y_fake = torch.randint(K, (6,))
-    z = torch.randn(6, Z)
+    G0, D0, D, real, y_real, y_fake, z, out = _step_and_its_draws("projection-ac")
     with torch.no_grad():
         fake = G0(z, y_fake)
         r_logit, r_phi = _hand_dcgan_d(D0, real)
-        f_logit, _ = _hand_dcgan_d(D0, fake)
+        f_logit, f_phi = _hand_dcgan_d(D0, fake)
         r_logit = r_logit + (D0.embed(y_real) * r_phi).sum(1)      # the projection term
-        f_logit = f_logit + (D0.embed(y_fake) * _hand_dcgan_d(D0, fake)[1]).sum(1)
+        f_logit = f_logit + (D0.embed(y_fake) * f_phi).sum(1)
         d_expected = _bce_d(r_logit, f_logit) + 0.7 * _cross_entropy(D0.classifier(r_phi), y_real)
         g_logit, g_phi = _hand_dcgan_d(D, fake)
         g_logit = g_logit + (D.embed(y_fake) * g_phi).sum(1)

@@ -24,8 +24,7 @@ studies() {
     done
 }
 
-nohup bash -c "$(declare -f studies); deadline=$deadline python=$python data=$data features=$features; studies" \
-    > runs/logs/studies.log 2>&1 &
+(trap '' HUP; studies) > runs/logs/studies.log 2>&1 &   # a background subshell, immune to hangup like nohup
 nohup "$python" gan_helpers.py train sagan --out model/runs/sagan --device cpu --resume \
     --set arch=dcgan g_ch=64 d_ch=64 "g_attn=(16,)" "d_attn=(16,)" cond=projection-ac checkpoint_every=500 \
     --iters 60000 --eval-every 1000 --eval-samples 5000 --data-dir "$data" --feature-net "$features" \
