@@ -101,6 +101,9 @@ class Config:
                                      # attention_resolutions(): resnet 8..img_size, dcgan 4..img_size/2)
     d_attn: tuple[int, ...] = (16,)  # resolutions in D followed by self-attention (resnet img_size..8, dcgan
                                      # img_size/2..4)
+    d_batchnorm: bool = True         # arch="dcgan": BatchNorm in D after every conv but the first (DCGAN); False =
+                                     # none, as in SNGAN's CNN critic, where BatchNorm's division by the batch's
+                                     # spread would undo spectral norm's Lipschitz bound (resnet, mlp: never any)
     spectral_norm: str = "gd"        # spectral norm on every conv/linear of: "none", "d" (D only), "gd" (G and D,
                                      # SAGAN, Zhang 2019; the paper's ablation compares the three)
     loss: str = "wgan"               # "wgan", "hinge" or "bce" (see LOSSES)
@@ -1019,7 +1022,7 @@ class DCGANGenerator(nn.Module):
 class DCGANDiscriminator(nn.Module):
     """The reference report's DCGAN discriminator: strided 4x4 convs 3 -> c -> 2c -> 2c (16x16, 8x8, 4x4)
     at img_size 32 (widths double per stage, the last two equal: c, 2c, 4c, 4c at 64), LeakyReLU(0.2),
-    BatchNorm except after the first; a 4x4 conv to one logit plus the class terms."""
+    BatchNorm except after the first (none with d_batchnorm=False); a 4x4 conv to one logit plus the class terms."""
 
     def __init__(self, cfg: Config):
         super().__init__()
@@ -1027,9 +1030,10 @@ class DCGANDiscriminator(nn.Module):
         res = self.attention_resolutions(cfg.img_size)                   # S/2, ..., 8, 4
         widths = [c * 2 ** min(i, len(res) - 2) for i in range(len(res))]
         self.label_planes = cfg.cond_classes if CONDITIONINGS[cfg.cond].d_input else 0
-        self.convs = nn.ModuleList([nn.Conv2d(a, b, 4, 2, 1, bias=False)
-                                    for a, b in zip([3 + self.label_planes] + widths, widths)])
-        self.norms = nn.ModuleList([nn.Identity()] + [nn.BatchNorm2d(w) for w in widths[1:]])
+        self.convs = nn.ModuleList([nn.Conv2d(a, b, 4, 2, 1, bias=i > 0 and not cfg.d_batchnorm)  # BN has a shift
+                                    for i, (a, b) in enumerate(zip([3 + self.label_planes] + widths, widths))])
+        self.norms = nn.ModuleList([nn.Identity()] + [nn.BatchNorm2d(w) if cfg.d_batchnorm else nn.Identity()
+                                                      for w in widths[1:]])
         self.attns = nn.ModuleList([attention_stack(r, cfg.d_attn, w) for r, w in zip(res, widths)])
         self.out = nn.Conv2d(widths[-1], 1, 4, 1, 0, bias=False)
         self.embed, self.classifier = discriminator_heads(cfg, widths[-1])
