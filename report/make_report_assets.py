@@ -20,6 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import gan_helpers as gh  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
 MODEL = ROOT / "model"
 OUT = ROOT / "report" / "generated"
@@ -36,6 +38,20 @@ RECIPES = ("sagan_recipe", "dcgan_recipe")    # the studies that chose the shipp
 LEVEL = 0.05                                 # relative FD difference called "level": ~3x the sample noise (eval_noise)
 RESCORES = {"dcgan_ema": "rescore_dcgan_10000.json",   # run -> tools/rescore_ema.py at its last evaluation with
             "sagan": "rescore_sagan_4000.json"}        # BN statistics copied from G (model/commands.sh)
+LONG_RUN = MODEL / "runs" / "sagan"          # the second SAGAN's long run (in progress): history, snapshots, last.pt
+LONG_LABEL = "SAGAN, long run"               # its label in figures and tables
+SNAPSHOT_COUNT = 5                           # snapshot grids shown over its training (chosen from those that exist)
+ATTENTION_REAL = (1, 7, 8)                   # test images of these classes (first of each) in D's attention figure
+# Code changes during the shipped runs, from model/commands.sh: run -> (iteration from which it applies, what).
+# Every one took effect at a checkpoint the run resumed from (tests check that the iteration was evaluated).
+CODE_CHANGES = {
+    "sagan": ((2000, "training step: $G$'s update reuses the last critic step's batch instead of a fresh forward "
+                     "pass; 2 threads instead of 1"),
+              (4000, "fused self-attention kernel (same values, tested); 1 thread; standing BatchNorm statistics "
+                     "for the EMA generator (Table~\\ref{tab:standing})")),
+    "dcgan": ((10000, "channels-last memory format for $G$ and $D$ (same values, faster kernels)"),),
+    "dcgan_ema": ((10000, "standing BatchNorm statistics for the EMA generator (Table~\\ref{tab:standing})"),),
+}
 
 
 def macro_key(name: str) -> str:
@@ -216,6 +232,12 @@ def numbers(hists: dict[str, dict], cfgs: dict[str, gh.Config], studies: dict[st
               macro("StudyImages", f"{study.iters * cfg.batch_size:,}"),
               macro("StudyEpochs", f"{study.iters * cfg.batch_size / (50_000 - cfg.val_size):.1f}"),
               macro("StudyReal", f"{cfg.val_size:,}"), macro("StudyEmaStart", f"{cfg.ema_start:,}")]
+    long, snaps = read_json(LONG_RUN / "history.json"), gh.snapshots(LONG_RUN)
+    best = best_upto(long, None)
+    lines += [macro("LongIters", f"{trained(long):,}"), macro("LongEvalIters", f"{long['eval'][-1]['iter']:,}"),
+              macro("LongBestFD", f"{best['fd']:.3f}"), macro("LongBestAt", f"{best['iter']:,}"),
+              macro("LongClassAcc", f"{best['class_acc']:.2f}"),
+              macro("SnapshotIters", ", ".join(f"{i:,}" for i in chosen_snapshots(snaps, SNAPSHOT_COUNT)))]
     if "budget" in studies:
         pilot = studies["budget"]["arms"]["base"]["curve"]
         fd = dict(zip(pilot["iter"], pilot["mean"]))
@@ -297,6 +319,55 @@ def standing_table(rescored: dict[str, dict]) -> str:
             + [f"{r[way]['fd']:.3f}" for way in ("copied_bn_stats", "standing_bn_stats", "trained_G")]
             for name, r in rescored.items()]
     return tabular(["run", "iteration", "EMA, copied stats", "EMA, standing stats", "trained $G$"], body, "lrccc")
+
+
+def code_change_table(hists: dict[str, dict]) -> str:
+    """CODE_CHANGES as a table: run, the iteration from which a change applies, the change. GanError when a
+    change is dated at an iteration the run never evaluated (changes took effect at resumed checkpoints)."""
+    body = []
+    for name, changes in CODE_CHANGES.items():
+        evaluated = {e["iter"] for e in hists[LABELS[name]]["eval"]}
+        for iteration, what in changes:
+            if iteration not in evaluated:
+                raise gh.GanError(f"CODE_CHANGES: {name} was not evaluated at iteration {iteration}")
+            body.append([LABELS[name], f"{iteration:,}", what])
+    return tabular(["run", "from iteration", "change"], body, "lrp{0.62\\textwidth}")
+
+
+def chosen_snapshots(found: dict[int, Path], count: int) -> list[int]:
+    """`count` iterations of the snapshot grids `found` ({iteration: PNG}, gh.snapshots), evenly spread from the
+    first to the last (all of them when there are fewer)."""
+    its = sorted(found)
+    if len(its) <= count:
+        return its
+    return sorted({its[round(k * (len(its) - 1) / (count - 1))] for k in range(count)})
+
+
+def attention_numbers(G: torch.nn.Module, D: torch.nn.Module, real: gh.ImageSet, n: int = 64
+                      ) -> tuple[dict[str, tuple], str]:
+    """The long run's attention on n images: G's layers on its samples (labels cycling through the classes), D's
+    layers on those samples and on n real images. Returns ({row name: (images, maps)} for the figure, with one
+    row per layer and source) and the macros quoting gh.query_dependence of each and the layers' gamma."""
+    generated = gh.generator_attention(G, n=n, seed=0)
+    images = next(iter(generated.values()))[0]
+    fake = gh.ImageSet(gh.to_uint8(images), torch.arange(n) % G.config.cond_classes)
+    on_fake = gh.discriminator_attention(D, fake, n)
+    on_real = gh.discriminator_attention(D, real, n)
+
+    def macro(name: str, value: str) -> str:
+        return f"\\newcommand{{\\{name}}}{{{value}}}"
+
+    def dependence(layers: dict[str, tuple]) -> str:
+        return ", ".join(f"{gh.query_dependence(maps):.3f}" for _, maps in layers.values())
+
+    def gammas(model: torch.nn.Module) -> str:
+        return ", ".join(f"{float(m.gamma.detach()):.3f}" for _, m in gh.attention_layers(model))
+    tex = "\n".join([macro("LongGQueryDependence", dependence(generated)),
+                      macro("LongDFakeQueryDependence", dependence(on_fake)),
+                      macro("LongDRealQueryDependence", dependence(on_real)),
+                      macro("LongGammaG", gammas(G)), macro("LongGammaD", gammas(D)),
+                      macro("AttentionImages", str(n))]) + "\n"
+    return {"generated": generated, "fake": on_fake, "real": on_real}, tex
 
 
 def architecture_tables(cfgs: dict[str, gh.Config]) -> dict[str, str]:
@@ -399,6 +470,7 @@ def tables() -> dict[str, str]:
             "numbers.tex": numbers(hists, cfgs, studies),
             "verdict.tex": verdict(hists, cfgs),
             "speed.tex": speed_table(SPEED.read_text()),
+            "code_changes.tex": code_change_table(hists),
             "differences.tex": config_differences(cfgs["SAGAN"], cfgs["DCGAN"])}
 
 
@@ -436,9 +508,26 @@ def figures() -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     hists = histories()
-    ax = gh.plot_metric(hists)
-    ax.figure.set_size_inches(7, 4)
-    save_figure(ax.figure, "validation_curves.pdf", 0.8)
+    long = read_json(LONG_RUN / "history.json")
+    ax = gh.plot_metric({**hists, LONG_LABEL: long})
+    ax.figure.set_size_inches(7, 4.2)
+    colours = {label.split(" (best")[0]: line.get_color() for line, label in zip(*ax.get_legend_handles_labels())}
+    for name, r in rescores().items():     # where the evaluations switched to standing BN statistics
+        ax.axvline(r["iteration"], color=colours[LABELS[name]], linestyle=":", linewidth=1.2)
+    ax.plot([], [], color="grey", linestyle=":", label="evaluation switches to standing BN statistics")
+    ax.legend(fontsize=7)
+    ax.set_yticks([1.25, 1.5, 2, 2.5, 3, 4, 5, 7, 10], ["1.25", "1.5", "2", "2.5", "3", "4", "5", "7", "10"])
+    ax.set_yticks([], minor=True)
+    ax.grid(True, alpha=0.3)
+    save_figure(ax.figure, "validation_curves.pdf", 0.85)
+    fig = gh.plot_losses(long, title=f"{LONG_LABEL}: training losses (lines) and evaluations on training and "
+                                     f"validation images (markers)")
+    fig.texts[0].set_fontsize(9)
+    fig.set_size_inches(11, 6.3)
+    for ax in fig.axes:                     # legends under the panels, where they cover no curve
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.25))
+    save_figure(fig, "losses_sagan_long.pdf")
+    save_figure(snapshot_rows(gh.snapshots(LONG_RUN)), "snapshots_sagan_long.pdf")
     for label, name in RUNS.items():
         fig = gh.plot_losses(hists[label], title=f"{label}: losses and mean critic/discriminator outputs")
         save_figure(fig, f"losses_{name}.pdf")
@@ -459,8 +548,12 @@ def figures() -> None:
     fig = gh.attention_figure(gh.by_image(layer, [f"{gh.CIFAR10_CLASSES[c]}: {name}" for c in ATTENTION_CLASSES],
                                           list(ATTENTION_CLASSES)))
     save_figure(fig, "attention_classes_sagan.pdf")
+    if (ROOT / "data").exists():   # D's attention on real images needs the data (not in a fresh clone)
+        attention_long_figure()
+    else:
+        print(f"no {ROOT / 'data'}: kept the committed attention_long.pdf and attention_long.tex")
     for name, results in study_results().items():   # by iteration and by training time, side by side
-        fig, axes = plt.subplots(1, 2, figsize=(10, 3.9), sharey=True)
+        fig, axes = plt.subplots(1, 2, figsize=(10, 3.2), sharey=True)
         gh.plot_study(results, ax=axes[0])
         gh.plot_study(results, ax=axes[1], x="seconds")
         axes[0].set_title("by iteration", fontsize=9)
@@ -471,6 +564,53 @@ def figures() -> None:
         save_figure(fig, f"study_{name}.pdf")
         plt.close(fig)
     plt.close("all")
+
+
+def snapshot_rows(found: dict[int, Path]) -> "matplotlib.figure.Figure":
+    """One row per chosen snapshot (chosen_snapshots): the first two rows of its 8x8 grid side by side, i.e.
+    the same 16 latents and labels (classes 0-9, then 0-5) at each iteration, labelled with the iteration."""
+    import matplotlib.pyplot as plt
+    from PIL import Image
+    its = chosen_snapshots(found, SNAPSHOT_COUNT)
+    cell = 32 + 2                                                   # gh.image_grid: 32-pixel images, 2-pixel pad
+    rows = []
+    for it in its:
+        with Image.open(found[it]) as im:
+            grid = np.asarray(im.convert("RGB"))
+        rows.append(np.concatenate([grid[:cell + 2], grid[cell:2 * cell + 2]], axis=1))   # (36, 548, 3)
+    fig, ax = plt.subplots(figsize=(TEXT_WIDTH_IN, 0.5 + 0.4 * len(its)))
+    ax.imshow(np.concatenate(rows))
+    ax.set_yticks([(k + 0.5) * (cell + 2) for k in range(len(its))], [f"{it:,}" for it in its], fontsize=8)
+    ax.set_ylabel("iteration", fontsize=8)
+    ax.set_xticks([])
+    ax.tick_params(length=0)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    return fig
+
+
+def attention_long_figure() -> None:
+    """attention_long.pdf and attention_long.tex: the long run's attention (G and D from its last.pt; the EMA
+    generator with standing BN statistics, as the run evaluates it) on generated and real test images."""
+    state = LONG_RUN / "last.pt"
+    G, D = gh.standing_batch_norm(gh.load_generator(state)), gh.load_discriminator(state)
+    real = gh.load_dataset(G.config, ROOT / "data", parts=("test",))[0]
+    real = real.subset(torch.randperm(len(real), generator=torch.Generator().manual_seed(0))[:64])  # the set is by class
+    layers, tex = attention_numbers(G, D, real)
+    (OUT / "attention_long.tex").write_text(tex)
+    names = gh.CIFAR10_CLASSES
+    horse = names.index("horse")
+    rows = {f"G, generated\n{names[horse]}": layers["generated"], "D, same\ngenerated image": layers["fake"]}
+    first = {c: int((real.y == c).nonzero()[0, 0]) for c in ATTENTION_REAL}    # first test image of class c
+    picked = {}
+    for label, layer in rows.items():
+        picked.update(gh.by_image(next(iter(layer.values())), [label], [horse]))
+    picked.update(gh.by_image(next(iter(layers["real"].values())),
+                              [f"D, real\n{names[c]}" for c in ATTENTION_REAL], [first[c] for c in ATTENTION_REAL]))
+    fig = gh.attention_figure(picked)
+    for ax in fig.axes:                     # shorter top-row titles: the full ones collide at print size
+        ax.set_title(ax.get_title().replace("query pixel", "query").replace("its attention", "attention"), fontsize=8)
+    save_figure(fig, "attention_long.pdf", 0.75)
 
 
 def main() -> None:
