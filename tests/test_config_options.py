@@ -196,6 +196,21 @@ def test_spectral_norm_modes(mode, in_g, in_d):
     assert parametrize.is_parametrized(D.convs[0]) == in_d
 
 
+@pytest.mark.parametrize("batchnorm", [True, False])
+def test_dcgan_critic_without_batchnorm_scores_each_image_on_its_own(batchnorm):
+    """d_batchnorm=False: no BatchNorm in the DCGAN D (conv biases instead), so in training mode an image's
+    score no longer depends on the other images of its batch; with BatchNorm it does."""
+    cfg = tiny_cfg("dcgan", d_batchnorm=batchnorm)    # no spectral norm: its power iteration moves per forward
+    G, D = gh.build_models(cfg)
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in D.modules()) == batchnorm
+    assert [c.bias is not None for c in D.convs] == [False] + [not batchnorm] * (len(D.convs) - 1)
+    x, y = torch.rand(6, 3, 32, 32) * 2 - 1, torch.arange(6) % K
+    D.train()
+    alone = torch.cat([D(x[i:i + 1], y[i:i + 1]) for i in range(3)])
+    together = D(x, y)[:3]
+    assert torch.allclose(alone, together, atol=1e-6) != batchnorm
+
+
 def test_n_critic_and_n_gen_count_optimizer_steps():
     cfg = tiny_cfg("mlp", n_critic=3, n_gen=2)
     gh.setup(0)
