@@ -558,9 +558,10 @@ def figures() -> None:
         gh.plot_study(results, ax=axes[1], x="seconds")
         axes[0].set_title("by iteration", fontsize=9)
         axes[1].set_title("by training time (one CPU thread per run)", fontsize=9)
+        axes[0].set_ylabel("validation FD (proxy)")   # the caption gives the metric and the sample counts
         axes[1].set_ylabel("")
         axes[1].get_legend().remove()
-        axes[0].legend(fontsize=7)
+        axes[0].legend(fontsize=7, loc="lower left")   # the curves start high and fall: lower left is free
         save_figure(fig, f"study_{name}.pdf")
         plt.close(fig)
     plt.close("all")
@@ -600,7 +601,7 @@ def attention_long_figure() -> None:
     (OUT / "attention_long.tex").write_text(tex)
     names = gh.CIFAR10_CLASSES
     horse = names.index("horse")
-    rows = {f"G, generated\n{names[horse]}": layers["generated"], "D, same\ngenerated image": layers["fake"]}
+    rows = {f"G, sample\n({names[horse]})": layers["generated"], "D, same\nsample": layers["fake"]}
     first = {c: int((real.y == c).nonzero()[0, 0]) for c in ATTENTION_REAL}    # first test image of class c
     picked = {}
     for label, layer in rows.items():
@@ -610,7 +611,7 @@ def attention_long_figure() -> None:
     fig = gh.attention_figure(picked)
     for ax in fig.axes:                     # shorter top-row titles: the full ones collide at print size
         ax.set_title(ax.get_title().replace("query pixel", "query").replace("its attention", "attention"), fontsize=8)
-    save_figure(fig, "attention_long.pdf", 0.75)
+    save_figure(fig, "attention_long.pdf", 0.85)
 
 
 def main() -> None:

@@ -36,7 +36,9 @@ def test_report_uses_every_fragment_and_only_defined_macros(tables):
     for name in tables:
         if name != "numbers.tex":
             assert f"\\input{{generated/{name}}}" in tex, name
-    defined = set(re.findall(r"\\newcommand\{\\(\w+)\}", tables["numbers.tex"]))
+    assert "\\input{generated/attention_long.tex}" in tex    # written with the figures (it needs the data)
+    defined = set(re.findall(r"\\newcommand\{\\(\w+)\}",
+                             tables["numbers.tex"] + (REPORT / "generated" / "attention_long.tex").read_text()))
     used = set(re.findall(r"\\([A-Z][A-Za-z]*)", tex)) - {"FloatBarrier", "Sigma", "IfFileExists"}   # LaTeX's own
     assert used <= defined, f"undefined macros in report.tex: {sorted(used - defined)}"
     assert (REPORT / "Deep Learning Report 4.pdf").stat().st_size > 100_000
@@ -160,3 +162,57 @@ def test_config_differences_list_every_differing_setting(assets):
 def test_training_hours_come_from_the_last_logged_seconds(assets):
     assert assets.training_hours({"eval": [{"seconds": 100.0}, {"seconds": 7200.0}]}) == "2.0"
     assert assets.training_hours({"eval": [{"fd": 1.0}]}) == "--"
+
+
+def test_every_reference_has_a_label_and_the_rubric_table_gives_a_page_per_item():
+    tex = (REPORT / "report.tex").read_text()
+    labels = set(re.findall(r"\\label\{([^}]+)\}", tex))
+    refs = set(re.findall(r"\\(?:page)?ref\{([^}]+)\}", tex))
+    assert refs <= labels, f"references to missing labels: {sorted(refs - labels)}"
+    rubric = tex[tex.index("\\label{tab:rubric}"):]
+    rubric = rubric[:rubric.index("\\end{tabular}")]
+    rows = [r for r in rubric.split("\\midrule")[1].split("\\\\") if r.strip() and "bottomrule" not in r]
+    assert len(rows) >= 15
+    for row in rows:                                # item & where & \pageref{label}: the page is LaTeX's, never typed
+        item, where, page = row.split(" & ")
+        assert re.fullmatch(r"\s*\\pageref\{[^}]+\}\s*", page), row
+    for needed in ("tab:study-attention", "fig:curves", "fig:grids", "fig:classes", "fig:losses", "fig:attention-long"):
+        assert f"\\pageref{{{needed}}}" in rubric or f"\\ref{{{needed}}}" in rubric, needed
+
+
+def test_snapshots_are_chosen_evenly_from_those_that_exist(assets):
+    found = {i: Path(f"iter_{i:06d}.png") for i in range(0, 10_001, 1000)}
+    assert assets.chosen_snapshots(found, 5) == [0, 2000, 5000, 8000, 10000]
+    assert assets.chosen_snapshots({0: Path("a"), 500: Path("b")}, 5) == [0, 500]
+    macro = re.search(r"\\newcommand\{\\SnapshotIters\}\{([^}]*)\}", (REPORT / "generated" / "numbers.tex").read_text())
+    shown = [int(i.replace(",", "")) for i in re.split(r", (?=\d{1,3}(?:,\d{3})*(?:, |$))", macro.group(1))]
+    assert shown and all(gh.snapshot_path(assets.LONG_RUN, i).is_file() for i in shown)
+
+
+def test_code_changes_must_fall_on_evaluated_iterations(assets, monkeypatch):
+    hists = {"DCGAN": _history({0: 9.0, 1000: 4.0})}
+    monkeypatch.setattr(assets, "CODE_CHANGES", {"dcgan": ((1000, "x"),)})
+    assert "DCGAN & 1,000 & x" in assets.code_change_table(hists)
+    monkeypatch.setattr(assets, "CODE_CHANGES", {"dcgan": ((1500, "x"),)})
+    with pytest.raises(gh.GanError, match="not evaluated at iteration 1500"):
+        assets.code_change_table(hists)
+
+
+def test_attention_numbers_quote_the_query_dependence_of_each_source(assets):
+    gh.setup(0, "cpu")
+    G, D = gh.build_models(gh.Config.sagan(g_ch=8, d_ch=8, g_attn=(16,), d_attn=(16,)))
+    with gh.torch.no_grad():
+        for _, m in [*gh.attention_layers(G), *gh.attention_layers(D)]:
+            m.gamma.fill_(0.5)                      # a fresh layer is the identity; give the maps some weight
+    real = gh.ImageSet(gh.torch.randint(0, 256, (4, 3, 32, 32), dtype=gh.torch.uint8), gh.torch.arange(4))
+    layers, tex = assets.attention_numbers(G, D, real, n=4)
+    def value(name):
+        return re.search(rf"\\newcommand{{\\{name}}}{{([^}}]*)}}", tex).group(1)
+    maps = {k: next(iter(v.values()))[1] for k, v in layers.items()}
+    assert value("LongDRealQueryDependence") == f"{gh.query_dependence(maps['real']):.3f}"
+    assert value("LongDFakeQueryDependence") == f"{gh.query_dependence(maps['fake']):.3f}"
+    assert value("LongGQueryDependence") == f"{gh.query_dependence(maps['generated']):.3f}"
+    assert value("LongGammaD") == "0.500" and value("AttentionImages") == "4"
+    fake_images = next(iter(layers["fake"].values()))[0]    # D saw G's samples, as uint8 like a saved image
+    torch_images = next(iter(layers["generated"].values()))[0]
+    gh.torch.testing.assert_close(fake_images, gh.to_float(gh.to_uint8(torch_images)))
