@@ -1932,9 +1932,11 @@ def evaluate_generator(G: nn.Module, real: Stats, net: FeatureNet, n: int, seed:
 # checkpoints: atomic writes, clear errors
 # ----------------------------------------------------------------------------------------------------
 
-# fields that may change between a run and its resumption: they set how long and how often, not what
+# fields that may change between a run and its resumption: they set how long and how often, not what G and D
+# learn (the EMA of G only samples; it never feeds back into training). train() logs every change in the
+# history's segments.
 RESUMABLE_FIELDS = ("iters", "eval_every", "eval_samples", "checkpoint_every", "amp", "compile",
-                    "diverged_above")
+                    "diverged_above", "ema_decay", "ema_start")
 
 
 def save_atomic(obj: Any, path: str | Path) -> None:
@@ -2196,7 +2198,9 @@ def describe_segments(history: dict[str, list]) -> str:
     changes = [f"{s['from_iter']:,}" for prev, s in zip(segments, segments[1:]) if s["code"] != prev["code"]]
     code = (f"the code changed at iteration{'s' * (len(changes) > 1)} {', '.join(changes)}" if changes
             else "the same code throughout")
-    return f"trained in {len(segments)} stretch{'es' * (len(segments) > 1)} ({stretches}); {code}"
+    settings = "".join(f"; {field} {before} -> {now} at iteration {s['from_iter']:,}"
+                       for s in segments for field, (before, now) in s.get("changed", {}).items())
+    return f"trained in {len(segments)} stretch{'es' * (len(segments) > 1)} ({stretches}); {code}{settings}"
 
 
 def best_eval(history: dict[str, list]) -> dict[str, Any] | None:
@@ -2247,16 +2251,19 @@ def train(cfg: Config, out_dir: str | Path, train_data: ImageSet, val_data: Imag
     prec = precision(cfg.amp, device)
     torch.backends.cudnn.benchmark = device.type == "cuda"   # fixed shapes: let cuDNN pick its fastest kernels
     G_run, D_run = compiled(G, cfg.compile), compiled(D, cfg.compile)   # what the training step calls
-    history, start, seconds = new_history(), 0, 0.0   # seconds: time in training steps (not evaluations)
+    history, start, seconds, changed = new_history(), 0, 0.0, {}   # seconds: time in training steps
     if resume and last_path.is_file():
         state = load_checkpoint(last_path)
         if state["kind"] != "train_state":
             raise GanError(f"{last_path} holds no training state to resume from")
-        _check_resumable(Config.from_dict(state["config"]), cfg, last_path)
+        saved = Config.from_dict(state["config"])
+        _check_resumable(saved, cfg, last_path)
+        changed = {f: [getattr(saved, f), getattr(cfg, f)] for f in RESUMABLE_FIELDS   # iters: every resume's
+                   if f != "iters" and getattr(saved, f) != getattr(cfg, f)}                # own, not a setting
         G.load_state_dict(state["G"])
         D.load_state_dict(state["D"])
-        if G_ema is not None:
-            G_ema.load_state_dict(state["G_ema"])
+        if G_ema is not None:   # a run without an EMA so far starts its EMA from G, as a new run does
+            G_ema.load_state_dict(state["G_ema"] if state["G_ema"] is not None else state["G"])
         opt_g.load_state_dict(state["opt_g"])
         opt_d.load_state_dict(state["opt_d"])
         for scaler, key in ((prec.scaler_g, "scaler_g"), (prec.scaler_d, "scaler_d")):
@@ -2266,7 +2273,8 @@ def train(cfg: Config, out_dir: str | Path, train_data: ImageSet, val_data: Imag
         history, start, seconds = state["history"], state["iteration"], state.get("seconds", 0.0)
     history.setdefault("segments", []).append(   # histories from before segments were logged have none
         {"from_iter": start, "code": code_version(), "device": _device_name(device),
-         "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")})
+         "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+         **({"changed": changed} if changed else {})})   # resumable fields set differently: [before, now]
     train_data, val_data = train_data.to(device), val_data
     real = real_stats(val_data, "val", features, stats_dir or out_dir)
     validation_hash = hashlib.sha256(val_data.x.cpu().contiguous().numpy().tobytes()).hexdigest()[:16]

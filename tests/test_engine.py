@@ -175,6 +175,24 @@ def test_resume_continues_exactly(tmp_path, data, features):
     assert gh.code_version() == hashlib.sha256(Path(gh.__file__).read_bytes()).hexdigest()[:12]
 
 
+def test_resume_with_another_ema_decay_changes_only_the_ema_and_logs_it(tmp_path, data, features):
+    """The EMA of G never feeds back into training: resuming with another ema_decay leaves G and D exactly as a
+    straight run's, changes the EMA from the resumed iteration on, and the history says so."""
+    straight = tmp_path / "straight"
+    gh.train(tiny(iters=4, ema_decay=0.5), straight, *data, features, progress=False)
+    split = tmp_path / "split"
+    gh.train(tiny(iters=2, ema_decay=0.5), split, *data, features, progress=False)
+    history = gh.train(tiny(iters=4, ema_decay=0.9), split, *data, features, progress=False, resume=True)
+    a, b = torch.load(straight / "last.pt", weights_only=True), torch.load(split / "last.pt", weights_only=True)
+    for key in ("G", "D"):
+        assert all(torch.equal(a[key][name], b[key][name]) for name in a[key]), f"{key} differs"
+    assert not all(torch.equal(a["G_ema"][name], b["G_ema"][name]) for name in a["G_ema"])
+    assert history["segments"][1]["changed"] == {"ema_decay": [0.5, 0.9]} and "changed" not in history["segments"][0]
+    assert gh.describe_segments(history).endswith("; ema_decay 0.5 -> 0.9 at iteration 2")
+    with pytest.raises(gh.GanError, match="g_lr"):   # what G and D learn may not change
+        gh.train(tiny(iters=6, ema_decay=0.9, g_lr=1e-3), split, *data, features, progress=False, resume=True)
+
+
 def test_segments_sentence_names_stretches_and_code_changes():
     seg = lambda it, code: {"from_iter": it, "code": code, "device": "cpu (1 thread)", "started": "t"}  # noqa: E731
     history = {"iter": list(range(1, 3001)), "segments": [seg(0, "a"), seg(1000, "a"), seg(2000, "b")]}

@@ -26,7 +26,7 @@ studies() {
 
 (trap '' HUP; studies) > runs/logs/studies.log 2>&1 &   # a background subshell, immune to hangup like nohup
 nohup "$python" gan_helpers.py train sagan --out model/runs/sagan --device cpu --resume \
-    --set arch=dcgan g_ch=64 d_ch=64 "g_attn=(16,)" "d_attn=(16,)" cond=projection-ac checkpoint_every=500 \
+    --set arch=dcgan g_ch=64 d_ch=64 "g_attn=(16,)" "d_attn=(16,)" cond=projection-ac ema_decay=0.999 checkpoint_every=500 \
     --iters 60000 --eval-every 1000 --eval-samples 5000 --data-dir "$data" --feature-net "$features" \
     --time-limit "$minutes" > runs/logs/sagan.log 2>&1 &
 echo "started: studies (runs/logs/studies.log) and the shipped SAGAN (runs/logs/sagan.log), for $minutes minutes"
