@@ -1,5 +1,5 @@
 """tools/continue_runs.sh: starts the studies (in order, each stopped by the time left) and the shipped SAGAN's
-long run (resumed) in the background, one thread each."""
+and DCGAN's long runs (resumed) in the background, one thread each."""
 import shutil
 import subprocess
 import time
@@ -8,7 +8,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_both_background_jobs_start_with_the_time_left(tmp_path):
+def test_every_background_job_starts_with_the_time_left(tmp_path):
     repo = tmp_path / "repo"
     (repo / "tools").mkdir(parents=True)
     shutil.copy(ROOT / "tools" / "continue_runs.sh", repo / "tools")
@@ -20,7 +20,7 @@ def test_both_background_jobs_start_with_the_time_left(tmp_path):
                        text=True, env={"PYTHON": str(stub), "PATH": "/usr/bin:/bin"})
     assert r.returncode == 0 and "started" in r.stdout
     for _ in range(100):                      # the jobs run in the background
-        if calls.is_file() and len(calls.read_text().splitlines()) == 8:
+        if calls.is_file() and len(calls.read_text().splitlines()) == 9:
             break
         time.sleep(0.1)
     lines = calls.read_text().splitlines()
@@ -29,7 +29,9 @@ def test_both_background_jobs_start_with_the_time_left(tmp_path):
         "dcgan_recipe", "attention", "loss", "stabilisers", "conditioning", "update_ratio", "sagan_recipe")]
     assert all(line.startswith("OMP=1 gan_helpers.py") and "--data-dir DATA --feature-net FEAT.pt --threads 1"
                in line and line.split("--time-limit ")[1] in ("29", "30") for line in studies)
-    train = [line for line in lines if " train sagan " in line]
-    assert len(train) == 1 and "--out model/runs/sagan" in train[0] and "--resume" in train[0]
-    assert train[0].startswith("OMP=1 ") and train[0].endswith("--time-limit 30")
-    assert (repo / "runs" / "logs" / "studies.log").is_file() and (repo / "runs" / "logs" / "sagan.log").is_file()
+    for model in ("sagan", "dcgan"):
+        train = [line for line in lines if f" train {model} " in line]
+        assert len(train) == 1 and f"--out model/runs/{model}" in train[0] and "--resume" in train[0]
+        assert train[0].startswith("OMP=1 ") and train[0].endswith("--time-limit 30")
+        assert (repo / "runs" / "logs" / f"{model}.log").is_file()
+    assert (repo / "runs" / "logs" / "studies.log").is_file()

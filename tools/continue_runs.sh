@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Continue the long CPU work on this machine for MINUTES minutes, one thread per job, in the background:
-#   core 1: the studies (studies/*.json, in the order below; finished runs are skipped, unfinished ones resume)
-#   core 2: the shipped SAGAN's long run (model/runs/sagan, resumed from its committed last.pt)
-# Both stop by themselves when the time is up, saving their state. Then, before committing:
-#   tools/keep_study_state.sh && git add model/runs && git commit
-# Logs: runs/logs/{studies,sagan}.log. Usage: tools/continue_runs.sh MINUTES [DATA_DIR] [FEATURE_NET]
+#   the studies (studies/*.json, in the order below; finished runs are skipped, unfinished ones resume), and
+#   the shipped SAGAN's and DCGAN's long runs (model/runs/{sagan,dcgan}, resumed from their committed last.pt)
+# (three jobs on a 2-core machine share it). All stop by themselves when the time is up, saving their state.
+# Then, before committing: tools/keep_study_state.sh && git add model/runs && git commit
+# Logs: runs/logs/{studies,sagan,dcgan}.log. Usage: tools/continue_runs.sh MINUTES [DATA_DIR] [FEATURE_NET]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 minutes="${1:?usage: tools/continue_runs.sh MINUTES [DATA_DIR] [FEATURE_NET]}"
@@ -29,4 +29,8 @@ nohup "$python" gan_helpers.py train sagan --out model/runs/sagan --device cpu -
     --set arch=dcgan g_ch=64 d_ch=64 "g_attn=(16,)" "d_attn=(16,)" cond=projection-ac ema_decay=0.999 checkpoint_every=500 \
     --iters 60000 --eval-every 1000 --eval-samples 5000 --data-dir "$data" --feature-net "$features" \
     --time-limit "$minutes" > runs/logs/sagan.log 2>&1 &
-echo "started: studies (runs/logs/studies.log) and the shipped SAGAN (runs/logs/sagan.log), for $minutes minutes"
+nohup "$python" gan_helpers.py train dcgan --out model/runs/dcgan --device cpu --resume \
+    --set cond=projection-ac checkpoint_every=1000 \
+    --iters 60000 --eval-every 1000 --eval-samples 5000 --data-dir "$data" --feature-net "$features" \
+    --time-limit "$minutes" > runs/logs/dcgan.log 2>&1 &
+echo "started: studies (runs/logs/studies.log) and the shipped SAGAN and DCGAN (runs/logs/{sagan,dcgan}.log), for $minutes minutes"
