@@ -129,6 +129,10 @@ class Config:
     hflip: bool = True               # random horizontal flips of real images
     diffaug: str = "none"            # differentiable augmentation of every D input in training (Zhao 2020):
                                      # "none" or names from AUGMENTS joined by commas, e.g. "translation,cutout"
+    cr_weight: float = 0.0           # balanced consistency regularisation (bCR, Zhao et al. 2021): D pays
+                                     # cr_weight x the squared change of its logits when its real and generated
+                                     # inputs are flipped and shifted a little (consistency_shift); 0 = off
+                                     # (the paper: 10)
     seed: int = 0                    # seeds python, numpy and torch (one place: setup())
     diverged_above: float = 1e6      # |loss| or |mean D logit| above this stops training as diverged, like a
                                      # NaN (the shipped runs stay below 2e3; a run past 1e6 does not recover)
@@ -269,7 +273,7 @@ class Config:
         for key in ("g_lr", "d_lr", "clip_value", "diverged_above"):
             if not getattr(self, key) > 0:
                 raise GanError(f"config {key} must be > 0, got {getattr(self, key)}")
-        for key in ("num_classes", "ema_start", "seed", "drift", "gp_weight"):
+        for key in ("num_classes", "ema_start", "seed", "drift", "gp_weight", "cr_weight"):
             if getattr(self, key) < 0:
                 raise GanError(f"config {key} must be >= 0, got {getattr(self, key)}")
         if not all(0 <= b < 1 for b in self.betas):
@@ -1374,6 +1378,18 @@ def augment_cutout(x: Tensor, ratio: float = 0.5) -> Tensor:
     return x * (~cut).unsqueeze(1).to(x.dtype)
 
 
+def consistency_shift(x: Tensor) -> Tensor:
+    """bCR's semantics-preserving transform (Zhang et al. 2020; Zhao et al. 2021): per image a random
+    horizontal flip, then a shift by up to 1/8 of the size (augment_translation); x (N, C, H, W) -> same."""
+    flip = torch.rand(len(x), 1, 1, 1, device=x.device) < 0.5
+    return augment_translation(torch.where(flip, x.flip(3), x))
+
+
+def consistency_penalty(logits: Tensor, shifted_logits: Tensor) -> Tensor:
+    """bCR's term for one batch: E[(D(x) - D(T(x)))^2], logits (N,) of x and of its transform -> scalar."""
+    return (logits - shifted_logits).pow(2).mean()
+
+
 AUGMENTS: dict[str, Callable[[Tensor], Tensor]] = {
     "color": augment_color, "translation": augment_translation, "cutout": augment_cutout}
 
@@ -1440,7 +1456,7 @@ def train_step(cfg: Config, G: nn.Module, D: nn.Module, G_ema: nn.Module | None,
     `real_batch()` returns images (N, 3, S, S) in [-1, 1] and labels (N,). `prec` (default: float32) runs
     G and D under autocast; logits, losses and the gradient penalty stay in float32. With cfg.diffaug every
     image D sees in training (real, generated, the penalty's interpolates) is augmented first (diff_augment:
-    new draws at every D call). Returns the last
+    new draws at every D call); with cfg.cr_weight D also pays bCR's consistency penalty. Returns the last
     losses and mean D logits on real and generated images (D(x), D(G(z))) of the last D step."""
     d_loss_fn, g_loss_fn = _loss_pair(cfg.loss)
     device = next(G.parameters()).device
@@ -1463,6 +1479,12 @@ def train_step(cfg: Config, G: nn.Module, D: nn.Module, G_ema: nn.Module | None,
             loss_d = loss_d + cfg.acgan_weight * class_loss(real_classes, y_real)
         if cfg.drift:
             loss_d = loss_d + cfg.drift * real_logits.pow(2).mean()
+        if cfg.cr_weight:              # bCR: D's scores of real and generated images barely move under a shift
+            with prec.autocast():
+                real_shifted, _ = discriminate(D, consistency_shift(seen_real), y_real)
+                fake_shifted, _ = discriminate(D, consistency_shift(seen_fake), y_fake)
+            loss_d = loss_d + cfg.cr_weight * (consistency_penalty(real_logits, real_shifted)
+                                               + consistency_penalty(fake_logits, fake_shifted))
         if cfg.lipschitz == "gp":
             eps = torch.rand(n, 1, 1, 1, device=device)
             loss_d = loss_d + cfg.gp_weight * gradient_penalty(D, seen_real, seen_fake.float(), y_real, eps)

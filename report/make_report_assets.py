@@ -173,6 +173,17 @@ def results_table(hists: dict[str, dict]) -> str:
                     "test KID"], body, "lrrrrrrrr")
 
 
+def ema_change(history: dict) -> dict[str, str]:
+    """Where the long run's EMA decay changed on a resume (the segments train() logs): At, Before, After, and
+    Span, the iterations the EMA averaged over before."""
+    for segment in history.get("segments", []):
+        if "ema_decay" in segment.get("changed", {}):
+            before, after = segment["changed"]["ema_decay"]
+            return {"At": f"{segment['from_iter']:,}", "Before": f"{before:g}", "After": f"{after:g}",
+                    "Span": f"{round(1 / (1 - before)):,}"}   # iterations an EMA of this decay averages over
+    raise gh.GanError(f"{LONG_RUN}/history.json logs no change of ema_decay, which the report describes")
+
+
 def numbers(hists: dict[str, dict], cfgs: dict[str, gh.Config], studies: dict[str, dict]) -> str:
     """\\newcommand macros for every number quoted in the text."""
     def macro(name: str, value: str) -> str:
@@ -237,6 +248,8 @@ def numbers(hists: dict[str, dict], cfgs: dict[str, gh.Config], studies: dict[st
     lines += [macro("LongIters", f"{trained(long):,}"), macro("LongEvalIters", f"{long['eval'][-1]['iter']:,}"),
               macro("LongBestFD", f"{best['fd']:.3f}"), macro("LongBestAt", f"{best['iter']:,}"),
               macro("LongClassAcc", f"{best['class_acc']:.2f}"),
+              macro("LongTraining", gh.describe_segments(long).replace("_", "\\_").replace("->", "$\\to$")),
+              *(macro(f"LongEma{what}", value) for what, value in ema_change(long).items()),
               macro("SnapshotIters", ", ".join(f"{i:,}" for i in chosen_snapshots(snaps, SNAPSHOT_COUNT)))]
     if "budget" in studies:
         pilot = studies["budget"]["arms"]["base"]["curve"]

@@ -5,6 +5,7 @@ import copy
 import dataclasses
 import json
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -118,11 +119,11 @@ def _cross_entropy(logits, y):
     return -(logits - logits.exp().sum(1, keepdim=True).log())[torch.arange(len(y)), y].mean()
 
 
-def _step_and_its_draws(cond: str):
+def _step_and_its_draws(cond: str, **overrides):
     """One train_step of a tiny DCGAN (acgan_weight 0.7) on six fixed real images, and what a hand computation
     needs: G and D before the step (G0, D0), D after it, the real batch and labels, the step's own draws (fake
     labels, then z, replayed from the same seed) and the step's logged losses."""
-    cfg = tiny_cfg("dcgan", cond, acgan_weight=0.7)
+    cfg = tiny_cfg("dcgan", cond, acgan_weight=0.7, **overrides)
     gh.setup(0)
     G, D = gh.build_models(cfg)
     G0, D0 = copy.deepcopy(G), copy.deepcopy(D)
@@ -185,6 +186,40 @@ def test_projection_ac_adds_the_class_cross_entropy_to_the_projection_losses():
         g_expected = -torch.log(torch.sigmoid(g_logit)).mean() + 0.7 * _cross_entropy(D.classifier(g_phi), y_fake)
     assert out["d_loss"] == pytest.approx(d_expected.item(), rel=1e-5)
     assert out["g_loss"] == pytest.approx(g_expected.item(), rel=1e-5)
+
+
+def test_consistency_regularisation_adds_the_squared_logit_changes_to_the_d_loss():
+    """cr_weight (bCR): D's loss gains cr_weight x (E[(D(x) - D(T(x)))^2] on real + the same on generated
+    images), T being consistency_shift (here a plain mirror image, so the hand computation can repeat it)."""
+    with mock.patch.object(gh, "consistency_shift", lambda x: x.flip(3)):
+        G0, D0, D, real, y_real, y_fake, z, out = _step_and_its_draws("projection", cr_weight=2.5)
+    with torch.no_grad():
+        fake = G0(z, y_fake)
+        r, f = D0(real, y_real), D0(fake, y_fake)
+        r_shift, f_shift = D0(real.flip(3), y_real), D0(fake.flip(3), y_fake)
+        d_expected = _bce_d(r, f) + 2.5 * ((r - r_shift).pow(2).mean() + (f - f_shift).pow(2).mean())
+    assert (r - r_shift).abs().max() > 1e-3          # the term is not zero here
+    assert out["d_loss"] == pytest.approx(d_expected.item(), rel=1e-5)
+
+
+def test_consistency_shift_flips_and_shifts_each_image_within_an_eighth():
+    torch.manual_seed(0)
+    x = torch.rand(64, 3, 32, 32) + 1                 # positive everywhere: uncovered borders read 0
+    y = gh.consistency_shift(x)
+    mirrored = 0
+    for a, b in zip(x, y):
+        inside = b[0] != 0
+        rows, cols = inside.any(1).nonzero().flatten(), inside.any(0).nonzero().flatten()
+        dy, dx = 32 - len(rows), 32 - len(cols)
+        assert dy <= 4 and dx <= 4
+        top, left = rows[0].item(), cols[0].item()
+        window = b[:, top:top + 32 - dy, left:left + 32 - dx]
+        src_top, src_left = (0 if top else dy), (0 if left else dx)
+        same, mirror = (torch.equal(window, s[:, src_top:src_top + 32 - dy, src_left:src_left + 32 - dx])
+                        for s in (a, a.flip(2)))
+        assert same or mirror
+        mirrored += mirror
+    assert 10 < mirrored < 54                         # about half the images are mirrored (binomial, p = 0.5)
 
 
 # ---------------------------------------------------------------- stabilisers
