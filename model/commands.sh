@@ -140,8 +140,12 @@ OMP_NUM_THREADS=1 python gan_helpers.py study run studies/attention.json --arm a
 tools/continue_runs.sh 130
 # Session 7 found why its evaluations barely moved after iteration 1,000 (proxy class accuracy 0.17 throughout):
 # the command left the preset's EMA decay, 0.9999, meant for 100,000-iteration GPU runs; at iteration 4,782
-# the EMA generator still held 0.9999^3,782 = 69 % of G's weights of iteration 1,000 (G itself: proxy class
-# accuracy 0.31 on 2,000 samples, the EMA 0.18). From 4,782 on the run continues with ema_decay=0.999 (the
+# the EMA generator still held 0.9999^3,782 = 69 % of G's weights of iteration 1,000. The state at 4,782 (the
+# commit 99de3d7 holds it) re-scored on the validation split (model/rescore_sagan_4782.json: FD (proxy) of G
+# 2.163 vs the EMA's 3.119, proxy class accuracy 0.305 vs 0.179):
+git show 99de3d7:model/runs/sagan/last.pt > runs/sagan_iter4782.pt
+python tools/rescore_ema.py runs/sagan_iter4782.pt --data-dir data --feature-net ../shared/eval/cifar10_features.pt --json model/rescore_sagan_4782.json
+# From 4,782 on the run continues with ema_decay=0.999 (the
 # first shipped SAGAN's; G and D train exactly as before: ema_decay is a resumable field, logged in the
 # history's segments). tools/continue_runs.sh carries the setting.
 # and at the end: tools/keep_study_state.sh; git add model/runs; git commit.
