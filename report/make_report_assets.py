@@ -39,6 +39,7 @@ LEVEL = 0.05                                 # relative FD difference called "le
 RESCORES = {"dcgan_ema": "rescore_dcgan_10000.json",   # run -> tools/rescore_ema.py at its last evaluation with
             "sagan": "rescore_sagan_4000.json"}        # BN statistics copied from G (model/commands.sh)
 LONG_RUN = MODEL / "runs" / "sagan"          # the second SAGAN's long run (in progress): history, snapshots, last.pt
+LONG_RESCORE = "rescore_sagan_4782.json"     # its state at the EMA decay change, G vs EMA (tools/rescore_ema.py)
 LONG_LABEL = "SAGAN, long run"               # its label in figures and tables
 SNAPSHOT_COUNT = 5                           # snapshot grids shown over its training (chosen from those that exist)
 ATTENTION_REAL = (1, 7, 8)                   # test images of these classes (first of each) in D's attention figure
@@ -250,6 +251,10 @@ def numbers(hists: dict[str, dict], cfgs: dict[str, gh.Config], studies: dict[st
               macro("LongClassAcc", f"{best['class_acc']:.2f}"),
               macro("LongTraining", gh.describe_segments(long).replace("_", "\\_").replace("->", "$\\to$")),
               *(macro(f"LongEma{what}", value) for what, value in ema_change(long).items()),
+              *(macro(f"LongRescore{who}{what}", fmt.format(r[key][field]))
+                for r in [read_json(MODEL / LONG_RESCORE)]
+                for who, key in (("G", "trained_G"), ("Ema", "standing_bn_stats"))
+                for what, field, fmt in (("FD", "fd", "{:.3f}"), ("Acc", "class_acc", "{:.2f}"), ("Fake", "n_fake", "{:,}"))),
               macro("SnapshotIters", ", ".join(f"{i:,}" for i in chosen_snapshots(snaps, SNAPSHOT_COUNT)))]
     if "budget" in studies:
         pilot = studies["budget"]["arms"]["base"]["curve"]
