@@ -2252,7 +2252,8 @@ def train(cfg: Config, out_dir: str | Path, train_data: ImageSet, val_data: Imag
     (save_snapshot: the same latents and labels every time). Each evaluation logs the Frechet distance, KID,
     IS and class accuracy (where the feature network gives them) and validation_losses(). Returns the
     history; each evaluation also records `seconds`, the wall-clock time spent in training steps so far
-    (evaluations and checkpoints excluded; carried across resumes). `on_eval(history)` is called after each
+    (evaluations and checkpoints excluded; carried across resumes), and `cpu_seconds`, this process's CPU time
+    in them (on a shared CPU, what the steps cost without the waiting). `on_eval(history)` is called after each
     evaluation (e.g. a live plot)."""
     from tqdm.auto import tqdm
     cfg.validate()
@@ -2274,6 +2275,7 @@ def train(cfg: Config, out_dir: str | Path, train_data: ImageSet, val_data: Imag
     torch.backends.cudnn.benchmark = device.type == "cuda"   # fixed shapes: let cuDNN pick its fastest kernels
     G_run, D_run = compiled(G, cfg.compile), compiled(D, cfg.compile)   # what the training step calls
     history, start, seconds, changed = new_history(), 0, 0.0, {}   # seconds: time in training steps
+    cpu_seconds = 0.0   # this process's CPU time in training steps: on a shared CPU, the cost without the waiting
     if resume and last_path.is_file():
         state = load_checkpoint(last_path)
         if state["kind"] != "train_state":
@@ -2293,6 +2295,7 @@ def train(cfg: Config, out_dir: str | Path, train_data: ImageSet, val_data: Imag
                 scaler.load_state_dict(state[key])
         _set_rng_state(state["rng"])
         history, start, seconds = state["history"], state["iteration"], state.get("seconds", 0.0)
+        cpu_seconds = state.get("cpu_seconds", seconds)   # states from before CPU time was kept: their wall-clock
     history.setdefault("segments", []).append(   # histories from before segments were logged have none
         {"from_iter": start, "code": code_version(), "device": _device_name(device),
          "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -2310,13 +2313,14 @@ def train(cfg: Config, out_dir: str | Path, train_data: ImageSet, val_data: Imag
                      "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "rng": _rng_state(),
                      "scaler_g": prec.scaler_g.state_dict() if prec.scaler_g is not None else None,
                      "scaler_d": prec.scaler_d.state_dict() if prec.scaler_d is not None else None,
-                     "history": history, "seconds": seconds}, last_path)
+                     "history": history, "seconds": seconds, "cpu_seconds": cpu_seconds}, last_path)
         write_json_atomic(history, history_path)
 
     def evaluate(iteration: int) -> None:
         if G_ema is not None:
             standing_batch_norm(G_ema)   # its copied BN statistics belong to G's weights, not the EMA's
-        result = {"iter": iteration, "seconds": round(seconds, 3), **evaluate_generator(G_eval, real, features, cfg.eval_samples),
+        result = {"iter": iteration, "seconds": round(seconds, 3), "cpu_seconds": round(cpu_seconds, 3),
+                  **evaluate_generator(G_eval, real, features, cfg.eval_samples),
                   **validation_losses(cfg, D, G, train_data, val_data)}
         save_snapshot(G_eval, snapshot_path(out_dir, iteration))
         best = best_eval(history)
@@ -2337,10 +2341,11 @@ def train(cfg: Config, out_dir: str | Path, train_data: ImageSet, val_data: Imag
     if start == 0:
         evaluate(0)  # the starting point of the validation curve
     for it in bar:
-        tick = time.perf_counter()
+        tick, cpu_tick = time.perf_counter(), time.process_time()
         logs = train_step(cfg, G_run, D_run, G_ema, opt_g, opt_d, lambda: train_data.batch(cfg.batch_size, cfg.hflip),
                           it, prec)
         seconds += time.perf_counter() - tick   # the step's .item() calls wait for the GPU, so this is its time
+        cpu_seconds += time.process_time() - cpu_tick
         if diverged(logs, cfg.diverged_above):
             kept = f"{last_path} (iteration {load_checkpoint(last_path)['iteration']})" if last_path.is_file() \
                 else "no checkpoint yet"
@@ -3206,15 +3211,27 @@ def mean_std(values: list[float]) -> dict[str, Any]:
 
 
 def _score_at(evals: list[dict[str, Any]], key: str, limit: float) -> float:
-    """The metric of the last evaluation with `key` (iter or seconds) <= limit."""
+    """The metric of the last evaluation with `key` (iter or time) <= limit."""
     return [e for e in evals if e[key] <= limit][-1]["fd"]
+
+
+STUDY_TIME = ("training time: on the CPU the process's CPU time in training steps (wall-clock for evaluations "
+              "logged before CPU time was), so runs sharing a machine with other jobs stay comparable; on a GPU "
+              "wall-clock time; evaluations excluded")
+
+
+def _with_training_time(evals: list[dict[str, Any]], device: str) -> list[dict[str, Any]]:
+    """Each evaluation with "time" (seconds, STUDY_TIME) added: its cpu_seconds for a run on the CPU where logged,
+    else its wall-clock seconds."""
+    on_cpu = device.startswith("cpu")
+    return [{**e, "time": e.get("cpu_seconds", e["seconds"]) if on_cpu else e["seconds"]} for e in evals]
 
 
 def collect_study(study: Study, runs_dir: str | Path = "model/studies") -> dict[str, Any]:
     """Rebuild <runs_dir>/<study>/results.json from the finished runs' folders (made on any machine) and
     return it: per arm, mean +- std over seeds of the best and final validation metric, the metric at the
-    iteration every run reached and at the training time every run reached (wall-clock time of the training
-    steps; comparable only when the runs shared one kind of device), images seen, seconds per iteration,
+    iteration every run reached and at the training time every run reached (STUDY_TIME; comparable only when
+    the runs shared one kind of device), images seen, seconds per iteration,
     the mean curve with its spread, and the evaluation protocol."""
     runs: dict[str, list[tuple[int, dict[str, Any], list[dict[str, Any]]]]] = {arm: [] for arm in study.arms}
     missing, devices = [], set()
@@ -3225,13 +3242,14 @@ def collect_study(study: Study, runs_dir: str | Path = "model/studies") -> dict[
             missing.append(folder.name)
             continue
         devices.add(record["device"])
-        runs[arm].append((seed, record, json.loads((folder / "history.json").read_text())["eval"]))
+        evals = json.loads((folder / "history.json").read_text())["eval"]
+        runs[arm].append((seed, record, _with_training_time(evals, record["device"])))
     done = [evals for arm_runs in runs.values() for _, _, evals in arm_runs]
     if not done:
         raise GanError(f"no finished run of study {study.name!r} under {Path(runs_dir) / study.name}: "
                        f"run `python gan_helpers.py study run` first")
     equal_iter = min(evals[-1]["iter"] for evals in done)
-    equal_seconds = min(evals[-1]["seconds"] for evals in done)
+    equal_seconds = min(evals[-1]["time"] for evals in done)
     first = done[0][-1]
     arms = {}
     for arm, arm_runs in runs.items():
@@ -3243,14 +3261,14 @@ def collect_study(study: Study, runs_dir: str | Path = "model/studies") -> dict[
             best = min(evals, key=lambda e: e["fd"])
             per_run.append({"seed": seed, "best": best["fd"], "best_iter": best["iter"], "final": evals[-1]["fd"],
                             "at_iter": _score_at(evals, "iter", equal_iter),
-                            "at_time": _score_at(evals, "seconds", equal_seconds),
+                            "at_time": _score_at(evals, "time", equal_seconds),
                             "class_acc": best.get("class_acc"),   # of the samples of the best checkpoint
-                            "seconds": evals[-1]["seconds"], "sec_per_iter": evals[-1]["seconds"] / evals[-1]["iter"],
+                            "seconds": evals[-1]["time"], "sec_per_iter": evals[-1]["time"] / evals[-1]["iter"],
                             "images_seen": evals[-1]["iter"] * cfg.batch_size * cfg.n_critic,
                             "device": record["device"]})
         common = sorted(set.intersection(*({e["iter"] for e in evals} for _, _, evals in arm_runs)))
         curves = np.array([[e["fd"] for e in evals if e["iter"] in common] for _, _, evals in arm_runs])
-        seconds = np.array([[e["seconds"] for e in evals if e["iter"] in common] for _, _, evals in arm_runs])
+        seconds = np.array([[e["time"] for e in evals if e["iter"] in common] for _, _, evals in arm_runs])
         arms[arm] = {"set": list(study.arms[arm]), "seeds": [r["seed"] for r in per_run],
                      **{key: mean_std([r[key] for r in per_run])
                         for key in ("best", "final", "at_iter", "at_time", "best_iter", "sec_per_iter")},
@@ -3268,7 +3286,7 @@ def collect_study(study: Study, runs_dir: str | Path = "model/studies") -> dict[
                             "best": "lowest validation metric over the evaluations of a run",
                             "spread": "mean and sample standard deviation (n - 1) over seeds",
                             "equal_iter": equal_iter, "equal_seconds": equal_seconds,
-                            "seconds": "wall-clock time in training steps, evaluations excluded",
+                            "seconds": STUDY_TIME,
                             "devices": sorted(devices)},
                "arms": arms, "missing": missing}
     write_json_atomic(results, Path(runs_dir) / study.name / "results.json")

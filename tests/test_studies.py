@@ -143,8 +143,8 @@ def test_results_hold_every_arm_and_seed_with_values_from_the_histories(finished
             assert [e["iter"] for e in evals] == [0, 2, 4]
             assert run["best"] == min(e["fd"] for e in evals) and run["final"] == evals[-1]["fd"]
             assert run["at_iter"] == evals[-1]["fd"]
-            assert run["sec_per_iter"] == pytest.approx(evals[-1]["seconds"] / ITERS)
-            within = [e for e in evals if e["seconds"] <= p["equal_seconds"]]
+            assert run["sec_per_iter"] == pytest.approx(evals[-1]["cpu_seconds"] / ITERS)   # CPU runs: CPU time
+            within = [e for e in evals if e["cpu_seconds"] <= p["equal_seconds"]]
             assert run["at_time"] == within[-1]["fd"]
         curves = np.array([[e["fd"] for e in history(runs, arm, s)["eval"]] for s in SEEDS])
         np.testing.assert_allclose(a["curve"]["mean"], curves.mean(0))
@@ -177,8 +177,17 @@ def test_training_time_is_recorded_per_evaluation_and_carried_across_resume(tmp_
                           checkpoint_every=1, g_attn=(), d_attn=(), ema_decay=0)
     gh.train(cfg, tmp_path, *data, features, progress=False)
     h = gh.train(gh.dataclasses.replace(cfg, iters=3), tmp_path, *data, features, progress=False, resume=True)
-    seconds = [e["seconds"] for e in h["eval"]]
-    assert seconds[0] == 0 and all(b > a for a, b in zip(seconds, seconds[1:])) and len(seconds) == 4
+    for key in ("seconds", "cpu_seconds"):
+        seconds = [e[key] for e in h["eval"]]
+        assert seconds[0] == 0 and all(b > a for a, b in zip(seconds, seconds[1:])) and len(seconds) == 4
+
+
+def test_study_time_is_cpu_time_on_the_cpu_and_wall_clock_elsewhere_or_when_not_logged():
+    """A study compares CPU runs by their CPU time (other jobs on the machine do not inflate it), evaluations
+    logged before CPU time was kept by their wall-clock time, and GPU runs by wall-clock time."""
+    evals = [{"iter": 0, "seconds": 0.0}, {"iter": 2, "seconds": 9.0, "cpu_seconds": 4.0}]
+    assert [e["time"] for e in gh._with_training_time(evals, "cpu (1 thread)")] == [0.0, 4.0]
+    assert [e["time"] for e in gh._with_training_time(evals, "cuda (NVIDIA H100)")] == [0.0, 9.0]
 
 
 # ---------------------------------------------------------------------------------------------- resume, locks
