@@ -153,3 +153,9 @@ python tools/rescore_ema.py runs/sagan_iter4782.pt --data-dir data --feature-net
 # (cond=projection-ac; studies/dcgan_recipe.json: proxy class accuracy of the samples about 0.36 vs 0.20 at
 # 1,500 iterations on seeds 0 and 1), evaluated as the first shipped DCGAN (5,000 vs 5,000). From session 8 on
 # tools/continue_runs.sh runs it (model/runs/dcgan, resumed from its committed last.pt) beside the SAGAN.
+# Session 7 pilot (one seed, not committed): the long run's recipe without BatchNorm in D (d_batchnorm=False, as in
+# SNGAN's critic), same seed, to its first evaluation: FD (proxy) 4.627 and class accuracy (proxy) 0.173 at 1,000
+# against the long run's 3.984 and 0.168 (both scores of G itself: the EMA starts at 1,000). Not adopted.
+OMP_NUM_THREADS=1 python gan_helpers.py train sagan --out runs/sagan_nobn --device cpu --resume \
+    --set arch=dcgan g_ch=64 d_ch=64 "g_attn=(16,)" "d_attn=(16,)" cond=projection-ac d_batchnorm=False checkpoint_every=500 \
+    --iters 1000 --eval-every 1000 --eval-samples 5000 --data-dir data --feature-net ../shared/eval/cifar10_features.pt
