@@ -60,6 +60,11 @@ def macro_key(name: str) -> str:
     return "".join(w.capitalize() for w in name.split("_"))
 
 
+def macro(name: str, value: str) -> str:
+    """A LaTeX macro \\name defined as value: how the text quotes a generated number."""
+    return f"\\newcommand{{\\{name}}}{{{value}}}"
+
+
 def read_json(path: Path) -> dict:
     if not path.is_file():
         raise gh.GanError(f"{path} is missing: run the commands in model/commands.sh first")
@@ -187,8 +192,6 @@ def ema_change(history: dict) -> dict[str, str]:
 
 def numbers(hists: dict[str, dict], cfgs: dict[str, gh.Config], studies: dict[str, dict]) -> str:
     """\\newcommand macros for every number quoted in the text."""
-    def macro(name: str, value: str) -> str:
-        return f"\\newcommand{{\\{name}}}{{{value}}}"
     lines = []
     for label, name in RUNS.items():
         key = macro_key(name)
@@ -371,9 +374,6 @@ def attention_numbers(G: torch.nn.Module, D: torch.nn.Module, real: gh.ImageSet,
     fake = gh.ImageSet(gh.to_uint8(images), torch.arange(n) % G.config.cond_classes)
     on_fake = gh.discriminator_attention(D, fake, n)
     on_real = gh.discriminator_attention(D, real, n)
-
-    def macro(name: str, value: str) -> str:
-        return f"\\newcommand{{\\{name}}}{{{value}}}"
 
     def dependence(layers: dict[str, tuple]) -> str:
         return ", ".join(f"{gh.query_dependence(maps):.3f}" for _, maps in layers.values())

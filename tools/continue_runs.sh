@@ -24,13 +24,14 @@ studies() {
     done
 }
 
+long_run() {   # long_run MODEL SETTINGS...: the shipped MODEL's long run (model/runs/MODEL), resumed
+    local model="$1"; shift
+    nohup "$python" gan_helpers.py train "$model" --out "model/runs/$model" --device cpu --resume --set "$@" \
+        --iters 60000 --eval-every 1000 --eval-samples 5000 --data-dir "$data" --feature-net "$features" \
+        --time-limit "$minutes" > "runs/logs/$model.log" 2>&1 &
+}
+
 (trap '' HUP; studies) > runs/logs/studies.log 2>&1 &   # a background subshell, immune to hangup like nohup
-nohup "$python" gan_helpers.py train sagan --out model/runs/sagan --device cpu --resume \
-    --set arch=dcgan g_ch=64 d_ch=64 "g_attn=(16,)" "d_attn=(16,)" cond=projection-ac ema_decay=0.999 checkpoint_every=500 \
-    --iters 60000 --eval-every 1000 --eval-samples 5000 --data-dir "$data" --feature-net "$features" \
-    --time-limit "$minutes" > runs/logs/sagan.log 2>&1 &
-nohup "$python" gan_helpers.py train dcgan --out model/runs/dcgan --device cpu --resume \
-    --set cond=projection-ac checkpoint_every=1000 \
-    --iters 60000 --eval-every 1000 --eval-samples 5000 --data-dir "$data" --feature-net "$features" \
-    --time-limit "$minutes" > runs/logs/dcgan.log 2>&1 &
+long_run sagan arch=dcgan g_ch=64 d_ch=64 "g_attn=(16,)" "d_attn=(16,)" cond=projection-ac ema_decay=0.999 checkpoint_every=500
+long_run dcgan cond=projection-ac checkpoint_every=1000
 echo "started: studies (runs/logs/studies.log) and the shipped SAGAN and DCGAN (runs/logs/{sagan,dcgan}.log), for $minutes minutes"
