@@ -34,4 +34,28 @@ def test_every_background_job_starts_with_the_time_left(tmp_path):
         assert len(train) == 1 and f"--out model/runs/{model}" in train[0] and "--resume" in train[0]
         assert train[0].startswith("OMP=1 ") and train[0].endswith("--time-limit 30")
         assert (repo / "runs" / "logs" / f"{model}.log").is_file()
-    assert (repo / "runs" / "logs" / "studies.log").is_file()
+    assert (repo / "runs" / "logs" / "studies1.log").is_file()
+
+
+def test_study_workers_and_long_runs_are_chosen_by_environment(tmp_path):
+    repo = tmp_path / "repo"
+    (repo / "tools").mkdir(parents=True)
+    shutil.copy(ROOT / "tools" / "continue_runs.sh", repo / "tools")
+    calls = tmp_path / "calls.txt"
+    stub = tmp_path / "python"
+    stub.write_text(f'#!/bin/bash\necho "$*" >> {calls}\n')
+    stub.chmod(0o755)
+    env = {"PYTHON": str(stub), "PATH": "/usr/bin:/bin", "STUDY_WORKERS": "2", "LONG_RUNS": "sagan"}
+    r = subprocess.run(["bash", "tools/continue_runs.sh", "30"], cwd=repo, capture_output=True, text=True, env=env)
+    assert r.returncode == 0
+    for _ in range(100):
+        if calls.is_file() and len(calls.read_text().splitlines()) == 2 * 7 + 1:
+            break
+        time.sleep(0.1)
+    lines = calls.read_text().splitlines()
+    assert len(lines) == 15 and sum(" study run studies/attention.json " in line for line in lines) == 2
+    assert [line.split()[2] for line in lines if " train " in line] == ["sagan"]
+    assert all((repo / "runs" / "logs" / f"studies{n}.log").is_file() for n in (1, 2))
+    r = subprocess.run(["bash", "tools/continue_runs.sh", "30"], cwd=repo, capture_output=True, text=True,
+                       env={**env, "STUDY_WORKERS": "0", "LONG_RUNS": "biggan"})
+    assert r.returncode == 2 and "unknown long run biggan" in r.stderr

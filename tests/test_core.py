@@ -42,7 +42,8 @@ def _model_cases():
 @pytest.mark.parametrize("arch,num_classes,g_attn,d_attn", _model_cases())
 def test_model_shapes_ranges_and_attention_placement(arch, num_classes, g_attn, d_attn):
     gh.setup(0)
-    G, D = gh.build_models(small_cfg(arch, num_classes=num_classes, g_attn=g_attn, d_attn=d_attn))
+    cond = {} if num_classes else {"cond": "none"}                   # unconditional
+    G, D = gh.build_models(small_cfg(arch, num_classes=num_classes, g_attn=g_attn, d_attn=d_attn, **cond))
     seen = {"G": [], "D": []}
     for who, model in (("G", G), ("D", D)):
         for m in model.modules():

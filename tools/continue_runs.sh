@@ -2,9 +2,11 @@
 # Continue the long CPU work on this machine for MINUTES minutes, one thread per job, in the background:
 #   the studies (studies/*.json, in the order below; finished runs are skipped, unfinished ones resume), and
 #   the shipped SAGAN's and DCGAN's long runs (model/runs/{sagan,dcgan}, resumed from their committed last.pt)
-# (three jobs on a 2-core machine share it). All stop by themselves when the time is up, saving their state.
+# (the jobs share the machine's cores). All stop by themselves when the time is up, saving their state.
+# STUDY_WORKERS=N (default 1) runs N study processes side by side (each takes the next run no other holds);
+# LONG_RUNS="sagan dcgan" (the default) names the long runs to continue ("" = none).
 # Then, before committing: tools/keep_study_state.sh && git add model/runs && git commit
-# Logs: runs/logs/{studies,sagan,dcgan}.log. Usage: tools/continue_runs.sh MINUTES [DATA_DIR] [FEATURE_NET]
+# Logs: runs/logs/{studies1..N,sagan,dcgan}.log. Usage: tools/continue_runs.sh MINUTES [DATA_DIR] [FEATURE_NET]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 minutes="${1:?usage: tools/continue_runs.sh MINUTES [DATA_DIR] [FEATURE_NET]}"
@@ -31,7 +33,15 @@ long_run() {   # long_run MODEL SETTINGS...: the shipped MODEL's long run (model
         --time-limit "$minutes" > "runs/logs/$model.log" 2>&1 &
 }
 
-(trap '' HUP; studies) > runs/logs/studies.log 2>&1 &   # a background subshell, immune to hangup like nohup
-long_run sagan arch=dcgan g_ch=64 d_ch=64 "g_attn=(16,)" "d_attn=(16,)" cond=projection-ac ema_decay=0.999 checkpoint_every=500
-long_run dcgan cond=projection-ac checkpoint_every=1000
-echo "started: studies (runs/logs/studies.log) and the shipped SAGAN and DCGAN (runs/logs/{sagan,dcgan}.log), for $minutes minutes"
+for worker in $(seq "${STUDY_WORKERS:-1}"); do   # background subshells, immune to hangup like nohup
+    (trap '' HUP; studies) > "runs/logs/studies$worker.log" 2>&1 &
+done
+for model in ${LONG_RUNS-sagan dcgan}; do
+    case "$model" in
+        sagan) long_run sagan arch=dcgan g_ch=64 d_ch=64 "g_attn=(16,)" "d_attn=(16,)" cond=projection-ac \
+                   ema_decay=0.999 checkpoint_every=500 ;;
+        dcgan) long_run dcgan checkpoint_every=1000 ;;
+        *) echo "LONG_RUNS: unknown long run $model (sagan or dcgan)" >&2; exit 2 ;;
+    esac
+done
+echo "started for $minutes minutes: ${STUDY_WORKERS:-1} study worker(s) (runs/logs/studies*.log), long runs: ${LONG_RUNS-sagan dcgan}"
