@@ -127,7 +127,10 @@ The DCGAN preset (`Config.dcgan()`) follows the reference report's DCGAN:
 - **D**: strided 4×4 convolutions take the image down to 16×16, 8×8 and 4×4 with LeakyReLU(0.2) (and batch
   norm after the second and third), then a 4×4 convolution gives one logit. A *projection* term, the
   inner product of a class embedding with D's pooled features, is added to it, so D judges whether an
-  image fits its label.
+  image fits its label. A *class head* (as in ACGAN) also predicts the class from those features: D learns
+  it on real images, and G is trained to make its samples classified as the class they were drawn for
+  (`cond="projection-ac"`). With it, three seeds' samples carried their class about twice as often as with
+  the projection alone, at a lower FD (`studies/dcgan_recipe.json`).
 - **Training**: the standard (non-saturating) GAN loss on logits, Adam with learning rate 2e-4 and
   β₁ = 0.5 for both networks, batches of 128. No spectral norm, no self-attention: those are what the
   SAGAN notebook adds.
