@@ -1956,11 +1956,17 @@ def evaluate_generator(G: nn.Module, real: Stats, net: FeatureNet, n: int, seed:
 # checkpoints: atomic writes, clear errors
 # ----------------------------------------------------------------------------------------------------
 
-# fields that may change between a run and its resumption: they set how long and how often, not what G and D
-# learn (the EMA of G only samples; it never feeds back into training). train() logs every change in the
-# history's segments.
-RESUMABLE_FIELDS = ("iters", "eval_every", "eval_samples", "checkpoint_every", "amp", "compile",
-                    "diverged_above", "ema_decay", "ema_start")
+# fields that may change between a run and its resumption (or fork, train(fork_from=...)); train() logs every
+# change in the history's segments. How long and how often, and the EMA of G (it only samples; it never feeds
+# back into training): G and D learn exactly as they would have.
+RUN_FIELDS = ("iters", "eval_every", "eval_samples", "checkpoint_every", "amp", "compile", "diverged_above",
+              "ema_decay", "ema_start")
+# Training hyperparameters that leave every tensor's shape alone (learning rates, loss weights, steps per
+# round, batch size, augmentation): a change alters what G and D learn from that iteration on, like a schedule.
+TRAINING_FIELDS = ("g_lr", "d_lr", "n_critic", "n_gen", "batch_size", "acgan_weight", "drift", "gp_weight",
+                   "clip_value", "cr_weight", "diffaug", "hflip")
+RESUMABLE_FIELDS = RUN_FIELDS + TRAINING_FIELDS
+FORK_FIELDS = ("name", "seed")   # a fork is a new run: its own name, and its own seed for the random stream
 
 
 def save_atomic(obj: Any, path: str | Path) -> None:
@@ -2224,7 +2230,10 @@ def describe_segments(history: dict[str, list]) -> str:
             else "the same code throughout")
     settings = "".join(f"; {field} {before} -> {now} at iteration {s['from_iter']:,}"
                        for s in segments for field, (before, now) in s.get("changed", {}).items())
-    return f"trained in {len(segments)} stretch{'es' * (len(segments) > 1)} ({stretches}); {code}{settings}"
+    fork = history.get("forked_from")
+    origin = f"forked from {fork['name']} (seed {fork['seed']}) at iteration {fork['iteration']:,}, then " if fork else ""
+    return (f"{origin}trained in {len(segments)} stretch{'es' * (len(segments) > 1)} ({stretches}); "
+            f"{code}{settings}")
 
 
 def best_eval(history: dict[str, list]) -> dict[str, Any] | None:
@@ -2232,21 +2241,30 @@ def best_eval(history: dict[str, list]) -> dict[str, Any] | None:
     return min(history["eval"], key=lambda e: e["fd"], default=None)
 
 
-def _check_resumable(saved: Config, cfg: Config, path: Path) -> None:
+def _check_resumable(saved: Config, cfg: Config, path: Path, free: tuple[str, ...] = RESUMABLE_FIELDS) -> None:
     diff = {f.name: (getattr(saved, f.name), getattr(cfg, f.name)) for f in dataclasses.fields(Config)
-            if f.name not in RESUMABLE_FIELDS and getattr(saved, f.name) != getattr(cfg, f.name)}
+            if f.name not in free and getattr(saved, f.name) != getattr(cfg, f.name)}
     if diff:
         shown = ", ".join(f"{k}: {a!r} in checkpoint vs {b!r} now" for k, (a, b) in diff.items())
         raise GanError(f"cannot resume from {path}: it was trained with another config ({shown}); "
-                       f"use the same settings or another output folder")
+                       f"use the same settings or another output folder (settings that may change: "
+                       f"{', '.join(free)})")
 
 
 def train(cfg: Config, out_dir: str | Path, train_data: ImageSet, val_data: ImageSet, features: FeatureNet,
           device: torch.device | str = "cpu", resume: bool = False, progress: bool = True,
           on_eval: Callable[[dict[str, list]], None] | None = None,
-          stats_dir: str | Path | None = None, time_limit: float | None = None) -> dict[str, list]:
+          stats_dir: str | Path | None = None, time_limit: float | None = None,
+          fork_from: str | Path | None = None) -> dict[str, list]:
     """Train G and D for cfg.iters iterations (in total, counting resumed ones), or until `time_limit`
     seconds have passed (then last.pt is written and resume=True continues; e.g. a Colab or batch session).
+
+    fork_from: a training state (another run's last.pt) to start from when out_dir holds none: its weights,
+    EMA and optimizer states at its iteration, with cfg's resumable settings (RESUMABLE_FIELDS, e.g. a lower
+    learning rate), its own name and seed: the random stream (data order, latents) starts from cfg.seed, so
+    forks of one state with one seed see the same batches and differ only in their settings. The fork's
+    history starts at that iteration with an evaluation (its curve's starting point) and records the state
+    it came from (history["forked_from"]); its training time counts from the fork.
 
     Writes to `out_dir`: last.pt (full state, every cfg.checkpoint_every iterations and at the end),
     best.pt (generator at its best validation metric, evaluated every cfg.eval_every iterations and at
@@ -2278,12 +2296,14 @@ def train(cfg: Config, out_dir: str | Path, train_data: ImageSet, val_data: Imag
     G_run, D_run = compiled(G, cfg.compile), compiled(D, cfg.compile)   # what the training step calls
     history, start, seconds, changed = new_history(), 0, 0.0, {}   # seconds: time in training steps
     cpu_seconds = 0.0   # this process's CPU time in training steps: on a shared CPU, the cost without the waiting
-    if resume and last_path.is_file():
-        state = load_checkpoint(last_path)
+    resuming = resume and last_path.is_file()
+    if resuming or fork_from is not None:
+        source = last_path if resuming else Path(fork_from)
+        state = load_checkpoint(source)
         if state["kind"] != "train_state":
-            raise GanError(f"{last_path} holds no training state to resume from")
+            raise GanError(f"{source} holds no training state to {'resume' if resuming else 'fork'} from")
         saved = Config.from_dict(state["config"])
-        _check_resumable(saved, cfg, last_path)
+        _check_resumable(saved, cfg, source, RESUMABLE_FIELDS + (() if resuming else FORK_FIELDS))
         changed = {f: [getattr(saved, f), getattr(cfg, f)] for f in RESUMABLE_FIELDS   # iters: every resume's
                    if f != "iters" and getattr(saved, f) != getattr(cfg, f)}                # own, not a setting
         G.load_state_dict(state["G"])
@@ -2292,12 +2312,23 @@ def train(cfg: Config, out_dir: str | Path, train_data: ImageSet, val_data: Imag
             G_ema.load_state_dict(state["G_ema"] if state["G_ema"] is not None else state["G"])
         opt_g.load_state_dict(state["opt_g"])
         opt_d.load_state_dict(state["opt_d"])
+        for opt, lr in ((opt_g, cfg.g_lr), (opt_d, cfg.d_lr)):   # the state holds the learning rates it ran with
+            for group in opt.param_groups:
+                group["lr"] = lr
         for scaler, key in ((prec.scaler_g, "scaler_g"), (prec.scaler_d, "scaler_d")):
             if scaler is not None and state.get(key):
                 scaler.load_state_dict(state[key])
-        _set_rng_state(state["rng"])
-        history, start, seconds = state["history"], state["iteration"], state.get("seconds", 0.0)
-        cpu_seconds = state.get("cpu_seconds", seconds)   # states from before CPU time was kept: their wall-clock
+        start = state["iteration"]
+        if resuming:
+            _set_rng_state(state["rng"])
+            history, seconds = state["history"], state.get("seconds", 0.0)
+            cpu_seconds = state.get("cpu_seconds", seconds)   # states from before CPU time was kept: wall-clock
+        else:   # a fork: setup(cfg.seed) above seeded its random stream; its history and time start here
+            if start >= cfg.iters:
+                raise GanError(f"cannot fork from {source}: it is at iteration {start:,}, and iters={cfg.iters:,} "
+                               f"leaves nothing to train; set iters above {start:,}")
+            history["forked_from"] = {"state": str(source), "name": saved.name, "seed": saved.seed,
+                                      "iteration": start}
     history.setdefault("segments", []).append(   # histories from before segments were logged have none
         {"from_iter": start, "code": code_version(), "device": _device_name(device),
          "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -2340,8 +2371,8 @@ def train(cfg: Config, out_dir: str | Path, train_data: ImageSet, val_data: Imag
 
     bar = tqdm(range(start, cfg.iters), initial=start, total=cfg.iters, disable=not progress,
                desc=cfg.name, dynamic_ncols=True)
-    if start == 0:
-        evaluate(0)  # the starting point of the validation curve
+    if not history["eval"]:
+        evaluate(start)  # the starting point of the validation curve (iteration 0, or the state a fork starts from)
     for it in bar:
         tick, cpu_tick = time.perf_counter(), time.process_time()
         logs = train_step(cfg, G_run, D_run, G_ema, opt_g, opt_d, lambda: train_data.batch(cfg.batch_size, cfg.hflip),
@@ -2972,7 +3003,7 @@ def attention_explorer(G: nn.Module, D: nn.Module | None = None, real: ImageSet 
 # Config fields a study sets for all its runs (from its own keys), never through an arm's overrides
 STUDY_OWNED_FIELDS = ("name", "seed", "iters", "eval_every", "eval_samples", "checkpoint_every")
 STUDY_KEYS = ("name", "description", "preset", "width", "set", "arms", "grid", "shared", "seeds", "iters",
-              "eval_every", "eval_samples")
+              "eval_every", "eval_samples", "start_from")
 
 
 @dataclass
@@ -2991,6 +3022,9 @@ class Study:
     # arm -> (study, arm) whose runs it shares: the same config (checked by load_study), trained once, in the
     # other study's folders; e.g. every study's baseline arm is one set of runs
     shared: dict[str, tuple[str, str]] = dataclasses.field(default_factory=dict)
+    # a training state (a run's last.pt) every run forks from (train(fork_from=...)) instead of starting from
+    # new networks: arms then ask what a change does from that point of a run; iters counts from 0, as the state's
+    start_from: str | None = None
 
     def owner(self, arm: str) -> tuple[str, str]:
         """(study, arm) whose folders hold this arm's runs: its own, or those of the arm it shares."""
@@ -3042,7 +3076,7 @@ def load_study(path: str | Path, share: bool = True) -> Study:
     study = Study(name=spec.get("name", path.stem), description=spec.get("description", ""), preset=spec["preset"],
                   base=(*width, *spec.get("set", [])), arms={a: tuple(s) for a, s in arms.items()},
                   seeds=tuple(spec["seeds"]), iters=spec["iters"], eval_every=spec["eval_every"],
-                  eval_samples=spec["eval_samples"])
+                  eval_samples=spec["eval_samples"], start_from=spec.get("start_from"))
     for arm, sets in study.arms.items():
         owned = [s for s in (*study.base, *sets) if s.partition("=")[0] in STUDY_OWNED_FIELDS]
         if owned or not arm.replace("-", "").replace("_", "").replace(".", "").isalnum():
@@ -3191,7 +3225,7 @@ def run_study(study: Study, data: str | Path | tuple[ImageSet, ImageSet], featur
                 data = train_val_split(load_cifar10(data, train=True))
             left = None if time_limit is None else time_limit - (time.monotonic() - started)
             history = train(cfg, folder, *data, features, device, resume=True, progress=progress,
-                            stats_dir=stats_dir, time_limit=left)
+                            stats_dir=stats_dir, time_limit=left, fork_from=study.start_from)
             if history["iter"][-1:] != [cfg.iters]:
                 lines.append(f"{folder}: stopped at iteration {history['iter'][-1]} (time limit); run again to continue")
                 break
@@ -3235,7 +3269,8 @@ def collect_study(study: Study, runs_dir: str | Path = "model/studies") -> dict[
     iteration every run reached and at the training time every run reached (STUDY_TIME; comparable only when
     the runs shared one kind of device), images seen, seconds per iteration,
     the mean curve with its spread, and the evaluation protocol."""
-    runs: dict[str, list[tuple[int, dict[str, Any], list[dict[str, Any]]]]] = {arm: [] for arm in study.arms}
+    # per arm: (seed, run.json, evaluations, the iteration the run started from: 0, or a fork's)
+    runs: dict[str, list[tuple[int, dict[str, Any], list[dict[str, Any]], int]]] = {arm: [] for arm in study.arms}
     missing, devices = [], set()
     for arm, seed in study.runs():
         folder = study_run_dir(study, arm, seed, runs_dir)
@@ -3244,9 +3279,10 @@ def collect_study(study: Study, runs_dir: str | Path = "model/studies") -> dict[
             missing.append(folder.name)
             continue
         devices.add(record["device"])
-        evals = json.loads((folder / "history.json").read_text())["eval"]
-        runs[arm].append((seed, record, _with_training_time(evals, record["device"])))
-    done = [evals for arm_runs in runs.values() for _, _, evals in arm_runs]
+        history = json.loads((folder / "history.json").read_text())
+        start = history.get("forked_from", {}).get("iteration", 0)
+        runs[arm].append((seed, record, _with_training_time(history["eval"], record["device"]), start))
+    done = [evals for arm_runs in runs.values() for _, _, evals, _ in arm_runs]
     if not done:
         raise GanError(f"no finished run of study {study.name!r} under {Path(runs_dir) / study.name}: "
                        f"run `python gan_helpers.py study run` first")
@@ -3258,19 +3294,20 @@ def collect_study(study: Study, runs_dir: str | Path = "model/studies") -> dict[
         if not arm_runs:
             continue
         per_run = []
-        for seed, record, evals in arm_runs:
+        for seed, record, evals, start in arm_runs:
             cfg = Config.from_dict(record["config"])
             best = min(evals, key=lambda e: e["fd"])
+            trained = evals[-1]["iter"] - start
             per_run.append({"seed": seed, "best": best["fd"], "best_iter": best["iter"], "final": evals[-1]["fd"],
                             "at_iter": _score_at(evals, "iter", equal_iter),
                             "at_time": _score_at(evals, "time", equal_seconds),
                             "class_acc": best.get("class_acc"),   # of the samples of the best checkpoint
-                            "seconds": evals[-1]["time"], "sec_per_iter": evals[-1]["time"] / evals[-1]["iter"],
-                            "images_seen": evals[-1]["iter"] * cfg.batch_size * cfg.n_critic,
+                            "seconds": evals[-1]["time"], "sec_per_iter": evals[-1]["time"] / trained,
+                            "images_seen": trained * cfg.batch_size * cfg.n_critic,
                             "device": record["device"]})
-        common = sorted(set.intersection(*({e["iter"] for e in evals} for _, _, evals in arm_runs)))
-        curves = np.array([[e["fd"] for e in evals if e["iter"] in common] for _, _, evals in arm_runs])
-        seconds = np.array([[e["time"] for e in evals if e["iter"] in common] for _, _, evals in arm_runs])
+        common = sorted(set.intersection(*({e["iter"] for e in evals} for _, _, evals, _ in arm_runs)))
+        curves = np.array([[e["fd"] for e in evals if e["iter"] in common] for _, _, evals, _ in arm_runs])
+        seconds = np.array([[e["time"] for e in evals if e["iter"] in common] for _, _, evals, _ in arm_runs])
         arms[arm] = {"set": list(study.arms[arm]), "seeds": [r["seed"] for r in per_run],
                      **{key: mean_std([r[key] for r in per_run])
                         for key in ("best", "final", "at_iter", "at_time", "best_iter", "sec_per_iter")},
@@ -3283,6 +3320,7 @@ def collect_study(study: Study, runs_dir: str | Path = "model/studies") -> dict[
                      "runs": per_run}
     results = {"study": study.name, "description": study.description, "preset": study.preset,
                "base": list(study.base), "seeds": list(study.seeds),
+               **({"start_from": study.start_from} if study.start_from else {}),
                "protocol": {"metric": first["metric"], "n_fake": first["n_fake"], "n_real": first["n_real"],
                             "iters": study.iters, "eval_every": study.eval_every,
                             "best": "lowest validation metric over the evaluations of a run",
@@ -3428,7 +3466,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
     out = Path(args.out or f"runs/{cfg.name}")
     history = train(cfg, out, train_data, val_data, features, device, resume=args.resume,
                     stats_dir=args.stats_dir or Path(args.data_dir) / "fid_stats",
-                    time_limit=args.time_limit * 60 if args.time_limit else None)
+                    time_limit=args.time_limit * 60 if args.time_limit else None, fork_from=args.fork_from)
     best = best_eval(history)
     print(f"done: {out}/last.pt, {out}/best.pt (iteration {best['iter']}: {format_score(best)}), "
           f"{out}/history.json")
@@ -3619,6 +3657,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", help="output folder (default runs/<name>)")
     t.add_argument("--stats-dir", help="cache of real-image feature statistics (default DATA_DIR/fid_stats)")
     t.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    t.add_argument("--fork-from", metavar="STATE", help="start from another run's training state (its last.pt) "
+                   "with these settings (a new name and seed; learning rates, loss weights, steps, batch size and "
+                   "augmentation may differ), when OUT holds no last.pt yet")
     t.add_argument("--time-limit", type=_positive_minutes, metavar="MINUTES",
                    help="stop after this many minutes, saving last.pt (continue later with --resume)")
     t.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",

@@ -159,3 +159,13 @@ python tools/rescore_ema.py runs/sagan_iter4782.pt --data-dir data --feature-net
 OMP_NUM_THREADS=1 python gan_helpers.py train sagan --out runs/sagan_nobn --device cpu --resume \
     --set arch=dcgan g_ch=64 d_ch=64 "g_attn=(16,)" "d_attn=(16,)" cond=projection-ac d_batchnorm=False checkpoint_every=500 \
     --iters 1000 --eval-every 1000 --eval-samples 5000 --data-dir data --feature-net ../shared/eval/cifar10_features.pt
+# Session 8. dcgan_recipe finished (3 seeds): the DCGAN preset now conditions by projection-ac, so the DCGAN's long
+# run resumes with the preset alone. Both long runs ran beside four study workers (the studies loop, 2 cores):
+STUDY_WORKERS=2 tools/continue_runs.sh 125
+# The DCGAN's long run was stopped at 8,000 (validation FD (proxy) 1.737, 1.677, 1.718, 1.687, 1.770 at 4,000-8,000)
+# and the SAGAN's at 11,000 (1.658, 1.633, 1.635 at 9,000-11,000), their cores going to two more study workers
+# (the loop of tools/continue_runs.sh, started by hand with the same deadline). The SAGAN's state at 11,000 is kept
+# as model/runs/sagan/fork_11000.pt, from which studies/sagan_long.json forks every run (train --fork-from):
+# continue as it is, half the learning rates, or bCR (cr_weight=10), 3 seeds, 1,000 iterations:
+OMP_NUM_THREADS=1 python gan_helpers.py study run studies/sagan_long.json --data-dir data \
+    --feature-net ../shared/eval/cifar10_features.pt --threads 1 --quiet --time-limit 120

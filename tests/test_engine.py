@@ -189,8 +189,63 @@ def test_resume_with_another_ema_decay_changes_only_the_ema_and_logs_it(tmp_path
     assert not all(torch.equal(a["G_ema"][name], b["G_ema"][name]) for name in a["G_ema"])
     assert history["segments"][1]["changed"] == {"ema_decay": [0.5, 0.9]} and "changed" not in history["segments"][0]
     assert gh.describe_segments(history).endswith("; ema_decay 0.5 -> 0.9 at iteration 2")
-    with pytest.raises(gh.GanError, match="g_lr"):   # what G and D learn may not change
-        gh.train(tiny(iters=6, ema_decay=0.9, g_lr=1e-3), split, *data, features, progress=False, resume=True)
+    with pytest.raises(gh.GanError, match="betas"):   # settings outside RESUMABLE_FIELDS may not change
+        gh.train(tiny(iters=6, ema_decay=0.9, betas=(0.5, 0.99)), split, *data, features, progress=False, resume=True)
+
+
+def _parameters(state: dict, cfg: gh.Config) -> dict[str, torch.Tensor]:
+    """G's trainable tensors in a training state (spectral norm's u and v vectors are buffers, not these)."""
+    names = {n for n, _ in gh.build_models(cfg)[0].named_parameters()}
+    return {n: t for n, t in state["G"].items() if n in names}
+
+
+def test_resume_with_another_learning_rate_scales_the_next_adam_step(tmp_path, data, features):
+    """A resumed run takes the new learning rate, not the one stored in its optimizer state: from the same state,
+    data and latents, G's first Adam step after resuming with g_lr b is b/a times the step with g_lr a (Adam's
+    step is lr x m_hat / (sqrt(v_hat) + eps), and D's step before it is the same), and the change is logged."""
+    gh.train(tiny(iters=2), tmp_path / "base", *data, features, progress=False)
+    a, b = tiny().g_lr, 3 * tiny().g_lr
+    for name, lr in (("a", a), ("b", b)):
+        shutil.copytree(tmp_path / "base", tmp_path / name)
+        history = gh.train(tiny(iters=3, g_lr=lr), tmp_path / name, *data, features, progress=False, resume=True)
+    before = _parameters(torch.load(tmp_path / "base" / "last.pt", weights_only=True), tiny())
+    step_a, step_b = (_parameters(torch.load(tmp_path / n / "last.pt", weights_only=True), tiny()) for n in "ab")
+    for n in before:   # up to float32 rounding of the weights themselves (a few ulps of the largest)
+        ulps = 4 * torch.finfo(torch.float32).eps * before[n].abs().max().item()
+        assert_close(step_b[n] - before[n], (b / a) * (step_a[n] - before[n]), rtol=1e-4, atol=ulps)
+    state = torch.load(tmp_path / "b" / "last.pt", weights_only=True)
+    assert state["opt_g"]["param_groups"][0]["lr"] == b and state["opt_d"]["param_groups"][0]["lr"] == tiny().d_lr
+    assert history["segments"][1]["changed"] == {"g_lr": [a, b]}
+
+
+def test_fork_starts_a_new_run_from_another_runs_state(tmp_path, data, features):
+    """A fork takes the state's weights and optimizers at its iteration, its own name, seed and settings; one seed
+    gives identical forks, another seed other batches; the fork's history starts with an evaluation there and names
+    its origin, it resumes exactly, and the state it came from is left alone."""
+    gh.train(tiny(iters=2), tmp_path / "parent", *data, features, progress=False)
+    parent = tmp_path / "parent" / "last.pt"
+    digest = hashlib.sha256(parent.read_bytes()).hexdigest()
+    fork = lambda out, **kw: gh.train(tiny(**{"iters": 4, "name": "fork", **kw}), tmp_path / out, *data,  # noqa: E731
+                                      features, progress=False, resume=True, fork_from=parent)
+    one, same, other = fork("one", d_lr=1e-3), fork("same", d_lr=1e-3), fork("other", d_lr=1e-3, seed=1)
+    assert one["d_loss"] == same["d_loss"] and one["d_loss"] != other["d_loss"]
+    assert one["iter"] == [3, 4] and [e["iter"] for e in one["eval"]] == [2, 4]
+    start = torch.load(parent, weights_only=True)
+    assert one["eval"][0]["fd"] == pytest.approx(start["history"]["eval"][-1]["fd"])   # the state's own G_ema
+    assert one["forked_from"] == {"state": str(parent), "name": "sagan", "seed": 0, "iteration": 2}
+    assert one["segments"][0]["changed"] == {"d_lr": [tiny().d_lr, 1e-3]}
+    assert gh.describe_segments(one).startswith("forked from sagan (seed 0) at iteration 2, then trained in 1 stretch")
+    assert hashlib.sha256(parent.read_bytes()).hexdigest() == digest
+    stopped = gh.train(tiny(iters=4, name="fork", d_lr=1e-3), tmp_path / "split", *data, features, progress=False,
+                       resume=True, fork_from=parent, time_limit=0.0)
+    assert stopped["iter"] == [3]
+    resumed = gh.train(tiny(iters=4, name="fork", d_lr=1e-3), tmp_path / "split", *data, features, progress=False,
+                       resume=True, fork_from=parent)
+    assert resumed["d_loss"] == one["d_loss"] and resumed["forked_from"] == one["forked_from"]
+    with pytest.raises(gh.GanError, match="iteration 2.*set iters above 2"):
+        gh.train(tiny(iters=2), tmp_path / "none", *data, features, progress=False, fork_from=parent)
+    with pytest.raises(gh.GanError, match="another config.*arch"):
+        gh.train(tiny("dcgan", iters=4), tmp_path / "arch", *data, features, progress=False, fork_from=parent)
 
 
 def test_segments_sentence_names_stretches_and_code_changes():

@@ -476,3 +476,27 @@ def test_log_axis_labels_the_range_that_matters_without_crowding(values, labels)
     shown = [t.get_text() for t in ax.get_yticklabels() if t.get_text() and low <= float(t.get_text()) <= high]
     assert shown == labels
     plt.close(fig)
+
+
+def test_a_study_can_fork_every_run_from_one_training_state(tmp_path, data, features):
+    """start_from: every run starts from the state (here a finished 4-iteration run) with its arm's settings and
+    its seed's random stream, and the results count iterations, images and time from the fork."""
+    parent = tmp_path / "parent"
+    gh.train(gh.load_study(write_study(tmp_path)).config("none", 0), parent, *data, features, progress=False)
+    arms = {"same": ["g_attn=()", "d_attn=()"], "fast": ["g_attn=()", "d_attn=()", "d_lr=1e-3"]}
+    study = gh.load_study(write_study(tmp_path, arms=arms, iters=8, start_from=str(parent / "last.pt")))
+    gh.run_study(study, data, features, tmp_path / "runs", stats_dir=tmp_path / "stats", progress=False)
+    results = gh.collect_study(study, tmp_path / "runs")
+    forked = json.loads((tmp_path / "runs" / "tiny" / "fast_s1" / "history.json").read_text())
+    assert forked["iter"] == [5, 6, 7, 8] and forked["forked_from"]["iteration"] == 4
+    assert forked["segments"][0]["changed"] == {"d_lr": [4e-4, 1e-3]}
+    assert results["start_from"] == str(parent / "last.pt")
+    for arm in arms:
+        a = results["arms"][arm]
+        assert a["curve"]["iter"] == [4, 6, 8] and a["images_seen"] == 4 * 4    # 4 iterations of batch 4 since
+        for run in a["runs"]:
+            assert run["sec_per_iter"] == pytest.approx(run["seconds"] / 4)
+    start = [results["arms"][arm]["runs"][0]["best"] for arm in arms]       # the forks' first evaluation: the
+    firsts = [json.loads((tmp_path / "runs" / "tiny" / f"{arm}_s0" / "history.json").read_text())["eval"][0]["fd"]
+              for arm in arms]                                               # state's own generator, in every arm
+    assert firsts[0] == pytest.approx(firsts[1]) and all(b <= f for b, f in zip(start, firsts))

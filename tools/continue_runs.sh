@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Continue the long CPU work on this machine for MINUTES minutes, one thread per job, in the background:
 #   the studies (studies/*.json, in the order below; finished runs are skipped, unfinished ones resume), and
-#   the shipped SAGAN's and DCGAN's long runs (model/runs/{sagan,dcgan}, resumed from their committed last.pt)
+#   the shipped models' long runs (model/runs/{sagan,dcgan}, resumed from their committed last.pt; see LONG_RUNS)
 # (the jobs share the machine's cores). All stop by themselves when the time is up, saving their state.
 # STUDY_WORKERS=N (default 1) runs N study processes side by side (each takes the next run no other holds);
-# LONG_RUNS="sagan dcgan" (the default) names the long runs to continue ("" = none).
+# LONG_RUNS names the long runs to continue: "dcgan" by default ("sagan dcgan" both, "" none); the SAGAN's waits at
+# iteration 11,000 for studies/sagan_long.json, whose runs fork its state there, to choose how it goes on.
 # Then, before committing: tools/keep_study_state.sh && git add model/runs && git commit
 # Logs: runs/logs/{studies1..N,sagan,dcgan}.log. Usage: tools/continue_runs.sh MINUTES [DATA_DIR] [FEATURE_NET]
 set -euo pipefail
@@ -18,7 +19,7 @@ mkdir -p runs/logs
 export OMP_NUM_THREADS=1
 
 studies() {
-    for s in dcgan_recipe attention loss stabilisers conditioning update_ratio sagan_recipe; do
+    for s in dcgan_recipe attention loss stabilisers conditioning update_ratio sagan_long sagan_recipe; do
         left=$(( (deadline - $(date +%s)) / 60 ))
         [ "$left" -lt 2 ] && return
         "$python" gan_helpers.py study run "studies/$s.json" --data-dir "$data" --feature-net "$features" \
@@ -36,7 +37,7 @@ long_run() {   # long_run MODEL SETTINGS...: the shipped MODEL's long run (model
 for worker in $(seq "${STUDY_WORKERS:-1}"); do   # background subshells, immune to hangup like nohup
     (trap '' HUP; studies) > "runs/logs/studies$worker.log" 2>&1 &
 done
-for model in ${LONG_RUNS-sagan dcgan}; do
+for model in ${LONG_RUNS-dcgan}; do
     case "$model" in
         sagan) long_run sagan arch=dcgan g_ch=64 d_ch=64 "g_attn=(16,)" "d_attn=(16,)" cond=projection-ac \
                    ema_decay=0.999 checkpoint_every=500 ;;
@@ -44,4 +45,4 @@ for model in ${LONG_RUNS-sagan dcgan}; do
         *) echo "LONG_RUNS: unknown long run $model (sagan or dcgan)" >&2; exit 2 ;;
     esac
 done
-echo "started for $minutes minutes: ${STUDY_WORKERS:-1} study worker(s) (runs/logs/studies*.log), long runs: ${LONG_RUNS-sagan dcgan}"
+echo "started for $minutes minutes: ${STUDY_WORKERS:-1} study worker(s) (runs/logs/studies*.log), long runs: ${LONG_RUNS-dcgan}"
