@@ -3251,6 +3251,47 @@ def _score_at(evals: list[dict[str, Any]], key: str, limit: float) -> float:
     return [e for e in evals if e[key] <= limit][-1]["fd"]
 
 
+def time_study(study: Study, iters: int = 20, warmup: int = 3, rounds: int = 3,
+               device: torch.device | str = "cpu") -> dict[str, Any]:
+    """Seconds per iteration of every arm, measured in this one process: each arm's networks (seed 0) take
+    `warmup` untimed train_steps, then `rounds` times in turn every arm takes `iters` timed ones (so a machine
+    that gets busier or quieter affects every arm alike); per arm the median round. CPU time of this process on
+    the CPU (one thread: the study's unit), wall-clock time on a GPU. Synthetic images of the config's size:
+    the cost of a step does not depend on what the images show. collect_study() then puts every run's
+    evaluations on this common clock (iterations x seconds per iteration) instead of the logged times, which
+    depend on the machine each run happened to train on and on what else ran there."""
+    device = torch.device(device)
+    clock = time.process_time if device.type == "cpu" else time.perf_counter
+    prec = precision("off" if device.type == "cpu" else "auto", device)
+    steps: dict[str, Callable[[int], None]] = {}
+    for arm in study.arms:
+        cfg = study.config(arm, 0)
+        data = synthetic_images(4 * cfg.batch_size, max(cfg.cond_classes, 1), size=cfg.img_size).to(device)
+        G, D = (to_device(m, device) for m in build_models(cfg))
+        G_ema = copy.deepcopy(G) if cfg.ema_decay > 0 else None
+        opt_g, opt_d = make_optimizers(cfg, G, D)
+        steps[arm] = (lambda i, c=cfg, m=(G, D, G_ema, opt_g, opt_d), x=data:
+                      train_step(c, *m, lambda: x.batch(c.batch_size, c.hflip), i, prec))
+        for i in range(warmup):
+            steps[arm](i)
+    samples: dict[str, list[float]] = {arm: [] for arm in study.arms}
+    for _ in range(rounds):
+        for arm, step in steps.items():
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            start = clock()
+            for i in range(iters):
+                step(warmup + i)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            samples[arm].append((clock() - start) / iters)
+    return {"study": study.name, "device": _device_name(device), "torch": torch.__version__,
+            "clock": "CPU time of the timing process" if device.type == "cpu" else "wall-clock",
+            "iters": iters, "warmup": warmup, "rounds": rounds,
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "sec_per_iter": {arm: float(np.median(v)) for arm, v in samples.items()}, "rounds_sec_per_iter": samples}
+
+
 STUDY_TIME = ("training time: on the CPU the process's CPU time in training steps (wall-clock for evaluations "
               "logged before CPU time was), so runs sharing a machine with other jobs stay comparable; on a GPU "
               "wall-clock time; evaluations excluded")
@@ -3272,6 +3313,11 @@ def collect_study(study: Study, runs_dir: str | Path = "model/studies") -> dict[
     # per arm: (seed, run.json, evaluations, the iteration the run started from: 0, or a fork's)
     runs: dict[str, list[tuple[int, dict[str, Any], list[dict[str, Any]], int]]] = {arm: [] for arm in study.arms}
     missing, devices = [], set()
+    timing_path = Path(runs_dir) / study.name / "timing.json"   # `study time`: every arm timed in one process
+    timing = json.loads(timing_path.read_text()) if timing_path.is_file() else None
+    if timing is not None and set(timing["sec_per_iter"]) != set(study.arms):
+        raise GanError(f"{timing_path} times the arms {sorted(timing['sec_per_iter'])}, not this study's "
+                       f"{sorted(study.arms)}: time the study again (python gan_helpers.py study time FILE)")
     for arm, seed in study.runs():
         folder = study_run_dir(study, arm, seed, runs_dir)
         record = _run_record(folder)
@@ -3281,7 +3327,9 @@ def collect_study(study: Study, runs_dir: str | Path = "model/studies") -> dict[
         devices.add(record["device"])
         history = json.loads((folder / "history.json").read_text())
         start = history.get("forked_from", {}).get("iteration", 0)
-        runs[arm].append((seed, record, _with_training_time(history["eval"], record["device"]), start))
+        evals = (_with_training_time(history["eval"], record["device"]) if timing is None else
+                 [{**e, "time": (e["iter"] - start) * timing["sec_per_iter"][arm]} for e in history["eval"]])
+        runs[arm].append((seed, record, evals, start))
     done = [evals for arm_runs in runs.values() for _, _, evals, _ in arm_runs]
     if not done:
         raise GanError(f"no finished run of study {study.name!r} under {Path(runs_dir) / study.name}: "
@@ -3326,7 +3374,10 @@ def collect_study(study: Study, runs_dir: str | Path = "model/studies") -> dict[
                             "best": "lowest validation metric over the evaluations of a run",
                             "spread": "mean and sample standard deviation (n - 1) over seeds",
                             "equal_iter": equal_iter, "equal_seconds": equal_seconds,
-                            "seconds": STUDY_TIME,
+                            "seconds": STUDY_TIME if timing is None else
+                            (f"training time: iterations x seconds per iteration of each arm, all timed in one "
+                             f"process ({timing['clock']}, {timing['device']}, torch {timing['torch']}, "
+                             f"{timing['date'][:10]}; timing.json)"),
                             "devices": sorted(devices)},
                "arms": arms, "missing": missing}
     write_json_atomic(results, Path(runs_dir) / study.name / "results.json")
@@ -3532,6 +3583,20 @@ def _cmd_study(args: argparse.Namespace) -> None:
     if args.action == "status":
         print("\n".join(study_status(study, args.runs_dir)))
         return
+    if args.action == "time":
+        try:
+            _device(args.device) if args.device is not None else None
+        except argparse.ArgumentTypeError as exc:
+            raise GanError(f"--device {exc}") from None
+        if args.threads is not None:
+            torch.set_num_threads(args.threads)
+        timing = time_study(study, args.timed_iters, device=setup(0, args.device))
+        write_json_atomic(timing, Path(args.runs_dir) / study.name / "timing.json")
+        reference = next(iter(timing["sec_per_iter"].values()))
+        for arm, spi in timing["sec_per_iter"].items():
+            print(f"{arm}: {spi:.3f} s per iteration ({spi / reference:.2f}x the first arm)")
+        print(f"{timing['clock']}, {timing['device']}; written to {Path(args.runs_dir) / study.name / 'timing.json'}")
+        return
     if args.action == "commands":
         runs = [(a, s) for a, s in study.runs() if (not args.arm or a in args.arm) and (not args.seed or s in args.seed)]
         for arm, seed in runs:
@@ -3704,11 +3769,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(func=_cmd_evaluate)
 
     st = sub.add_parser("study", help="run, list or collect the runs of a study description (studies/*.json)")
-    st.add_argument("action", choices=("run", "commands", "collect", "status"),
+    st.add_argument("action", choices=("run", "commands", "collect", "status", "time"),
                     help="run: train every unfinished run, then write results.json; commands: print one "
                          "standalone command per run (for several processes, GPUs or machines); collect: "
                          "rebuild results.json from the run folders; status: which runs are finished, in "
-                         "progress or not started")
+                         "progress or not started; time: seconds per iteration of every arm, timed in turn in "
+                         "one process, to RUNS_DIR/<study>/timing.json (collect then compares times by it)")
     st.add_argument("file", help="study description, e.g. studies/attention.json")
     st.add_argument("--data-dir", default="data", help="CIFAR-10 folder (as for train)")
     st.add_argument("--runs-dir", default="model/studies", help="run folders go to RUNS_DIR/<study>/<arm>_s<seed>/")
@@ -3720,6 +3786,7 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--quiet", action="store_true", help="no progress bars, one line per run")
     st.add_argument("--time-limit", type=_positive_minutes, metavar="MINUTES",
                     help="run: save the state and stop after this long (the same command continues)")
+    st.add_argument("--timed-iters", type=positive, default=20, help="time: timed iterations per arm and round")
     st.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # a --jobs worker: its parent collects
     add_common(st, local_device=False)
     st.set_defaults(func=_cmd_study)

@@ -179,6 +179,15 @@ def results_table(hists: dict[str, dict]) -> str:
                     "test KID"], body, "lrrrrrrrr")
 
 
+def last_evals(history: dict, n: int) -> str:
+    """The last n validation scores of a run and their iterations, as a phrase: "1.658, 1.633 and 1.635 at
+    iterations 9,000, 10,000 and 11,000"."""
+    evals = history["eval"][-n:]
+    scores = [f"{e['fd']:.3f}" for e in evals]
+    iters = [f"{e['iter']:,}" for e in evals]
+    return f"{', '.join(scores[:-1])} and {scores[-1]} at iterations {', '.join(iters[:-1])} and {iters[-1]}"
+
+
 def ema_change(history: dict) -> dict[str, str]:
     """Where the long run's EMA decay changed on a resume (the segments train() logs): At, Before, After, and
     Span, the iterations the EMA averaged over before."""
@@ -252,6 +261,7 @@ def numbers(hists: dict[str, dict], cfgs: dict[str, gh.Config], studies: dict[st
     lines += [macro("LongIters", f"{trained(long):,}"), macro("LongEvalIters", f"{long['eval'][-1]['iter']:,}"),
               macro("LongBestFD", f"{best['fd']:.3f}"), macro("LongBestAt", f"{best['iter']:,}"),
               macro("LongClassAcc", f"{best['class_acc']:.2f}"),
+              macro("LongLastEvals", last_evals(long, 3)),
               macro("LongTraining", gh.describe_segments(long).replace("_", "\\_").replace("->", "$\\to$")),
               *(macro(f"LongEma{what}", value) for what, value in ema_change(long).items()),
               *(macro(f"LongRescore{who}{what}", fmt.format(r[key][field]))

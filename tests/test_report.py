@@ -53,6 +53,13 @@ def test_numbers_and_tables_quote_the_logged_values(assets, tables):
         assert f"{best['fd']:.3f}" in tables["results.tex"]
 
 
+def test_long_run_phrase_quotes_its_last_evaluations(assets, tables):
+    history = _history({0: 9.0, 1000: 2.5, 2000: 1.25, 3000: 1.2504})
+    assert assets.last_evals(history, 3) == "2.500, 1.250 and 1.250 at iterations 1,000, 2,000 and 3,000"
+    expected = assets.last_evals(assets.read_json(assets.LONG_RUN / "history.json"), 3)
+    assert f"\\newcommand{{\\LongLastEvals}}{{{expected}}}" in tables["numbers.tex"]
+
+
 def _history(fds: dict[int, float]) -> dict:
     evals = [{"iter": i, "fd": fd, "kid": fd / 100, "kid_std": 0.001, "n_fake": 10, "n_real": 10, "metric": "FD"}
              for i, fd in fds.items()]
@@ -216,3 +223,13 @@ def test_attention_numbers_quote_the_query_dependence_of_each_source(assets):
     fake_images = next(iter(layers["fake"].values()))[0]    # D saw G's samples, as uint8 like a saved image
     torch_images = next(iter(layers["generated"].values()))[0]
     gh.torch.testing.assert_close(fake_images, gh.to_float(gh.to_uint8(torch_images)))
+
+
+def test_every_study_in_the_report_compares_times_on_one_timed_clock(assets):
+    """The Studies section says training times come from `study time` (every arm timed in one process), not from
+    the times runs logged on different machines: every study it shows must have been collected that way."""
+    for name in (*assets.STUDIES, *assets.RECIPES):
+        path = ROOT / "model" / "studies" / name / "results.json"
+        if path.is_file():
+            protocol = assets.read_json(path)["protocol"]["seconds"]
+            assert "all timed in one process" in protocol, f"{name}: run study time, then study collect"

@@ -2,6 +2,7 @@
 mean/std over seeds), resuming a killed study without redoing finished runs, run locks, the command line,
 the table and the plot."""
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -293,6 +294,16 @@ def test_cli_study_errors_are_one_line(tmp_path):
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "arm 'x': config loss='mse'" in r.stderr
 
 
+def test_cli_study_time_writes_the_timing_file(tmp_path):
+    r = subprocess.run([sys.executable, str(Path(gh.__file__)), "study", "time", str(write_study(tmp_path)),
+                        "--runs-dir", str(tmp_path / "runs"), "--timed-iters", "1", "--threads", "1", "--device", "cpu"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    timing = json.loads((tmp_path / "runs" / "tiny" / "timing.json").read_text())
+    assert set(timing["sec_per_iter"]) == set(ARMS) and timing["iters"] == 1
+    assert "a8: " in r.stdout and "x the first arm" in r.stdout
+
+
 # ---------------------------------------------------------------------------------------------- table and plot
 
 def fake_results(bests: dict[str, list[float]]) -> dict:
@@ -500,3 +511,35 @@ def test_a_study_can_fork_every_run_from_one_training_state(tmp_path, data, feat
     firsts = [json.loads((tmp_path / "runs" / "tiny" / f"{arm}_s0" / "history.json").read_text())["eval"][0]["fd"]
               for arm in arms]                                               # state's own generator, in every arm
     assert firsts[0] == pytest.approx(firsts[1]) and all(b <= f for b, f in zip(start, firsts))
+
+
+def test_study_time_measures_every_arm_in_turn(tmp_path):
+    study = gh.load_study(write_study(tmp_path))
+    timing = gh.time_study(study, iters=2, warmup=1, rounds=2)
+    assert set(timing["sec_per_iter"]) == set(ARMS) and all(v > 0 for v in timing["sec_per_iter"].values())
+    assert all(len(v) == 2 for v in timing["rounds_sec_per_iter"].values())
+    assert timing["clock"] == "CPU time of the timing process" and timing["device"].startswith("cpu")
+
+
+def test_collect_puts_every_run_on_the_timed_clock(tmp_path, finished):
+    """With timing.json (study time), an evaluation's training time is its iterations x its arm's timed seconds per
+    iteration, whatever the run logged; the equal-time scores and seconds per iteration follow from it."""
+    study, runs, _ = finished
+    folder = tmp_path / "runs"
+    shutil.copytree(runs, folder)
+    spi = {"none": 0.5, "a8": 2.0}
+    (folder / "tiny" / "timing.json").write_text(json.dumps({"sec_per_iter": spi, "clock": "CPU time of the timing "
+                                                             "process", "device": "cpu (1 thread)", "torch": "x",
+                                                             "date": "2026-11-25T00:00:00+00:00"}))
+    results = gh.collect_study(study, folder)
+    assert results["protocol"]["equal_seconds"] == ITERS * 0.5           # the faster arm's runs end first
+    assert "all timed in one process" in results["protocol"]["seconds"]
+    for arm, s in spi.items():
+        a = results["arms"][arm]
+        assert a["sec_per_iter"]["values"] == [s, s] and a["curve"]["seconds"] == [i * s for i in a["curve"]["iter"]]
+    at_time = {seed: [e["fd"] for e in history(folder, "a8", seed)["eval"] if e["iter"] * 2.0 <= ITERS * 0.5][-1]
+               for seed in SEEDS}
+    assert results["arms"]["a8"]["at_time"]["values"] == [at_time[s] for s in SEEDS]
+    (folder / "tiny" / "timing.json").write_text(json.dumps({"sec_per_iter": {"none": 1.0}}))
+    with pytest.raises(gh.GanError, match="time the study again"):
+        gh.collect_study(study, folder)
