@@ -3263,7 +3263,7 @@ def time_study(study: Study, iters: int = 20, warmup: int = 3, rounds: int = 3,
     device = torch.device(device)
     clock = time.process_time if device.type == "cpu" else time.perf_counter
     prec = precision("off" if device.type == "cpu" else "auto", device)
-    steps: dict[str, Callable[[int], None]] = {}
+    steps: dict[str, Callable[[int], Any]] = {}   # arm -> one training step at iteration i
     for arm in study.arms:
         cfg = study.config(arm, 0)
         data = synthetic_images(4 * cfg.batch_size, max(cfg.cond_classes, 1), size=cfg.img_size).to(device)
@@ -3289,7 +3289,8 @@ def time_study(study: Study, iters: int = 20, warmup: int = 3, rounds: int = 3,
             "clock": "CPU time of the timing process" if device.type == "cpu" else "wall-clock",
             "iters": iters, "warmup": warmup, "rounds": rounds,
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "sec_per_iter": {arm: float(np.median(v)) for arm, v in samples.items()}, "rounds_sec_per_iter": samples}
+            "sec_per_iter": {arm: float(np.median(v)) for arm, v in samples.items()}, "rounds_sec_per_iter": samples,
+            "configs": {arm: dataclasses.asdict(study.config(arm, 0)) for arm in study.arms}}
 
 
 STUDY_TIME = ("training time: on the CPU the process's CPU time in training steps (wall-clock for evaluations "
@@ -3315,9 +3316,10 @@ def collect_study(study: Study, runs_dir: str | Path = "model/studies") -> dict[
     missing, devices = [], set()
     timing_path = Path(runs_dir) / study.name / "timing.json"   # `study time`: every arm timed in one process
     timing = json.loads(timing_path.read_text()) if timing_path.is_file() else None
-    if timing is not None and set(timing["sec_per_iter"]) != set(study.arms):
-        raise GanError(f"{timing_path} times the arms {sorted(timing['sec_per_iter'])}, not this study's "
-                       f"{sorted(study.arms)}: time the study again (python gan_helpers.py study time FILE)")
+    if timing is not None and (set(timing["sec_per_iter"]) != set(study.arms) or any(
+            Config.from_dict(timing["configs"][arm]) != study.config(arm, 0) for arm in study.arms)):
+        raise GanError(f"{timing_path} timed other arms or configs than the study's ({sorted(study.arms)}): "
+                       f"time the study again (python gan_helpers.py study time FILE)")
     for arm, seed in study.runs():
         folder = study_run_dir(study, arm, seed, runs_dir)
         record = _run_record(folder)

@@ -1,6 +1,7 @@
 """Study runner: description files, identical starting weights across arms, the results file (values and
 mean/std over seeds), resuming a killed study without redoing finished runs, run locks, the command line,
 the table and the plot."""
+import dataclasses
 import json
 import shutil
 import statistics
@@ -528,9 +529,10 @@ def test_collect_puts_every_run_on_the_timed_clock(tmp_path, finished):
     folder = tmp_path / "runs"
     shutil.copytree(runs, folder)
     spi = {"none": 0.5, "a8": 2.0}
-    (folder / "tiny" / "timing.json").write_text(json.dumps({"sec_per_iter": spi, "clock": "CPU time of the timing "
-                                                             "process", "device": "cpu (1 thread)", "torch": "x",
-                                                             "date": "2026-11-25T00:00:00+00:00"}))
+    configs = {arm: dataclasses.asdict(study.config(arm, 0)) for arm in ARMS}
+    timing = {"sec_per_iter": spi, "clock": "CPU time of the timing process", "device": "cpu (1 thread)",
+              "torch": "x", "date": "2026-11-25T00:00:00+00:00", "configs": configs}
+    (folder / "tiny" / "timing.json").write_text(json.dumps(timing))
     results = gh.collect_study(study, folder)
     assert results["protocol"]["equal_seconds"] == ITERS * 0.5           # the faster arm's runs end first
     assert "all timed in one process" in results["protocol"]["seconds"]
@@ -540,6 +542,8 @@ def test_collect_puts_every_run_on_the_timed_clock(tmp_path, finished):
     at_time = {seed: [e["fd"] for e in history(folder, "a8", seed)["eval"] if e["iter"] * 2.0 <= ITERS * 0.5][-1]
                for seed in SEEDS}
     assert results["arms"]["a8"]["at_time"]["values"] == [at_time[s] for s in SEEDS]
-    (folder / "tiny" / "timing.json").write_text(json.dumps({"sec_per_iter": {"none": 1.0}}))
-    with pytest.raises(gh.GanError, match="time the study again"):
-        gh.collect_study(study, folder)
+    for stale in ({**timing, "sec_per_iter": {"none": 1.0}},                          # another set of arms
+                  {**timing, "configs": {**configs, "a8": {**configs["a8"], "g_lr": 1e-3}}}):   # another config
+        (folder / "tiny" / "timing.json").write_text(json.dumps(stale))
+        with pytest.raises(gh.GanError, match="time the study again"):
+            gh.collect_study(study, folder)
