@@ -3242,7 +3242,8 @@ def run_study(study: Study, data: str | Path | tuple[ImageSet, ImageSet], featur
 def mean_std(values: list[float]) -> dict[str, Any]:
     """Mean and sample standard deviation (n - 1 in the denominator; None for one value) of per-seed values."""
     v = np.asarray(values, dtype=np.float64)
-    return {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if len(v) > 1 else None, "n": len(v),
+    spread = 0.0 if (v == v[0]).all() else float(v.std(ddof=1))   # equal values: exactly 0, not rounding residue
+    return {"mean": float(v.mean()), "std": spread if len(v) > 1 else None, "n": len(v),
             "values": [float(x) for x in v]}
 
 

@@ -164,6 +164,7 @@ def test_mean_and_std_over_seeds_are_the_sample_statistics(finished):
     assert gh.mean_std([1.0, 2.0, 4.0]) == {"mean": pytest.approx(7 / 3), "std": pytest.approx(1.5275252316519468),
                                             "n": 3, "values": [1.0, 2.0, 4.0]}
     assert gh.mean_std([2.5])["std"] is None
+    assert gh.mean_std([0.1, 0.1, 0.1])["std"] == 0.0   # not the residue of rounding the mean (1.7e-17)
 
 
 def test_arms_of_one_seed_start_from_the_same_score(finished):

@@ -9,7 +9,7 @@ for last in "$runs"/*/*/last.pt; do
     [ -e "$last" ] || continue
     run="$(dirname "$last")"
     if [ -e "$run/run.json" ]; then
-        git rm -q --cached --ignore-unmatch "$last"
+        git rm -q --cached -f --ignore-unmatch "$last"   # -f: also when a stretch staged it earlier
     else
         git add -f "$last" "$run/history.json"
         echo "keeping $last ($(du -h "$last" | cut -f1))"
