@@ -585,7 +585,7 @@ def figures() -> None:
         gh.plot_study(results, ax=axes[0])
         gh.plot_study(results, ax=axes[1], x="seconds")
         axes[0].set_title("by iteration", fontsize=9)
-        axes[1].set_title("by training time (each arm's timed seconds per iteration)", fontsize=9)
+        axes[1].set_title("by training time (timed per arm)", fontsize=9)
         axes[0].set_ylabel("validation FD (proxy)")   # the caption gives the metric and the sample counts
         axes[1].set_ylabel("")
         axes[1].get_legend().remove()
