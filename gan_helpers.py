@@ -3121,6 +3121,11 @@ def study_run_dir(study: Study, arm: str, seed: int, runs_dir: str | Path = "mod
     return Path(runs_dir) / owner / f"{owner_arm}_s{seed}"
 
 
+def study_timing_path(study: Study, runs_dir: str | Path = "model/studies") -> Path:
+    """Where `study time` writes the study's seconds per iteration of every arm (time_study) for collect_study."""
+    return Path(runs_dir) / study.name / "timing.json"
+
+
 def _run_record(folder: Path) -> dict[str, Any] | None:
     """A finished run's run.json (its config, seed, arm, device), or None when the run has not finished."""
     path = folder / "run.json"
@@ -3315,7 +3320,7 @@ def collect_study(study: Study, runs_dir: str | Path = "model/studies") -> dict[
     # per arm: (seed, run.json, evaluations, the iteration the run started from: 0, or a fork's)
     runs: dict[str, list[tuple[int, dict[str, Any], list[dict[str, Any]], int]]] = {arm: [] for arm in study.arms}
     missing, devices = [], set()
-    timing_path = Path(runs_dir) / study.name / "timing.json"   # `study time`: every arm timed in one process
+    timing_path = study_timing_path(study, runs_dir)   # `study time`: every arm timed in one process
     timing = json.loads(timing_path.read_text()) if timing_path.is_file() else None
     if timing is not None and (set(timing["sec_per_iter"]) != set(study.arms) or any(
             Config.from_dict(timing["configs"][arm]) != study.config(arm, 0) for arm in study.arms)):
@@ -3581,24 +3586,31 @@ def _study_flags(args: argparse.Namespace) -> list[str]:
     return flags
 
 
+def _study_device(args: argparse.Namespace) -> torch.device:
+    """The device of a study command that trains or times here (--device, checked now: `study commands` only
+    prints it for other machines), with --threads applied."""
+    try:
+        _device(args.device) if args.device is not None else None
+    except argparse.ArgumentTypeError as exc:
+        raise GanError(f"--device {exc}") from None
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    return setup(0, args.device)
+
+
 def _cmd_study(args: argparse.Namespace) -> None:
     study = load_study(args.file)
     if args.action == "status":
         print("\n".join(study_status(study, args.runs_dir)))
         return
     if args.action == "time":
-        try:
-            _device(args.device) if args.device is not None else None
-        except argparse.ArgumentTypeError as exc:
-            raise GanError(f"--device {exc}") from None
-        if args.threads is not None:
-            torch.set_num_threads(args.threads)
-        timing = time_study(study, args.timed_iters, device=setup(0, args.device))
-        write_json_atomic(timing, Path(args.runs_dir) / study.name / "timing.json")
+        timing = time_study(study, args.timed_iters, device=_study_device(args))
+        path = study_timing_path(study, args.runs_dir)
+        write_json_atomic(timing, path)
         reference = next(iter(timing["sec_per_iter"].values()))
         for arm, spi in timing["sec_per_iter"].items():
             print(f"{arm}: {spi:.3f} s per iteration ({spi / reference:.2f}x the first arm)")
-        print(f"{timing['clock']}, {timing['device']}; written to {Path(args.runs_dir) / study.name / 'timing.json'}")
+        print(f"{timing['clock']}, {timing['device']}; written to {path}")
         return
     if args.action == "commands":
         runs = [(a, s) for a, s in study.runs() if (not args.arm or a in args.arm) and (not args.seed or s in args.seed)]
@@ -3619,13 +3631,7 @@ def _cmd_study(args: argparse.Namespace) -> None:
             raise GanError(f"a worker of study {study.name} failed (its message is above); run the same command "
                            f"again to continue")
     elif args.action == "run":
-        try:
-            _device(args.device) if args.device is not None else None
-        except argparse.ArgumentTypeError as exc:
-            raise GanError(f"--device {exc}") from None
-        if args.threads is not None:
-            torch.set_num_threads(args.threads)
-        device = setup(0, args.device)
+        device = _study_device(args)
         features = load_feature_net(args.feature_net, args.fid_weights, device)
         only = lambda arm, seed: (not args.arm or arm in args.arm) and (not args.seed or seed in args.seed)  # noqa: E731
         for line in run_study(study, args.data_dir, features, args.runs_dir, device, only, args.stats_dir,
