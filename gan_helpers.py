@@ -1929,8 +1929,9 @@ def format_table(head: list[str], rows: list[list[str]], fmt: str = "markdown", 
                       *(" & ".join(map(esc, r)) + r" \\" for r in rows), r"\bottomrule", r"\end{tabular}"])
 
 
-def score_table(results: dict[str, dict[str, Any]]) -> str:
-    """Markdown table of test_set_score results by model name: FD, KID, IS, class accuracy, diversity."""
+def score_table(results: dict[str, dict[str, Any]], fmt: str = "markdown") -> str:
+    """Table of test_set_score results by model name: FD, KID, IS, class accuracy, diversity. Markdown ends
+    with a line giving the sample counts; LaTeX (fmt="latex") leaves them to the caption."""
     first = next(iter(results.values()))
     head = ["model", first["metric"], "KID", first.get("is_metric", "IS"), first.get("class_metric", "class accuracy"),
             "near-duplicate pairs", "nearest-neighbour ratio"]
@@ -1942,7 +1943,9 @@ def score_table(results: dict[str, dict[str, Any]]) -> str:
                      f"{r['class_acc']:.3f} (real {r.get('real_class_acc', float('nan')):.3f})" if "class_acc" in r else "-",
                      f"{d['dup_fake']:.4f} (real {d['dup_real']:.4f})" if d else "-",
                      f"{r['nn_ratio']:.3f}" if "nn_ratio" in r else "-"])
-    return (format_table(head, rows)
+    if fmt == "latex":
+        return format_table(head, rows, "latex")
+    return (format_table(head, rows, fmt)
             + f"\n\n{first['n_fake']} generated vs {first['n_real']} real test images per model.")
 
 

@@ -169,3 +169,12 @@ STUDY_WORKERS=2 tools/continue_runs.sh 125
 # continue as it is, half the learning rates, or bCR (cr_weight=10), 3 seeds, 1,000 iterations:
 OMP_NUM_THREADS=1 python gan_helpers.py study run studies/sagan_long.json --data-dir data \
     --feature-net ../shared/eval/cifar10_features.pt --threads 1 --quiet --time-limit 120
+# Session 9 (new machine, 2 cores): the studies loop alone, two workers (conditioning and update_ratio finished,
+# then sagan_long), no long run:
+STUDY_WORKERS=2 LONG_RUNS= tools/continue_runs.sh 140
+# and the test-set scores of every kept checkpoint again, with every measure evaluate now records (IS, class
+# accuracy, near-duplicate pairs, nearest-neighbour ratio): the loop "Test-set scores" above, same checkpoints.
+# Then the collected results, and the report (report/build.sh):
+for s in attention loss stabilisers conditioning update_ratio sagan_long; do
+  python gan_helpers.py study collect studies/$s.json
+done

@@ -179,6 +179,13 @@ def results_table(hists: dict[str, dict]) -> str:
                     "test KID"], body, "lrrrrrrrr")
 
 
+def measures_table() -> str:
+    """Every measure of the test-set scores (model/<run>_test.json, `evaluate --json`) of each run, the shipped
+    generators first (gh.score_table)."""
+    return gh.score_table({label: read_json(MODEL / f"{name}_test.json") for name, label in LABELS.items()},
+                          "latex") + "\n"
+
+
 def last_evals(history: dict, n: int) -> str:
     """The last n validation scores of a run and their iterations, as a phrase: "1.658, 1.633 and 1.635 at
     iterations 9,000, 10,000 and 11,000"."""
@@ -255,7 +262,9 @@ def numbers(hists: dict[str, dict], cfgs: dict[str, gh.Config], studies: dict[st
               macro("StudyFake", f"{study.eval_samples:,}"), macro("StudySeeds", str(len(study.seeds))),
               macro("StudyImages", f"{study.iters * cfg.batch_size:,}"),
               macro("StudyEpochs", f"{study.iters * cfg.batch_size / (50_000 - cfg.val_size):.1f}"),
-              macro("StudyReal", f"{cfg.val_size:,}"), macro("StudyEmaStart", f"{cfg.ema_start:,}")]
+              macro("StudyReal", f"{cfg.val_size:,}"), macro("StudyEmaStart", f"{cfg.ema_start:,}"),
+              macro("StudyProgress", study_progress(studies)), macro("DuplicateFraction", f"{gh.DUPLICATE_FRACTION:g}")]
+    lines += study_macros(studies)
     long, snaps = read_json(LONG_RUN / "history.json"), gh.snapshots(LONG_RUN)
     best = best_upto(long, None)
     lines += [macro("LongIters", f"{trained(long):,}"), macro("LongEvalIters", f"{long['eval'][-1]['iter']:,}"),
@@ -453,23 +462,66 @@ def tex_name(arm: str) -> str:
     return arm.replace("_", r"\_")
 
 
+DIGIT_WORDS = ("Zero", "One", "Two", "Three", "Four", "Five", "Six", "Seven", "Eight", "Nine")
+
+
+def letters_key(name: str) -> str:
+    """A study or arm name -> letters only, as LaTeX macro names need: attn32 -> AttnThreeTwo,
+    sn-gd-ttur -> SnGdTtur."""
+    words = re.split(r"[^A-Za-z0-9]+", name)
+    return "".join(re.sub(r"\d", lambda m: DIGIT_WORDS[int(m.group())], w[:1].upper() + w[1:]) for w in words)
+
+
+def study_macros(studies: dict[str, dict]) -> list[str]:
+    """Per arm of every study in STUDIES and RECIPES: mean best score (<Study><Arm>Best), mean score at the
+    training time every run of the study reached (...AtTime), mean class accuracy of the best checkpoints (...Acc)
+    and seconds per iteration as a multiple of the study's cheapest arm (...Cost)."""
+    lines = []
+    for name in (*STUDIES, *RECIPES):
+        if name not in studies:
+            continue
+        arms = studies[name]["arms"]
+        cheapest = min(a["sec_per_iter"]["mean"] for a in arms.values())
+        for arm, a in arms.items():
+            key = "Study" + letters_key(name) + letters_key(arm)
+            lines += [macro(f"{key}Best", f"{a['best']['mean']:.3f}"), macro(f"{key}AtTime", f"{a['at_time']['mean']:.3f}"),
+                      macro(f"{key}Cost", f"{a['sec_per_iter']['mean'] / cheapest:.1f}")]
+            if a.get("class_acc"):   # None where an arm is unconditional
+                lines.append(macro(f"{key}Acc", f"{a['class_acc']['mean']:.2f}"))
+    return lines
+
+
+def study_progress(studies: dict[str, dict]) -> str:
+    """The protocol's sentence on how far the five studies are: finished, or which are still running."""
+    running = [name for name in STUDIES if name not in studies or studies[name]["missing"]]
+    if not running:
+        return ("Every run of the five studies has finished. The line above each table lists the differences "
+                "in the best score larger than the two arms' standard deviations added.")
+    return (f"Still running: {', '.join(tex_name(n) for n in running)}; arms with fewer seeds than planned are "
+            "marked by their seed count, and the line above each table lists the runs not finished yet and the "
+            "differences in the best score larger than the two arms' standard deviations added.")
+
+
 def study_verdict(results: dict) -> str:
     """What a study's table shows, in sentences written from its numbers: seeds per arm, runs still missing,
-    and the pairs of arms whose best scores differ by more than the spread over seeds (gh.study_differences)."""
+    and the pairs of arms whose best scores, and whose scores at equal training time, differ by more than the
+    spread over seeds (gh.study_differences)."""
     arms = results["arms"]
     seeds = sorted({len(a["seeds"]) for a in arms.values()})
     text = f"Seeds per arm: {seeds[0]}" + (f" to {seeds[-1]}." if len(seeds) > 1 else ".")
     if results["missing"]:
         text += f" Runs not finished yet: {', '.join(tex_name(m) for m in results['missing'])}."
-    pairs = gh.study_differences(results)
     if max(seeds) < 2:
-        text += " With one seed there is no spread to compare a difference with, so no difference is called."
-    elif pairs:
-        text += (" Differences in the best score larger than the two arms' standard deviations added: "
-                 + "; ".join(f"{tex_name(lo)} below {tex_name(hi)} by {gap:.3g}" for lo, hi, gap in pairs)
-                 + ". Every other pair of arms is within the spread over seeds.")
-    else:
-        text += " No two arms differ in the best score by more than their standard deviations added."
+        return text + " With one seed there is no spread to compare a difference with, so no difference is called.\n"
+    for key, what in (("best", "the best score"), ("at_time", "the score at equal training time")):
+        pairs = gh.study_differences(results, key)
+        if pairs:
+            text += (f" Differences in {what} larger than the two arms' standard deviations added: "
+                     + "; ".join(f"{tex_name(lo)} below {tex_name(hi)} by {gap:.3g}" for lo, hi, gap in pairs)
+                     + ("; every other pair is within the spread." if len(pairs) < len(arms) * (len(arms) - 1) // 2
+                        else "."))
+        else:
+            text += f" No two arms differ in {what} by more than their standard deviations added."
     return text + "\n"
 
 
@@ -494,6 +546,7 @@ def tables() -> dict[str, str]:
             "hyperparameters.tex": hyperparameter_table(cfgs, hists),
             "budgets.tex": budget_table(hists),
             "results.tex": results_table(hists),
+            "measures.tex": measures_table(),
             "standing.tex": standing_table(rescores()),
             "numbers.tex": numbers(hists, cfgs, studies),
             "verdict.tex": verdict(hists, cfgs),

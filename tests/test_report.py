@@ -93,19 +93,31 @@ def test_verdict_sentences_follow_the_numbers(assets):
     assert "our DCGAN is level with the reference recipe (4.000 vs 4.100" in assets.verdict(hists, cfgs)
 
 
-def _results(bests: dict[str, list[float]], missing: list[str] = ()) -> dict:
-    return {"arms": {arm: {"seeds": list(range(len(v))), "best": gh.mean_std(v)} for arm, v in bests.items()},
-            "missing": list(missing)}
+def _results(bests: dict[str, list[float]], missing: list[str] = (), at_time: dict[str, list[float]] | None = None
+             ) -> dict:
+    at_time = at_time or bests
+    return {"arms": {arm: {"seeds": list(range(len(v))), "best": gh.mean_std(v), "at_time": gh.mean_std(at_time[arm])}
+                     for arm, v in bests.items()}, "missing": list(missing)}
 
 
 def test_study_verdict_states_seeds_missing_runs_and_only_differences_beyond_the_spread(assets):
     text = assets.study_verdict(_results({"none": [3.0, 3.2, 3.4], "attn8": [2.0, 2.1, 2.2], "x_y": [3.0, 3.6]},
                                          ["x_y_s2"]))
     assert text.startswith("Seeds per arm: 2 to 3. Runs not finished yet: x\\_y\\_s2.")
-    assert "attn8 below x\\_y by 1.2; attn8 below none by 1.1. Every other pair" in text
-    text = assets.study_verdict(_results({"a": [1.0, 2.0], "b": [1.5, 1.6]}))
-    assert text.startswith("Seeds per arm: 2.") and "No two arms differ" in text
+    assert ("best score larger than the two arms' standard deviations added: attn8 below x\\_y by 1.2; attn8 below "
+            "none by 1.1; every other pair is within the spread.") in text
+    text = assets.study_verdict(_results({"a": [1.0, 2.0], "b": [1.5, 1.6]}, at_time={"a": [1.0, 1.2], "b": [3.0, 3.2]}))
+    assert text.startswith("Seeds per arm: 2. No two arms differ in the best score")
+    assert text.endswith("equal training time larger than the two arms' standard deviations added: a below b by 2.\n")
     assert "no difference is called" in assets.study_verdict(_results({"a": [1.0], "b": [5.0]}))
+
+
+def test_study_progress_names_the_studies_still_running(assets):
+    done = {name: _results({"a": [1.0, 2.0]}) for name in assets.STUDIES}
+    assert assets.study_progress(done).startswith("Every run of the five studies has finished.")
+    running = {**done, "loss": _results({"a": [1.0]}, ["a_s1"])}
+    del running["update_ratio"]
+    assert assets.study_progress(running).startswith("Still running: loss, update\\_ratio;")
 
 
 def test_figures_are_saved_at_print_size_and_refused_with_unreadable_text(assets, tmp_path, monkeypatch):
