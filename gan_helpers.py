@@ -2698,7 +2698,7 @@ def plot_losses(history: dict[str, list], window: int = 100, title: str = "") ->
                {"d_loss_train": ("D, training images", "o"), "d_loss_val": ("D, validation images", "s")}),
               (axes[1], {"d_real": "D(x)", "d_fake": "D(G(z))"}, "mean D logit",
                {"d_real_train": ("D(x), training images", "o"), "d_real_val": ("D(x), validation images", "s"),
-                "d_fake_eval": ("D(G(z)), eval", "^")}))
+                "d_fake_eval": ("D(G(z)), EMA generator's samples", "^")}))
     for ax, names, ylabel, points in panels:
         for key, name in names.items():
             ax.plot(it, _smooth(history[key], window), label=name, marker="." if len(it) < 50 else None)

@@ -34,7 +34,7 @@ BUDGETS = (1000, 2000, 4000, 6000, 8000, 10000, 11000, 13000, 15000)  # iteratio
 REPORT_CLASSES = (0, 1, 3, 7, 8)             # airplane, automobile, cat, horse, ship
 ATTENTION_CLASSES = (0, 1, 7, 8)             # samples whose attention the report shows: airplane, automobile, horse, ship
 STUDIES = ("attention", "loss", "stabilisers", "conditioning", "update_ratio")   # studies/<name>.json
-RECIPES = ("sagan_recipe", "dcgan_recipe")    # the studies that chose the shipped models' recipes
+RECIPES = ("sagan_recipe", "dcgan_recipe", "sagan_long")   # the studies that chose the recipes and the long run's way on
 LEVEL = 0.05                                 # relative FD difference called "level": ~3x the sample noise (eval_noise)
 RESCORES = {"dcgan_ema": "rescore_dcgan_10000.json",   # run -> tools/rescore_ema.py at its last evaluation with
             "sagan": "rescore_sagan_4000.json"}        # BN statistics copied from G (model/commands.sh)
@@ -473,15 +473,17 @@ def letters_key(name: str) -> str:
 
 
 def study_macros(studies: dict[str, dict]) -> list[str]:
-    """Per arm of every study in STUDIES and RECIPES: mean best score (<Study><Arm>Best), mean score at the
-    training time every run of the study reached (...AtTime), mean class accuracy of the best checkpoints (...Acc)
-    and seconds per iteration as a multiple of the study's cheapest arm (...Cost)."""
+    """Per study of STUDIES and RECIPES, the fewest seeds any arm has finished (<Study>Seeds); per arm: mean best
+    score (<Study><Arm>Best), mean score at the training time every run of the study reached (...AtTime), mean
+    class accuracy of the best checkpoints (...Acc) and seconds per iteration as a multiple of the study's
+    cheapest arm (...Cost)."""
     lines = []
     for name in (*STUDIES, *RECIPES):
         if name not in studies:
             continue
         arms = studies[name]["arms"]
         cheapest = min(a["sec_per_iter"]["mean"] for a in arms.values())
+        lines.append(macro(f"Study{letters_key(name)}Seeds", str(min(len(a["seeds"]) for a in arms.values()))))
         for arm, a in arms.items():
             key = "Study" + letters_key(name) + letters_key(arm)
             lines += [macro(f"{key}Best", f"{a['best']['mean']:.3f}"), macro(f"{key}AtTime", f"{a['at_time']['mean']:.3f}"),

@@ -112,6 +112,18 @@ def test_study_verdict_states_seeds_missing_runs_and_only_differences_beyond_the
     assert "no difference is called" in assets.study_verdict(_results({"a": [1.0], "b": [5.0]}))
 
 
+def test_study_macros_give_the_fewest_seeds_and_each_arms_means(assets):
+    results = _results({"continue": [1.0, 2.0, 3.0], "lr-half": [2.0, 4.0]})
+    for arm, seconds in (("continue", 0.5), ("lr-half", 2.0)):
+        results["arms"][arm]["sec_per_iter"] = gh.mean_std([seconds])
+    lines = assets.study_macros({"sagan_long": results})
+    assert "\\newcommand{\\StudySaganLongSeeds}{2}" in lines
+    assert "\\newcommand{\\StudySaganLongContinueBest}{2.000}" in lines
+    assert "\\newcommand{\\StudySaganLongLrHalfBest}{3.000}" in lines
+    assert "\\newcommand{\\StudySaganLongLrHalfCost}{4.0}" in lines
+    assert not any("Acc}" in line for line in lines)     # no class accuracy recorded: no macro for it
+
+
 def test_study_progress_names_the_studies_still_running(assets):
     done = {name: _results({"a": [1.0, 2.0]}) for name in assets.STUDIES}
     assert assets.study_progress(done).startswith("Every run of the five studies has finished.")
