@@ -3403,12 +3403,13 @@ def study_table(results: dict[str, Any], fmt: str = "markdown") -> str:
     """A results file as a markdown or LaTeX (booktabs) table: per arm, mean ± std over seeds of the best,
     final, equal-iteration and equal-time validation metric, images seen, seconds per iteration, and how far
     its best is from the arm with the lowest mean best; '*' marks a gap larger than the two arms' standard
-    deviations added (their mean ± std intervals do not overlap; never marked with a single seed). Where every
-    run logged it, the class accuracy of the best checkpoint's samples follows the scores. The metric and its
-    sample counts (results["protocol"]) belong in the caption or the line under the table."""
+    deviations added (their mean ± std intervals do not overlap; never marked with a single seed). Where any
+    arm logged it, the class accuracy of the best checkpoint's samples follows the scores ("--" for an arm
+    without it, such as an unconditional one). The metric and its sample counts (results["protocol"]) belong
+    in the caption or the line under the table."""
     p, arms = results["protocol"], results["arms"]
     lead = min(arms, key=lambda a: arms[a]["best"]["mean"])
-    with_acc = all(a.get("class_acc") for a in arms.values())
+    with_acc = any(a.get("class_acc") for a in arms.values())
     head = ["arm", "seeds", "best", "final", f"at {p['equal_iter']:,} it", f"at {p['equal_seconds']:,.0f} s",
             *(["class acc."] if with_acc else []), "images seen", "s/it", "best vs lowest"]
     rows = []
@@ -3417,7 +3418,7 @@ def study_table(results: dict[str, Any], fmt: str = "markdown") -> str:
         spreads = (a["best"]["std"], arms[lead]["best"]["std"])
         apart = None not in spreads and gap > sum(spreads)
         rows.append([arm, str(len(a["seeds"])), *(_pm(a[k]) for k in ("best", "final", "at_iter", "at_time")),
-                     *([_pm(a["class_acc"], 2)] if with_acc else []), f"{a['images_seen']:,}",
+                     *([_pm(a["class_acc"], 2) if a.get("class_acc") else "--"] if with_acc else []), f"{a['images_seen']:,}",
                      _pm(a["sec_per_iter"], 3), "lowest" if arm == lead else f"+{gap:.3g}" + ("*" if apart else "")])
     return format_table(head, rows, fmt)
 

@@ -178,3 +178,9 @@ STUDY_WORKERS=2 LONG_RUNS= tools/continue_runs.sh 140
 for s in attention loss stabilisers conditioning update_ratio sagan_long; do
   python gan_helpers.py study collect studies/$s.json
 done
+# Session 10 (new machine, 2 cores): sagan_long's seeds 1 and 2, two workers side by side (one thread each), no
+# long run; then the collected results and the report:
+OMP_NUM_THREADS=1 python gan_helpers.py study run studies/sagan_long.json --data-dir data \
+    --feature-net ../shared/eval/cifar10_features.pt --threads 1 --time-limit 140   # twice, in parallel
+python gan_helpers.py study collect studies/sagan_long.json
+report/build.sh

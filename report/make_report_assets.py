@@ -590,6 +590,7 @@ def figures() -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
     hists = histories()
     long = read_json(LONG_RUN / "history.json")
     ax = gh.plot_metric({**hists, LONG_LABEL: long})
@@ -645,6 +646,8 @@ def figures() -> None:
         axes[1].set_ylabel("")
         axes[1].get_legend().remove()
         axes[0].legend(fontsize=7, loc="lower left")   # the curves start high and fall: lower left is free
+        for ax in axes:                  # a fork's iterations (11,000-12,000) would crowd the default ticks
+            ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(5))
         save_figure(fig, f"study_{name}.pdf")
         plt.close(fig)
     plt.close("all")

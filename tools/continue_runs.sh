@@ -4,8 +4,8 @@
 #   the shipped models' long runs (model/runs/{sagan,dcgan}, resumed from their committed last.pt; see LONG_RUNS)
 # (the jobs share the machine's cores). All stop by themselves when the time is up, saving their state.
 # STUDY_WORKERS=N (default 1) runs N study processes side by side (each takes the next run no other holds);
-# LONG_RUNS names the long runs to continue: "dcgan" by default ("sagan dcgan" both, "" none); the SAGAN's waits at
-# iteration 11,000 for studies/sagan_long.json, whose runs fork its state there, to choose how it goes on.
+# LONG_RUNS names the long runs to continue: "dcgan" by default ("sagan dcgan" both, "" none); the SAGAN's stays at
+# iteration 11,000, where studies/sagan_long.json (3 seeds) found nothing that moves it off its plateau.
 # Then, before committing: tools/keep_study_state.sh && git add model/runs && git commit
 # Logs: runs/logs/{studies1..N,sagan,dcgan}.log. Usage: tools/continue_runs.sh MINUTES [DATA_DIR] [FEATURE_NET]
 set -euo pipefail
