@@ -37,13 +37,13 @@ STUDIES = ("attention", "loss", "stabilisers", "conditioning", "update_ratio")  
 RECIPES = ("sagan_recipe", "dcgan_recipe", "sagan_long")   # the studies that chose the recipes and the long run's way on
 LEVEL = 0.05                                 # relative FD difference called "level": ~3x the sample noise (eval_noise)
 RESCORES = {"dcgan_ema": "rescore_dcgan_10000.json",   # run -> tools/rescore_ema.py at its last evaluation with
-            "sagan": "rescore_sagan_4000.json"}        # BN statistics copied from G (model/commands.sh)
+            "sagan": "rescore_sagan_4000.json"}        # BN statistics copied from G (docs/reproduce.md)
 LONG_RUN = MODEL / "runs" / "sagan"          # the second SAGAN's long run (in progress): history, snapshots, last.pt
 LONG_RESCORE = "rescore_sagan_4782.json"     # its state at the EMA decay change, G vs EMA (tools/rescore_ema.py)
 LONG_LABEL = "SAGAN, long run"               # its label in figures and tables
 SNAPSHOT_COUNT = 5                           # snapshot grids shown over its training (chosen from those that exist)
 ATTENTION_REAL = (1, 7, 8)                   # test images of these classes (first of each) in D's attention figure
-# Code changes during the shipped runs, from model/commands.sh: run -> (iteration from which it applies, what).
+# Code changes during the shipped runs, from docs/reproduce.md: run -> (iteration from which it applies, what).
 # Every one took effect at a checkpoint the run resumed from (tests check that the iteration was evaluated).
 CODE_CHANGES = {
     "sagan": ((2000, "training step: $G$'s update reuses the last critic step's batch instead of a fresh forward "
@@ -67,7 +67,7 @@ def macro(name: str, value: str) -> str:
 
 def read_json(path: Path) -> dict:
     if not path.is_file():
-        raise gh.GanError(f"{path} is missing: run the commands in model/commands.sh first")
+        raise gh.GanError(f"{path} is missing: run the commands in docs/reproduce.md first")
     return json.loads(path.read_text())
 
 
@@ -87,9 +87,16 @@ def mark(e: dict) -> str:
     return "$^\\dagger$" if e.get("rescored") else ""
 
 
+def config_of(name: str) -> gh.Config:
+    """The config of a published run: from model/<name>_best.pt, or from model/cards/<name>.json for the runs whose
+    weights are not shipped (the checkpoint's record without its weights)."""
+    ckpt = MODEL / f"{name}_best.pt"
+    record = gh.load_checkpoint(ckpt) if ckpt.is_file() else read_json(MODEL / "cards" / f"{name}.json")
+    return gh.Config.from_dict(record["config"])
+
+
 def configs() -> dict[str, gh.Config]:
-    return {label: gh.Config.from_dict(gh.load_checkpoint(MODEL / f"{name}_best.pt")["config"])
-            for label, name in RUNS.items()}
+    return {label: config_of(name) for label, name in RUNS.items()}
 
 
 def trained(history: dict) -> int:
@@ -168,7 +175,7 @@ def results_table(hists: dict[str, dict]) -> str:
         best = best_upto(hists[label], None)
         test_path = MODEL / f"{name}_test.json"
         test = read_json(test_path) if test_path.is_file() else None
-        cfg = gh.Config.from_dict(gh.load_checkpoint(MODEL / f"{name}_best.pt")["config"])
+        cfg = config_of(name)
         images = trained(hists[label]) * cfg.batch_size * cfg.n_critic
         body.append([label, f"{trained(hists[label]):,}", f"{images / 1e6:.2f}M", training_hours(hists[label]),
                      f"{best['fd']:.3f}{mark(best)}", f"{best['iter']:,}",

@@ -6,10 +6,13 @@ from unittest import mock
 
 import pytest
 import torch
+import torch.nn as nn
 
 ROOT = str(Path(__file__).resolve().parents[1])
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
+
+from helpers import tiny  # noqa: E402
 
 import gan_helpers as gh  # noqa: E402  (after the path is set)
 
@@ -27,3 +30,24 @@ def random_inception_home(tmp_path_factory) -> Path:
     path.parent.mkdir(parents=True)
     torch.save(model.state_dict(), path)
     return home
+
+
+@pytest.fixture(scope="module")
+def conditional_G() -> nn.Module:
+    G, _ = gh.build_models(tiny())
+    torch.manual_seed(0)
+    for m in G.modules():                                        # classes that differ, unlike at initialisation
+        if isinstance(m, gh.ConditionalBatchNorm):
+            nn.init.normal_(m.gain.weight, 1.0, 0.5)
+            nn.init.normal_(m.bias.weight, 0.0, 0.5)
+    return G
+
+
+@pytest.fixture(scope="module")
+def short_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    train_data, val_data = gh.train_val_split(gh.synthetic_images(300), val_size=60)
+    features = gh.load_feature_net(gh.RandomFeatures(), classifier=gh.random_classifier())
+    cfg = tiny()
+    history = gh.train(cfg, out, train_data, val_data, features, progress=False)
+    return cfg, out, history, train_data, val_data

@@ -21,6 +21,8 @@ from nbclient import NotebookClient
 
 import gan_helpers as gh
 
+pytestmark = [pytest.mark.notebook, pytest.mark.slow]
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ("DCGAN_train.ipynb", "SAGAN_train.ipynb", "final_evaluation.ipynb")
 DELIVERABLES = ("model", "DCGAN", "SAGAN")

@@ -5,6 +5,7 @@ import re
 from pathlib import Path
 
 import pytest
+import torch
 
 import gan_helpers as gh
 
@@ -232,10 +233,10 @@ def test_code_changes_must_fall_on_evaluated_iterations(assets, monkeypatch):
 def test_attention_numbers_quote_the_query_dependence_of_each_source(assets):
     gh.setup(0, "cpu")
     G, D = gh.build_models(gh.Config.sagan(g_ch=8, d_ch=8, g_attn=(16,), d_attn=(16,)))
-    with gh.torch.no_grad():
+    with torch.no_grad():
         for _, m in [*gh.attention_layers(G), *gh.attention_layers(D)]:
             m.gamma.fill_(0.5)                      # a fresh layer is the identity; give the maps some weight
-    real = gh.ImageSet(gh.torch.randint(0, 256, (4, 3, 32, 32), dtype=gh.torch.uint8), gh.torch.arange(4))
+    real = gh.ImageSet(torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8), torch.arange(4))
     layers, tex = assets.attention_numbers(G, D, real, n=4)
     def value(name):
         return re.search(rf"\\newcommand{{\\{name}}}{{([^}}]*)}}", tex).group(1)
@@ -246,7 +247,7 @@ def test_attention_numbers_quote_the_query_dependence_of_each_source(assets):
     assert value("LongGammaD") == "0.500" and value("AttentionImages") == "4"
     fake_images = next(iter(layers["fake"].values()))[0]    # D saw G's samples, as uint8 like a saved image
     torch_images = next(iter(layers["generated"].values()))[0]
-    gh.torch.testing.assert_close(fake_images, gh.to_float(gh.to_uint8(torch_images)))
+    torch.testing.assert_close(fake_images, gh.to_float(gh.to_uint8(torch_images)))
 
 
 def test_every_study_in_the_report_compares_times_on_one_timed_clock(assets):

@@ -1,6 +1,6 @@
 """Study runner: description files, identical starting weights across arms, the results file (values and
-mean/std over seeds), resuming a killed study without redoing finished runs, run locks, the command line,
-the table and the plot."""
+mean/std over seeds), resuming a killed study without redoing finished runs, diverged runs, the command line,
+the table and the plot. The Ray engine: tests/test_engines.py."""
 import dataclasses
 import json
 import shutil
@@ -15,6 +15,7 @@ import pytest
 import torch
 
 import gan_helpers as gh
+import gankit
 
 ARMS = {"none": ["g_attn=()", "d_attn=()"], "a8": ["g_attn=(8,)", "d_attn=(8,)"]}
 SEEDS = [0, 1]
@@ -133,7 +134,7 @@ def test_building_models_leaves_the_global_random_stream_alone():
 def test_results_hold_every_arm_and_seed_with_values_from_the_histories(finished):
     study, runs, results = finished
     assert json.loads((runs / "tiny" / "results.json").read_text()) == results
-    assert list(results["arms"]) == ["none", "a8"] and results["missing"] == []
+    assert list(results["arms"]) == ["none", "a8"] and results["missing"] == [] and results["diverged"] == []
     p = results["protocol"]
     assert (p["metric"], p["n_fake"], p["n_real"], p["iters"], p["eval_every"], p["equal_iter"]) == (
         "FD (proxy: RandomFeatures features)", 20, 40, ITERS, 2, ITERS)
@@ -179,7 +180,7 @@ def test_training_time_is_recorded_per_evaluation_and_carried_across_resume(tmp_
     cfg = gh.Config.sagan(g_ch=8, d_ch=8, z_dim=16, batch_size=4, iters=2, eval_every=1, eval_samples=20,
                           checkpoint_every=1, g_attn=(), d_attn=(), ema_decay=0)
     gh.train(cfg, tmp_path, *data, features, progress=False)
-    h = gh.train(gh.dataclasses.replace(cfg, iters=3), tmp_path, *data, features, progress=False, resume=True)
+    h = gh.train(dataclasses.replace(cfg, iters=3), tmp_path, *data, features, progress=False, resume=True)
     for key in ("seconds", "cpu_seconds"):
         seconds = [e[key] for e in h["eval"]]
         assert seconds[0] == 0 and all(b > a for a, b in zip(seconds, seconds[1:])) and len(seconds) == 4
@@ -189,11 +190,11 @@ def test_study_time_is_cpu_time_on_the_cpu_and_wall_clock_elsewhere_or_when_not_
     """A study compares CPU runs by their CPU time (other jobs on the machine do not inflate it), evaluations
     logged before CPU time was kept by their wall-clock time, and GPU runs by wall-clock time."""
     evals = [{"iter": 0, "seconds": 0.0}, {"iter": 2, "seconds": 9.0, "cpu_seconds": 4.0}]
-    assert [e["time"] for e in gh._with_training_time(evals, "cpu (1 thread)")] == [0.0, 4.0]
-    assert [e["time"] for e in gh._with_training_time(evals, "cuda (NVIDIA H100)")] == [0.0, 9.0]
+    assert [e["time"] for e in gankit.study_results._with_training_time(evals, "cpu (1 thread)")] == [0.0, 4.0]
+    assert [e["time"] for e in gankit.study_results._with_training_time(evals, "cuda (NVIDIA H100)")] == [0.0, 9.0]
 
 
-# ---------------------------------------------------------------------------------------------- resume, locks
+# ---------------------------------------------------------------------------------------------- resume, divergence
 
 def test_killed_study_resumes_without_redoing_finished_runs_and_gives_the_same_numbers(
         tmp_path, data, features, finished):
@@ -207,12 +208,11 @@ def test_killed_study_resumes_without_redoing_finished_runs_and_gives_the_same_n
             raise KeyboardInterrupt
         return real_step(*args)
 
-    with mock.patch.object(gh, "train_step", step_until_killed), pytest.raises(KeyboardInterrupt):
+    with mock.patch.object(gankit.training, "train_step", step_until_killed), pytest.raises(KeyboardInterrupt):
         gh.run_study(study, data, features, runs, stats_dir=tmp_path / "stats", progress=False)
-    assert not list(runs.rglob("lock"))
     assert gh.load_checkpoint(runs / "tiny" / "none_s1" / "last.pt")["iteration"] == 2
     calls.clear()
-    with mock.patch.object(gh, "train_step", step_until_killed):
+    with mock.patch.object(gankit.training, "train_step", step_until_killed):
         lines = gh.run_study(study, data, features, runs, stats_dir=tmp_path / "stats", progress=False)
     assert len(calls) == (ITERS - 2) + ITERS          # the rest of the killed run, then the last run
     assert [line.split(": ")[1] for line in lines] == ["finished earlier"] * 2 + [f"trained to iteration {ITERS}"] * 2
@@ -223,19 +223,36 @@ def test_killed_study_resumes_without_redoing_finished_runs_and_gives_the_same_n
         assert resumed["arms"][arm]["curve"]["mean"] == straight["arms"][arm]["curve"]["mean"]
 
 
-def test_runs_held_by_a_live_process_are_left_to_it_and_dead_locks_are_taken_over(tmp_path, data, features):
-    import socket
-    study = gh.load_study(write_study(tmp_path, seeds=[0], arms={"none": ARMS["none"]}))
-    folder = gh.study_run_dir(study, "none", 0, tmp_path / "runs")
-    folder.mkdir(parents=True)
-    (folder / "lock").write_text(f"{socket.gethostname()} {subprocess.Popen(['sleep', '30']).pid}")
+def test_a_diverged_run_is_recorded_left_out_of_the_results_and_stops_no_other_run(tmp_path, data, features,
+                                                                                  finished):
+    _, _, straight = finished
+    study = gh.load_study(write_study(tmp_path, arms={**ARMS, "blowup": ["diverged_above=1e-9"]}))
     lines = gh.run_study(study, data, features, tmp_path / "runs", stats_dir=tmp_path / "stats", progress=False)
-    assert "skipped, another process holds" in lines[0] and not (folder / "history.json").exists()
-    dead = subprocess.Popen(["true"])
-    dead.wait()
-    (folder / "lock").write_text(f"{socket.gethostname()} {dead.pid}")
-    lines = gh.run_study(study, data, features, tmp_path / "runs", stats_dir=tmp_path / "stats", progress=False)
-    assert lines == [f"{folder}: trained to iteration {ITERS}"] and not (folder / "lock").exists()
+    assert_diverged_runs_recorded(study, tmp_path / "runs", lines, straight)
+
+
+def assert_diverged_runs_recorded(study: gh.Study, runs: Path, lines: list[str], straight: dict) -> None:
+    """What every engine must leave after training `study`, the tiny one plus an arm "blowup" that diverges at
+    its first step: run.json of a diverged run holds the message, the other runs are those of the straight study,
+    collect lists the diverged runs apart, a second call trains nothing, and status tells them."""
+    blown = [line for line in lines if "blowup" in line]
+    assert len(blown) == len(SEEDS) and all("diverged, left out of the results (training diverged at iteration 1"
+                                            in line for line in blown)
+    assert sum(line.endswith(f"trained to iteration {ITERS}") for line in lines) == len(ARMS) * len(SEEDS)
+    for seed in SEEDS:
+        record = json.loads((runs / "tiny" / f"blowup_s{seed}" / "run.json").read_text())
+        assert record["diverged"].startswith("training diverged at iteration 1") and record["seed"] == seed
+    results = gh.collect_study(study, runs)
+    assert results["diverged"] == ["blowup_s0", "blowup_s1"] and results["missing"] == []
+    assert list(results["arms"]) == list(ARMS)
+    for arm in ARMS:
+        for key in ("best", "final", "at_iter"):
+            assert results["arms"][arm][key]["values"] == straight["arms"][arm][key]["values"], (arm, key)
+    again = gh.run_study(study, (None, None), None, runs, stats_dir=runs, progress=False)   # nothing left to train
+    assert [line.split(": ", 1)[1] for line in again] == [
+        "diverged earlier" if arm == "blowup" else "finished earlier" for arm, _ in study.runs()]
+    for line, (arm, _) in zip(gh.study_status(study, runs), study.runs()):
+        assert ("): diverged (training diverged" in line) if arm == "blowup" else line.endswith("): finished")
 
 
 def test_changed_study_file_does_not_reuse_a_finished_run_without_its_state(tmp_path, finished, data, features):
@@ -268,8 +285,8 @@ def test_commands_are_one_standalone_line_per_run(tmp_path, capsys):
 def test_run_stopped_before_any_run_finished_says_so_instead_of_failing_to_collect(tmp_path, capsys):
     path = write_study(tmp_path)
     stopped = [f"{tmp_path}/runs/tiny/none_s0: stopped at iteration 1 (time limit); run again to continue"]
-    with mock.patch.object(gh, "run_study", return_value=stopped), \
-            mock.patch.object(gh, "load_feature_net", return_value=None):
+    with mock.patch.object(gankit.cli, "run_study", return_value=stopped), \
+            mock.patch.object(gankit.cli, "load_feature_net", return_value=None):
         assert gh.main(["study", "run", str(path), "--data-dir", "d", "--feature-net", "f.pt", "--time-limit", "1",
                         "--runs-dir", str(tmp_path / "runs"), "--device", "cpu"]) == 0
     assert capsys.readouterr().out.splitlines() == [
@@ -413,7 +430,7 @@ def test_a_shared_arm_uses_the_other_studys_runs_and_is_not_trained_twice(tmp_pa
     other = gh.load_study(path)
     assert gh.study_run_dir(other, "base", 1, runs) == runs / "tiny" / "a8_s1"
     assert other.config("base", 1) == study.config("a8", 1)
-    with mock.patch.object(gh, "train", wraps=gh.train) as train:
+    with mock.patch.object(gankit.studies, "train", wraps=gh.train) as train:
         gh.run_study(other, data, features, runs, stats_dir=runs.parent / "stats", progress=False)
     assert sorted(c.args[0].name for c in train.call_args_list) == ["other-hinge", "other-hinge"]
     shared, owner = gh.collect_study(other, runs)["arms"]["base"], results["arms"]["a8"]
@@ -549,3 +566,27 @@ def test_collect_puts_every_run_on_the_timed_clock(tmp_path, finished):
         (folder / "tiny" / "timing.json").write_text(json.dumps(stale))
         with pytest.raises(gh.GanError, match="time the study again"):
             gh.collect_study(study, folder)
+
+
+def test_a_study_reads_its_data_as_training_does_a_class_subset_of_a_folder(tmp_path, features):
+    """The study's dataset, classes and val_size choose the images (load_dataset), not CIFAR-10's defaults: a
+    study over two of three classes of an image folder trains on those two, conditioned on 2 classes, and
+    run.json records the split."""
+    images = gh.synthetic_images(60, num_classes=3)
+    for c, name in enumerate(("bird", "cat", "dog")):
+        gh.save_pngs(gh.to_float(images.x[images.y == c]), tmp_path / "folder" / name, [f"{i:02d}" for i in range(20)])
+    path = write_study(tmp_path, arms={"only": []}, seeds=[0], iters=2,
+                       set=["batch_size=4", "ema_decay=0", "z_dim=16", "dataset=folder", "classes=cat,dog",
+                            "val_size=4"])
+    study = gh.load_study(path)
+    assert study.config("only", 0).num_classes == 2
+    with mock.patch.object(gankit.studies, "train", wraps=gh.train) as train:
+        lines = gh.run_study(study, tmp_path / "folder", features, tmp_path / "runs", progress=False)
+    assert lines == [f"{tmp_path / 'runs' / 'tiny' / 'only_s0'}: trained to iteration 2"]
+    train_data, val_data = train.call_args.args[2:4]
+    assert train_data.classes == val_data.classes == ("cat", "dog")
+    assert (len(train_data), len(val_data)) == (32, 4)          # 40 images: 4 validation, 4 held out for testing
+    assert set(train_data.y.tolist()) == {0, 1}
+    record = json.loads((tmp_path / "runs" / "tiny" / "only_s0" / "run.json").read_text())
+    assert record["split"]["dataset"] == "folder" and record["split"]["classes"] == ["cat", "dog"]
+    assert record["split"]["class_names"] == ["cat", "dog"] and record["split"]["val_size"] == 4

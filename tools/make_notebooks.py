@@ -41,8 +41,9 @@ def write(name, cells, gpu=False):
 SETUP_MD = """
 ## 1. Setup
 
-On **Google Colab** the next cell clones the repository into `/content/gan-study-kit` (edit `REPO_URL`
-so it points at your copy first) and installs only the packages Colab lacks (`gan_helpers.colab_installs()`
+On **Google Colab** the next cell clones the repository into `/content/gan-study-kit` with
+`git clone --depth 1` (the current files only, not the history; edit `REPO_URL` so it points at your copy
+first) and installs only the packages Colab lacks (`gan_helpers.colab_installs()`
 decides; usually just `pytorch-fid`). Colab's own `torch`, `torchvision`, `numpy`, `matplotlib` and
 `ipywidgets` are kept as they are: Colab ships ipywidgets 7.7, and replacing it with ipywidgets 8 stops
 some widgets from showing there; the kit's widgets work with both.
@@ -67,7 +68,7 @@ COLAB_DIR = Path("/content/gan-study-kit")
 
 if "google.colab" in sys.modules:
     if not COLAB_DIR.is_dir():
-        subprocess.run(["git", "clone", REPO_URL, str(COLAB_DIR)], check=True)
+        subprocess.run(["git", "clone", "--depth", "1", REPO_URL, str(COLAB_DIR)], check=True)
     os.chdir(COLAB_DIR / "notebooks")
 
 ROOT = next(p.resolve() for p in (Path("."), Path("..")) if (p / "gan_helpers.py").is_file())
@@ -221,9 +222,9 @@ override it).
   both off.
 - `OUT_DIR`: the run folder. Training always resumes from `OUT_DIR/last.pt` when it exists, so re-running
   the notebook continues an interrupted run (with the same settings; only `ITERS`, `EVAL_EVERY` and
-  `EVAL_SAMPLES` may change between sessions). Delete the folder, or choose another, to start afresh.
+  `EVAL_SAMPLES` may change between runs). Delete the folder, or choose another, to start afresh.
 - `USE_DRIVE`: on Colab, `True` mounts Google Drive and puts `OUT_DIR` under
-  `MyDrive/gan-study-kit/runs/{name}`, so a disconnected session loses nothing.
+  `MyDrive/gan-study-kit/runs/{name}`, so a disconnected Colab runtime loses nothing.
 - `OVERRIDES`: changes to any other field of `gan_helpers.Config` (e.g. `{{"batch_size": 64}}`).
 - `FORCE_PUBLISH`: the Deliverables cell only replaces a published model whose validation score is worse
   and was measured the same way; `True` replaces it anyway (the old files are moved to `model/replaced/`).
@@ -245,7 +246,7 @@ FORCE_PUBLISH = False            # True: publish even over a better (or differen
               md(f"""
 The next cell applies smoke mode (tiny widths, {spec["smoke"][0]} iterations, a temporary run folder), or on Colab with
 `USE_DRIVE` mounts Drive, and builds the run's `Config`. The cache of real-image feature statistics
-(`data/fid_stats/`) saves recomputing the validation set's features in every session.
+(`data/fid_stats/`) saves recomputing the validation set's features every time.
 """),
               code(f"""
 if SMOKE:
@@ -705,7 +706,7 @@ display(explorer)
 ## 9. The studies
 
 What each ingredient buys, measured over seeds at equal budget (`studies/*.json`, run with
-`python gan_helpers.py study run`; protocol and costs in `model/studies/README.md`). For each study with a
+`python gan_helpers.py study run`; protocol and results in `docs/studies.md`). For each study with a
 results file: per arm, mean ± std over seeds of the best and final validation score, the score at equal
 iterations and at equal training time, the class accuracy of the best checkpoint's samples, images seen
 and seconds per iteration; a star marks a gap to the best arm larger than both spreads added. Then the mean

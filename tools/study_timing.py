@@ -1,5 +1,5 @@
 """Seconds per training iteration of the SAGAN preset at CPU widths, per attention placement, and seconds per
-validation evaluation: the numbers the study budgets (model/studies/README.md) are estimated from.
+validation evaluation: the numbers the study budgets (docs/studies.md) are estimated from.
 
     OMP_NUM_THREADS=1 python tools/study_timing.py --data-dir data --feature-net ../shared/eval/cifar10_features.pt
 

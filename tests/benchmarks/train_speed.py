@@ -26,6 +26,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import gan_helpers as gh  # noqa: E402
+import gankit.data  # noqa: E402
 
 
 def reference_loader(data_dir: Path, batch_size: int, workers: int) -> torch.utils.data.DataLoader:
@@ -33,10 +34,18 @@ def reference_loader(data_dir: Path, batch_size: int, workers: int) -> torch.uti
     import torchvision.datasets as dset
     import torchvision.transforms as T
     tf = T.Compose([T.ToTensor(), T.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))])
-    root = gh._image_folder_root(data_dir)
+    root = gankit.data._image_folder_root(data_dir)
     ds = dset.ImageFolder(str(root / "train"), transform=tf) if root else dset.CIFAR10(str(data_dir), transform=tf)
     return torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=True, num_workers=workers, drop_last=True,
                                        persistent_workers=workers > 0)
+
+
+def tensor_loader(data: gh.ImageSet, batch_size: int, workers: int = 0) -> torch.utils.data.DataLoader:
+    """The reference loop's data as a plain PyTorch loop holds a dataset already in memory: float images (N, 3, S, S)
+    in [-1, 1] and labels in a TensorDataset on the host, a shuffling DataLoader; time_reference copies each batch
+    to the device (tools/device_check.py times our step against this on CUDA)."""
+    ds = torch.utils.data.TensorDataset(gh.to_float(data.x.cpu()), data.y.cpu())
+    return torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=True, num_workers=workers, drop_last=True)
 
 
 def sync(device: torch.device) -> None:

@@ -1,0 +1,380 @@
+"""The command line: python gan_helpers.py {train,sample,fid,publish,evaluate,study}."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import typing
+from pathlib import Path
+from typing import Callable
+import numpy as np
+import torch
+
+from .core import GanError, IMAGE_EXTENSIONS, TEST_SAMPLES
+from .device import setup, to_device
+from .config import PRESETS
+from .files import write_json_atomic
+from .data import config_for_data, image_files, load_dataset, read_images, to_uint8
+from .build import build_models, count_parameters
+from .sampling import latents, sample
+from .features import FeatureNet, INCEPTION_WEIGHTS_FILE, Stats, load_feature_net
+from .measures import format_score, frechet_distance
+from .checkpoints import generator_from_checkpoint, load_checkpoint
+from .images import save_class_samples, save_pngs
+from .training import best_eval, train
+from .publishing import publish
+from .evaluation import final_evaluation
+from .studies import load_study, run_record, run_study, study_run_dir, study_status, study_timing_path
+from .engines import run_study_ray
+from .study_results import collect_study, study_differences, study_table, time_study
+
+__all__ = ['build_parser', 'main']
+
+
+def _path_stats(path: str, features: FeatureNet, batch_size: int) -> Stats:
+    """Statistics of an image folder, or those stored in a pytorch-fid style .npz (mu, sigma)."""
+    p = Path(path)
+    if p.suffix == ".npz" and p.is_file():
+        return Stats.load(p)
+    if not p.is_dir():
+        raise GanError(f"{path} is neither an image folder nor an .npz of statistics")
+    files = image_files(p)
+    if not files:
+        raise GanError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) directly in {path}")
+    return Stats.of(features.features(read_images(files), batch_size))
+
+
+def _cmd_train(args: argparse.Namespace) -> None:
+    cfg = PRESETS[args.model]().with_overrides(args.set)
+    for key in ("iters", "eval_every", "eval_samples", "val_size"):
+        if getattr(args, key) is not None:
+            cfg = dataclasses.replace(cfg, **{key: getattr(args, key)})
+    cfg.validate()
+    device = setup(cfg.seed, args.device)
+    train_data, val_data = load_dataset(cfg, args.data_dir)
+    cfg = config_for_data(cfg, train_data)
+    G, D = build_models(cfg)
+    print(f"{cfg.name}: arch={cfg.arch}, img_size={cfg.img_size}, cond={cfg.cond} ({cfg.cond_classes} classes), "
+          f"spectral_norm={cfg.spectral_norm}, loss={cfg.loss}, lipschitz={cfg.lipschitz}; "
+          f"G {count_parameters(G):,} and D {count_parameters(D):,} parameters; "
+          f"{len(train_data):,} training / {len(val_data):,} validation images from {train_data.source}")
+    features = load_feature_net(args.feature_net, args.fid_weights, device, args.classifier)
+    out = Path(args.out or f"runs/{cfg.name}")
+    history = train(cfg, out, train_data, val_data, features, device, resume=args.resume,
+                    stats_dir=args.stats_dir or Path(args.data_dir) / "fid_stats",
+                    time_limit=args.time_limit * 60 if args.time_limit else None, fork_from=args.fork_from)
+    best = best_eval(history)
+    print(f"done: {out}/last.pt, {out}/best.pt (iteration {best['iter']}: {format_score(best)}), "
+          f"{out}/history.json")
+
+
+def _cmd_sample(args: argparse.Namespace) -> None:
+    ckpt = load_checkpoint(args.ckpt)
+    G = to_device(generator_from_checkpoint(ckpt, args.ckpt), setup(args.seed, args.device))
+    out = Path(args.out)
+    if args.per_class:
+        recorded = ckpt.get("split", {}).get("class_names")
+        print(f"wrote {len(save_class_samples(G, out, args.seed, recorded and tuple(recorded)))} PNGs to {out}")
+        return
+    images = sample(G, args.n, seed=args.seed)
+    _, y = latents(G, args.n, seed=args.seed)
+    if out.suffix == ".npz":
+        out.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(out, x=to_uint8(images).permute(0, 2, 3, 1).numpy(),
+                 y=(y if y is not None else torch.full((args.n,), -1)).numpy())
+        s = G.config.img_size
+        print(f"wrote {args.n} images to {out} (x: uint8 (N, {s}, {s}, 3), y: labels, -1 = unconditional)")
+    else:
+        save_pngs(images, out, [f"{i:05d}" for i in range(args.n)])
+        print(f"wrote {args.n} PNGs to {out}")
+
+
+def _cmd_fid(args: argparse.Namespace) -> None:
+    features = load_feature_net(args.feature_net, args.fid_weights, setup(0, args.device), classifier="none")
+    a, b = (_path_stats(p, features, args.batch_size) for p in (args.path_a, args.path_b))
+    fd = frechet_distance(a.mu, a.sigma, b.mu, b.sigma)
+    print(f"{features.label}: {fd:.6f} ({a.n or '?'} vs {b.n or '?'} images)")
+
+
+def _cmd_publish(args: argparse.Namespace) -> None:
+    target = publish(args.run_dir, args.name, args.model_dir, args.sample_dir, args.force)
+    print(f"wrote {target} and {Path(args.model_dir) / (args.name + '_history.json')}"
+          + (f" and one image per class in {args.sample_dir}" if args.sample_dir else ""))
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    grid = Path(args.grid or Path(args.ckpt).with_suffix(".grid.png").name)
+    result = final_evaluation(args.ckpt, args.data_dir, args.n, args.feature_net, args.fid_weights, args.device,
+                              grid_path=grid, show=False, classifier=args.classifier)
+    print(f"8x8 grid written to {grid}")
+    if args.json and result is not None:
+        write_json_atomic({"checkpoint": str(args.ckpt), "data_dir": str(args.data_dir), **result}, args.json)
+        print(f"scores written to {args.json}")
+
+
+def _study_flags(args: argparse.Namespace) -> list[str]:
+    """The options of `study run` as command-line words: what `study commands` passes on."""
+    flags = ["--data-dir", str(args.data_dir), "--runs-dir", str(args.runs_dir)]
+    for name in ("stats_dir", "feature_net", "fid_weights", "device", "threads", "time_limit"):
+        if getattr(args, name) is not None:
+            flags += ["--" + name.replace("_", "-"), str(getattr(args, name))]
+    return flags
+
+
+def _study_device(args: argparse.Namespace) -> torch.device:
+    """The device of a study command that trains or times here (--device, checked now: `study commands` only
+    prints it for other machines), with --threads applied."""
+    try:
+        _device(args.device) if args.device is not None else None
+    except argparse.ArgumentTypeError as exc:
+        raise GanError(f"--device {exc}") from None
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    return setup(0, args.device)
+
+
+def _cmd_study(args: argparse.Namespace) -> None:
+    study = load_study(args.file)
+    unknown = [*sorted(set(args.arm) - set(study.arms)), *sorted(set(args.seed) - set(study.seeds))]
+    if unknown:
+        raise GanError(f"--arm/--seed {unknown} not in study {study.name} (arms: {', '.join(study.arms)}; seeds: "
+                       f"{', '.join(map(str, study.seeds))})")
+    ray_only = [f"--{n.replace('_', '-')}" for n in ("address", "gpus_per_run", "cpus_per_run")
+                if getattr(args, n) is not None]
+    if ray_only and args.engine != "ray":
+        raise GanError(f"{', '.join(ray_only)} set the Ray engine's runs: add --engine ray")
+    if args.engine == "ray" and args.threads is not None:
+        raise GanError("--engine ray gives each run as many threads as CPUs: use --cpus-per-run, not --threads")
+    if args.action == "status":
+        print("\n".join(study_status(study, args.runs_dir)))
+        return
+    if args.action == "time":
+        timing = time_study(study, args.timed_iters, device=_study_device(args))
+        path = study_timing_path(study, args.runs_dir)
+        write_json_atomic(timing, path)
+        reference = next(iter(timing["sec_per_iter"].values()))
+        for arm, spi in timing["sec_per_iter"].items():
+            print(f"{arm}: {spi:.3f} s per iteration ({spi / reference:.2f}x the first arm)")
+        print(f"{timing['clock']}, {timing['device']}; written to {path}")
+        return
+    if args.action == "commands":
+        runs = [(a, s) for a, s in study.runs() if (not args.arm or a in args.arm) and (not args.seed or s in args.seed)]
+        for arm, seed in runs:
+            print(" ".join(["python", "gan_helpers.py", "study", "run", str(args.file), "--arm", arm,
+                            "--seed", str(seed), "--quiet", *_study_flags(args)]))
+        print(f"# {len(runs)} runs, each in its own folder; afterwards (with every run folder under "
+              f"{args.runs_dir}/{study.name}/): python gan_helpers.py study collect {args.file} "
+              f"--runs-dir {args.runs_dir}", file=sys.stderr)
+        return
+    if args.action == "run":
+        only = lambda arm, seed: (not args.arm or arm in args.arm) and (not args.seed or seed in args.seed)  # noqa: E731
+        time_limit = args.time_limit * 60 if args.time_limit else None
+        if args.engine == "ray":
+            lines = run_study_ray(study, args.data_dir, args.feature_net, args.runs_dir, args.device, only,
+                                  args.stats_dir, not args.quiet, time_limit, args.address, args.gpus_per_run or 0.0,
+                                  args.cpus_per_run or 1, args.fid_weights)
+        else:
+            device = _study_device(args)
+            features = load_feature_net(args.feature_net, args.fid_weights, device)
+            lines = run_study(study, args.data_dir, features, args.runs_dir, device, only, args.stats_dir,
+                              progress=not args.quiet, time_limit=time_limit)
+        for line in lines:
+            print(line, flush=True)
+    if args.action == "run" and (args.arm or args.seed):   # part of a study: other runs may still be going
+        print(f"collect the results when every run has finished: python gan_helpers.py study collect "
+              f"{args.file} --runs-dir {args.runs_dir}")
+        return
+    if args.action == "run" and not any(run_record(study_run_dir(study, a, s, args.runs_dir)) for a, s in study.runs()):
+        print(f"no run of study {study.name} has finished yet: run the same command again to continue")
+        return
+    results = collect_study(study, args.runs_dir)
+    print(study_table(results))
+    pairs = study_differences(results)
+    print("differences in the best score beyond both spreads over seeds: "
+          + ("; ".join(f"{lo} < {hi} by {gap:.3g}" for lo, hi, gap in pairs) or "none"))
+    print(f"{results['protocol']['metric']}, {results['protocol']['n_fake']} generated vs "
+          f"{results['protocol']['n_real']} real; missing runs: {results['missing'] or 'none'}; diverged runs: "
+          f"{results['diverged'] or 'none'}; written to "
+          f"{Path(args.runs_dir) / study.name / 'results.json'}")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors in one line (what was wrong, where to read the options), like GanError's."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def _count(minimum: int) -> Callable[[str], int]:
+    """argparse type: an integer >= minimum."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+    return parse
+
+
+def _positive_minutes(text: str) -> float:
+    """argparse type: a number of minutes > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of minutes, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _gpu_share(text: str) -> float:
+    """argparse type: GPUs per Ray task, a fraction in (0, 1] (runs sharing a GPU) or a whole number (Ray's rule)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of GPUs, got {text!r}") from None
+    if not (0 < value <= 1 or value > 1 and value.is_integer()):
+        raise argparse.ArgumentTypeError(f"must be a fraction in (0, 1] or a whole number, got {text}")
+    return value
+
+
+def _device(text: str) -> str:
+    """argparse type: a torch device name that exists on this machine."""
+    try:
+        device = torch.device(text)
+    except RuntimeError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a device name (cpu, cuda, cuda:1, mps)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise argparse.ArgumentTypeError(f"{text!r}: no CUDA GPU is available here; use --device cpu")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise argparse.ArgumentTypeError(f"{text!r}: Apple MPS is not available here; use --device cpu")
+    return text
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python gan_helpers.py", description="GAN study kit: MLP, DCGAN and SAGAN, "
+                                     "conditional or not, on CIFAR-10 or image folders.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    positive, non_negative = _count(1), _count(0)
+
+    def add_common(p: argparse.ArgumentParser, features: bool = True, classifier: bool = False,
+                   local_device: bool = True) -> None:
+        # local_device=False: the device of commands printed for other machines (study commands), checked where
+        # they run, not here
+        p.add_argument("--device", type=_device if local_device else str,
+                       help="cpu, cuda, cuda:1, mps (default: best available)")
+        if features:
+            p.add_argument("--feature-net", help="TorchScript feature network for an offline proxy metric (not FID)")
+            p.add_argument("--fid-weights", help=f"local copy of pytorch-fid's {INCEPTION_WEIGHTS_FILE}")
+        if classifier:
+            p.add_argument("--classifier", help="TorchScript CIFAR-10 classifier for class accuracy (and, with "
+                                                "--feature-net, a proxy IS); default model/eval/cifar10_classifier.pt, "
+                                                "'none' for none")
+
+    t = sub.add_parser("train", help="train a model; writes last.pt, best.pt and history.json to --out")
+    t.add_argument("model", choices=tuple(PRESETS), help="preset (ref_* = the reference report's recipes)")
+    t.add_argument("--iters", type=positive, help="total iterations (a resumed run continues up to this)")
+    t.add_argument("--eval-every", type=positive, help="validation metric every N iterations")
+    t.add_argument("--eval-samples", type=_count(2), help="generated images per validation metric")
+    t.add_argument("--data-dir", default="data", help="CIFAR-10 (cifar-10-batches-py or {train,test}/<class>/) or "
+                   "any image folder ({train,test}/<class>/, <class>/ or flat; see --set dataset=...)")
+    t.add_argument("--val-size", type=_count(2), help="validation images held out of the training set (Config.val_size)")
+    t.add_argument("--out", help="output folder (default runs/<name>)")
+    t.add_argument("--stats-dir", help="cache of real-image feature statistics (default DATA_DIR/fid_stats)")
+    t.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    t.add_argument("--fork-from", metavar="STATE", help="start from another run's training state (its last.pt) "
+                   "with these settings (a new name and seed; learning rates, loss weights, steps, batch size and "
+                   "augmentation may differ), when OUT holds no last.pt yet")
+    t.add_argument("--time-limit", type=_positive_minutes, metavar="MINUTES",
+                   help="stop after this many minutes, saving last.pt (continue later with --resume)")
+    t.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                   help="override Config fields (repeatable: --set a=1 --set b=2 sets both)")
+    add_common(t, classifier=True)
+    t.set_defaults(func=_cmd_train)
+
+    s = sub.add_parser("sample", help="generate images from a checkpoint")
+    s.add_argument("ckpt")
+    s.add_argument("--n", type=positive, default=64)
+    s.add_argument("--out", required=True, help="FILE.npz or a folder for PNGs")
+    s.add_argument("--seed", type=non_negative, default=0)
+    s.add_argument("--per-class", action="store_true", help="one PNG per class, named <index>_<class>.png")
+    add_common(s, features=False)
+    s.set_defaults(func=_cmd_sample)
+
+    f = sub.add_parser("fid", help="Frechet distance between two image folders or .npz statistics")
+    f.add_argument("path_a")
+    f.add_argument("path_b")
+    f.add_argument("--batch-size", type=positive, default=50)
+    add_common(f)
+    f.set_defaults(func=_cmd_fid)
+
+    pub = sub.add_parser("publish", help="copy a run's best.pt and history to model/<name>_best.pt and _history.json")
+    pub.add_argument("run_dir")
+    pub.add_argument("name")
+    pub.add_argument("--model-dir", default="model")
+    pub.add_argument("--sample-dir", help="also write one image per class there (e.g. SAGAN)")
+    pub.add_argument("--force", action="store_true",
+                     help="replace a published model even when the new one scores worse or was scored "
+                          "differently (the old files go to MODEL_DIR/replaced/<time>/)")
+    pub.set_defaults(func=_cmd_publish)
+
+    e = sub.add_parser("evaluate", help="8x8 grid PNG and test-set FID, KID, IS, class accuracy and diversity of "
+                                        "a checkpoint (on the split it recorded)")
+    e.add_argument("ckpt")
+    e.add_argument("--data-dir", default="data")
+    e.add_argument("--n", type=_count(2), default=TEST_SAMPLES, help="generated images (vs the 10,000 test images)")
+    e.add_argument("--grid", help="PNG path for the 8x8 grid (default <ckpt name>.grid.png)")
+    e.add_argument("--json", help="also write the test-set scores to this JSON file (the report reads them)")
+    add_common(e, classifier=True)
+    e.set_defaults(func=_cmd_evaluate)
+
+    st = sub.add_parser("study", help="run, list or collect the runs of a study description (studies/*.json)")
+    st.add_argument("action", choices=("run", "commands", "collect", "status", "time"),
+                    help="run: train every unfinished run, then write results.json; commands: print one "
+                         "standalone command per run (for several processes, GPUs or machines); collect: "
+                         "rebuild results.json from the run folders; status: which runs are finished, in "
+                         "progress or not started; time: seconds per iteration of every arm, timed in turn in "
+                         "one process, to RUNS_DIR/<study>/timing.json (collect then compares times by it)")
+    st.add_argument("file", help="study description, e.g. studies/attention.json")
+    st.add_argument("--data-dir", default="data", help="CIFAR-10 folder (as for train)")
+    st.add_argument("--runs-dir", default="model/studies", help="run folders go to RUNS_DIR/<study>/<arm>_s<seed>/")
+    st.add_argument("--stats-dir", help="cache of real-image feature statistics (default DATA_DIR/fid_stats)")
+    st.add_argument("--arm", action="append", default=[], help="only this arm (repeatable)")
+    st.add_argument("--seed", type=int, action="append", default=[], help="only this seed (repeatable)")
+    st.add_argument("--threads", type=int, help="torch CPU threads of this process (1 to run two processes on 2 cores)")
+    st.add_argument("--engine", choices=("local", "ray"), default="local",
+                    help="run: local (one run after another in this process) or ray (every run a Ray task, on this "
+                         "machine or a Ray cluster; pip install -r requirements-ray.txt; see docs/distributed.md)")
+    st.add_argument("--address", help="--engine ray: a running Ray cluster, auto or HOST:PORT (default: start one "
+                                      "here for this command)")
+    st.add_argument("--gpus-per-run", type=_gpu_share, metavar="F",
+                    help="--engine ray: GPUs each run reserves (default 0; 0.25: four runs share one GPU)")
+    st.add_argument("--cpus-per-run", type=positive, metavar="N",
+                    help="--engine ray: CPUs each run reserves, and its torch threads (default 1)")
+    st.add_argument("--quiet", action="store_true", help="no progress bars, one line per run")
+    st.add_argument("--time-limit", type=_positive_minutes, metavar="MINUTES",
+                    help="run: save the state and stop after this long (the same command continues)")
+    st.add_argument("--timed-iters", type=positive, default=20, help="time: timed iterations per arm and round")
+    add_common(st, local_device=False)
+    st.set_defaults(func=_cmd_study)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except GanError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a folder that cannot be created, a full disk, no permission: not a bug of ours
+        print(f"error: {exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: the last checkpoint is intact; continue with --resume", file=sys.stderr)
+        return 130
+    return 0

@@ -1,0 +1,81 @@
+"""Losses: pure functions of logits (registered in LOSSES), ACGAN's class loss, the gradient penalty."""
+from __future__ import annotations
+
+from typing import Callable
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+
+from .registry import LOSSES
+
+__all__ = ['loss_pair', 'd_loss', 'g_loss', 'class_loss', 'discriminate', 'gradient_penalty']
+
+
+def _wgan_d(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+    """Wasserstein critic (Arjovsky 2017): E[D(fake)] - E[D(real)], minimised (dual form, negated)."""
+    return fake_logits.mean() - real_logits.mean()
+
+
+def _wgan_g(fake_logits: Tensor) -> Tensor:
+    """Wasserstein generator: -E[D(fake)]."""
+    return -fake_logits.mean()
+
+
+def _hinge_d(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+    """Hinge (Lim & Ye 2017; SAGAN's choice): E[relu(1 - D(real))] + E[relu(1 + D(fake))]."""
+    return F.relu(1.0 - real_logits).mean() + F.relu(1.0 + fake_logits).mean()
+
+
+def _bce_d(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+    """GAN discriminator (Goodfellow 2014): -E[log sigmoid(D(real))] - E[log(1 - sigmoid(D(fake)))]."""
+    return (F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
+            + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))
+
+
+def _bce_g(fake_logits: Tensor) -> Tensor:
+    """Non-saturating generator loss: -E[log sigmoid(D(fake))]."""
+    return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
+
+
+# name -> (D loss (real_logits, fake_logits), G loss (fake_logits)); hinge's G loss is Wasserstein's
+LOSSES.add("wgan", (_wgan_d, _wgan_g))
+LOSSES.add("hinge", (_hinge_d, _wgan_g))
+LOSSES.add("bce", (_bce_d, _bce_g))
+
+
+def loss_pair(name: str) -> tuple[Callable[[Tensor, Tensor], Tensor], Callable[[Tensor], Tensor]]:
+    return LOSSES.pick(name)
+
+
+def d_loss(name: str, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+    """Discriminator/critic loss to minimise; logits (N,) for real and generated images -> scalar."""
+    return loss_pair(name)[0](real_logits, fake_logits)
+
+
+def g_loss(name: str, fake_logits: Tensor) -> Tensor:
+    """Generator loss to minimise; logits (N,) of generated images -> scalar."""
+    return loss_pair(name)[1](fake_logits)
+
+
+def class_loss(class_logits: Tensor, y: Tensor) -> Tensor:
+    """ACGAN's auxiliary classifier loss (Odena et al. 2017): cross-entropy -E[log softmax(class_logits)[y]],
+    class_logits (N, K), labels y (N,). D minimises it on real images, G on its images and their labels."""
+    return F.cross_entropy(class_logits, y)
+
+
+def discriminate(D: nn.Module, x: Tensor, y: Tensor | None) -> tuple[Tensor, Tensor | None]:
+    """D's adversarial logits (N,) and, for an ACGAN D, its class logits (N, K) (else None), from one
+    forward pass, in float32 (under autocast too: losses are computed in float32)."""
+    if D.classifier is None:
+        return D(x, y).float(), None
+    logits, classes = D(x, y, with_classes=True)
+    return logits.float(), classes.float()
+
+
+def gradient_penalty(D: nn.Module, real: Tensor, fake: Tensor, y: Tensor | None, eps: Tensor) -> Tensor:
+    """WGAN-GP (Gulrajani 2017): E[(||grad_x D(x_hat)||_2 - 1)^2] at x_hat = eps * real + (1 - eps) * fake,
+    eps (N, 1, 1, 1) in [0, 1]. Differentiable w.r.t. D's parameters."""
+    x_hat = (eps * real + (1 - eps) * fake).detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(D(x_hat, y).sum(), x_hat, create_graph=True)
+    return (grad.flatten(1).norm(dim=1) - 1).pow(2).mean()

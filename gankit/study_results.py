@@ -1,0 +1,240 @@
+"""Study results: timing every arm in one process, collect_study() -> results.json, tables, plots."""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import datetime
+import json
+import time
+from pathlib import Path
+from typing import Any, Callable
+import numpy as np
+import torch
+
+from .core import GanError, SELECTION_KEY
+from .device import device_name, precision, to_device
+from .config import Config
+from .tables import format_table
+from .files import write_json_atomic
+from .data import synthetic_images
+from .build import build_models
+from .step import make_optimizers, train_step
+from .plots import log_y, metric_label
+from .studies import Study, run_record, study_run_dir, study_timing_path
+
+__all__ = ['mean_std', 'time_study', 'STUDY_TIME', 'collect_study', 'study_table', 'study_differences', 'plot_study']
+
+
+def mean_std(values: list[float]) -> dict[str, Any]:
+    """Mean and sample standard deviation (n - 1 in the denominator; None for one value) of per-seed values."""
+    v = np.asarray(values, dtype=np.float64)
+    spread = 0.0 if (v == v[0]).all() else float(v.std(ddof=1))   # equal values: exactly 0, not rounding residue
+    return {"mean": float(v.mean()), "std": spread if len(v) > 1 else None, "n": len(v),
+            "values": [float(x) for x in v]}
+
+
+def _score_at(evals: list[dict[str, Any]], key: str, limit: float) -> float:
+    """The metric of the last evaluation with `key` (iter or time) <= limit."""
+    return [e for e in evals if e[key] <= limit][-1]["fd"]
+
+
+def time_study(study: Study, iters: int = 20, warmup: int = 3, rounds: int = 3,
+               device: torch.device | str = "cpu") -> dict[str, Any]:
+    """Seconds per iteration of every arm, measured in this one process: each arm's networks (seed 0) take
+    `warmup` untimed train_steps, then `rounds` times in turn every arm takes `iters` timed ones (so a machine
+    that gets busier or quieter affects every arm alike); per arm the median round. CPU time of this process on
+    the CPU (one thread: the study's unit), wall-clock time on a GPU. Synthetic images of the config's size:
+    the cost of a step does not depend on what the images show. collect_study() then puts every run's
+    evaluations on this common clock (iterations x seconds per iteration) instead of the logged times, which
+    depend on the machine each run happened to train on and on what else ran there."""
+    device = torch.device(device)
+    clock = time.process_time if device.type == "cpu" else time.perf_counter
+    prec = precision("off" if device.type == "cpu" else "auto", device)
+    steps: dict[str, Callable[[int], Any]] = {}   # arm -> one training step at iteration i
+    for arm in study.arms:
+        cfg = study.config(arm, 0)
+        data = synthetic_images(4 * cfg.batch_size, max(cfg.cond_classes, 1), size=cfg.img_size).to(device)
+        G, D = (to_device(m, device) for m in build_models(cfg))
+        G_ema = copy.deepcopy(G) if cfg.ema_decay > 0 else None
+        opt_g, opt_d = make_optimizers(cfg, G, D)
+        steps[arm] = (lambda i, c=cfg, m=(G, D, G_ema, opt_g, opt_d), x=data:
+                      train_step(c, *m, lambda: x.batch(c.batch_size, c.hflip), i, prec))
+        for i in range(warmup):
+            steps[arm](i)
+    samples: dict[str, list[float]] = {arm: [] for arm in study.arms}
+    for _ in range(rounds):
+        for arm, step in steps.items():
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            start = clock()
+            for i in range(iters):
+                step(warmup + i)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            samples[arm].append((clock() - start) / iters)
+    return {"study": study.name, "device": device_name(device), "torch": torch.__version__,
+            "clock": "CPU time of the timing process" if device.type == "cpu" else "wall-clock",
+            "iters": iters, "warmup": warmup, "rounds": rounds,
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "sec_per_iter": {arm: float(np.median(v)) for arm, v in samples.items()}, "rounds_sec_per_iter": samples,
+            "configs": {arm: dataclasses.asdict(study.config(arm, 0)) for arm in study.arms}}
+
+
+STUDY_TIME = ("training time: on the CPU the process's CPU time in training steps (wall-clock for evaluations "
+              "logged before CPU time was), so runs sharing a machine with other jobs stay comparable; on a GPU "
+              "wall-clock time; evaluations excluded")
+
+
+def _with_training_time(evals: list[dict[str, Any]], device: str) -> list[dict[str, Any]]:
+    """Each evaluation with "time" (seconds, STUDY_TIME) added: its cpu_seconds for a run on the CPU where logged,
+    else its wall-clock seconds."""
+    on_cpu = device.startswith("cpu")
+    return [{**e, "time": e.get("cpu_seconds", e["seconds"]) if on_cpu else e["seconds"]} for e in evals]
+
+
+def collect_study(study: Study, runs_dir: str | Path = "model/studies") -> dict[str, Any]:
+    """Rebuild <runs_dir>/<study>/results.json from the finished runs' folders (made on any machine) and
+    return it: per arm, mean +- std over seeds of the best and final validation metric, the metric at the
+    iteration every run reached and at the training time every run reached (STUDY_TIME; comparable only when
+    the runs shared one kind of device), images seen, seconds per iteration,
+    the mean curve with its spread, and the evaluation protocol. Runs not finished with the study's config are
+    listed under "missing", runs that diverged (run.json's "diverged") under "diverged"; neither enters a mean."""
+    # per arm: (seed, run.json, evaluations, the iteration the run started from: 0, or a fork's)
+    runs: dict[str, list[tuple[int, dict[str, Any], list[dict[str, Any]], int]]] = {arm: [] for arm in study.arms}
+    missing, diverged, devices = [], [], set()
+    timing_path = study_timing_path(study, runs_dir)   # `study time`: every arm timed in one process
+    timing = json.loads(timing_path.read_text()) if timing_path.is_file() else None
+    if timing is not None and (set(timing["sec_per_iter"]) != set(study.arms) or any(
+            Config.from_dict(timing["configs"][arm]) != study.config(arm, 0) for arm in study.arms)):
+        raise GanError(f"{timing_path} timed other arms or configs than the study's ({sorted(study.arms)}): "
+                       f"time the study again (python gan_helpers.py study time FILE)")
+    for arm, seed in study.runs():
+        folder = study_run_dir(study, arm, seed, runs_dir)
+        record = run_record(folder)
+        if record is None or Config.from_dict(record["config"]) != study.config(arm, seed):
+            missing.append(folder.name)
+            continue
+        if record.get("diverged"):
+            diverged.append(folder.name)
+            continue
+        devices.add(record["device"])
+        history = json.loads((folder / "history.json").read_text())
+        start = history.get("forked_from", {}).get("iteration", 0)
+        evals = (_with_training_time(history["eval"], record["device"]) if timing is None else
+                 [{**e, "time": (e["iter"] - start) * timing["sec_per_iter"][arm]} for e in history["eval"]])
+        runs[arm].append((seed, record, evals, start))
+    done = [evals for arm_runs in runs.values() for _, _, evals, _ in arm_runs]
+    if not done:
+        raise GanError(f"no finished run of study {study.name!r} under {Path(runs_dir) / study.name}: "
+                       f"run `python gan_helpers.py study run` first")
+    equal_iter = min(evals[-1]["iter"] for evals in done)
+    equal_seconds = min(evals[-1]["time"] for evals in done)
+    first = done[0][-1]
+    arms = {}
+    for arm, arm_runs in runs.items():
+        if not arm_runs:
+            continue
+        per_run = []
+        for seed, record, evals, start in arm_runs:
+            cfg = Config.from_dict(record["config"])
+            best = min(evals, key=lambda e: e[SELECTION_KEY])
+            trained = evals[-1]["iter"] - start
+            per_run.append({"seed": seed, "best": best["fd"], "best_iter": best["iter"], "final": evals[-1]["fd"],
+                            "at_iter": _score_at(evals, "iter", equal_iter),
+                            "at_time": _score_at(evals, "time", equal_seconds),
+                            "class_acc": best.get("class_acc"),   # of the samples of the best checkpoint
+                            "seconds": evals[-1]["time"], "sec_per_iter": evals[-1]["time"] / trained,
+                            "images_seen": trained * cfg.batch_size * cfg.n_critic,
+                            "device": record["device"]})
+        common = sorted(set.intersection(*({e["iter"] for e in evals} for _, _, evals, _ in arm_runs)))
+        curves = np.array([[e["fd"] for e in evals if e["iter"] in common] for _, _, evals, _ in arm_runs])
+        seconds = np.array([[e["time"] for e in evals if e["iter"] in common] for _, _, evals, _ in arm_runs])
+        arms[arm] = {"set": list(study.arms[arm]), "seeds": [r["seed"] for r in per_run],
+                     **{key: mean_std([r[key] for r in per_run])
+                        for key in ("best", "final", "at_iter", "at_time", "best_iter", "sec_per_iter")},
+                     "class_acc": (None if any(r["class_acc"] is None for r in per_run)
+                                   else mean_std([r["class_acc"] for r in per_run])),
+                     "images_seen": per_run[0]["images_seen"],
+                     "curve": {"iter": common, "mean": curves.mean(0).tolist(),
+                               "std": (curves.std(0, ddof=1) if len(curves) > 1 else np.zeros(len(common))).tolist(),
+                               "seconds": seconds.mean(0).tolist()},
+                     "runs": per_run}
+    results = {"study": study.name, "description": study.description, "preset": study.preset,
+               "base": list(study.base), "seeds": list(study.seeds),
+               **({"start_from": study.start_from} if study.start_from else {}),
+               "protocol": {"metric": first["metric"], "n_fake": first["n_fake"], "n_real": first["n_real"],
+                            "iters": study.iters, "eval_every": study.eval_every,
+                            "best": "lowest validation metric over the evaluations of a run",
+                            "spread": "mean and sample standard deviation (n - 1) over seeds",
+                            "equal_iter": equal_iter, "equal_seconds": equal_seconds,
+                            "seconds": STUDY_TIME if timing is None else
+                            (f"training time: iterations x seconds per iteration of each arm, all timed in one "
+                             f"process ({timing['clock']}, {timing['device']}, torch {timing['torch']}, "
+                             f"{timing['date'][:10]}; timing.json)"),
+                            "devices": sorted(devices)},
+               "arms": arms, "missing": missing, "diverged": diverged}
+    write_json_atomic(results, Path(runs_dir) / study.name / "results.json")
+    return results
+
+
+def _pm(s: dict[str, Any], digits: int = 4) -> str:
+    return f"{s['mean']:.{digits}g}" + ("" if s["std"] is None else f" ± {s['std']:.2g}")
+
+
+def study_table(results: dict[str, Any], fmt: str = "markdown") -> str:
+    """A results file as a markdown or LaTeX (booktabs) table: per arm, mean ± std over seeds of the best,
+    final, equal-iteration and equal-time validation metric, images seen, seconds per iteration, and how far
+    its best is from the arm with the lowest mean best; '*' marks a gap larger than the two arms' standard
+    deviations added (their mean ± std intervals do not overlap; never marked with a single seed). Where any
+    arm logged it, the class accuracy of the best checkpoint's samples follows the scores ("--" for an arm
+    without it, such as an unconditional one). The metric and its sample counts (results["protocol"]) belong
+    in the caption or the line under the table."""
+    p, arms = results["protocol"], results["arms"]
+    lead = min(arms, key=lambda a: arms[a]["best"]["mean"])
+    with_acc = any(a.get("class_acc") for a in arms.values())
+    head = ["arm", "seeds", "best", "final", f"at {p['equal_iter']:,} it", f"at {p['equal_seconds']:,.0f} s",
+            *(["class acc."] if with_acc else []), "images seen", "s/it", "best vs lowest"]
+    rows = []
+    for arm, a in arms.items():
+        gap = a["best"]["mean"] - arms[lead]["best"]["mean"]
+        spreads = (a["best"]["std"], arms[lead]["best"]["std"])
+        apart = None not in spreads and gap > sum(spreads)
+        rows.append([arm, str(len(a["seeds"])), *(_pm(a[k]) for k in ("best", "final", "at_iter", "at_time")),
+                     *([_pm(a["class_acc"], 2) if a.get("class_acc") else "--"] if with_acc else []), f"{a['images_seen']:,}",
+                     _pm(a["sec_per_iter"], 3), "lowest" if arm == lead else f"+{gap:.3g}" + ("*" if apart else "")])
+    return format_table(head, rows, fmt)
+
+
+def study_differences(results: dict[str, Any], key: str = "best") -> list[tuple[str, str, float]]:
+    """The pairs of arms whose mean `key` score ("best", "final", "at_iter", "at_time"; lower is better) differs
+    by more than the two arms' standard deviations over seeds added, as (lower arm, higher arm, gap), largest gap
+    first. Arms with a single seed have no spread and take part in no pair."""
+    arms = {arm: a[key] for arm, a in results["arms"].items() if a[key]["std"] is not None}
+    pairs = []
+    for i, (u, su) in enumerate(arms.items()):
+        for v, sv in list(arms.items())[i + 1:]:
+            low, high = (u, v) if su["mean"] <= sv["mean"] else (v, u)
+            gap = abs(su["mean"] - sv["mean"])
+            if gap > su["std"] + sv["std"]:
+                pairs.append((low, high, gap))
+    return sorted(pairs, key=lambda p: -p[2])
+
+
+def plot_study(results: dict[str, Any], ax: Any = None, x: str = "iter") -> Any:
+    """Validation curves of a results file: per arm the mean over seeds, with a band of ± one standard
+    deviation; x = "iter" or "seconds" (training time). Returns the axes."""
+    import matplotlib.pyplot as plt
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.5, 4))
+    for arm, a in results["arms"].items():
+        c = a["curve"]
+        xs, mean, std = np.asarray(c[x]), np.asarray(c["mean"]), np.asarray(c["std"])
+        line, = ax.plot(xs, mean, label=f"{arm} (best {_pm(a['best'], 3)}, {len(a['seeds'])} seeds)")
+        ax.fill_between(xs, mean - std, mean + std, color=line.get_color(), alpha=0.2, linewidth=0)
+    p = results["protocol"]
+    ax.set_xlabel("iteration" if x == "iter" else "training time (s)")
+    ax.set_ylabel(metric_label(p["metric"], p["n_fake"], p["n_real"]))
+    log_y(ax)
+    ax.set_title(f"study {results['study']}: mean ± std over seeds")
+    ax.legend(fontsize="small")
+    return ax

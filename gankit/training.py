@@ -1,0 +1,280 @@
+"""train(): the loop, evaluations every eval_every iterations on the validation split, best.pt and last.pt,
+exact resume, forks, time limits, divergence guard."""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import datetime
+import hashlib
+import math
+import time
+from pathlib import Path
+from typing import Any, Callable
+import torch
+import torch.nn as nn
+from torch import Tensor
+
+from .core import GanError, SELECTION_KEY
+from .device import compiled, device_name, device_of, eval_mode, precision, setup, to_device
+from .config import Config
+from .files import save_atomic, write_json_atomic
+from .data import ImageSet, check_data, split_record, to_float
+from .build import build_models
+from .losses import d_loss
+from .step import make_optimizers, train_step
+from .sampling import latents, sample, standing_batch_norm
+from .features import FeatureNet, real_stats
+from .measures import evaluate_generator
+from .checkpoints import FORK_FIELDS, RESUMABLE_FIELDS, load_checkpoint, rng_state, set_rng_state
+from .images import save_snapshot, snapshot_path
+
+__all__ = ['VALIDATION_LOSS_IMAGES', 'validation_losses', 'TrainingDiverged', 'diverged', 'new_history', 'code_version', 'describe_segments', 'best_eval', 'train']
+
+
+# images of each kind (validation, training, generated) in the validation-loss check of every evaluation
+VALIDATION_LOSS_IMAGES = 1000
+
+
+@torch.no_grad()
+def _d_logits(D: nn.Module, images: Tensor, labels: Tensor | None, batch_size: int = 500) -> Tensor:
+    """D's logits (N,) for images (N, 3, 32, 32) in [-1, 1] (any device), in batches on D's device."""
+    device = device_of(D)
+    return torch.cat([D(images[i:i + batch_size].to(device),
+                        None if labels is None else labels[i:i + batch_size].to(device))
+                      for i in range(0, len(images), batch_size)])
+
+
+@torch.no_grad()
+def validation_losses(cfg: Config, D: nn.Module, G: nn.Module, train_data: ImageSet, val_data: ImageSet,
+                      n: int = VALIDATION_LOSS_IMAGES, seed: int = 0) -> dict[str, float]:
+    """D's loss and mean logit on n held-out validation images ("_val") and on n training images, a fixed
+    draw ("_train"), each against the same n images from G. A D that memorises its training images scores
+    them above held-out ones and its validation loss rises above its training loss (the overfitting signal
+    of Karras et al. 2020, ADA). D and G run in eval mode; the global RNG is untouched."""
+    n = min(n, len(train_data), len(val_data))
+    pick = torch.randperm(len(train_data), generator=torch.Generator().manual_seed(seed))[:n]
+    _, fake_labels = latents(G, n, seed=seed)
+    with eval_mode(D):
+        fake_logits = _d_logits(D, sample(G, n, seed=seed), fake_labels)
+        result = {"d_fake_eval": fake_logits.mean().item()}
+        for name, data in (("train", train_data.subset(pick.to(train_data.y.device))),
+                           ("val", val_data.subset(torch.arange(n, device=val_data.y.device)))):
+            real_logits = _d_logits(D, to_float(data.x), data.y)
+            result[f"d_loss_{name}"] = d_loss(cfg.loss, real_logits, fake_logits).item()
+            result[f"d_real_{name}"] = real_logits.mean().item()
+    return result
+
+
+class TrainingDiverged(GanError):
+    """A loss or mean logit became NaN, infinite or larger than cfg.diverged_above; the last good
+    checkpoint is left as it was."""
+
+
+def diverged(logs: dict[str, float], limit: float) -> bool:
+    """True when any logged value is non-finite or its magnitude exceeds `limit` (Config.diverged_above)."""
+    return not all(math.isfinite(v) and abs(v) <= limit for v in logs.values())
+
+
+def new_history() -> dict[str, list]:
+    """Per-iteration losses and mean D logits, one entry per evaluation, and one per training segment (a start
+    or resume: from which iteration, under which code, on which device; see train())."""
+    return {"iter": [], "d_loss": [], "g_loss": [], "d_real": [], "d_fake": [], "eval": [], "segments": []}
+
+
+def code_version() -> str:
+    """Which code is running: the first 12 hex digits of the sha256 of the package's sources (git or not), so a
+    run's history shows where a long run went on under changed code."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(__file__).resolve().parent.rglob("*.py")):   # the whole package, in a fixed order
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def describe_segments(history: dict[str, list]) -> str:
+    """One sentence on how a run was trained: its stretches (start and every resume) and where the code changed
+    (the module hash logged by train()); what a report must disclose about a long run."""
+    segments = history.get("segments", [])
+    if not segments:
+        return "no training segments logged (a run from before they were recorded)"
+    ends = [s["from_iter"] for s in segments[1:]] + [history["iter"][-1] if history["iter"] else 0]
+    stretches = ", ".join(f"{s['from_iter']:,}-{end:,} on {s['device']}" for s, end in zip(segments, ends))
+    changes = [f"{s['from_iter']:,}" for prev, s in zip(segments, segments[1:]) if s["code"] != prev["code"]]
+    code = (f"the code changed at iteration{'s' * (len(changes) > 1)} {', '.join(changes)}" if changes
+            else "the same code throughout")
+    settings = "".join(f"; {field} {before} -> {now} at iteration {s['from_iter']:,}"
+                       for s in segments for field, (before, now) in s.get("changed", {}).items())
+    fork = history.get("forked_from")
+    origin = f"forked from {fork['name']} (seed {fork['seed']}) at iteration {fork['iteration']:,}, then " if fork else ""
+    return (f"{origin}trained in {len(segments)} stretch{'es' * (len(segments) > 1)} ({stretches}); "
+            f"{code}{settings}")
+
+
+def best_eval(history: dict[str, list]) -> dict[str, Any] | None:
+    """The evaluation with the lowest Frechet distance, or None before the first one."""
+    return min(history["eval"], key=lambda e: e[SELECTION_KEY], default=None)
+
+
+def _check_resumable(saved: Config, cfg: Config, path: Path, free: tuple[str, ...] = RESUMABLE_FIELDS) -> None:
+    diff = {f.name: (getattr(saved, f.name), getattr(cfg, f.name)) for f in dataclasses.fields(Config)
+            if f.name not in free and getattr(saved, f.name) != getattr(cfg, f.name)}
+    if diff:
+        shown = ", ".join(f"{k}: {a!r} in checkpoint vs {b!r} now" for k, (a, b) in diff.items())
+        raise GanError(f"cannot resume from {path}: it was trained with another config ({shown}); "
+                       f"use the same settings or another output folder (settings that may change: "
+                       f"{', '.join(free)})")
+
+
+def train(cfg: Config, out_dir: str | Path, train_data: ImageSet, val_data: ImageSet, features: FeatureNet,
+          device: torch.device | str = "cpu", resume: bool = False, progress: bool = True,
+          on_eval: Callable[[dict[str, list]], None] | None = None,
+          stats_dir: str | Path | None = None, time_limit: float | None = None,
+          fork_from: str | Path | None = None) -> dict[str, list]:
+    """Train G and D for cfg.iters iterations (in total, counting resumed ones), or until `time_limit`
+    seconds have passed (then last.pt is written and resume=True continues; e.g. a Colab or batch session).
+
+    fork_from: a training state (another run's last.pt) to start from when out_dir holds none: its weights,
+    EMA and optimizer states at its iteration, with cfg's resumable settings (RESUMABLE_FIELDS, e.g. a lower
+    learning rate), its own name and seed: the random stream (data order, latents) starts from cfg.seed, so
+    forks of one state with one seed see the same batches and differ only in their settings. The fork's
+    history starts at that iteration with an evaluation (its curve's starting point) and records the state
+    it came from (history["forked_from"]); its training time counts from the fork.
+
+    Writes to `out_dir`: last.pt (full state, every cfg.checkpoint_every iterations and at the end),
+    best.pt (generator at its best validation metric, evaluated every cfg.eval_every iterations and at
+    the end on cfg.eval_samples images), history.json, and at every evaluation snapshots/iter_NNNNNN.png
+    (save_snapshot: the same latents and labels every time). Each evaluation logs the Frechet distance, KID,
+    IS and class accuracy (where the feature network gives them) and validation_losses(). Returns the
+    history; each evaluation also records `seconds`, the wall-clock time spent in training steps so far
+    (evaluations and checkpoints excluded; carried across resumes), and `cpu_seconds`, this process's CPU time
+    in them (on a shared CPU, what the steps cost without the waiting). `on_eval(history)` is called after each
+    evaluation (e.g. a live plot)."""
+    from tqdm.auto import tqdm
+    cfg.validate()
+    check_data(cfg, train_data)
+    out_dir, device = Path(out_dir), torch.device(device)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    last_path, best_path, history_path = out_dir / "last.pt", out_dir / "best.pt", out_dir / "history.json"
+    if last_path.is_file() and not resume:
+        raise GanError(f"{out_dir} already holds a run (last.pt): resume it (resume=True / --resume) "
+                       f"or choose another output folder, so that nothing is overwritten")
+    setup(cfg.seed)
+    started = time.monotonic()
+    G, D = build_models(cfg)
+    G_ema = copy.deepcopy(G) if cfg.ema_decay > 0 else None
+    G, D = to_device(G, device), to_device(D, device)
+    G_ema = to_device(G_ema, device) if G_ema is not None else None
+    opt_g, opt_d = make_optimizers(cfg, G, D)
+    prec = precision(cfg.amp, device)
+    torch.backends.cudnn.benchmark = device.type == "cuda"   # fixed shapes: let cuDNN pick its fastest kernels
+    G_run, D_run = compiled(G, cfg.compile), compiled(D, cfg.compile)   # what the training step calls
+    history, start, seconds, changed = new_history(), 0, 0.0, {}   # seconds: time in training steps
+    cpu_seconds = 0.0   # this process's CPU time in training steps: on a shared CPU, the cost without the waiting
+    resuming = resume and last_path.is_file()
+    if resuming or fork_from is not None:
+        source = last_path if resuming else Path(fork_from)
+        state = load_checkpoint(source)
+        if state["kind"] != "train_state":
+            raise GanError(f"{source} holds no training state to {'resume' if resuming else 'fork'} from")
+        saved = Config.from_dict(state["config"])
+        _check_resumable(saved, cfg, source, RESUMABLE_FIELDS + (() if resuming else FORK_FIELDS))
+        changed = {f: [getattr(saved, f), getattr(cfg, f)] for f in RESUMABLE_FIELDS   # iters: every resume's
+                   if f != "iters" and getattr(saved, f) != getattr(cfg, f)}                # own, not a setting
+        G.load_state_dict(state["G"])
+        D.load_state_dict(state["D"])
+        if G_ema is not None:   # a run without an EMA so far starts its EMA from G, as a new run does
+            G_ema.load_state_dict(state["G_ema"] if state["G_ema"] is not None else state["G"])
+        opt_g.load_state_dict(state["opt_g"])
+        opt_d.load_state_dict(state["opt_d"])
+        for opt, lr in ((opt_g, cfg.g_lr), (opt_d, cfg.d_lr)):   # the state holds the learning rates it ran with
+            for group in opt.param_groups:
+                group["lr"] = lr
+        for scaler, key in ((prec.scaler_g, "scaler_g"), (prec.scaler_d, "scaler_d")):
+            if scaler is not None and state.get(key):
+                scaler.load_state_dict(state[key])
+        start = state["iteration"]
+        if resuming:
+            set_rng_state(state["rng"])
+            history, seconds = state["history"], state.get("seconds", 0.0)
+            cpu_seconds = state.get("cpu_seconds", seconds)   # states from before CPU time was kept: wall-clock
+        else:   # a fork: setup(cfg.seed) above seeded its random stream; its history and time start here
+            if start >= cfg.iters:
+                raise GanError(f"cannot fork from {source}: it is at iteration {start:,}, and iters={cfg.iters:,} "
+                               f"leaves nothing to train; set iters above {start:,}")
+            history["forked_from"] = {"state": str(source), "name": saved.name, "seed": saved.seed,
+                                      "iteration": start}
+    history.setdefault("segments", []).append(   # histories from before segments were logged have none
+        {"from_iter": start, "code": code_version(), "device": device_name(device),
+         "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+         **({"changed": changed} if changed else {})})   # resumable fields set differently: [before, now]
+    train_data, val_data = train_data.to(device), val_data
+    real = real_stats(val_data, "val", features, stats_dir or out_dir)
+    validation_hash = hashlib.sha256(val_data.x.cpu().contiguous().numpy().tobytes()).hexdigest()[:16]
+    G_eval = G_ema if G_ema is not None else G
+
+    def checkpoint(iteration: int) -> None:
+        save_atomic({"kind": "train_state", "config": dataclasses.asdict(cfg), "split": split_record(val_data),
+                     "iteration": iteration,
+                     "G": G.state_dict(), "D": D.state_dict(),
+                     "G_ema": G_ema.state_dict() if G_ema is not None else None,
+                     "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "rng": rng_state(),
+                     "scaler_g": prec.scaler_g.state_dict() if prec.scaler_g is not None else None,
+                     "scaler_d": prec.scaler_d.state_dict() if prec.scaler_d is not None else None,
+                     "history": history, "seconds": seconds, "cpu_seconds": cpu_seconds}, last_path)
+        write_json_atomic(history, history_path)
+
+    def evaluate(iteration: int) -> None:
+        if G_ema is not None:
+            standing_batch_norm(G_ema)   # its copied BN statistics belong to G's weights, not the EMA's
+        result = {"iter": iteration, "seconds": round(seconds, 3), "cpu_seconds": round(cpu_seconds, 3),
+                  **evaluate_generator(G_eval, real, features, cfg.eval_samples),
+                  **validation_losses(cfg, D, G, train_data, val_data)}
+        save_snapshot(G_eval, snapshot_path(out_dir, iteration))
+        best = best_eval(history)
+        history["eval"].append(result)
+        if best is None or result[SELECTION_KEY] < best[SELECTION_KEY]:
+            save_atomic({"kind": "generator", "config": dataclasses.asdict(cfg), "split": split_record(val_data),
+                         "iteration": iteration, "G": G_eval.state_dict(), "metrics": result,
+                         "summary": {"data": train_data.source, "features": features.label,
+                                     "features_key": features.key, "validation_sha256": validation_hash,
+                                     "ema": G_ema is not None, "selected_by": "lowest validation " + result["metric"]}},
+                        best_path)
+        write_json_atomic(history, history_path)
+        if on_eval is not None:
+            on_eval(history)
+
+    bar = tqdm(range(start, cfg.iters), initial=start, total=cfg.iters, disable=not progress,
+               desc=cfg.name, dynamic_ncols=True)
+    if not history["eval"]:
+        evaluate(start)  # the starting point of the validation curve (iteration 0, or the state a fork starts from)
+    for it in bar:
+        tick, cpu_tick = time.perf_counter(), time.process_time()
+        logs = train_step(cfg, G_run, D_run, G_ema, opt_g, opt_d, lambda: train_data.batch(cfg.batch_size, cfg.hflip),
+                          it, prec)
+        seconds += time.perf_counter() - tick   # the step's .item() calls wait for the GPU, so this is its time
+        cpu_seconds += time.process_time() - cpu_tick
+        if diverged(logs, cfg.diverged_above):
+            kept = f"{last_path} (iteration {load_checkpoint(last_path)['iteration']})" if last_path.is_file() \
+                else "no checkpoint yet"
+            shown = ", ".join(f"{k}={v:.3g}" for k, v in logs.items())
+            raise TrainingDiverged(f"training diverged at iteration {it + 1} ({shown}; the limit is non-finite or "
+                                   f"|value| > diverged_above={cfg.diverged_above:g}); training stopped, last good "
+                                   f"state kept: {kept}. Lower the learning rates or resume with another seed")
+        history["iter"].append(it + 1)
+        for key, value in logs.items():
+            history[key].append(round(value, 6))
+        done = it + 1
+        if done % cfg.eval_every == 0 or done == cfg.iters:
+            evaluate(done)
+        out_of_time = time_limit is not None and time.monotonic() - started > time_limit
+        if done % cfg.checkpoint_every == 0 or done == cfg.iters or out_of_time:
+            checkpoint(done)
+        last_eval = history["eval"][-1]
+        bar.set_postfix(d=f"{logs['d_loss']:.3f}", g=f"{logs['g_loss']:.3f}",
+                        fd=f"{last_eval['fd']:.3g}@{last_eval['iter']}", refresh=False)
+        if out_of_time:
+            bar.write(f"time limit of {time_limit:.0f} s reached at iteration {done}: state saved to {last_path}; "
+                      f"continue with resume=True (--resume)")
+            break
+    if start >= cfg.iters:
+        write_json_atomic(history, history_path)
+    return history

@@ -1,0 +1,77 @@
+"""Config: round trips, --set parsing, validation in one line, presets, old spellings."""
+import dataclasses
+import json
+
+import pytest
+from helpers import tiny_cfg
+
+import gan_helpers as gh
+from gan_helpers import Config, GanError
+
+
+def test_config_round_trips_through_dict_and_json():
+    for cfg in (Config.dcgan(), Config.sagan(g_attn=(8, 16), betas=(0.1, 0.2))):
+        assert Config.from_dict(dataclasses.asdict(cfg)) == cfg
+        assert Config.from_dict(json.loads(json.dumps(dataclasses.asdict(cfg)))) == cfg  # lists -> tuples
+    with pytest.raises(GanError, match="unknown"):
+        Config.from_dict({"nope": 1})
+
+
+def test_config_overrides_parse_types():
+    cfg = Config.sagan().with_overrides(["g_ch=32", "g_attn=(8, 16)", "loss=hinge", "spectral_norm=False",
+                                         "g_lr=3e-4", "betas=[0.5, 0.99]"])
+    assert cfg.g_ch == 32 and isinstance(cfg.g_ch, int)
+    assert cfg.g_attn == (8, 16) and cfg.loss == "hinge" and cfg.spectral_norm == "none"  # the old bool, upgraded
+    assert cfg.g_lr == pytest.approx(3e-4) and cfg.betas == (0.5, 0.99)
+    assert Config.sagan().g_ch == 256                       # the original is left alone
+    for bad in (["nope=1"], ["g_ch"]):
+        with pytest.raises(GanError):
+            Config.sagan().with_overrides(bad)
+
+
+def test_config_validate():
+    assert Config.dcgan().validate() == Config.dcgan() and Config.sagan().validate() == Config.sagan()
+    for bad in (dict(loss="foo"), dict(arch="vgg"), dict(lipschitz="lip"), dict(ema_decay=1.0),
+                dict(spectral_norm="none"), dict(g_ch=0)):    # spectral_norm="none": wgan left unconstrained
+        with pytest.raises(GanError):
+            Config.sagan(**bad).validate()
+
+
+@pytest.mark.parametrize("overrides,fix", [
+    (dict(loss="wgan", spectral_norm="none", lipschitz="none"), "lipschitz='gp' or 'clip'"),
+    (dict(arch="mlp", g_attn=(16,)), "g_attn=()"),
+    (dict(arch="dcgan", d_attn=(32,)), "choose among resolutions \\(16, 8, 4\\)"),
+    (dict(arch="resnet", img_size=64, g_attn=(128,)), "8, 16, 32, 64"),
+    (dict(img_size=48), "img_size"),
+    (dict(cond="acgan", num_classes=0), "cond='none'"),
+    (dict(cond="acgan", acgan_weight=0.0), "acgan_weight > 0"),
+    (dict(cond="projection-ac", acgan_weight=-1.0), "acgan_weight > 0"),
+    (dict(cond="projection-ac", num_classes=0), "cond='none'"),
+    (dict(spectral_norm="both"), "spectral_norm"),
+    (dict(classes=("cat", "cat")), "twice"),
+    (dict(n_gen=0), "n_gen"),
+])
+def test_bad_combinations_give_one_line_errors(overrides, fix):
+    with pytest.raises(GanError, match=fix) as info:
+        tiny_cfg(**overrides).validate()
+    assert "\n" not in str(info.value)
+
+
+def test_presets_validate_cleanly():
+    for preset in gh.PRESETS.values():
+        cfg = preset().validate()
+        assert cfg.spectral_norm in gh.SPECTRAL_NORM and cfg.lipschitz in ("none", "clip", "gp")
+    assert (Config.dcgan().spectral_norm, Config.dcgan().lipschitz) == ("none", "none")
+
+
+def test_old_config_values_are_upgraded():
+    old = {k: v for k, v in dataclasses.asdict(Config.dcgan()).items()
+           if k not in ("dataset", "img_size", "classes", "val_size", "split_seed", "cond", "acgan_weight", "n_gen")}
+    for sn, lip, k, expected in ((False, "sn", 10, ("none", "none", "projection")),
+                                 (True, "clip", 0, ("gd", "clip", "none"))):
+        cfg = Config.from_dict({**old, "spectral_norm": sn, "lipschitz": lip, "num_classes": k})
+        assert (cfg.spectral_norm, cfg.lipschitz, cfg.cond) == expected
+        assert (cfg.img_size, cfg.classes, cfg.n_gen) == (32, (), 1)
+    assert Config.sagan().with_overrides(["spectral_norm=True", "classes=cat,dog"]).spectral_norm == "gd"
+    assert (Config(spectral_norm=False).spectral_norm, Config(lipschitz="sn").lipschitz) == ("none", "none")
+    assert Config.sagan().with_overrides(["classes=cat,dog"]).classes == ("cat", "dog")

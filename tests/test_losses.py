@@ -1,0 +1,170 @@
+"""The losses against hand computations: Wasserstein, hinge, BCE values and gradient signs, the gradient penalty, the ACGAN and CGAN terms."""
+import math
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from helpers import K, step_and_its_draws
+from torch.testing import assert_close
+
+import gan_helpers as gh
+from gan_helpers import GanError
+
+
+def _hand_dcgan_d(D, x_in):
+    """DCGAN D's adversarial logit and pooled features, computed layer by layer from its (joined) input."""
+    h = x_in
+    for conv, norm, attn in zip(D.convs, D.norms, D.attns):
+        h = F.leaky_relu(norm(conv(h)), 0.2)
+    return D.out(h).flatten(), h.sum((2, 3))
+
+
+def _bce_d(real, fake):
+    return -torch.log(torch.sigmoid(real)).mean() - torch.log(1 - torch.sigmoid(fake)).mean()
+
+
+def _cross_entropy(logits, y):
+    return -(logits - logits.exp().sum(1, keepdim=True).log())[torch.arange(len(y)), y].mean()
+
+
+def softplus(t):
+    return math.log(1 + math.exp(t))
+
+
+REAL, FAKE = [0.5, 2.0], [-1.5, 0.5]
+
+
+EXPECTED = {  # name: (d_loss, g_loss) written out by hand
+    "wgan": ((-1.5 + 0.5) / 2 - (0.5 + 2.0) / 2, -(-1.5 + 0.5) / 2),
+    "hinge": ((max(0, 1 - 0.5) + max(0, 1 - 2.0)) / 2 + (max(0, 1 - 1.5) + max(0, 1 + 0.5)) / 2,
+              -(-1.5 + 0.5) / 2),
+    "bce": ((softplus(-0.5) + softplus(-2.0)) / 2 + (softplus(-1.5) + softplus(0.5)) / 2,
+            (softplus(1.5) + softplus(-0.5)) / 2),
+}
+
+
+class LinearCritic(nn.Module):
+    """D(x) = <w, x> per sample: its input gradient is w everywhere."""
+
+    def __init__(self, w):
+        super().__init__()
+        self.w = nn.Parameter(w)
+
+    def forward(self, x, y=None):
+        return (x * self.w).sum((1, 2, 3))
+
+
+class SquareCritic(nn.Module):
+    """D(x) = 0.5 ||x||^2 per sample: its input gradient at x is x."""
+
+    def forward(self, x, y=None):
+        return 0.5 * x.pow(2).sum((1, 2, 3))
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_loss_values(name):
+    d, g = EXPECTED[name]
+    assert gh.d_loss(name, torch.tensor(REAL), torch.tensor(FAKE)).item() == pytest.approx(d, rel=1e-6)
+    assert gh.g_loss(name, torch.tensor(FAKE)).item() == pytest.approx(g, rel=1e-6)
+
+
+def test_hand_values_are_the_known_numbers():
+    assert EXPECTED["wgan"] == pytest.approx((-1.75, 0.5))
+    assert EXPECTED["hinge"][0] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("name", ["wgan", "hinge", "bce"])
+def test_loss_gradient_signs(name):
+    real = torch.linspace(-2, 2, 8).requires_grad_(True)
+    fake = torch.linspace(-2, 2, 8).requires_grad_(True)
+    gh.d_loss(name, real, fake).backward()
+    assert (real.grad <= 0).all() and real.grad.sum() < 0   # higher real scores lower D's loss
+    assert (fake.grad >= 0).all() and fake.grad.sum() > 0   # higher fake scores raise it
+    if name != "hinge":                                     # hinge is flat beyond the margin
+        assert (real.grad < 0).all() and (fake.grad > 0).all()
+    fake_g = torch.linspace(-2, 2, 8).requires_grad_(True)
+    gh.g_loss(name, fake_g).backward()
+    assert (fake_g.grad < 0).all()                          # G wants its scores higher
+
+
+def test_unknown_loss_raises():
+    with pytest.raises(GanError, match="unknown loss"):
+        gh.d_loss("foo", torch.zeros(2), torch.zeros(2))
+    with pytest.raises(GanError):
+        gh.g_loss("foo", torch.zeros(2))
+
+
+def test_gradient_penalty_of_a_linear_critic():
+    torch.manual_seed(0)
+    D = LinearCritic(torch.randn(1, 3, 4, 4) * 0.5)
+    real, fake, eps = torch.randn(5, 3, 4, 4), torch.randn(5, 3, 4, 4), torch.rand(5, 1, 1, 1)
+    gp = gh.gradient_penalty(D, real, fake, None, eps)
+    norm = D.w.detach().norm().item()
+    assert gp.item() == pytest.approx((norm - 1) ** 2, rel=1e-5)
+    gp.backward()                                            # differentiable w.r.t. D's parameters
+    assert_close(D.w.grad, 2 * (norm - 1) * D.w.detach() / norm)
+
+
+def test_gradient_penalty_of_a_nonlinear_critic_uses_eps():
+    torch.manual_seed(0)
+    real, fake = torch.randn(3, 3, 4, 4), torch.randn(3, 3, 4, 4)
+    eps = torch.tensor([0.0, 0.3, 1.0]).view(3, 1, 1, 1)
+    expected = 0.0
+    for n in range(3):
+        e = eps[n].item()
+        x_hat = e * real[n] + (1 - e) * fake[n]
+        expected += (x_hat.norm().item() - 1) ** 2 / 3
+    assert gh.gradient_penalty(SquareCritic(), real, fake, None, eps).item() == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize("cond", ["acgan", "concat"])
+def test_conditional_losses_match_hand_computation(cond):
+    """train_step's D and G losses equal BCE (+ acgan_weight x cross-entropy for ACGAN) written out by hand,
+    with the CGAN label planes and label embedding joined by hand."""
+    G0, D0, D, real, y_real, y_fake, z, out = step_and_its_draws(cond)
+
+    def g_forward(Gm):
+        joined = torch.cat([z, Gm.label_embed(y_fake)], 1)   # CGAN/ACGAN: [z, embedding(y)]
+        h = joined[:, :, None, None]
+        for conv, norm, attn in zip(Gm.convs, Gm.norms, Gm.attns):
+            h = F.leaky_relu(norm(conv(h), None), 0.1)
+        return torch.tanh(Gm.out(h))
+
+    def joined(x, y):                                        # CGAN's D input: one-hot label planes joined
+        if cond == "acgan":
+            return x
+        return torch.cat([x, torch.eye(K)[y][:, :, None, None].expand(-1, -1, 32, 32)], 1)
+
+    with torch.no_grad():
+        fake = g_forward(G0)
+        assert_close(fake, G0(z, y_fake))
+        r_logit, r_phi = _hand_dcgan_d(D0, joined(real, y_real))
+        f_logit, _ = _hand_dcgan_d(D0, joined(fake, y_fake))
+        d_expected = _bce_d(r_logit, f_logit)
+        if cond == "acgan":
+            d_expected = d_expected + 0.7 * _cross_entropy(D0.classifier(r_phi), y_real)
+        g_logit, g_phi = _hand_dcgan_d(D, joined(fake, y_fake))   # G is scored by the updated D
+        g_expected = -torch.log(torch.sigmoid(g_logit)).mean()
+        if cond == "acgan":
+            g_expected = g_expected + 0.7 * _cross_entropy(D.classifier(g_phi), y_fake)
+    assert out["d_loss"] == pytest.approx(d_expected.item(), rel=1e-5)
+    assert out["g_loss"] == pytest.approx(g_expected.item(), rel=1e-5)
+
+
+def test_projection_ac_adds_the_class_cross_entropy_to_the_projection_losses():
+    """projection-ac: the projection D's BCE losses (logit + <embed(y), phi>) plus acgan_weight x the class
+    head's cross-entropy, on real labels for D and on the asked-for labels for G."""
+    G0, D0, D, real, y_real, y_fake, z, out = step_and_its_draws("projection-ac")
+    with torch.no_grad():
+        fake = G0(z, y_fake)
+        r_logit, r_phi = _hand_dcgan_d(D0, real)
+        f_logit, f_phi = _hand_dcgan_d(D0, fake)
+        r_logit = r_logit + (D0.embed(y_real) * r_phi).sum(1)      # the projection term
+        f_logit = f_logit + (D0.embed(y_fake) * f_phi).sum(1)
+        d_expected = _bce_d(r_logit, f_logit) + 0.7 * _cross_entropy(D0.classifier(r_phi), y_real)
+        g_logit, g_phi = _hand_dcgan_d(D, fake)
+        g_logit = g_logit + (D.embed(y_fake) * g_phi).sum(1)
+        g_expected = -torch.log(torch.sigmoid(g_logit)).mean() + 0.7 * _cross_entropy(D.classifier(g_phi), y_fake)
+    assert out["d_loss"] == pytest.approx(d_expected.item(), rel=1e-5)
+    assert out["g_loss"] == pytest.approx(g_expected.item(), rel=1e-5)
