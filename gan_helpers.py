@@ -9,6 +9,7 @@ Where things are (gankit/<module>.py, lowest layer first; see gankit/__init__.py
   data              load_dataset(): CIFAR-10 or any image folder, class subsets, image size, the recorded split
   attention         SelfAttention, our own (gamma starts at 0)
   layers            conditional BatchNorm, spectral norm, where class labels enter G and D
+  latent            InfoGAN's codes and Q head, BiGAN's encoder (inside G) and joint D(x, z) head
   models/           mlp.py, dcgan.py, resnet.py: G and D of each architecture (each registers itself in ARCHS)
   build             build_models(): initialisation and spectral norm; layer tables
   losses            Wasserstein (our own), hinge, BCE; ACGAN's class loss; gradient penalty
@@ -17,13 +18,15 @@ Where things are (gankit/<module>.py, lowest layer first; see gankit/__init__.py
   sampling          latents(), sample(), interpolation, standing BatchNorm statistics
   features          Inception (FID) or proxy feature networks, cached real statistics
   measures          FD, KID, IS, class accuracy, diversity; score lines and tables
+  probes            cluster accuracy of InfoGAN's code (Hungarian matching), linear probe of BiGAN's encoder
   checkpoints       checkpoints and generators from them
   training          train(): validation metric every eval_every iterations, best.pt, last.pt, exact resume
   publishing        publish(): a run's best generator to model/ (only when its validation score is lower)
   plots             grids, loss and metric curves, snapshots over training
   attention_plots   attention maps and figures; widgets: the attention explorer, the snapshot slider
   evaluation        test_set_score(), final_evaluation(): the 8x8 grid and the test-set FID
-  studies           study files (arms x seeds), run_study(); study_results: results.json, tables, tests, plots
+  studies           study files (arms x seeds), run_study(); engines: the same runs as Ray tasks;
+                    study_results: results.json, tables, plots
   cli               the command line
 
     python gan_helpers.py evaluate model/sagan_best.pt

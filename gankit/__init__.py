@@ -18,6 +18,7 @@ LAYERS = (
     "data",              # ImageSet, CIFAR-10 and image folders, splits
     "attention",         # SelfAttention (gamma starts at 0)
     "layers",            # conditional BatchNorm, spectral norm, where labels enter G and D
+    "latent",            # InfoGAN's codes and Q head, BiGAN's encoder and joint head
     "models.mlp",        # MLP G and D
     "models.dcgan",      # DCGAN G and D
     "models.resnet",     # ResNet (SNGAN / SAGAN) G and D
@@ -28,6 +29,7 @@ LAYERS = (
     "sampling",          # latents, sample, interpolation, standing BatchNorm statistics
     "features",          # feature networks (Inception or proxy), Stats, cached real statistics
     "measures",          # FD, KID, IS, class accuracy, diversity; score lines and tables
+    "probes",            # cluster accuracy of InfoGAN's code, linear probe of BiGAN's encoder
     "checkpoints",       # loading and rebuilding checkpoints, RNG states
     "images",            # grids and PNGs (snapshots, one image per class)
     "training",          # train(): the loop, evaluations, best.pt / last.pt, exact resume, forks

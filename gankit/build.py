@@ -86,10 +86,13 @@ def layer_table(model: nn.Module) -> list[dict[str, Any]]:
     try:
         with eval_mode(model), torch.no_grad():
             if isinstance(model, tuple(a.generator for a in ARCHS.values())):
-                model(torch.zeros(2, cfg.z_dim), labels)
+                model(torch.zeros(2, cfg.latent_dim), labels)
             else:
+                heads = {"with_classes": getattr(model, "classifier", None) is not None,
+                         "with_codes": getattr(model, "q_head", None) is not None}
+                pair = {"z": torch.zeros(2, cfg.z_dim)} if getattr(model, "joint", None) is not None else {}
                 model(torch.zeros(2, 3, cfg.img_size, cfg.img_size), labels,
-                      **({"with_classes": True} if getattr(model, "classifier", None) is not None else {}))
+                      **{k: v for k, v in heads.items() if v}, **pair)
     finally:
         for h in hooks:
             h.remove()

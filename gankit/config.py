@@ -13,7 +13,7 @@ from .core import GanError, IMG_SIZES
 from .registry import ARCHS, CONDITIONINGS, DATASETS, LOSSES, attention_resolutions, augment_policy
 from .device import PRECISIONS
 
-__all__ = ['Config', 'SPECTRAL_NORM', 'LEGACY_VALUES', 'PRESETS']
+__all__ = ['Config', 'SPECTRAL_NORM', 'ENCODERS', 'LATENT_ARCHS', 'LEGACY_VALUES', 'PRESETS']
 
 
 @dataclass
@@ -38,6 +38,14 @@ class Config:
                                      # "projection-ac" (projection plus an ACGAN class head on D)
     acgan_weight: float = 1.0        # weight of the class cross-entropy in the D and G losses of a D with a class
                                      # head (acgan, projection-ac; Odena: 1)
+    info_cat: int = 0                # InfoGAN (Chen et al. 2016): values of a categorical code drawn beside z
+                                     # (one-hot, joined to G's input) and predicted by a Q head on D; 0 = none
+                                     # (the paper's MNIST model: 10)
+    info_cont: int = 0               # InfoGAN: continuous codes ~ Uniform(-1, 1) drawn beside z (paper: 2)
+    info_weight: float = 1.0         # InfoGAN: weight of the mutual-information term in the D and G losses
+                                     # (paper: 1 for categorical codes)
+    encoder: str = "none"            # "bigan": an encoder E (image -> z) trained with G against a joint D(x, z)
+                                     # (BiGAN, Donahue et al. 2017; ALI, Dumoulin et al. 2017); "none"
     g_ch: int = 256                  # G width: resnet = channels of every block; dcgan = channels of the last hidden
                                      # layer (img_size/2), doubling towards 4x4; mlp = 16 * g_ch hidden units
     d_ch: int = 128                  # D width: resnet = channels of every block; dcgan = channels of the first layer
@@ -96,6 +104,16 @@ class Config:
     def cond_classes(self) -> int:
         """Classes the models are conditioned on: num_classes, or 0 when cond="none" (0: unconditional)."""
         return self.num_classes if self.cond != "none" else 0
+
+    @property
+    def code_dim(self) -> int:
+        """Width of InfoGAN's codes joined to z: info_cat one-hot values, then info_cont continuous codes."""
+        return self.info_cat + self.info_cont
+
+    @property
+    def latent_dim(self) -> int:
+        """Width of the latents G takes: z (z_dim), then the InfoGAN codes (see gankit/latent.py)."""
+        return self.z_dim + self.code_dim
 
     @staticmethod
     def dcgan(**overrides: Any) -> "Config":
@@ -183,7 +201,7 @@ class Config:
         self.check_types()
         choices = {"dataset": ("auto", *DATASETS), "img_size": IMG_SIZES, "arch": tuple(ARCHS), "cond": tuple(CONDITIONINGS),
                    "spectral_norm": SPECTRAL_NORM, "loss": tuple(LOSSES), "lipschitz": ("none", "clip", "gp"),
-                   "optimizer": ("adam", "rmsprop"), "amp": PRECISIONS}
+                   "optimizer": ("adam", "rmsprop"), "amp": PRECISIONS, "encoder": ENCODERS}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise GanError(f"config {key}={getattr(self, key)!r} is not one of {allowed}")
@@ -220,15 +238,40 @@ class Config:
         for key in ("g_lr", "d_lr", "clip_value", "diverged_above"):
             if not getattr(self, key) > 0:
                 raise GanError(f"config {key} must be > 0, got {getattr(self, key)}")
-        for key in ("num_classes", "ema_start", "seed", "drift", "gp_weight", "cr_weight"):
+        for key in ("num_classes", "ema_start", "seed", "drift", "gp_weight", "cr_weight", "info_cont"):
             if getattr(self, key) < 0:
                 raise GanError(f"config {key} must be >= 0, got {getattr(self, key)}")
+        self._validate_latent_models()
         if not all(0 <= b < 1 for b in self.betas):
             raise GanError(f"config betas must both be in [0, 1), got {self.betas}")
         return self
 
+    def _validate_latent_models(self) -> None:
+        """InfoGAN codes and BiGAN's encoder: where they exist and what they exclude."""
+        if self.info_cat == 1 or self.info_cat < 0:
+            raise GanError(f"config info_cat={self.info_cat}: a categorical code needs >= 2 values (or 0 for none)")
+        if self.code_dim and self.arch not in LATENT_ARCHS:
+            raise GanError(f"InfoGAN codes (info_cat, info_cont) need arch in {LATENT_ARCHS}, not {self.arch!r}: "
+                           f"set arch='dcgan' or info_cat=0 info_cont=0")
+        if self.code_dim and not self.info_weight > 0:
+            raise GanError(f"InfoGAN codes need info_weight > 0 (got {self.info_weight}); or set info_cat=0 info_cont=0")
+        if self.encoder == "none":
+            return
+        fix = "or encoder='none'"
+        if self.arch not in LATENT_ARCHS:
+            raise GanError(f"encoder={self.encoder!r} needs arch in {LATENT_ARCHS}, not {self.arch!r}: set arch='dcgan' {fix}")
+        if self.cond != "none":
+            raise GanError(f"encoder={self.encoder!r} is unconditional: set cond='none' {fix}")
+        if self.code_dim:
+            raise GanError(f"encoder={self.encoder!r} and InfoGAN codes are two studies: set info_cat=0 info_cont=0 {fix}")
+        if self.lipschitz == "gp":
+            raise GanError(f"encoder={self.encoder!r}: the gradient penalty is taken w.r.t. images only, not (x, z) "
+                           f"pairs: set lipschitz='none' or 'clip' (or spectral_norm='d') {fix}")
+
 
 SPECTRAL_NORM = ("none", "d", "gd")          # Config.spectral_norm: which of G and D get spectral norm
+ENCODERS = ("none", "bigan")                 # Config.encoder: none, or BiGAN/ALI's encoder E and joint D(x, z)
+LATENT_ARCHS = ("dcgan", "resnet")           # architectures that take InfoGAN codes and BiGAN's encoder
 
 
 # values written by earlier versions of the kit -> their current spelling (Config.__post_init__ applies it to checkpoints,

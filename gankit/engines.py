@@ -87,7 +87,7 @@ def run_study_ray(study: Study, data: str | Path | tuple[ImageSet, ImageSet],
     started_here = not ray.is_initialized()
     if started_here:
         ray.init(address=address)
-    failed = []
+    failed: list[str] = []
     try:
         resources = ray.cluster_resources()
         if cpus_per_run > resources.get("CPU", 0) or gpus_per_run > resources.get("GPU", 0):

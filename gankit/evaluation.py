@@ -12,6 +12,7 @@ from .data import check_split, load_dataset
 from .sampling import sample
 from .features import FeatureNet, Stats, load_feature_net, real_stats
 from .measures import format_diversity, format_score, sample_and_score
+from .probes import cluster_accuracy, format_probes, probe_encoder
 from .checkpoints import generator_from_checkpoint, load_checkpoint
 from .plots import show_grid
 
@@ -34,13 +35,21 @@ def test_set_score(G: nn.Module, data_dir: str | Path, features: FeatureNet, n: 
     found in data_dir (check_split). Frechet distance, KID, IS and class accuracy (as evaluate_generator),
     the classifier's accuracy on the test images themselves ("real_class_acc"), diversity() of the samples
     next to the test images' ("diversity") and nearest_neighbour_ratio() against as many test images
-    ("nn_ratio"); under "data", where the test images came from. Real statistics are cached in `stats_dir` (default <data_dir>/fid_stats)."""
+    ("nn_ratio"); under "data", where the test images came from. Real statistics are cached in `stats_dir` (default <data_dir>/fid_stats).
+    An InfoGAN G with a categorical code also gets its cluster_accuracy() ("clusters", n images in all, when the
+    net has a classifier), a BiGAN G the linear probe of its encoder (probe_encoder(), "probe": trained on the
+    training split of its dataset, scored on these test images)."""
     (test,) = load_dataset(G.config, data_dir, ("test",))
     if split is not None:
         check_split(split, test)
     real = real_stats(test, "test", features, stats_dir or Path(data_dir) / "fid_stats")
     result = sample_and_score(G, real, features, n, seed, test)
     result["data"] = test.source
+    if G.config.info_cat and features.classifier is not None:
+        result["clusters"] = cluster_accuracy(G, features.classifier, max(n // G.config.info_cat, 1), seed)
+    if getattr(G, "encoder", None) is not None:
+        (train,) = load_dataset(G.config, data_dir, ("train",))
+        result["probe"] = probe_encoder(G, train, test)
     return result
 
 
@@ -77,4 +86,7 @@ def final_evaluation(ckpt: str | Path = "model/sagan_best.pt", data_dir: str | P
         return None
     print(f"test set ({result['data']}): {format_score(result)}")
     print(f"diversity: {format_diversity(result)}")
+    for key in ("clusters", "probe"):
+        if key in result:
+            print(format_probes(result[key]))
     return result

@@ -86,10 +86,11 @@ def check_labels(y: Tensor | None, num_classes: int) -> Tensor | None:
 
 
 def generator_input(cfg: Config) -> tuple[nn.Embedding | None, int]:
-    """G's label embedding (concat, acgan; None otherwise) and the width of its input (z, then the label)."""
+    """G's label embedding (concat, acgan; None otherwise) and the width of its input (z with any InfoGAN codes,
+    cfg.latent_dim, then the label)."""
     if not (CONDITIONINGS[cfg.cond].g_input and cfg.cond_classes):
-        return None, cfg.z_dim
-    return nn.Embedding(cfg.cond_classes, cfg.z_dim), 2 * cfg.z_dim
+        return None, cfg.latent_dim
+    return nn.Embedding(cfg.cond_classes, cfg.z_dim), cfg.latent_dim + cfg.z_dim
 
 
 def embed_labels(embed: nn.Embedding, y: Tensor) -> Tensor:
@@ -99,7 +100,8 @@ def embed_labels(embed: nn.Embedding, y: Tensor) -> Tensor:
 
 
 def join_label_embedding(embed: nn.Embedding | None, z: Tensor, y: Tensor | None) -> Tensor:
-    """z (N, z_dim) -> (N, 2 z_dim) = [z, embed(y)] for a G with a label embedding; z itself otherwise."""
+    """z (N, latent_dim) -> (N, latent_dim + z_dim) = [z, embed(y)] for a G with a label embedding; z itself
+    otherwise."""
     return z if embed is None else torch.cat([z, embed_labels(embed, y)], 1)
 
 
@@ -131,17 +133,29 @@ def class_projection(embed: nn.Embedding | None, phi: Tensor, y: Tensor | None) 
     return (embed(y) * phi).sum(1)
 
 
-def discriminator_output(D: nn.Module, logit: Tensor, phi: Tensor, y: Tensor | None,
-                         with_classes: bool) -> Tensor | tuple[Tensor, Tensor]:
-    """The end of every D's forward: adversarial logits (N,) = logit + projection term, and with
-    `with_classes` also the ACGAN class logits (N, K) from the same features phi (N, C)."""
+def discriminator_output(D: nn.Module, logit: Tensor, phi: Tensor, y: Tensor | None, with_classes: bool,
+                         z: Tensor | None = None, with_codes: bool = False) -> Tensor | tuple[Tensor, ...]:
+    """The end of every D's forward: adversarial logits (N,) = logit + projection term (+ BiGAN's joint term of
+    phi and the latents z (N, z_dim)); with `with_classes` also the ACGAN class logits (N, K), with `with_codes`
+    InfoGAN's Q outputs (N, info_cat + info_cont), both from the same features phi (N, C), in that order."""
     logits = logit + class_projection(D.embed, phi, y)
-    if not with_classes:
+    if D.joint is not None:
+        if z is None:
+            raise GanError("a BiGAN discriminator (encoder='bigan') scores pairs: pass its latents z (N, z_dim)")
+        logits = logits + D.joint(phi, z)
+    if not (with_classes or with_codes):
         return logits
-    if D.classifier is None:
-        raise GanError(f"class logits come only from a discriminator with a class head (cond='acgan' or "
-                       f"'projection-ac'), not cond={D.config.cond!r}")
-    return logits, D.classifier(phi)
+    extra = []
+    if with_classes:
+        if D.classifier is None:
+            raise GanError(f"class logits come only from a discriminator with a class head (cond='acgan' or "
+                           f"'projection-ac'), not cond={D.config.cond!r}")
+        extra.append(D.classifier(phi))
+    if with_codes:
+        if D.q_head is None:
+            raise GanError("code predictions come only from an InfoGAN discriminator (info_cat or info_cont > 0)")
+        extra.append(D.q_head(phi))
+    return (logits, *extra)
 
 
 def stages(img_size: int, smallest: int) -> int:

@@ -1,7 +1,7 @@
 """Losses: pure functions of logits (registered in LOSSES), ACGAN's class loss, the gradient penalty."""
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, NamedTuple
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -9,7 +9,7 @@ from torch import Tensor
 
 from .registry import LOSSES
 
-__all__ = ['loss_pair', 'd_loss', 'g_loss', 'class_loss', 'discriminate', 'gradient_penalty']
+__all__ = ['loss_pair', 'd_loss', 'g_loss', 'class_loss', 'info_loss', 'DOutputs', 'discriminate', 'gradient_penalty']
 
 
 def _wgan_d(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
@@ -64,13 +64,38 @@ def class_loss(class_logits: Tensor, y: Tensor) -> Tensor:
     return F.cross_entropy(class_logits, y)
 
 
-def discriminate(D: nn.Module, x: Tensor, y: Tensor | None) -> tuple[Tensor, Tensor | None]:
-    """D's adversarial logits (N,) and, for an ACGAN D, its class logits (N, K) (else None), from one
-    forward pass, in float32 (under autocast too: losses are computed in float32)."""
-    if D.classifier is None:
-        return D(x, y).float(), None
-    logits, classes = D(x, y, with_classes=True)
-    return logits.float(), classes.float()
+def info_loss(q: Tensor, codes: Tensor, info_cat: int) -> Tensor:
+    """InfoGAN's mutual-information term (Chen et al. 2016), the variational bound's negative without its
+    constant entropy H(c): Q's outputs q (N, info_cat + info_cont) (logits of the categorical code, then means of
+    the continuous ones) against the codes G was given (N, info_cat + info_cont) (one-hot, then values in
+    [-1, 1]) -> scalar: the categorical code's cross-entropy plus, per continuous code, the Gaussian negative
+    log-likelihood with unit variance without its constant, (c - mu)^2 / 2, summed over codes, averaged over
+    the batch. D (with Q) and G both minimise it."""
+    loss = q.new_zeros(())
+    if info_cat:
+        loss = loss + F.cross_entropy(q[:, :info_cat], codes[:, :info_cat].argmax(1))
+    if codes.shape[1] > info_cat:
+        loss = loss + 0.5 * (q[:, info_cat:] - codes[:, info_cat:]).pow(2).sum(1).mean()
+    return loss
+
+
+class DOutputs(NamedTuple):
+    """What one forward pass of D gives the training step, in float32."""
+    logits: Tensor                   # adversarial logits (N,)
+    classes: Tensor | None           # ACGAN class logits (N, K), None without a class head
+    codes: Tensor | None             # InfoGAN's Q outputs (N, info_cat + info_cont), None without codes
+
+
+def discriminate(D: nn.Module, x: Tensor, y: Tensor | None, z: Tensor | None = None) -> DOutputs:
+    """D's adversarial logits (N,), its class logits for an ACGAN D and its code predictions for an InfoGAN D
+    (else None), from one forward pass, in float32 (under autocast too: losses are computed in float32).
+    z (N, z_dim): the latents paired with x, for a BiGAN D (ignored by any other)."""
+    with_classes, with_codes = D.classifier is not None, getattr(D, "q_head", None) is not None
+    pair = {"z": z} if getattr(D, "joint", None) is not None else {}
+    if not (with_classes or with_codes):
+        return DOutputs(D(x, y, **pair).float(), None, None)
+    out = [t.float() for t in D(x, y, with_classes=with_classes, with_codes=with_codes, **pair)]
+    return DOutputs(out[0], out[1] if with_classes else None, out[-1] if with_codes else None)
 
 
 def gradient_penalty(D: nn.Module, real: Tensor, fake: Tensor, y: Tensor | None, eps: Tensor) -> Tensor:

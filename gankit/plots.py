@@ -11,11 +11,11 @@ from torch import Tensor
 
 from .core import GanError, SELECTION_KEY
 from .tables import format_table
-from .sampling import interpolate_classes, interpolate_latents, sample
+from .sampling import interpolate_classes, interpolate_latents, reconstruct, sample, traversal
 from .images import class_names, image_grid
 from .training import best_eval
 
-__all__ = ['show_grid', 'class_rows', 'show_class_rows', 'interpolation_figure', 'snapshots', 'snapshot_strip', 'plot_losses', 'plot_scores', 'log_y', 'metric_label', 'plot_metric', 'comparison_table', 'live_metric_plot']
+__all__ = ['show_grid', 'class_rows', 'show_class_rows', 'interpolation_figure', 'traversal_figure', 'reconstruction_figure', 'snapshots', 'snapshot_strip', 'plot_losses', 'plot_scores', 'log_y', 'metric_label', 'plot_metric', 'comparison_table', 'live_metric_plot']
 
 
 def show_grid(images: Tensor, nrow: int = 8, title: str = "", ax: Any = None) -> Any:
@@ -73,6 +73,32 @@ def interpolation_figure(G: nn.Module, within: tuple[int, ...] = (1, 7, 8),
         show_grid(images, nrow=steps, title=title, ax=ax)
     fig.tight_layout()
     return fig
+
+
+def traversal_figure(G: nn.Module, cat_values: list[int] | None = None, cont_index: int | None = 0, steps: int = 8,
+                     seed: int = 0, title: str = "") -> Any:
+    """InfoGAN's traversal() as one grid: a row per value of the categorical code (labelled), a column per step
+    of continuous code `cont_index` from -1 to 1 (or per seed with cont_index=None). Returns the axes."""
+    cfg = G.config
+    cat_values = list(range(cfg.info_cat)) if cat_values is None else list(cat_values)
+    cont_index = cont_index if cfg.info_cont else None
+    images = traversal(G, cat_values, cont_index, steps, seed)
+    ax = show_grid(images, steps, title or (f"columns: continuous code {cont_index} from -1 to 1" if cont_index
+                                            is not None else f"columns: seeds {seed}..{seed + steps - 1}"))
+    ax.axis("on")
+    size, pad = images.shape[-1], 2                                     # image_grid's padding
+    ax.set_yticks([pad + r * (size + pad) + size / 2 for r in range(len(cat_values))],
+                  [f"code {c}" for c in cat_values])
+    ax.set_xticks([])
+    ax.tick_params(length=0)
+    return ax
+
+
+def reconstruction_figure(G: nn.Module, images: Tensor, title: str = "images (odd rows) and G(E(x)) (even rows)") -> Any:
+    """BiGAN: images (N, 3, S, S) in [-1, 1] and their reconstructions G(E(x)) in alternating rows of 8."""
+    rec, k = reconstruct(G, images), min(8, len(images))
+    rows = [part for i in range(0, len(images) - len(images) % k, k) for part in (images[i:i + k], rec[i:i + k])]
+    return show_grid(torch.cat(rows), k, title)
 
 
 def snapshots(run_dir: str | Path) -> dict[int, Path]:

@@ -47,9 +47,11 @@ class Generator(Protocol):
     config: Any                              # the Config it was built from (sample() and checkpoints read it)
     num_classes: int                         # classes it is conditioned on (0: unconditional)
     label_embed: nn.Embedding | None         # label embedding joined to z (concat, acgan), else None
+    encoder: nn.Module | None                # BiGAN's encoder E, image -> z (encoder='bigan'), else None
 
     def __call__(self, z: Tensor, y: Tensor | None = None) -> Tensor:
-        """z (N, z_dim), labels y (N,) (or class weights (N, K)) -> images (N, 3, S, S) in [-1, 1]."""
+        """z (N, latent_dim: z_dim, then any InfoGAN codes), labels y (N,) (or class weights (N, K)) -> images
+        (N, 3, S, S) in [-1, 1]."""
 
     @staticmethod
     def attention_resolutions(img_size: int) -> tuple[int, ...]:
@@ -62,10 +64,14 @@ class Discriminator(Protocol):
     label_planes: int                        # one-hot label planes joined to its input (concat), else 0
     embed: nn.Embedding | None               # projection embedding (projection, projection-ac), else None
     classifier: nn.Linear | None             # ACGAN class head (acgan, projection-ac), else None
+    q_head: nn.Module | None                 # InfoGAN's Q head (info_cat or info_cont > 0), else None
+    joint: nn.Module | None                  # BiGAN's joint term of (x, z) (encoder='bigan'), else None
 
     def __call__(self, x: Tensor, y: Tensor | None = None,
-                 with_classes: bool = False) -> Tensor | tuple[Tensor, Tensor]:
-        """x (N, 3, S, S) in [-1, 1], y (N,) -> adversarial logits (N,) [, class logits (N, K)]."""
+                 with_classes: bool = False, z: Tensor | None = None,
+                 with_codes: bool = False) -> Tensor | tuple[Tensor, ...]:
+        """x (N, 3, S, S) in [-1, 1], y (N,), z (N, z_dim) (BiGAN) -> adversarial logits (N,) [, class logits
+        (N, K)] [, code predictions (N, info_cat + info_cont)]."""
 
     @staticmethod
     def attention_resolutions(img_size: int) -> tuple[int, ...]:

@@ -9,15 +9,17 @@ from torch import Tensor
 from .core import GanError
 from .device import device_of, eval_mode
 from .config import Config
+from .latent import draw_latents
 
-__all__ = ['latents', 'generate', 'sample', 'slerp', 'interpolate_latents', 'interpolate_classes', 'standing_batch_norm']
+__all__ = ['latents', 'generate', 'sample', 'slerp', 'interpolate_latents', 'interpolate_classes', 'traversal_latents', 'traversal', 'encode', 'reconstruct', 'standing_batch_norm']
 
 
 def latents(G: nn.Module, n: int, labels: Tensor | int | None = None, seed: int = 0) -> tuple[Tensor, Tensor | None]:
-    """The inputs sample() feeds G: z (n, z_dim) from `seed`, and labels (n,) or None (unconditional G).
+    """The inputs sample() feeds G: latents (n, latent_dim) from `seed` (z, then any InfoGAN codes; see
+    draw_latents), and labels (n,) or None (unconditional G).
     `labels`: (n,) class indices, one class for all, or None (a conditional G then cycles 0, 1, 2, ...)."""
     cfg: Config = G.config
-    z = torch.randn(n, cfg.z_dim, generator=torch.Generator().manual_seed(seed))
+    z = draw_latents(cfg, n, torch.Generator().manual_seed(seed))
     if not cfg.cond_classes:
         return z, None
     y = torch.arange(n) % cfg.cond_classes if labels is None else torch.as_tensor(labels, dtype=torch.int64).expand(n)
@@ -28,7 +30,7 @@ def latents(G: nn.Module, n: int, labels: Tensor | int | None = None, seed: int 
 
 @torch.no_grad()
 def generate(G: nn.Module, z: Tensor, y: Tensor | None, batch_size: int = 500) -> Tensor:
-    """G(z, y) in eval mode, in batches on G's device: z (n, z_dim), y (n,) class indices, (n, K) class
+    """G(z, y) in eval mode, in batches on G's device: z (n, latent_dim), y (n,) class indices, (n, K) class
     weights or None -> images (n, 3, S, S) in [-1, 1] on the CPU."""
     device = device_of(G)
     with eval_mode(G):
@@ -59,7 +61,7 @@ def interpolate_latents(G: nn.Module, seeds: tuple[int, int] = (0, 1), label: in
     sample(G, 1, label, seeds[0]) and sample(G, 1, label, seeds[1]); its ends are those two samples.
     `label` is ignored by an unconditional G."""
     (z0, y), (z1, _) = (latents(G, 1, label, seed) for seed in seeds)
-    z = slerp(z0[0], z1[0], torch.linspace(0, 1, steps))                # (steps, z_dim)
+    z = slerp(z0[0], z1[0], torch.linspace(0, 1, steps))                # (steps, latent_dim)
     return generate(G, z, None if y is None else y.expand(steps))
 
 
@@ -77,6 +79,61 @@ def interpolate_classes(G: nn.Module, classes: tuple[int, int] = (0, 1), seed: i
     t = torch.linspace(0, 1, steps)[:, None]
     a, b = (F.one_hot(torch.tensor(c), k).float() for c in classes)
     return generate(G, z.expand(steps, -1), (1 - t) * a + t * b)        # labels (steps, k)
+
+
+def traversal_latents(G: nn.Module, cat_values: list[int] | None = None, cont_index: int | None = 0,
+                      steps: int = 8, seed: int = 0) -> Tensor:
+    """InfoGAN's latent traversal (Chen et al. 2016, Figure 2): latents (len(cat_values) * steps, latent_dim),
+    one row per value of the categorical code (all values when None), one column per step of the continuous
+    code `cont_index` swept evenly from -1 to 1; z and the other continuous codes are those of
+    latents(G, 1, seed=seed) throughout. With cont_index=None (or no continuous code) the columns are the
+    latents of seeds seed, seed + 1, ... instead, each with every categorical value."""
+    cfg: Config = G.config
+    if not cfg.code_dim:
+        raise GanError("a traversal needs an InfoGAN generator: train with info_cat or info_cont > 0")
+    cat_values = list(range(cfg.info_cat)) if cat_values is None else list(cat_values)
+    if any(not 0 <= c < cfg.info_cat for c in cat_values) or (cfg.info_cat and not cat_values):
+        raise GanError(f"cat_values must be values of the categorical code in [0, {cfg.info_cat - 1}], got {cat_values}")
+    if cont_index is not None and not 0 <= cont_index < cfg.info_cont:
+        raise GanError(f"cont_index must be a continuous code in [0, {cfg.info_cont - 1}] or None, got {cont_index}")
+    if cont_index is None:
+        columns = torch.cat([latents(G, 1, seed=seed + i)[0] for i in range(steps)])      # (steps, latent_dim)
+    else:
+        columns = latents(G, 1, seed=seed)[0].repeat(steps, 1)
+        columns[:, cfg.z_dim + cfg.info_cat + cont_index] = torch.linspace(-1, 1, steps)
+    rows = []
+    for c in cat_values or [None]:
+        row = columns.clone()
+        if c is not None:
+            row[:, cfg.z_dim:cfg.z_dim + cfg.info_cat] = F.one_hot(torch.tensor(c), cfg.info_cat).to(row.dtype)
+        rows.append(row)
+    return torch.cat(rows)
+
+
+def traversal(G: nn.Module, cat_values: list[int] | None = None, cont_index: int | None = 0, steps: int = 8,
+              seed: int = 0) -> Tensor:
+    """Images (rows * steps, 3, S, S) in [-1, 1] of traversal_latents() (unconditional G: the labels are those
+    of a conditional G's latents(G, 1) for every image)."""
+    z = traversal_latents(G, cat_values, cont_index, steps, seed)
+    _, y = latents(G, 1, seed=seed)
+    return generate(G, z, None if y is None else y.expand(len(z)))
+
+
+@torch.no_grad()
+def encode(G: nn.Module, images: Tensor, batch_size: int = 500) -> Tensor:
+    """BiGAN's encoder E (G.encoder) in eval mode, in batches on G's device: images (N, 3, S, S) in [-1, 1]
+    -> latents (N, z_dim) on the CPU."""
+    if getattr(G, "encoder", None) is None:
+        raise GanError("this generator has no encoder: train with encoder='bigan'")
+    device = device_of(G)
+    with eval_mode(G):
+        return torch.cat([G.encoder(images[i:i + batch_size].to(device)).float().cpu()
+                          for i in range(0, len(images), batch_size)])
+
+
+def reconstruct(G: nn.Module, images: Tensor) -> Tensor:
+    """BiGAN's reconstructions G(E(x)) (N, 3, S, S) in [-1, 1] of images (N, 3, S, S) in [-1, 1]."""
+    return generate(G, encode(G, images), None)
 
 
 @torch.no_grad()

@@ -22,7 +22,7 @@ from .data import ImageSet, check_data, split_record, to_float
 from .build import build_models
 from .losses import d_loss
 from .step import make_optimizers, train_step
-from .sampling import latents, sample, standing_batch_norm
+from .sampling import encode, latents, sample, standing_batch_norm
 from .features import FeatureNet, real_stats
 from .measures import evaluate_generator
 from .checkpoints import FORK_FIELDS, RESUMABLE_FIELDS, load_checkpoint, rng_state, set_rng_state
@@ -36,11 +36,13 @@ VALIDATION_LOSS_IMAGES = 1000
 
 
 @torch.no_grad()
-def _d_logits(D: nn.Module, images: Tensor, labels: Tensor | None, batch_size: int = 500) -> Tensor:
-    """D's logits (N,) for images (N, 3, 32, 32) in [-1, 1] (any device), in batches on D's device."""
+def _d_logits(D: nn.Module, images: Tensor, labels: Tensor | None, z: Tensor | None = None,
+              batch_size: int = 500) -> Tensor:
+    """D's logits (N,) for images (N, 3, 32, 32) in [-1, 1] (any device), in batches on D's device; a BiGAN D
+    scores them paired with latents z (N, z_dim)."""
     device = device_of(D)
-    return torch.cat([D(images[i:i + batch_size].to(device),
-                        None if labels is None else labels[i:i + batch_size].to(device))
+    part = lambda t, i: None if t is None else t[i:i + batch_size].to(device)
+    return torch.cat([D(part(images, i), part(labels, i), **({} if z is None else {"z": part(z, i)}))
                       for i in range(0, len(images), batch_size)])
 
 
@@ -50,16 +52,19 @@ def validation_losses(cfg: Config, D: nn.Module, G: nn.Module, train_data: Image
     """D's loss and mean logit on n held-out validation images ("_val") and on n training images, a fixed
     draw ("_train"), each against the same n images from G. A D that memorises its training images scores
     them above held-out ones and its validation loss rises above its training loss (the overfitting signal
-    of Karras et al. 2020, ADA). D and G run in eval mode; the global RNG is untouched."""
+    of Karras et al. 2020, ADA). D and G run in eval mode; the global RNG is untouched. A BiGAN D scores pairs:
+    generated images with their latents, real ones with E's."""
     n = min(n, len(train_data), len(val_data))
     pick = torch.randperm(len(train_data), generator=torch.Generator().manual_seed(seed))[:n]
-    _, fake_labels = latents(G, n, seed=seed)
+    fake_z, fake_labels = latents(G, n, seed=seed)
+    bigan = getattr(G, "encoder", None) is not None
     with eval_mode(D):
-        fake_logits = _d_logits(D, sample(G, n, seed=seed), fake_labels)
+        fake_logits = _d_logits(D, sample(G, n, seed=seed), fake_labels, fake_z if bigan else None)
         result = {"d_fake_eval": fake_logits.mean().item()}
         for name, data in (("train", train_data.subset(pick.to(train_data.y.device))),
                            ("val", val_data.subset(torch.arange(n, device=val_data.y.device)))):
-            real_logits = _d_logits(D, to_float(data.x), data.y)
+            real = to_float(data.x)
+            real_logits = _d_logits(D, real, data.y, encode(G, real) if bigan else None)
             result[f"d_loss_{name}"] = d_loss(cfg.loss, real_logits, fake_logits).item()
             result[f"d_real_{name}"] = real_logits.mean().item()
     return result

@@ -1,5 +1,7 @@
 """Helpers several test files share (imported as `from helpers import ...`: pytest puts tests/ on the path)."""
 import copy
+import shutil
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -75,3 +77,12 @@ def step_and_its_draws(cond: str, **overrides):
     y_fake = torch.randint(K, (6,))
     z = torch.randn(6, Z)
     return G0, D0, D, real, y_real, y_fake, z, out
+
+
+def copy_kit(dest: Path) -> None:
+    """gan_helpers.py and the gankit package into the folder `dest` (a repository copy of tests that must not
+    write into the real one)."""
+    root = Path(__file__).resolve().parents[1]
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copy(root / "gan_helpers.py", dest)
+    shutil.copytree(root / "gankit", dest / "gankit", ignore=shutil.ignore_patterns("__pycache__"))

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from helpers import copy_kit
 from nbclient import NotebookClient
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -62,10 +63,10 @@ def kernel_environment(tmp: Path) -> dict[str, str]:
 
 
 def repo_copy(tmp: Path) -> Path:
-    """gan_helpers.py and the three notebooks under tmp/repo (nothing can be published into the real one)."""
+    """gan_helpers.py, gankit/ and the three notebooks under tmp/repo (nothing can be published into the real one)."""
     repo = tmp / "repo"
     (repo / "notebooks").mkdir(parents=True)
-    shutil.copy(ROOT / "gan_helpers.py", repo)
+    copy_kit(repo)
     for nb in (ROOT / "notebooks").glob("*.ipynb"):
         shutil.copy(nb, repo / "notebooks")
     return repo

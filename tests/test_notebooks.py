@@ -20,11 +20,12 @@ import torch
 from nbclient import NotebookClient
 
 import gan_helpers as gh
+from helpers import copy_kit
 
 pytestmark = [pytest.mark.notebook, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = ("DCGAN_train.ipynb", "SAGAN_train.ipynb", "final_evaluation.ipynb")
+NOTEBOOKS = ("DCGAN_train.ipynb", "SAGAN_train.ipynb", "final_evaluation.ipynb", "more_gans.ipynb")
 DELIVERABLES = ("model", "DCGAN", "SAGAN")
 GAN_VARIABLES = ("GAN_SMOKE", "GAN_FINAL_CKPT", "GAN_DATA_DIR", "GAN_FEATURE_NET", "GAN_FID_WEIGHTS",
                  "GAN_FINAL_N")
@@ -43,10 +44,10 @@ def deliverables(root: Path) -> dict[str, str]:
 
 
 def repo_copy(tmp_path: Path) -> Path:
-    """gan_helpers.py and an empty notebooks/ under tmp_path/repo; returns the notebooks/ folder."""
+    """gan_helpers.py, gankit/ and an empty notebooks/ under tmp_path/repo; returns the notebooks/ folder."""
     notebooks = tmp_path / "repo" / "notebooks"
     notebooks.mkdir(parents=True)
-    shutil.copy(ROOT / "gan_helpers.py", notebooks.parent)
+    copy_kit(notebooks.parent)
     return notebooks
 
 
@@ -116,7 +117,7 @@ def test_stored_notebooks_are_clean_and_define_nothing(name):
 # ---------------------------------------------------------------- whole notebooks in smoke mode
 
 @pytest.mark.parametrize("name,runs", [("DCGAN_train.ipynb", 1), ("SAGAN_train.ipynb", 1),
-                                       ("final_evaluation.ipynb", 2)])
+                                       ("final_evaluation.ipynb", 2), ("more_gans.ipynb", 2)])
 def test_notebook_runs_top_to_bottom_in_smoke_mode(name, runs, kernel_env, tmp_path):
     kernel_env.setenv("GAN_SMOKE", "1")
     before = deliverables(ROOT)
@@ -130,8 +131,10 @@ def test_notebook_runs_top_to_bottom_in_smoke_mode(name, runs, kernel_env, tmp_p
     assert len(list((tmp_path / "tmp").rglob("best.pt"))) == runs   # the runs went to temporary folders
     assert deliverables(notebooks.parent) == {}      # a smoke run publishes nothing
     assert deliverables(ROOT) == before
-    if name != "DCGAN_train.ipynb":                  # the attention sections measure how maps depend on the query
+    if name in ("SAGAN_train.ipynb", "final_evaluation.ipynb"):   # attention sections: maps vs their query
         assert "G 16x16 attention: query dependence 0." in text
+    if name == "more_gans.ipynb":                    # InfoGAN's cluster accuracy and BiGAN's linear probe
+        assert "code value -> class:" in text and "cluster accuracy" in text and "probe" in text
     if name == "final_evaluation.ipynb":             # the studies section shows the results file's table
         assert "**Study `attention`**" in text and "| arm | seeds | best |" in text
 

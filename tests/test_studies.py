@@ -8,6 +8,7 @@ import statistics
 import subprocess
 import sys
 from pathlib import Path
+from typing import Callable
 from unittest import mock
 
 import numpy as np
@@ -231,10 +232,11 @@ def test_a_diverged_run_is_recorded_left_out_of_the_results_and_stops_no_other_r
     assert_diverged_runs_recorded(study, tmp_path / "runs", lines, straight)
 
 
-def assert_diverged_runs_recorded(study: gh.Study, runs: Path, lines: list[str], straight: dict) -> None:
+def assert_diverged_runs_recorded(study: gh.Study, runs: Path, lines: list[str], straight: dict,
+                                  engine: Callable[..., list[str]] = gh.run_study) -> None:
     """What every engine must leave after training `study`, the tiny one plus an arm "blowup" that diverges at
     its first step: run.json of a diverged run holds the message, the other runs are those of the straight study,
-    collect lists the diverged runs apart, a second call trains nothing, and status tells them."""
+    collect lists the diverged runs apart, a second call of the engine trains nothing, and status tells them."""
     blown = [line for line in lines if "blowup" in line]
     assert len(blown) == len(SEEDS) and all("diverged, left out of the results (training diverged at iteration 1"
                                             in line for line in blown)
@@ -248,7 +250,7 @@ def assert_diverged_runs_recorded(study: gh.Study, runs: Path, lines: list[str],
     for arm in ARMS:
         for key in ("best", "final", "at_iter"):
             assert results["arms"][arm][key]["values"] == straight["arms"][arm][key]["values"], (arm, key)
-    again = gh.run_study(study, (None, None), None, runs, stats_dir=runs, progress=False)   # nothing left to train
+    again = engine(study, (None, None), None, runs, stats_dir=runs, progress=False)   # nothing left to train
     assert [line.split(": ", 1)[1] for line in again] == [
         "diverged earlier" if arm == "blowup" else "finished earlier" for arm, _ in study.runs()]
     for line, (arm, _) in zip(gh.study_status(study, runs), study.runs()):

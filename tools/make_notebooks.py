@@ -313,7 +313,7 @@ print(cfg)
 for who, model in (("Generator", G), ("Discriminator", D)):   # stage by stage: output shape and parameters
     display(Markdown(f"**{who}**\\n\\n" + gan_helpers.format_layer_table(gan_helpers.layer_table(model))))
 """),
-              md(f"""
+              md("""
 ## 6. Training
 
 `gan_helpers.train` runs the loop: each iteration updates D on a real and a generated batch, then G on the
@@ -366,7 +366,7 @@ print(f"training state: {{OUT_DIR / 'last.pt'}}")
 print(f"best generator: {{OUT_DIR / 'best.pt'}}")
 print(f"history:        {{OUT_DIR / 'history.json'}}")
 """),
-              md(f"""
+              md("""
 ## 9. Samples over training
 
 At every evaluation the run saved a grid from the same 64 latent vectors and labels (labels cycling through
@@ -742,6 +742,15 @@ still shown and one line says what is missing and how to supply it.
     write("final_evaluation.ipynb", cells)
 
 
+def more_gans_notebook():
+    """The InfoGAN and BiGAN notebook: the shared setup, then the cells of tools/more_gans_cells.py."""
+    from more_gans_cells import CELLS
+    notebook = [md(text) if kind == "md" else code(text, *rest) for kind, text, *rest in CELLS]
+    setup = [md(SETUP_MD), code(SETUP_CODE.format(imports="", display="from IPython.display import Markdown, display\n"))]
+    cells = notebook[:1] + setup + notebook[1:]          # its title and introduction first, as in the others
+    write("more_gans.ipynb", cells)
+
+
 if __name__ == "__main__":
     if len(sys.argv) > 1:  # another output folder (the tests compare its files with notebooks/)
         NB_DIR = Path(sys.argv[1])
@@ -749,3 +758,4 @@ if __name__ == "__main__":
     train_notebook("dcgan")
     train_notebook("sagan")
     final_notebook()
+    more_gans_notebook()

@@ -9,6 +9,7 @@ from torch import Tensor
 from ..registry import ARCHS, CONDITIONINGS, Architecture
 from ..config import Config
 from ..attention import attention_stack
+from ..latent import latent_heads, make_encoder
 from ..layers import ConditionalBatchNorm, check_labels, discriminator_heads, discriminator_output, generator_input, join_label_embedding, join_label_planes, stages
 
 __all__ = ['DCGANGenerator', 'DCGANDiscriminator']
@@ -32,6 +33,7 @@ class DCGANGenerator(nn.Module):
         self.norms = nn.ModuleList([ConditionalBatchNorm(w, k) for w in widths])
         self.attns = nn.ModuleList([attention_stack(r, cfg.g_attn, w) for r, w in zip(res, widths)])
         self.out = nn.ConvTranspose2d(c, 3, 4, 2, 1, bias=False)
+        self.encoder = make_encoder(cfg)                                 # BiGAN's E (encoder='bigan')
 
     @staticmethod
     def attention_resolutions(img_size: int) -> tuple[int, ...]:
@@ -64,17 +66,20 @@ class DCGANDiscriminator(nn.Module):
         self.attns = nn.ModuleList([attention_stack(r, cfg.d_attn, w) for r, w in zip(res, widths)])
         self.out = nn.Conv2d(widths[-1], 1, 4, 1, 0, bias=False)
         self.embed, self.classifier = discriminator_heads(cfg, widths[-1])
+        self.q_head, self.joint = latent_heads(cfg, widths[-1])
 
     @staticmethod
     def attention_resolutions(img_size: int) -> tuple[int, ...]:
         return tuple(img_size // 2 ** (i + 1) for i in range(stages(img_size, 4)))
 
-    def forward(self, x: Tensor, y: Tensor | None = None, with_classes: bool = False) -> Tensor | tuple[Tensor, Tensor]:
-        """x (N, 3, S, S) in [-1, 1], y (N,) or None -> logits (N,) [, class logits (N, K)]."""
+    def forward(self, x: Tensor, y: Tensor | None = None, with_classes: bool = False, z: Tensor | None = None,
+                with_codes: bool = False) -> Tensor | tuple[Tensor, ...]:
+        """x (N, 3, S, S) in [-1, 1], y (N,) or None (z (N, z_dim) for BiGAN's joint D) -> logits (N,)
+        [, class logits (N, K)] [, InfoGAN's code predictions (N, info_cat + info_cont)]."""
         h = join_label_planes(x, y, self.label_planes)                   # (N, 3 [+ K], S, S)
         for conv, norm, attn in zip(self.convs, self.norms, self.attns):
             h = attn(F.leaky_relu(norm(conv(h)), 0.2))                  # ends at (N, C, 4, 4)
-        return discriminator_output(self, self.out(h).flatten(), h.sum((2, 3)), y, with_classes)
+        return discriminator_output(self, self.out(h).flatten(), h.sum((2, 3)), y, with_classes, z, with_codes)
 
 
 ARCHS.add("dcgan", Architecture(DCGANGenerator, DCGANDiscriminator, "normal"))

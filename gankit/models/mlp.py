@@ -25,6 +25,7 @@ class MLPGenerator(nn.Module):
         self.hidden = nn.ModuleList([nn.Linear(z_in, h), nn.Linear(h, h)])
         self.norms = nn.ModuleList([ConditionalBatchNorm(h, k), ConditionalBatchNorm(h, k)])
         self.out = nn.Linear(h, 3 * cfg.img_size ** 2)
+        self.encoder = None                  # InfoGAN codes and BiGAN's encoder: dcgan and resnet only
 
     @staticmethod
     def attention_resolutions(img_size: int) -> tuple[int, ...]:
@@ -51,6 +52,7 @@ class MLPDiscriminator(nn.Module):
         self.hidden = nn.ModuleList([nn.Linear(3 * cfg.img_size ** 2 + self.label_planes, h), nn.Linear(h, h)])
         self.out = nn.Linear(h, 1)
         self.embed, self.classifier = discriminator_heads(cfg, h)
+        self.q_head = self.joint = None
 
     @staticmethod
     def attention_resolutions(img_size: int) -> tuple[int, ...]:

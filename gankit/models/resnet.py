@@ -9,6 +9,7 @@ from torch import Tensor
 from ..registry import ARCHS, CONDITIONINGS, Architecture
 from ..config import Config
 from ..attention import attention_stack
+from ..latent import latent_heads, make_encoder
 from ..layers import ConditionalBatchNorm, check_labels, discriminator_heads, discriminator_output, generator_input, join_label_embedding, join_label_planes, stages
 
 __all__ = ['GBlock', 'DBlock', 'ResNetGenerator', 'ResNetDiscriminator']
@@ -72,6 +73,7 @@ class ResNetGenerator(nn.Module):
         self.attns = nn.ModuleList([attention_stack(r, cfg.g_attn, c) for r in res])
         self.norm = nn.BatchNorm2d(c)
         self.out = nn.Conv2d(c, 3, 3, padding=1)
+        self.encoder = make_encoder(cfg)                                 # BiGAN's E (encoder='bigan')
 
     @staticmethod
     def attention_resolutions(img_size: int) -> tuple[int, ...]:
@@ -103,18 +105,21 @@ class ResNetDiscriminator(nn.Module):
                                    + [nn.Identity(), nn.Identity()])
         self.linear = nn.Linear(c, 1)
         self.embed, self.classifier = discriminator_heads(cfg, c)
+        self.q_head, self.joint = latent_heads(cfg, c)
 
     @staticmethod
     def attention_resolutions(img_size: int) -> tuple[int, ...]:
         return tuple(img_size // 2 ** i for i in range(stages(img_size, 8) + 1))
 
-    def forward(self, x: Tensor, y: Tensor | None = None, with_classes: bool = False) -> Tensor | tuple[Tensor, Tensor]:
-        """x (N, 3, S, S) in [-1, 1], y (N,) or None -> logits (N,) [, class logits (N, K)]."""
+    def forward(self, x: Tensor, y: Tensor | None = None, with_classes: bool = False, z: Tensor | None = None,
+                with_codes: bool = False) -> Tensor | tuple[Tensor, ...]:
+        """x (N, 3, S, S) in [-1, 1], y (N,) or None (z (N, z_dim) for BiGAN's joint D) -> logits (N,)
+        [, class logits (N, K)] [, InfoGAN's code predictions (N, info_cat + info_cont)]."""
         h = join_label_planes(x, y, self.label_planes)                   # (N, 3 [+ K], S, S)
         for block, attn in zip(self.blocks, self.attns):
             h = attn(block(h))                                          # ends at (N, c, 8, 8)
         phi = F.relu(h).sum((2, 3))                                     # (N, c)
-        return discriminator_output(self, self.linear(phi).squeeze(1), phi, y, with_classes)
+        return discriminator_output(self, self.linear(phi).squeeze(1), phi, y, with_classes, z, with_codes)
 
 
 ARCHS.add("resnet", Architecture(ResNetGenerator, ResNetDiscriminator, "orthogonal"))

@@ -1,0 +1,81 @@
+"""tools/device_check.py, the one command for the GPU machine, in its --dry-run: every phase at tiny sizes on the CPU,
+its files under --out, and a phase past its budget recorded as stopped (what it finished kept), not lost."""
+import json
+import math
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow   # about 30 s of CPU time: the whole dry run, then a short stopped one
+
+
+def device_check(tmp: Path, *extra: str) -> tuple[subprocess.CompletedProcess, dict]:
+    done = subprocess.run([sys.executable, str(ROOT / "tools" / "device_check.py"), "--dry-run", "--out",
+                           str(tmp / "out"), "--work", str(tmp / "work"), *extra],
+                          capture_output=True, text=True, timeout=300, check=False, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    return done, json.loads((tmp / "out" / "device_check.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def dry_run(tmp_path_factory) -> tuple[Path, dict]:
+    tmp = tmp_path_factory.mktemp("device_check")
+    _, report = device_check(tmp)
+    return tmp / "out", report
+
+
+def test_every_phase_runs_and_writes_its_files(dry_run):
+    out, report = dry_run
+    assert {name: phase["status"] for name, phase in report["phases"].items()} == dict.fromkeys(
+        ("env", "tests", "speed", "train", "pack"), "done")
+    assert report["files"] == ["cuda_tests.txt", "device_check.json", "headline_dcgan.tar.gz", "headline_sagan.tar.gz",
+                               "speed_cuda.json", "speed_cuda.md", "training.log"]   # the device tool returns <= 8
+    assert report["env"]["train_images"] == 300 and report["env"]["device"] == "cpu"
+    assert "skipped" in report["phases"]["tests"]["note"]       # on the CPU every CUDA test skips, with its reason
+    assert "needs a CUDA GPU" in (out / "cuda_tests.txt").read_text()
+
+
+def test_speed_table_has_every_loop_and_the_feature_timing(dry_run):
+    out, _ = dry_run
+    speed = json.loads((out / "speed_cuda.json").read_text())
+    rows = {(r["model"], r["loop"], r["amp"], r["compile"]): r for r in speed["rows"]}
+    assert set(rows) == {(m, loop, a, "off") for m in ("dcgan", "sagan")
+                         for loop, a in (("reference", "off"), ("ours", "off"), ("ours", "bf16"))} \
+        | {("dcgan", "ours", "off", "aot_eager")}
+    for (model, *_), r in rows.items():
+        assert "error" not in r, r
+        ref = rows[(model, "reference", "off", "off")]
+        assert r["vs_reference"] == pytest.approx(ref["sec_per_it"] / r["sec_per_it"], rel=1e-3)
+        assert r["img_s"] == pytest.approx(r["batch"] / r["sec_per_it"], rel=1e-2)
+    assert [(f["half"], f["batch"], f["images"]) for f in speed["features"]] == [(True, 50, 300), (False, 50, 300),
+                                                                                  (True, 500, 300)]
+    assert speed["stopped"] is None and "| sagan | 8 | reference | off | off |" in (out / "speed_cuda.md").read_text()
+
+
+def test_the_study_runs_are_packed_with_their_generators(dry_run):
+    out, report = dry_run
+    runs = report["runs"]
+    assert {name: (r["iteration"], r["finished"]) for name, r in runs.items()} == {"sagan_s0": (4, True),
+                                                                                   "dcgan_s0": (4, True)}
+    assert all(math.isfinite(r["best_fd"]) for r in runs.values())      # validated with the (stand-in) proxy
+    for arm in ("sagan", "dcgan"):
+        with tarfile.open(out / f"headline_{arm}.tar.gz") as tar:
+            assert sorted(tar.getnames()) == [f"headline/{arm}_s0/{f}" for f in ("best.pt", "history.json", "run.json")]
+    assert all(line.endswith("finished") for line in report["study_status"])
+
+
+def test_a_phase_past_its_budget_is_recorded_as_stopped_and_the_next_still_runs(tmp_path):
+    """The tests phase is killed at 0.5 s (mid-import), the speed phase at 1 s: both are "stopped", not lost, and
+    speed_cuda.json says what was not measured."""
+    done, report = device_check(tmp_path, "--phases", "env,tests,speed", "--budget", "tests=0.5", "speed=1")
+    phases = report["phases"]
+    assert [phases[p]["status"] for p in ("env", "tests", "speed")] == ["done", "stopped", "stopped"]
+    assert phases["tests"]["budget"] == 0.5 and "killed at its budget" in phases["tests"]["note"]
+    assert json.loads((tmp_path / "out" / "speed_cuda.json").read_text())["stopped"]
+    assert "speed: stopped" in done.stdout and set(report["files"]) == {"cuda_tests.txt", "device_check.json",
+                                                                          "speed_cuda.json", "speed_cuda.md"}
