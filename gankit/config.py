@@ -43,6 +43,7 @@ class Config:
                                      # (the paper's MNIST model: 10)
     info_cont: int = 0               # InfoGAN: continuous codes ~ Uniform(-1, 1) drawn beside z (paper: 2)
     info_weight: float = 1.0         # InfoGAN: weight of the mutual-information term in the D and G losses
+                                     # (0: the codes enter G but nothing asks G to keep them readable)
                                      # (paper: 1 for categorical codes)
     encoder: str = "none"            # "bigan": an encoder E (image -> z) trained with G against a joint D(x, z)
                                      # (BiGAN, Donahue et al. 2017; ALI, Dumoulin et al. 2017); "none"
@@ -253,8 +254,9 @@ class Config:
         if self.code_dim and self.arch not in LATENT_ARCHS:
             raise GanError(f"InfoGAN codes (info_cat, info_cont) need arch in {LATENT_ARCHS}, not {self.arch!r}: "
                            f"set arch='dcgan' or info_cat=0 info_cont=0")
-        if self.code_dim and not self.info_weight > 0:
-            raise GanError(f"InfoGAN codes need info_weight > 0 (got {self.info_weight}); or set info_cat=0 info_cont=0")
+        if self.info_weight < 0:
+            raise GanError(f"info_weight must be >= 0 (got {self.info_weight}); 0 feeds the codes to G without the "
+                           f"mutual-information term (InfoGAN's baseline)")
         if self.encoder == "none":
             return
         fix = "or encoder='none'"

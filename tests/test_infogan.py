@@ -1,6 +1,7 @@
 """InfoGAN as a configuration of the kit (info_cat, info_cont, info_weight): the mutual-information term against a
 hand computation, its gradient through Q into G, codes drawn by seed, traversals that move one code, cluster
 accuracy under a known permutation, save/load, and the combinations refused."""
+import dataclasses
 import math
 
 import pytest
@@ -135,7 +136,7 @@ def test_cluster_accuracy_finds_the_classes_the_code_values_make():
     (dict(arch="mlp", info_cat=10), "arch='dcgan'"),
     (dict(info_cat=1), "info_cat=1"),
     (dict(info_cont=-1), "info_cont"),
-    (dict(info_cat=10, info_weight=0.0), "info_weight > 0"),
+    (dict(info_cat=10, info_weight=-1.0), "info_weight must be >= 0"),
 ])
 def test_bad_infogan_settings_are_refused_in_one_line(overrides, message):
     with pytest.raises(gh.GanError, match=message) as err:
@@ -170,3 +171,20 @@ def test_the_traversal_figure_labels_a_row_per_code_value():
     ax = gh.traversal_figure(G, steps=4)
     assert [t.get_text() for t in ax.get_yticklabels()] == ["code 0", "code 1", "code 2"]
     assert "continuous code 0" in ax.get_title()
+
+
+def test_info_weight_0_feeds_the_codes_without_the_mutual_information_term():
+    """InfoGAN's baseline: the same G input and Q head, but the step's losses are those without the MI term."""
+    cfg = tiny_cfg(arch="dcgan", cond="none", info_cat=4, info_cont=1, info_weight=0.0).validate()
+    G, D = gh.build_models(cfg)
+    data = gh.synthetic_images(12, num_classes=1)
+    opt_g, opt_d = gh.make_optimizers(cfg, G, D)
+    gh.setup(0)
+    logs = gh.train_step(cfg, G, D, None, opt_g, opt_d, lambda: data.batch(cfg.batch_size), 0)
+    plain = dataclasses.replace(cfg, info_weight=1.0)
+    G1, D1 = gh.build_models(plain)
+    opt_g1, opt_d1 = gh.make_optimizers(plain, G1, D1)
+    gh.setup(0)
+    with_mi = gh.train_step(plain, G1, D1, None, opt_g1, opt_d1, lambda: data.batch(plain.batch_size), 0)
+    assert G.config.latent_dim == cfg.z_dim + 5
+    assert logs["d_loss"] < with_mi["d_loss"] and logs["g_loss"] < with_mi["g_loss"]   # the MI term is >= 0
