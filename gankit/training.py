@@ -15,7 +15,7 @@ import torch.nn as nn
 from torch import Tensor
 
 from .core import GanError, SELECTION_KEY
-from .device import compiled, device_name, device_of, eval_mode, precision, setup, to_device
+from .device import Precision, compiled, device_name, device_of, eval_mode, precision, setup, to_device
 from .config import Config
 from .files import save_atomic, write_json_atomic
 from .data import ImageSet, check_data, split_record, to_float
@@ -129,6 +129,24 @@ def _check_resumable(saved: Config, cfg: Config, path: Path, free: tuple[str, ..
                        f"{', '.join(free)})")
 
 
+def _load_networks(state: dict[str, Any], cfg: Config, G: nn.Module, D: nn.Module, G_ema: nn.Module | None,
+                   opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer, prec: Precision) -> None:
+    """A training state's weights, EMA, optimizer and gradient-scaler states into new networks; the optimizers
+    take cfg's learning rates (the state holds those it ran with; a resume or fork may change them)."""
+    G.load_state_dict(state["G"])
+    D.load_state_dict(state["D"])
+    if G_ema is not None:   # a run without an EMA so far starts its EMA from G, as a new run does
+        G_ema.load_state_dict(state["G_ema"] if state["G_ema"] is not None else state["G"])
+    opt_g.load_state_dict(state["opt_g"])
+    opt_d.load_state_dict(state["opt_d"])
+    for opt, lr in ((opt_g, cfg.g_lr), (opt_d, cfg.d_lr)):
+        for group in opt.param_groups:
+            group["lr"] = lr
+    for scaler, key in ((prec.scaler_g, "scaler_g"), (prec.scaler_d, "scaler_d")):
+        if scaler is not None and state.get(key):
+            scaler.load_state_dict(state[key])
+
+
 def train(cfg: Config, out_dir: str | Path, train_data: ImageSet, val_data: ImageSet, features: FeatureNet,
           device: torch.device | str = "cpu", resume: bool = False, progress: bool = True,
           on_eval: Callable[[dict[str, list]], None] | None = None,
@@ -184,18 +202,7 @@ def train(cfg: Config, out_dir: str | Path, train_data: ImageSet, val_data: Imag
         _check_resumable(saved, cfg, source, RESUMABLE_FIELDS + (() if resuming else FORK_FIELDS))
         changed = {f: [getattr(saved, f), getattr(cfg, f)] for f in RESUMABLE_FIELDS   # iters: every resume's
                    if f != "iters" and getattr(saved, f) != getattr(cfg, f)}                # own, not a setting
-        G.load_state_dict(state["G"])
-        D.load_state_dict(state["D"])
-        if G_ema is not None:   # a run without an EMA so far starts its EMA from G, as a new run does
-            G_ema.load_state_dict(state["G_ema"] if state["G_ema"] is not None else state["G"])
-        opt_g.load_state_dict(state["opt_g"])
-        opt_d.load_state_dict(state["opt_d"])
-        for opt, lr in ((opt_g, cfg.g_lr), (opt_d, cfg.d_lr)):   # the state holds the learning rates it ran with
-            for group in opt.param_groups:
-                group["lr"] = lr
-        for scaler, key in ((prec.scaler_g, "scaler_g"), (prec.scaler_d, "scaler_d")):
-            if scaler is not None and state.get(key):
-                scaler.load_state_dict(state[key])
+        _load_networks(state, cfg, G, D, G_ema, opt_g, opt_d, prec)
         start = state["iteration"]
         if resuming:
             set_rng_state(state["rng"])
