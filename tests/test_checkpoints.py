@@ -24,7 +24,8 @@ def test_corrupt_and_foreign_checkpoints_give_clear_errors(tmp_path):
 
 
 def test_shipped_checkpoints_sample_as_before():
-    """model/*.pt (saved by an earlier version of the kit) load and give the images they gave then (tests/data reference)."""
+    """The shipped generators (saved by an earlier version of the kit) load and give the images they gave then
+    (tests/fixtures/shipped_samples.pt)."""
     reference = torch.load(ROOT / "tests" / "fixtures" / "shipped_samples.pt")
     for name, images in reference.items():
         G = gh.load_generator(ROOT / "model" / f"{name}.pt")
