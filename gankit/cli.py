@@ -26,7 +26,7 @@ from .publishing import publish
 from .evaluation import final_evaluation
 from .studies import load_study, run_record, run_study, study_run_dir, study_status, study_timing_path
 from .engines import run_study_ray
-from .study_results import collect_study, study_differences, study_table, time_study
+from .study_results import collect_study, study_differences, study_results_path, study_table, time_study
 
 __all__ = ['build_parser', 'main']
 
@@ -189,15 +189,15 @@ def _cmd_study(args: argparse.Namespace) -> None:
     if args.action == "run" and not any(run_record(study_run_dir(study, a, s, args.runs_dir)) for a, s in study.runs()):
         print(f"no run of study {study.name} has finished yet: run the same command again to continue")
         return
-    results = collect_study(study, args.runs_dir)
+    results = collect_study(study, args.runs_dir, args.at)
     print(study_table(results))
     pairs = study_differences(results)
-    print("differences in the best score beyond both spreads over seeds: "
-          + ("; ".join(f"{lo} < {hi} by {gap:.3g}" for lo, hi, gap in pairs) or "none"))
+    print("differences in the best score, two-sided Welch t-test over seeds at p < 0.05: "
+          + ("; ".join(f"{lo} < {hi} by {t['diff']:.3g} (95% CI {t['low']:.3g} to {t['high']:.3g}, p {t['p']:.2g})"
+                       for lo, hi, t in pairs) or "none"))
     print(f"{results['protocol']['metric']}, {results['protocol']['n_fake']} generated vs "
           f"{results['protocol']['n_real']} real; missing runs: {results['missing'] or 'none'}; diverged runs: "
-          f"{results['diverged'] or 'none'}; written to "
-          f"{Path(args.runs_dir) / study.name / 'results.json'}")
+          f"{results['diverged'] or 'none'}; written to {study_results_path(study, args.runs_dir, args.at)}")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -358,6 +358,9 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--quiet", action="store_true", help="no progress bars, one line per run")
     st.add_argument("--time-limit", type=_positive_minutes, metavar="MINUTES",
                     help="run: save the state and stop after this long (the same command continues)")
+    st.add_argument("--at", type=positive, metavar="ITER",
+                    help="collect: compare the runs up to this iteration (an evaluation every run reached; runs "
+                         "stopped at a time limit after it count) -> RUNS_DIR/<study>/results_at<ITER>.json")
     st.add_argument("--timed-iters", type=positive, default=20, help="time: timed iterations per arm and round")
     add_common(st, local_device=False)
     st.set_defaults(func=_cmd_study)

@@ -6,6 +6,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from .registry import LOSSES
 
@@ -100,7 +101,9 @@ def discriminate(D: nn.Module, x: Tensor, y: Tensor | None, z: Tensor | None = N
 
 def gradient_penalty(D: nn.Module, real: Tensor, fake: Tensor, y: Tensor | None, eps: Tensor) -> Tensor:
     """WGAN-GP (Gulrajani 2017): E[(||grad_x D(x_hat)||_2 - 1)^2] at x_hat = eps * real + (1 - eps) * fake,
-    eps (N, 1, 1, 1) in [0, 1]. Differentiable w.r.t. D's parameters."""
+    eps (N, 1, 1, 1) in [0, 1]. Differentiable w.r.t. D's parameters: attention runs as plain matrix products here,
+    since the fused attention kernels (flash, memory-efficient) have no second derivative."""
     x_hat = (eps * real + (1 - eps) * fake).detach().requires_grad_(True)
-    (grad,) = torch.autograd.grad(D(x_hat, y).sum(), x_hat, create_graph=True)
+    with sdpa_kernel(SDPBackend.MATH):
+        (grad,) = torch.autograd.grad(D(x_hat, y).sum(), x_hat, create_graph=True)
     return (grad.flatten(1).norm(dim=1) - 1).pow(2).mean()

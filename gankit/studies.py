@@ -163,11 +163,18 @@ def study_timing_path(study: Study, runs_dir: str | Path = "model/studies") -> P
     return Path(runs_dir) / study.name / "timing.json"
 
 
-def run_record(folder: Path) -> dict[str, Any] | None:
+def run_record(folder: Path, reached: int | None = None) -> dict[str, Any] | None:
     """A finished run's run.json (its config, seed, arm, device; for a run that diverged also "diverged": the
-    message), or None when the run has not finished."""
+    message), or None when the run has not finished. A run stopped at a time limit has one too, with "stopped":
+    the iteration it reached; it counts as finished only up to `reached`, when it was evaluated there."""
     path = folder / "run.json"
-    return json.loads(path.read_text()) if path.is_file() and (folder / "history.json").is_file() else None
+    if not (path.is_file() and (folder / "history.json").is_file()):
+        return None
+    record = json.loads(path.read_text())
+    if "stopped" not in record:
+        return record
+    evals = json.loads((folder / "history.json").read_text())["eval"] if reached is not None else []
+    return record if any(e["iter"] == reached for e in evals) else None
 
 
 def study_status(study: Study, runs_dir: str | Path = "model/studies") -> list[str]:
@@ -182,6 +189,9 @@ def study_status(study: Study, runs_dir: str | Path = "model/studies") -> list[s
         elif (folder / "last.pt").is_file():
             done = torch.load(folder / "last.pt", map_location="cpu", weights_only=True)["iteration"]
             state = f"in progress: {done:,} of {study.iters:,} iterations"
+        elif (folder / "run.json").is_file():
+            stopped = json.loads((folder / "run.json").read_text())["stopped"]
+            state = f"stopped at {stopped:,} of {study.iters:,} iterations, without the state to continue (last.pt)"
         else:
             state = "not started"
         lines.append(f"{arm} seed {seed} ({folder}): {state}")
@@ -199,6 +209,9 @@ def done_earlier(study: Study, arm: str, seed: int, runs_dir: str | Path = "mode
     if record is not None and not (folder / "last.pt").is_file():
         raise GanError(f"{folder} holds a finished run of another config and no last.pt to continue from: "
                        f"move it away, or restore the study file it was made with")
+    if (folder / "run.json").is_file() and not (folder / "last.pt").is_file():
+        raise GanError(f"{folder} holds a run stopped at its time limit without the state to continue it (last.pt): "
+                       f"collect it with `study collect --at ITER`, or move it away to train it again")
     return None
 
 
@@ -227,7 +240,7 @@ def train_study_run(study: Study, arm: str, seed: int, data: str | Path | tuple[
     study_stats_dir(data, stats_dir). `time_limit`: seconds, then the run saves its state and stops. A
     finished run gets run.json (config, split, device); so does a run that diverges (TrainingDiverged), with
     "diverged": the message, so that it stops no other run, is not trained again and is left out of the
-    results (collect_study lists it)."""
+    results (collect_study lists it); so does a run stopped at the time limit, with "stopped": its iteration."""
     cfg, folder = study.config(arm, seed), study_run_dir(study, arm, seed, runs_dir)
     split = tuple(getattr(cfg, k) for k in SPLIT_FIELDS)
     loaded = {} if loaded is None else loaded
@@ -244,7 +257,8 @@ def train_study_run(study: Study, arm: str, seed: int, data: str | Path | tuple[
     except TrainingDiverged as exc:
         write_json_atomic({**record, "diverged": str(exc)}, folder / "run.json")
         return RunOutcome("diverged", f"{folder}: diverged, left out of the results ({exc})")
-    if history["iter"][-1:] != [cfg.iters]:
+    if history["iter"][-1:] != [cfg.iters]:   # recorded, so that `study collect --at` can compare it where it got to
+        write_json_atomic({**record, "stopped": history["iter"][-1]}, folder / "run.json")
         return RunOutcome("stopped", f"{folder}: stopped at iteration {history['iter'][-1]} (time limit); run "
                                      f"again to continue")
     write_json_atomic(record, folder / "run.json")

@@ -22,7 +22,10 @@ from .step import make_optimizers, train_step
 from .plots import log_y, metric_label
 from .studies import Study, run_record, study_run_dir, study_timing_path
 
-__all__ = ['mean_std', 'time_study', 'STUDY_TIME', 'collect_study', 'study_table', 'study_differences', 'plot_study']
+__all__ = ['mean_std', 'welch', 'time_study', 'STUDY_TIME', 'study_results_path', 'collect_study', 'study_table', 'study_differences',
+           'plot_study']
+ALPHA = 0.05   # the significance level of a study's comparisons (two-sided Welch t-tests)
+LAST = 3       # "last": the mean of a run's last LAST evaluations, steadier than its final one
 
 
 def mean_std(values: list[float]) -> dict[str, Any]:
@@ -31,6 +34,27 @@ def mean_std(values: list[float]) -> dict[str, Any]:
     spread = 0.0 if (v == v[0]).all() else float(v.std(ddof=1))   # equal values: exactly 0, not rounding residue
     return {"mean": float(v.mean()), "std": spread if len(v) > 1 else None, "n": len(v),
             "values": [float(x) for x in v]}
+
+
+def welch(a: list[float], b: list[float], level: float = 1 - ALPHA) -> dict[str, float] | None:
+    """Welch's t-test of mean(a) - mean(b) for unequal variances: the difference, its `level` confidence interval
+    (Welch-Satterthwaite degrees of freedom), t, df and the two-sided p-value. None unless both have two or more
+    values; two samples without any spread have p 0 (different means) or 1 (equal ones)."""
+    from scipy import stats
+    x, y = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if min(len(x), len(y)) < 2:
+        return None
+    diff = float(x.mean() - y.mean())
+    vx, vy = x.var(ddof=1) / len(x), y.var(ddof=1) / len(y)
+    se = float(np.sqrt(vx + vy))
+    if se == 0.0:
+        return {"diff": diff, "low": diff, "high": diff, "t": float("inf") if diff else 0.0,
+                "df": float(len(x) + len(y) - 2), "p": 0.0 if diff else 1.0}
+    df = float((vx + vy) ** 2 / (vx ** 2 / (len(x) - 1) + vy ** 2 / (len(y) - 1)))
+    half = float(stats.t.ppf(0.5 + level / 2, df)) * se
+    t = diff / se
+    return {"diff": diff, "low": diff - half, "high": diff + half, "t": t, "df": df,
+            "p": float(2 * stats.t.sf(abs(t), df))}
 
 
 def _score_at(evals: list[dict[str, Any]], key: str, limit: float) -> float:
@@ -92,13 +116,20 @@ def _with_training_time(evals: list[dict[str, Any]], device: str) -> list[dict[s
     return [{**e, "time": e.get("cpu_seconds", e["seconds"]) if on_cpu else e["seconds"]} for e in evals]
 
 
-def collect_study(study: Study, runs_dir: str | Path = "model/studies") -> dict[str, Any]:
+def study_results_path(study: Study, runs_dir: str | Path = "model/studies", at: int | None = None) -> Path:
+    """<runs_dir>/<study>/results.json, or results_at<ITER>.json for a comparison up to iteration `at`."""
+    return Path(runs_dir) / study.name / ("results.json" if at is None else f"results_at{at}.json")
+
+
+def collect_study(study: Study, runs_dir: str | Path = "model/studies", at: int | None = None) -> dict[str, Any]:
     """Rebuild <runs_dir>/<study>/results.json from the finished runs' folders (made on any machine) and
-    return it: per arm, mean +- std over seeds of the best and final validation metric, the metric at the
-    iteration every run reached and at the training time every run reached (STUDY_TIME; comparable only when
-    the runs shared one kind of device), images seen, seconds per iteration,
-    the mean curve with its spread, and the evaluation protocol. Runs not finished with the study's config are
-    listed under "missing", runs that diverged (run.json's "diverged") under "diverged"; neither enters a mean."""
+    return it: per arm, mean +- std over seeds of the best and final validation metric, the mean of each run's
+    last LAST evaluations, the metric at the iteration every run reached and at the training time every run
+    reached (STUDY_TIME; comparable only when the runs shared one kind of device), images seen, seconds per
+    iteration, the mean curve with its spread, and the evaluation protocol. `at` (an iteration) compares the
+    runs up to there: evaluations after it are left out, and runs stopped at a time limit after it count.
+    Written to study_results_path(). Runs not finished with the study's config are listed under "missing", runs that diverged (run.json's
+    "diverged") under "diverged"; neither enters a mean."""
     # per arm: (seed, run.json, evaluations, the iteration the run started from: 0, or a fork's)
     runs: dict[str, list[tuple[int, dict[str, Any], list[dict[str, Any]], int]]] = {arm: [] for arm in study.arms}
     missing, diverged, devices = [], [], set()
@@ -108,9 +139,12 @@ def collect_study(study: Study, runs_dir: str | Path = "model/studies") -> dict[
             Config.from_dict(timing["configs"][arm]) != study.config(arm, 0) for arm in study.arms)):
         raise GanError(f"{timing_path} timed other arms or configs than the study's ({sorted(study.arms)}): "
                        f"time the study again (python gan_helpers.py study time FILE)")
+    if at is not None and (at <= 0 or at > study.iters or at % study.eval_every):
+        raise GanError(f"--at {at} is not an evaluation of study {study.name!r}: choose a multiple of its "
+                       f"eval_every ({study.eval_every}) up to its iters ({study.iters})")
     for arm, seed in study.runs():
         folder = study_run_dir(study, arm, seed, runs_dir)
-        record = run_record(folder)
+        record = run_record(folder, reached=at)
         if record is None or Config.from_dict(record["config"]) != study.config(arm, seed):
             missing.append(folder.name)
             continue
@@ -120,8 +154,9 @@ def collect_study(study: Study, runs_dir: str | Path = "model/studies") -> dict[
         devices.add(record["device"])
         history = json.loads((folder / "history.json").read_text())
         start = history.get("forked_from", {}).get("iteration", 0)
-        evals = (_with_training_time(history["eval"], record["device"]) if timing is None else
-                 [{**e, "time": (e["iter"] - start) * timing["sec_per_iter"][arm]} for e in history["eval"]])
+        kept = [e for e in history["eval"] if at is None or e["iter"] <= at]
+        evals = (_with_training_time(kept, record["device"]) if timing is None else
+                 [{**e, "time": (e["iter"] - start) * timing["sec_per_iter"][arm]} for e in kept])
         runs[arm].append((seed, record, evals, start))
     done = [evals for arm_runs in runs.values() for _, _, evals, _ in arm_runs]
     if not done:
@@ -140,6 +175,7 @@ def collect_study(study: Study, runs_dir: str | Path = "model/studies") -> dict[
             best = min(evals, key=lambda e: e[SELECTION_KEY])
             trained = evals[-1]["iter"] - start
             per_run.append({"seed": seed, "best": best["fd"], "best_iter": best["iter"], "final": evals[-1]["fd"],
+                            "last": float(np.mean([e["fd"] for e in evals[-LAST:]])),
                             "at_iter": _score_at(evals, "iter", equal_iter),
                             "at_time": _score_at(evals, "time", equal_seconds),
                             "class_acc": best.get("class_acc"),   # of the samples of the best checkpoint
@@ -151,7 +187,7 @@ def collect_study(study: Study, runs_dir: str | Path = "model/studies") -> dict[
         seconds = np.array([[e["time"] for e in evals if e["iter"] in common] for _, _, evals, _ in arm_runs])
         arms[arm] = {"set": list(study.arms[arm]), "seeds": [r["seed"] for r in per_run],
                      **{key: mean_std([r[key] for r in per_run])
-                        for key in ("best", "final", "at_iter", "at_time", "best_iter", "sec_per_iter")},
+                        for key in ("best", "final", "last", "at_iter", "at_time", "best_iter", "sec_per_iter")},
                      "class_acc": (None if any(r["class_acc"] is None for r in per_run)
                                    else mean_std([r["class_acc"] for r in per_run])),
                      "images_seen": per_run[0]["images_seen"],
@@ -165,6 +201,9 @@ def collect_study(study: Study, runs_dir: str | Path = "model/studies") -> dict[
                "protocol": {"metric": first["metric"], "n_fake": first["n_fake"], "n_real": first["n_real"],
                             "iters": study.iters, "eval_every": study.eval_every,
                             "best": "lowest validation metric over the evaluations of a run",
+                            "last": f"mean of a run's last {LAST} evaluations",
+                            "test": f"two-sided Welch t-test, level {ALPHA} (study_differences)",
+                            **({"at": at} if at is not None else {}),
                             "spread": "mean and sample standard deviation (n - 1) over seeds",
                             "equal_iter": equal_iter, "equal_seconds": equal_seconds,
                             "seconds": STUDY_TIME if timing is None else
@@ -173,7 +212,7 @@ def collect_study(study: Study, runs_dir: str | Path = "model/studies") -> dict[
                              f"{timing['date'][:10]}; timing.json)"),
                             "devices": sorted(devices)},
                "arms": arms, "missing": missing, "diverged": diverged}
-    write_json_atomic(results, Path(runs_dir) / study.name / "results.json")
+    write_json_atomic(results, study_results_path(study, runs_dir, at))
     return results
 
 
@@ -181,43 +220,51 @@ def _pm(s: dict[str, Any], digits: int = 4) -> str:
     return f"{s['mean']:.{digits}g}" + ("" if s["std"] is None else f" ± {s['std']:.2g}")
 
 
+def _vs(a: dict[str, Any], lead: dict[str, Any]) -> str:
+    """"+gap (p 0.012)*": how far an arm's mean best is above the lowest arm's, Welch's p-value where both have two
+    or more seeds, and '*' when p < ALPHA."""
+    gap = a["mean"] - lead["mean"]
+    test = welch(a["values"], lead["values"])
+    return f"+{gap:.3g}" + ("" if test is None else f" (p {test['p']:.2g})" + ("*" if test["p"] < ALPHA else ""))
+
+
 def study_table(results: dict[str, Any], fmt: str = "markdown") -> str:
     """A results file as a markdown or LaTeX (booktabs) table: per arm, mean ± std over seeds of the best,
-    final, equal-iteration and equal-time validation metric, images seen, seconds per iteration, and how far
-    its best is from the arm with the lowest mean best; '*' marks a gap larger than the two arms' standard
-    deviations added (their mean ± std intervals do not overlap; never marked with a single seed). Where any
-    arm logged it, the class accuracy of the best checkpoint's samples follows the scores ("--" for an arm
-    without it, such as an unconditional one). The metric and its sample counts (results["protocol"]) belong
-    in the caption or the line under the table."""
+    final, last-evaluations mean, equal-iteration and equal-time validation metric, images seen, seconds per
+    iteration, and how far its best is from the arm with the lowest mean best, with the two-sided Welch p-value
+    of that gap ('*': p < ALPHA; no test with a single seed). Where any arm logged it, the class accuracy of the
+    best checkpoint's samples follows the scores ("--" for an arm without it, such as an unconditional one). The
+    metric and its sample counts (results["protocol"]) belong in the caption or the line under the table."""
     p, arms = results["protocol"], results["arms"]
     lead = min(arms, key=lambda a: arms[a]["best"]["mean"])
     with_acc = any(a.get("class_acc") for a in arms.values())
-    head = ["arm", "seeds", "best", "final", f"at {p['equal_iter']:,} it", f"at {p['equal_seconds']:,.0f} s",
-            *(["class acc."] if with_acc else []), "images seen", "s/it", "best vs lowest"]
+    with_last = all("last" in a for a in arms.values())   # results collected before "last" existed lack it
+    head = ["arm", "seeds", "best", "final", *([f"last {LAST}"] if with_last else []), f"at {p['equal_iter']:,} it",
+            f"at {p['equal_seconds']:,.0f} s", *(["class acc."] if with_acc else []), "images seen", "s/it",
+            "best vs lowest"]
     rows = []
     for arm, a in arms.items():
-        gap = a["best"]["mean"] - arms[lead]["best"]["mean"]
-        spreads = (a["best"]["std"], arms[lead]["best"]["std"])
-        apart = None not in spreads and gap > sum(spreads)
-        rows.append([arm, str(len(a["seeds"])), *(_pm(a[k]) for k in ("best", "final", "at_iter", "at_time")),
+        rows.append([arm, str(len(a["seeds"])), _pm(a["best"]), _pm(a["final"]), *([_pm(a["last"])] if with_last else []),
+                     *(_pm(a[k]) for k in ("at_iter", "at_time")),
                      *([_pm(a["class_acc"], 2) if a.get("class_acc") else "--"] if with_acc else []), f"{a['images_seen']:,}",
-                     _pm(a["sec_per_iter"], 3), "lowest" if arm == lead else f"+{gap:.3g}" + ("*" if apart else "")])
+                     _pm(a["sec_per_iter"], 3), "lowest" if arm == lead else _vs(a["best"], arms[lead]["best"])])
     return format_table(head, rows, fmt)
 
 
-def study_differences(results: dict[str, Any], key: str = "best") -> list[tuple[str, str, float]]:
-    """The pairs of arms whose mean `key` score ("best", "final", "at_iter", "at_time"; lower is better) differs
-    by more than the two arms' standard deviations over seeds added, as (lower arm, higher arm, gap), largest gap
-    first. Arms with a single seed have no spread and take part in no pair."""
-    arms = {arm: a[key] for arm, a in results["arms"].items() if a[key]["std"] is not None}
+def study_differences(results: dict[str, Any], key: str = "best") -> list[tuple[str, str, dict[str, float]]]:
+    """The pairs of arms whose mean `key` score ("best", "final", "last", "at_iter", "at_time"; lower is better)
+    differs at level ALPHA by a two-sided Welch t-test over seeds, as (lower arm, higher arm, welch(higher, lower):
+    the gap, its confidence interval, t, df, p), largest gap first. Arms with a single seed take part in no pair.
+    With k arms there are k(k-1)/2 pairs: at ALPHA = 0.05 about one in twenty equal pairs passes by chance."""
+    arms = {arm: a[key] for arm, a in results["arms"].items() if a[key]["n"] > 1}
     pairs = []
     for i, (u, su) in enumerate(arms.items()):
         for v, sv in list(arms.items())[i + 1:]:
             low, high = (u, v) if su["mean"] <= sv["mean"] else (v, u)
-            gap = abs(su["mean"] - sv["mean"])
-            if gap > su["std"] + sv["std"]:
-                pairs.append((low, high, gap))
-    return sorted(pairs, key=lambda p: -p[2])
+            test = welch(arms[high]["values"], arms[low]["values"])
+            if test is not None and test["p"] < ALPHA:
+                pairs.append((low, high, test))
+    return sorted(pairs, key=lambda p: -p[2]["diff"])
 
 
 def plot_study(results: dict[str, Any], ax: Any = None, x: str = "iter") -> Any:

@@ -284,7 +284,7 @@ def train(cfg: Config, out_dir: str | Path, train_data: ImageSet, val_data: Imag
         bar.set_postfix(d=f"{logs['d_loss']:.3f}", g=f"{logs['g_loss']:.3f}",
                         fd=f"{last_eval['fd']:.3g}@{last_eval['iter']}", refresh=False)
         if out_of_time:
-            bar.write(f"time limit of {time_limit:.0f} s reached at iteration {done}: state saved to {last_path}; "
+            bar.write(f"time limit of {max(time_limit, 0.0):.0f} s reached at iteration {done}: state saved to {last_path}; "
                       f"continue with resume=True (--resume)")
             break
     if start >= cfg.iters:

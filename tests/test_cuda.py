@@ -61,7 +61,10 @@ def test_mixed_precision_step_computes_the_float32_losses(data, amp, rel, abs_, 
     prec = gh.precision(amp, CUDA)
     plain, mixed = steps(cfg, data[0], None)[0], steps(cfg, data[0], prec)[0]
     assert mixed != plain                                          # the step really ran in half precision
-    for key in plain:
+    # D's losses come before any update; G's after D's update, which fp16's scaler skips when its first scale
+    # (65536) overflows the gradients: then G meets a different D, and only D's losses are comparable
+    d_skipped = amp == "fp16" and prec.scaler_d.state_dict()["scale"] < 65536.0
+    for key in [k for k in plain if not (d_skipped and k == "g_loss")]:
         assert mixed[key] == pytest.approx(plain[key], rel=rel, abs=abs_), key
     if amp == "fp16":   # both gradient scalers stepped: one grew its count of good steps, or backed off after an inf
         for scaler in (prec.scaler_g, prec.scaler_d):

@@ -147,6 +147,7 @@ def test_results_hold_every_arm_and_seed_with_values_from_the_histories(finished
             assert [e["iter"] for e in evals] == [0, 2, 4]
             assert run["best"] == min(e["fd"] for e in evals) and run["final"] == evals[-1]["fd"]
             assert run["at_iter"] == evals[-1]["fd"]
+            assert run["last"] == pytest.approx(np.mean([e["fd"] for e in evals[-3:]]))
             assert run["sec_per_iter"] == pytest.approx(evals[-1]["cpu_seconds"] / ITERS)   # CPU runs: CPU time
             within = [e for e in evals if e["cpu_seconds"] <= p["equal_seconds"]]
             assert run["at_time"] == within[-1]["fd"]
@@ -158,7 +159,7 @@ def test_results_hold_every_arm_and_seed_with_values_from_the_histories(finished
 def test_mean_and_std_over_seeds_are_the_sample_statistics(finished):
     _, _, results = finished
     for a in results["arms"].values():
-        for key in ("best", "final", "at_iter", "at_time", "sec_per_iter"):
+        for key in ("best", "final", "last", "at_iter", "at_time", "sec_per_iter"):
             values = [r[key] for r in a["runs"]]
             assert a[key]["values"] == values
             assert a[key]["mean"] == pytest.approx(statistics.mean(values))
@@ -303,9 +304,7 @@ def test_collect_rebuilds_results_and_prints_the_table(finished, capsys, tmp_pat
     assert json.loads((runs / "tiny" / "results.json").read_text()) == results
     out = capsys.readouterr().out
     assert "| none | 2 |" in out and "| a8 | 2 |" in out and "missing runs: none" in out
-    pairs = gh.study_differences(results)
-    assert ("differences in the best score beyond both spreads over seeds: "
-            + ("; ".join(f"{lo} < {hi} by {gap:.3g}" for lo, hi, gap in pairs) or "none")) in out
+    assert "differences in the best score, two-sided Welch t-test over seeds at p < 0.05: " in out
 
 
 def test_cli_study_errors_are_one_line(tmp_path):
@@ -331,7 +330,7 @@ def fake_results(bests: dict[str, list[float]]) -> dict:
     arms = {}
     for arm, values in bests.items():
         s = gh.mean_std(values)
-        arms[arm] = {"seeds": list(range(len(values))), "best": s, "final": s, "at_iter": s, "at_time": s,
+        arms[arm] = {"seeds": list(range(len(values))), "best": s, "final": s, "last": s, "at_iter": s, "at_time": s,
                      "sec_per_iter": gh.mean_std([0.5] * len(values)), "images_seen": 64_000,
                      "curve": {"iter": [0, 500, 1000], "mean": [9.0, s["mean"] + 1, s["mean"]],
                                "std": [0.0, 0.2, s["std"]], "seconds": [0.0, 250.0, 500.0]}}
@@ -339,26 +338,44 @@ def fake_results(bests: dict[str, list[float]]) -> dict:
                                                          "equal_iter": 1000, "equal_seconds": 500.0}}
 
 
-def test_table_marks_gaps_larger_than_the_spread_over_seeds():
+def test_table_gives_the_welch_p_value_of_each_gap_to_the_lowest_arm():
     table = gh.study_table(fake_results({"a": [1.0, 1.1, 0.9], "b": [1.5, 1.6, 1.4], "c": [1.1, 1.5, 0.7]}))
     rows = {line.split(" | ")[0][2:]: line for line in table.splitlines()[2:]}
     assert rows["a"].endswith("| lowest |") and "1 ± 0.1 |" in rows["a"]
-    assert rows["b"].endswith("| +0.5* |") and rows["c"].endswith("| +0.1 |")
-    assert "64,000" in rows["a"]
+    # b - a: t = 0.5 / sqrt(0.01/3 + 0.01/3) = 6.12 on 4 df, p 0.0036; c - a: t 0.42 on 2.25 df, p 0.71
+    assert rows["b"].endswith("| +0.5 (p 0.0036)* |") and rows["c"].endswith("| +0.1 (p 0.71) |")
+    assert "64,000" in rows["a"] and "last 3" in table.splitlines()[0]
     latex = gh.study_table(fake_results({"a_1": [1.0, 1.1]}), "latex")
-    assert r"a\_1 & 2 & 1.05 $\pm$ 0.071" in latex and latex.startswith(r"\begin{tabular}{lrrrrrrrr}")
+    assert r"a\_1 & 2 & 1.05 $\pm$ 0.071" in latex and latex.startswith(r"\begin{tabular}{lrrrrrrrrr}")
     single = gh.study_table(fake_results({"a": [1.0], "b": [2.0]}))
     assert single.splitlines()[-1].endswith("| +1 |")     # one seed: no spread, so no mark
     with pytest.raises(gh.GanError, match="choose 'markdown' or 'latex'"):
         gh.study_table(fake_results({"a": [1.0]}), "html")
 
 
-def test_differences_are_the_pairs_apart_by_more_than_both_spreads():
+def test_differences_are_the_pairs_a_welch_test_separates():
     results = fake_results({"a": [1.0, 1.1, 0.9], "b": [1.5, 1.6, 1.4], "c": [1.1, 1.5, 0.7], "d": [3.0]})
-    # a: 1 ± 0.1, b: 1.5 ± 0.1, c: 1.1 ± 0.4; d has one seed, so no spread and no verdict
-    assert gh.study_differences(results) == [("a", "b", pytest.approx(0.5))]
+    # a: 1 ± 0.1, b: 1.5 ± 0.1, c: 1.1 ± 0.4; d has one seed, so no test
+    [(low, high, test)] = gh.study_differences(results)
+    assert (low, high) == ("a", "b") and test["diff"] == pytest.approx(0.5) and test["p"] < 0.05
+    assert test["low"] < 0.5 < test["high"]
     results["arms"]["c"]["final"] = gh.mean_std([3.0, 3.1, 2.9])
     assert [(lo, hi) for lo, hi, _ in gh.study_differences(results, "final")] == [("a", "c"), ("b", "c"), ("a", "b")]
+
+
+@pytest.mark.parametrize("a, b", [([1.5, 1.6, 1.4], [1.0, 1.1, 0.9]), ([2.0, 2.9, 2.2, 2.4], [2.1, 2.3]),
+                                  ([0.3, 0.1, 0.2], [0.25, 0.35, 0.15, 0.05, 0.2])])
+def test_welch_agrees_with_scipy_and_its_interval_with_the_test(a, b):
+    from scipy import stats
+    test, ref = gh.welch(a, b), stats.ttest_ind(a, b, equal_var=False)
+    assert test["t"] == pytest.approx(ref.statistic) and test["p"] == pytest.approx(ref.pvalue)
+    assert test["diff"] == pytest.approx(np.mean(a) - np.mean(b))
+    # the 95 % interval excludes 0 exactly when p < 0.05; at p itself, the (1 - p) interval touches 0
+    assert (test["low"] > 0 or test["high"] < 0) == (test["p"] < 0.05)
+    edge = gh.welch(a, b, level=1 - test["p"])
+    assert min(abs(edge["low"]), abs(edge["high"])) == pytest.approx(0.0, abs=1e-9)
+    assert gh.welch([1.0], b) is None
+    assert gh.welch([1.0, 1.0], [1.0, 1.0])["p"] == 1.0 and gh.welch([2.0, 2.0], [1.0, 1.0])["p"] == 0.0
 
 
 def test_table_shows_the_class_accuracy_where_any_arm_logged_it(finished):
@@ -413,9 +430,39 @@ def test_time_limit_stops_the_study_with_a_resumable_state(tmp_path, data, featu
     lines = gh.run_study(study, data, features, tmp_path / "runs", stats_dir=tmp_path / "stats", progress=False,
                          time_limit=0)
     assert lines == [f"{folder}: stopped at iteration 1 (time limit); run again to continue"]
-    assert not (folder / "run.json").exists() and gh.load_checkpoint(folder / "last.pt")["iteration"] == 1
+    assert json.loads((folder / "run.json").read_text())["stopped"] == 1 and gh.run_record(folder) is None
+    assert gh.load_checkpoint(folder / "last.pt")["iteration"] == 1
     lines = gh.run_study(study, data, features, tmp_path / "runs", stats_dir=tmp_path / "stats", progress=False)
-    assert lines == [f"{folder}: trained to iteration {ITERS}"] and (folder / "run.json").exists()
+    assert lines == [f"{folder}: trained to iteration {ITERS}"] and "stopped" not in gh.run_record(folder)
+
+
+def test_collect_at_compares_every_run_up_to_an_iteration_stopped_runs_too(tmp_path, finished, data, features):
+    """Seed 1 of arm none stops at iteration 2 (twice a time limit of 0: one iteration each) after its evaluation
+    there: it is missing from the full results, and counts in the results up to iteration 2, where every run's
+    evaluations after 2 are left out. Without its state (last.pt) it is refused for training and said so."""
+    study, runs, full = finished
+    shutil.copytree(runs, tmp_path / "runs")
+    folder = gh.study_run_dir(study, "none", 1, tmp_path / "runs")
+    shutil.rmtree(folder)
+    for _ in range(2):
+        gh.run_study(study, data, features, tmp_path / "runs", only=lambda arm, seed: (arm, seed) == ("none", 1),
+                     stats_dir=tmp_path / "stats", progress=False, time_limit=0)
+    assert json.loads((folder / "run.json").read_text())["stopped"] == 2
+    assert gh.collect_study(study, tmp_path / "runs")["missing"] == ["none_s1"]
+    at = gh.collect_study(study, tmp_path / "runs", at=2)
+    assert at["missing"] == [] and at["protocol"]["at"] == 2 and at["protocol"]["equal_iter"] == 2
+    assert (tmp_path / "runs" / "tiny" / "results_at2.json").is_file()
+    for arm, a in at["arms"].items():
+        for run in a["runs"]:
+            evals = history(tmp_path / "runs", arm, run["seed"])["eval"][:2]   # iterations 0 and 2
+            assert run["final"] == evals[-1]["fd"] and run["best"] == min(e["fd"] for e in evals)
+            assert run["last"] == pytest.approx(np.mean([e["fd"] for e in evals]))
+    with pytest.raises(gh.GanError, match="not an evaluation of study 'tiny'"):
+        gh.collect_study(study, tmp_path / "runs", at=3)
+    (folder / "last.pt").unlink()
+    assert "stopped at 2 of 4 iterations, without the state" in gh.study_status(study, tmp_path / "runs")[2]
+    with pytest.raises(gh.GanError, match="stopped at its time limit without the state"):
+        gh.run_study(study, data, features, tmp_path / "runs", stats_dir=tmp_path / "stats", progress=False)
 
 
 # ---------------------------------------------------------------------------------------------- shared arms

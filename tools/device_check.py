@@ -1,10 +1,10 @@
 """One prepared command for the GPU machine (docs/gpu.md). Phases in order of value, each under its own time budget and
 writing its results under --out ($OUT) as it goes, so that a call stopped at its limit still returns what it finished:
-env (unpack the carried CIFAR-10 archive; torch, the device, pytest, pytorch-fid), tests (pytest -m cuda
-tests/test_cuda.py -> cuda_tests.txt), speed (our step vs a DataLoader reference loop, DCGAN and full-width SAGAN,
-float32 vs AMP, eager vs torch.compile; proxy features of 10,000 images -> speed_cuda.json/.md), train
-(studies/headline.json for the time left, one `study run` process per run side by side -> training.log), pack
-(history, run.json and best.pt of every run -> headline_<arm>.tar.gz). device_check.json says of every phase: done,
+env (unpack the carried CIFAR-10 archive; torch, the device, pytest, pytorch-fid), train (studies/headline.json for
+the time the later phases leave, one `study run` process per run side by side -> training.log), pack (history,
+run.json and best.pt of every run -> headline_<arm>.tar.gz), tests (pytest -m cuda tests/test_cuda.py ->
+cuda_tests.txt), speed (our step vs a DataLoader reference loop, DCGAN and full-width SAGAN, float32 vs AMP, eager vs
+torch.compile; proxy features of 10,000 images -> speed_cuda.json/.md). device_check.json says of every phase: done,
 stopped (budget spent; what it finished is kept), failed or skipped. --dry-run runs it all at tiny sizes on the CPU.
 
     python tools/device_check.py --out "$OUT"                 # on the GPU machine, from the repository root
@@ -27,8 +27,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "benchmarks")]
-PHASES = ("env", "tests", "speed", "train", "pack")
-BUDGETS: dict[str, float | None] = {"env": 60, "tests": 120, "speed": 150, "train": None, "pack": 30}  # None: what is left
+PHASES = ("env", "train", "pack", "tests", "speed")     # in order of value; each runs after the ones before it
+BUDGETS: dict[str, float | None] = {"env": 60, "train": None, "pack": 30, "tests": 50, "speed": 90}  # None: what is left
 CARRY, STUDY = ROOT / "device_carry", ROOT / "studies" / "headline.json"   # what docs/gpu.md carries; the study
 FEATURE_IMAGES = 10_000            # images of the feature-extraction timing (as many as a test-set score uses)
 PACK_LIMIT = 15.5 * 2 ** 20        # bytes per archive: the device tool returns files of at most 16 MiB
@@ -292,7 +292,8 @@ def phase_pack(args: argparse.Namespace, budget: float) -> tuple[str, str]:
 
 def run_phase(args: argparse.Namespace, name: str) -> None:
     phases, left = args.report["phases"], args.total - (time.monotonic() - START)
-    reserve = BUDGETS["pack"] if name != "pack" and "pack" in args.phases else 0.0
+    later = args.phases[args.phases.index(name) + 1:]
+    reserve = sum(args.budgets[ph] or 0.0 for ph in later)     # the budgets of the phases still to come
     budget = min(args.budgets[name] if args.budgets[name] is not None else float("inf"), left - reserve)
     if name != "env" and phases.get("env", {}).get("status") != "done":
         phases[name] = {"status": "skipped", "note": "the environment phase did not finish"}
@@ -352,7 +353,8 @@ def main() -> int:
     if unknown:
         p.error(f"unknown phases {sorted(unknown)}; the phases are {', '.join(PHASES)}")
     args.report = {"command": " ".join(sys.argv), "dry_run": args.dry_run, "total_budget": args.total, "phases": {}}
-    for name in (ph for ph in PHASES if ph in args.phases):
+    args.phases = [ph for ph in PHASES if ph in args.phases]
+    for name in args.phases:
         run_phase(args, name)
     files = sorted(f.name for f in args.out.iterdir())
     args.report.update(seconds=round(time.monotonic() - START, 1), files=files)
