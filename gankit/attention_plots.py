@@ -5,7 +5,6 @@ import math
 from typing import Any
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from torch import Tensor
 
 from .core import GanError
@@ -37,35 +36,80 @@ def attention_maps(model: nn.Module, *inputs: Any) -> dict[str, Tensor]:
             h.remove()
 
 
-def plot_attention(image: Tensor, attn: Tensor, query: tuple[float, float], axes: Any = None,
-                   title: str | None = None, colorbar: bool = False, heat_title: str | None = None) -> Any:
-    """Image (3, S, S) in [-1, 1] with the query pixel (row, col in image pixels) marked, beside the
-    attention of that query over all key positions, upsampled and laid over the image (with its colour
-    scale when `colorbar`). attn (HW, HW) from one layer; `heat_title` replaces the attention panel's
-    title (default: the query's cell on the map). Returns the two axes."""
-    import matplotlib.pyplot as plt
+CMAP = "inferno"           # attention maps: black (no weight) to pale yellow (the most), opaque
+LABEL_PT = 8               # titles, labels and colour-bar ticks: >= 7 pt when a default-size figure prints 6.3 in wide
+PANEL_IN = 1.1             # attention_figure's panel side: 4 queries + the image fit 6.3 in, each panel >= 2.5 cm
+
+
+def _query_heat(image: Tensor, attn: Tensor, query: tuple[float, float]) -> tuple[Tensor, tuple[int, int], float]:
+    """The attention (side, side) of the map cell holding `query` (row, col in image pixels) over all key
+    cells, that cell (row, col) and the map's cell size in image pixels. attn (HW, HW) from one layer."""
     side = int(math.isqrt(attn.shape[0]))
     scale = image.shape[-1] / side
-    qr, qc = int(query[0] // scale), int(query[1] // scale)            # query in attention-map cells
-    heat = attn[qr * side + qc].view(1, 1, side, side)
-    heat = F.interpolate(heat, size=image.shape[-2:], mode="nearest")[0, 0]
-    if axes is None:
-        _, axes = plt.subplots(1, 2, figsize=(5, 2.6))
-    pic = to_uint8(image).permute(1, 2, 0).numpy()
-    centre = ((qc + 0.5) * scale - 0.5, (qr + 0.5) * scale - 0.5)
-    axes[0].imshow(pic)
-    axes[0].add_patch(plt.Rectangle((qc * scale - 0.5, qr * scale - 0.5), scale, scale, fill=False,
-                                    edgecolor="red", linewidth=2))
-    axes[0].set_title("query" if title is None else title)
-    axes[1].imshow(pic, alpha=0.45)
-    shown = axes[1].imshow(heat.numpy(), cmap="inferno", alpha=0.6)
-    axes[1].plot(*centre, "c+", markersize=12, markeredgewidth=2)
-    axes[1].set_title(f"attention of query cell ({qr}, {qc}) on a {side}x{side} map" if heat_title is None
-                      else heat_title, fontsize=None if heat_title is None else axes[0].title.get_fontsize())
-    if colorbar:
-        axes[1].figure.colorbar(shown, ax=axes[1], fraction=0.046, pad=0.04, label="attention weight")
+    qr, qc = int(query[0] // scale), int(query[1] // scale)             # query in attention-map cells
+    return attn[qr * side + qc].view(side, side), (qr, qc), scale
+
+
+def _mark(ax: Any, cell: tuple[int, int], scale: float, number: int | None = None) -> None:
+    """Outline the query's map cell on `ax` (image pixel coordinates) in white edged with black, readable on any
+    image and any colour of the map, with the query's number beside it when given."""
+    import matplotlib.patheffects as pe
+    from matplotlib.patches import Rectangle
+    edged = [pe.withStroke(linewidth=3.5, foreground="black")]
+    size = max(scale, 3.0)                                               # a 1-pixel cell would vanish
+    corner = ((cell[1] + 0.5) * scale - 0.5 - size / 2, (cell[0] + 0.5) * scale - 0.5 - size / 2)
+    ax.add_patch(Rectangle(corner, size, size, fill=False, edgecolor="white", linewidth=1.5, path_effects=edged,
+                           clip_on=False))                              # a cell at the border stays whole
+    if number is not None:                                               # beside the cell, towards the centre
+        middle = sum(ax.get_xlim()) / 2                                  # the image is square
+        left, top = corner[0] + size / 2 < middle, corner[1] + size / 2 < middle
+        ax.text(corner[0] + size + 0.5 if left else corner[0] - 0.5, corner[1] + size + 0.5 if top else corner[1] - 0.5,
+                str(number), color="white", fontsize=LABEL_PT, fontweight="bold", ha="left" if left else "right",
+                va="top" if top else "bottom", path_effects=edged)
+
+
+def _show_heat(ax: Any, heat: Tensor, size: int, vmax: float) -> Any:
+    """heat (side, side) opaque on `ax` over the image's pixel coordinates (size x size), scale 0 to vmax."""
+    return ax.imshow(heat.numpy(), cmap=CMAP, vmin=0.0, vmax=vmax, interpolation="nearest",
+                     extent=(-0.5, size - 0.5, size - 0.5, -0.5))
+
+
+def _colorbar(fig: Any, shown: Any, **where: Any) -> Any:
+    """A colour bar for `shown` labelled "attention weight", with 8 pt text and three ticks."""
+    from matplotlib.ticker import MaxNLocator
+    bar = fig.colorbar(shown, label="attention weight", **where)
+    bar.locator = MaxNLocator(3)
+    bar.update_ticks()
+    bar.ax.tick_params(labelsize=LABEL_PT)
+    bar.ax.yaxis.label.set_size(LABEL_PT)
+    return bar
+
+
+def plot_attention(image: Tensor, attn: Tensor, query: tuple[float, float], axes: Any = None,
+                   title: str | None = None, colorbar: bool = True, heat_title: str | None = None) -> Any:
+    """Image (3, S, S) in [-1, 1] beside the attention of one query over all key positions, drawn opaque (scale
+    from 0 to this query's largest weight, with a colour bar labelled "attention weight" when `colorbar`); the
+    query (row, col in image pixels) is outlined on both panels. attn (HW, HW) from one layer; `title` replaces
+    the image panel's title, `heat_title` the attention panel's (default: the query's cell on the map).
+    Returns the two axes."""
+    import matplotlib.pyplot as plt
+    heat, cell, scale = _query_heat(image, attn, query)
+    own = axes is None
+    if own:
+        _, axes = plt.subplots(1, 2, figsize=(6.3, 3.1))
+    axes[0].imshow(to_uint8(image).permute(1, 2, 0).numpy())
+    shown = _show_heat(axes[1], heat, image.shape[-1], float(heat.max()))
     for ax in axes:
+        _mark(ax, cell, scale)
         ax.axis("off")
+    side = heat.shape[-1]
+    axes[0].set_title("query" if title is None else title, fontsize=LABEL_PT)
+    axes[1].set_title(f"attention of query cell {cell}, {side}x{side} map" if heat_title is None else heat_title,
+                      fontsize=LABEL_PT)
+    if colorbar:
+        _colorbar(axes[1].figure, shown, ax=axes[1], fraction=0.046, pad=0.04)
+    if own:
+        axes[0].figure.tight_layout()
     return axes
 
 
@@ -117,26 +161,42 @@ def by_image(layer: tuple[Tensor, Tensor], names: list[str], indices: list[int])
 
 def attention_figure(layers: dict[str, tuple[Tensor, Tensor]],
                      queries: tuple[tuple[int, int], ...] | None = None, index: int = 0) -> Any:
-    """Static figure: one row per attention layer, one pair of panels per query point (row, col), for
-    image `index` (default queries: at a quarter and three quarters of the side; 32x32: (8, 8), (8, 24),
-    (24, 16)). `layers` from generator_attention() or discriminator_attention(). Returns the figure."""
+    """Static figure, one row per attention layer (its name at the left): image `index` with the query points
+    (row, col in image pixels) outlined and numbered, then each query's attention drawn opaque, then the row's
+    colour bar ("attention weight"). The panels of a row share one scale, from 0 to the row's largest weight;
+    rows have scales of their own (a 16x16 map spreads its weight over 4 times the cells of an 8x8 one). Default
+    queries: at a quarter and three quarters of the side (32x32: (8, 8), (8, 24), (24, 16)). Up to 4 queries
+    fit 6.3 in with panels of 2.5 cm or more. `layers` from generator_attention(), discriminator_attention()
+    or by_image(). Returns the figure."""
     import matplotlib.pyplot as plt
     if not layers:
         raise GanError("this model has no self-attention layers to show (see g_attn / d_attn)")
     side = next(iter(layers.values()))[0].shape[-1]
     queries = queries or tuple((int(r * side), int(c * side)) for r, c in ((0.25, 0.25), (0.25, 0.75), (0.75, 0.5)))
-    # sized for print: about 1.1 inch per panel, 8 pt titles on the top row only, the layer named at the left
-    fig, axes = plt.subplots(len(layers), 2 * len(queries), figsize=(2.2 * len(queries), 1.2 * len(layers) + 0.35),
-                             squeeze=False)
+    cols = len(queries) + 1                                              # the image, then a map per query
+    fig = plt.figure(figsize=(0.3 + PANEL_IN * cols + 0.55, PANEL_IN * len(layers) + 0.35))   # + labels, colour bar
+    grid = fig.add_gridspec(len(layers), cols + 1, width_ratios=[1] * cols + [0.07])
     for row, (name, (images, attn)) in enumerate(layers.items()):
-        for col, q in enumerate(queries):
-            pair = plot_attention(images[index], attn[index], q, axes[row, 2 * col:2 * col + 2],
-                                  title=f"query pixel {q}" if row == 0 else "", heat_title="its attention" if row == 0 else "")
-            for ax in pair:
-                ax.title.set_fontsize(8)
-        axes[row, 0].text(-0.08, 0.5, name.replace(" attention", "\nattention"), transform=axes[row, 0].transAxes,
-                          rotation=90, ha="right", va="center", fontsize=8)
-    fig.tight_layout(pad=0.3)
+        image = images[index]
+        heats = [_query_heat(image, attn[index], q) for q in queries]
+        vmax = max(float(heat.max()) for heat, _, _ in heats)
+        axes = [fig.add_subplot(grid[row, c]) for c in range(cols)]
+        axes[0].imshow(to_uint8(image).permute(1, 2, 0).numpy())
+        for k, (ax, (heat, cell, scale)) in enumerate(zip(axes[1:], heats), start=1):
+            shown = _show_heat(ax, heat, image.shape[-1], vmax)
+            _mark(axes[0], cell, scale, number=k)
+            _mark(ax, cell, scale)
+            if row == 0:
+                ax.set_title(f"query {k} {queries[k - 1]}", fontsize=LABEL_PT)
+        for ax in axes:
+            ax.set_xticks([])
+            ax.set_yticks([])
+        axes[0].set_ylabel(name.replace(" attention", "\nattention"), fontsize=LABEL_PT)
+        if row == 0:
+            axes[0].set_title("image", fontsize=LABEL_PT)
+        # one colour bar for the row: its maps all share `shown`'s scale
+        _colorbar(fig, shown, cax=fig.add_subplot(grid[row, cols], label="<colorbar>"))
+    fig.tight_layout(pad=0.3, w_pad=0.5, h_pad=0.3)
     return fig
 
 
@@ -146,9 +206,8 @@ def attention_png(image: Tensor, attn: Tensor, cell: tuple[int, int], title: str
     import io
     from matplotlib.figure import Figure
     scale = image.shape[-1] / math.isqrt(attn.shape[0])
-    fig = Figure(figsize=(9, 4.4), dpi=100)
-    plot_attention(image, attn, ((cell[0] + 0.5) * scale, (cell[1] + 0.5) * scale), fig.subplots(1, 2),
-                   title=title, colorbar=True)
+    fig = Figure(figsize=(6.3, 3.1), dpi=140)                          # about the 900 x 440 pixels it always had
+    plot_attention(image, attn, ((cell[0] + 0.5) * scale, (cell[1] + 0.5) * scale), fig.subplots(1, 2), title=title)
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")

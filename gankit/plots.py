@@ -15,7 +15,7 @@ from .sampling import interpolate_classes, interpolate_latents, reconstruct, sam
 from .images import class_names, image_grid
 from .training import best_eval
 
-__all__ = ['show_grid', 'class_rows', 'show_class_rows', 'interpolation_figure', 'traversal_figure', 'reconstruction_figure', 'snapshots', 'snapshot_strip', 'plot_losses', 'plot_scores', 'log_y', 'metric_label', 'plot_metric', 'comparison_table', 'live_metric_plot']
+__all__ = ['show_grid', 'class_rows', 'show_class_rows', 'interpolation_figure', 'traversal_figure', 'reconstruction_figure', 'snapshots', 'snapshot_strip', 'legend_below', 'plot_losses', 'plot_scores', 'log_y', 'metric_label', 'plot_metric', 'comparison_table', 'live_metric_plot']
 
 
 def show_grid(images: Tensor, nrow: int = 8, title: str = "", ax: Any = None) -> Any:
@@ -143,21 +143,36 @@ def _smooth(values: list[float], window: int) -> np.ndarray:
     return (sums[ends] - sums[ends - counts]) / counts
 
 
+LEGEND_PT = 8   # legend text: still >= 7 pt when a default-size figure (<= 7.2 in wide) prints 6.3 in wide
+
+
+def legend_below(ax: Any, ncol: int = 1, fontsize: float = LEGEND_PT) -> Any:
+    """(Re)draw ax's legend centred under its x label, outside the data area, so it covers no curve or band.
+    It hangs a fixed number of points below the axes (the height of the tick labels and the x label), so it
+    stays clear of them when the figure is resized; tight_layout() makes room for it. Returns the legend."""
+    from matplotlib.transforms import ScaledTranslation
+    tick = ax.xaxis.get_major_ticks()[0]
+    label_pt = tick.get_tick_padding() + 1.2 * (tick.label1.get_size() + ax.xaxis.label.get_size()) + ax.xaxis.labelpad
+    below = ScaledTranslation(0, -(label_pt + 4) / 72, ax.figure.dpi_scale_trans)
+    return ax.legend(loc="upper center", bbox_to_anchor=(0.5, 0), bbox_transform=ax.transAxes + below, ncol=ncol,
+                     fontsize=fontsize, frameon=False)
+
+
 def plot_losses(history: dict[str, list], window: int = 100, title: str = "") -> Any:
     """Two panels: D and G losses, and mean D logits on real (D(x)) and generated (D(G(z))) images,
     smoothed with a trailing moving average over `window` iterations. Where the evaluations logged
     validation_losses(), their points are drawn on top: D's loss and mean logit on held-out validation
     images (squares) and on as many training images (circles), so a gap between the two shows D
-    memorising its training set. Returns the figure."""
+    memorising its training set. Legends under the panels. Returns the figure."""
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.5))
+    fig, axes = plt.subplots(1, 2, figsize=(7.2, 4.4))
     it = np.asarray(history["iter"])
     evals = [e for e in history["eval"] if "d_loss_val" in e]
     panels = ((axes[0], {"d_loss": "D", "g_loss": "G"}, "loss",
                {"d_loss_train": ("D, training images", "o"), "d_loss_val": ("D, validation images", "s")}),
               (axes[1], {"d_real": "D(x)", "d_fake": "D(G(z))"}, "mean D logit",
                {"d_real_train": ("D(x), training images", "o"), "d_real_val": ("D(x), validation images", "s"),
-                "d_fake_eval": ("D(G(z)), EMA generator's samples", "^")}))
+                "d_fake_eval": ("D(G(z)), samples of the scored G", "^")}))
     for ax, names, ylabel, points in panels:
         for key, name in names.items():
             ax.plot(it, _smooth(history[key], window), label=name, marker="." if len(it) < 50 else None)
@@ -167,17 +182,18 @@ def plot_losses(history: dict[str, list], window: int = 100, title: str = "") ->
                         markerfacecolor="none", label=f"{name} (eval)")
         ax.set_xlabel("iteration")
         ax.set_ylabel(ylabel)
-        ax.legend(fontsize=7)
-    fig.suptitle(title or f"training curves (moving average over {window} iterations)")
+        legend_below(ax)
+    fig.suptitle(title or f"training curves (moving average over {window} iterations)", fontsize=10, wrap=True)
     fig.tight_layout()
     return fig
 
 
 def plot_scores(histories: dict[str, dict[str, list]]) -> Any:
     """IS and class accuracy of the generated samples at every evaluation, for each named run (panels
-    only for what was logged; the metric names say whether they are proxies). Returns the figure."""
+    only for what was logged; the metric names say whether they are proxies), legends under the panels.
+    Returns the figure."""
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.2))
+    fig, axes = plt.subplots(1, 2, figsize=(7.2, 3.4))
     for ax, key, what in ((axes[0], "is", "is_metric"), (axes[1], "class_acc", "class_metric")):
         names = set()
         for name, history in histories.items():
@@ -186,9 +202,9 @@ def plot_scores(histories: dict[str, dict[str, list]]) -> Any:
                 ax.plot([e["iter"] for e in evals], [e[key] for e in evals], marker=".", label=name)
                 names.add(evals[-1][what])
         ax.set_xlabel("iteration")
-        ax.set_ylabel(" / ".join(sorted(names)) or f"{key}: not logged")
+        ax.set_ylabel(" / ".join(sorted(_short_name(n) for n in names)) or f"{key}: not logged")
         if names:
-            ax.legend()
+            legend_below(ax, ncol=2)
         else:
             ax.text(0.5, 0.5, "not logged (no classifier / no IS logits)", ha="center", transform=ax.transAxes)
     fig.tight_layout()
@@ -210,17 +226,31 @@ def log_y(ax: Any) -> None:
     ax.yaxis.set_minor_formatter(mticker.NullFormatter())
 
 
+def _short_name(metric: str) -> str:
+    """A metric's name without the proxy network's name: "FD (proxy: cifar10_features features)" -> "FD (proxy)"."""
+    name = metric.split(" (")[0]
+    return f"{name} (proxy)" if "proxy" in metric else name
+
+
+def _count(n: int) -> str:
+    """A sample count, short: 5000 -> "5k", 1500 -> "1.5k", 40 -> "40", 1234 -> "1,234"."""
+    return f"{n / 1000:g}k" if n >= 1000 and n % 100 == 0 else f"{n:,}"
+
+
 def metric_label(metric: str, n_fake: int, n_real: int) -> str:
-    """A y-axis label for a validation metric, in lines short enough for a small figure: the metric, its
-    parenthesis (which proxy) and the sample counts, e.g. "validation FD\n(proxy: ...)\n2,000 vs 5,000 real"."""
-    return f"validation {metric}".replace(" (", "\n(", 1) + f"\n{n_fake:,} generated vs {n_real:,} real"
+    """A one-line axis label for a validation metric: its short name and the sample counts (generated vs real),
+    e.g. "FD (proxy), 2k vs 5k" or "FID, 10k vs 10k"; the figure's caption names the proxy network."""
+    return f"{_short_name(metric)}, {_count(n_fake)} vs {_count(n_real)}"
 
 
 def plot_metric(histories: dict[str, dict[str, list]], ax: Any = None) -> Any:
-    """Validation Frechet distance vs iteration for each named run, its best point marked. Returns axes."""
+    """Validation Frechet distance vs iteration for each named run, its best point marked and its value in
+    the run's legend label ("name (best ...)"); the legend under the axes (on a given `ax`, call the figure's
+    tight_layout() after drawing to make room for it). Returns the axes."""
     import matplotlib.pyplot as plt
-    if ax is None:
-        _, ax = plt.subplots(figsize=(6, 3.5))
+    own = ax is None
+    if own:
+        _, ax = plt.subplots(figsize=(6.3, 4))
     for name, history in histories.items():
         evals = history["eval"]
         best = best_eval(history)   # its value goes in the legend: annotations beside the curves collide
@@ -233,7 +263,9 @@ def plot_metric(histories: dict[str, dict[str, list]], ax: Any = None) -> Any:
             ax.set_ylabel(metric_label(evals[-1]["metric"], evals[-1]["n_fake"], evals[-1]["n_real"]))
     ax.set_xlabel("iteration")
     log_y(ax)
-    ax.legend()
+    legend_below(ax, ncol=2)
+    if own:
+        ax.figure.tight_layout()
     return ax
 
 
@@ -256,8 +288,9 @@ def live_metric_plot(name: str = "run") -> Callable[[dict[str, list]], None]:
     handle = display({"text/plain": ""}, raw=True, display_id=True)
 
     def update(history: dict[str, list]) -> None:
-        fig, ax = plt.subplots(figsize=(6, 3.5))
+        fig, ax = plt.subplots(figsize=(6.3, 4))
         plot_metric({name: history}, ax=ax)
+        fig.tight_layout()
         handle.update(fig)
         plt.close(fig)
     return update

@@ -19,7 +19,7 @@ from .files import write_json_atomic
 from .data import synthetic_images
 from .build import build_models
 from .step import make_optimizers, train_step
-from .plots import log_y, metric_label
+from .plots import legend_below, log_y, metric_label
 from .studies import Study, run_record, study_run_dir, study_timing_path
 
 __all__ = ['mean_std', 'welch', 'time_study', 'STUDY_TIME', 'study_results_path', 'collect_study', 'study_table', 'study_differences',
@@ -283,5 +283,5 @@ def plot_study(results: dict[str, Any], ax: Any = None, x: str = "iter") -> Any:
     ax.set_ylabel(metric_label(p["metric"], p["n_fake"], p["n_real"]))
     log_y(ax)
     ax.set_title(f"study {results['study']}: mean ± std over seeds")
-    ax.legend(fontsize="small")
+    legend_below(ax, ncol=2)
     return ax

@@ -1,8 +1,10 @@
-"""Regenerate every figure and table of the report from the logs and checkpoints in model/.
+"""Regenerate every figure, table and quoted number of the report from the logs and checkpoints in model/.
 
-Nothing here is typed by hand: tables (.tex fragments) and the numbers quoted in the text (numbers.tex,
-one \\newcommand each) are computed from model/*_history.json, model/*_test.json,
-model/studies/*/results.json, model/rescore_*.json and the configs inside model/*_best.pt; figures are drawn from the same files and generators.
+Nothing here is typed by hand: tables (.tex fragments) and the numbers quoted in the text (numbers.tex, one
+\\newcommand each) are computed from model/<name>_history.json and model/<name>_test.json of the submitted
+generators, the headline study's runs (model/studies/h200/headline/, model/studies/headline/), the studies'
+results files (model/studies/<study>/results.json), the speed benchmarks (model/benchmarks/) and the configs in
+model/*_best.pt; figures are drawn from the same files and generators.
 
 usage (from the repository root):  python report/make_report_assets.py [--tables-only]
 tests/test_report.py checks that the committed tables equal what this script computes from model/.
@@ -10,10 +12,8 @@ tests/test_report.py checks that the committed tables equal what this script com
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import re
-import statistics
 import sys
 from pathlib import Path
 
@@ -25,39 +25,20 @@ import torch  # noqa: E402
 
 MODEL = ROOT / "model"
 OUT = ROOT / "report" / "generated"
-RUNS = {"DCGAN": "dcgan", "SAGAN": "sagan", "Ref. DCGAN": "ref_dcgan", "Ref. SAGAN": "ref_sagan"}
-EMA_DCGAN = ("DCGAN, EMA", "dcgan_ema")     # the first DCGAN run (EMA 0.999 of G), kept for comparison:
-                                             # its history and test score only (model/dcgan_ema_*.json)
-LABELS = {name: label for label, name in (*RUNS.items(), EMA_DCGAN)}   # run name -> its label in tables
-SHIPPED = ("dcgan", "sagan")                 # the generators the kit ships and evaluates on the test set
-BUDGETS = (1000, 2000, 4000, 6000, 8000, 10000, 11000, 13000, 15000)  # iterations at which runs are compared side by side
-REPORT_CLASSES = (0, 1, 3, 7, 8)             # airplane, automobile, cat, horse, ship
-ATTENTION_CLASSES = (0, 1, 7, 8)             # samples whose attention the report shows: airplane, automobile, horse, ship
-STUDIES = ("attention", "loss", "stabilisers", "conditioning", "update_ratio")   # studies/<name>.json
-RECIPES = ("sagan_recipe", "dcgan_recipe", "sagan_long")   # the studies that chose the recipes and the long run's way on
-LEVEL = 0.05                                 # relative FD difference called "level": ~3x the sample noise (eval_noise)
-RESCORES = {"dcgan_ema": "rescore_dcgan_10000.json",   # run -> tools/rescore_ema.py at its last evaluation with
-            "sagan": "rescore_sagan_4000.json"}        # BN statistics copied from G (docs/reproduce.md)
-LONG_RUN = MODEL / "runs" / "sagan"          # the second SAGAN's long run (in progress): history, snapshots, last.pt
-LONG_RESCORE = "rescore_sagan_4782.json"     # its state at the EMA decay change, G vs EMA (tools/rescore_ema.py)
-LONG_LABEL = "SAGAN, long run"               # its label in figures and tables
-SNAPSHOT_COUNT = 5                           # snapshot grids shown over its training (chosen from those that exist)
-ATTENTION_REAL = (1, 7, 8)                   # test images of these classes (first of each) in D's attention figure
-# Code changes during the shipped runs, from docs/reproduce.md: run -> (iteration from which it applies, what).
-# Every one took effect at a checkpoint the run resumed from (tests check that the iteration was evaluated).
-CODE_CHANGES = {
-    "sagan": ((2000, "training step: $G$'s update reuses the last critic step's batch instead of a fresh forward "
-                     "pass; 2 threads instead of 1"),
-              (4000, "fused self-attention kernel (same values, tested); 1 thread; standing BatchNorm statistics "
-                     "for the EMA generator (Table~\\ref{tab:standing})")),
-    "dcgan": ((10000, "channels-last memory format for $G$ and $D$ (same values, faster kernels)"),),
-    "dcgan_ema": ((10000, "standing BatchNorm statistics for the EMA generator (Table~\\ref{tab:standing})"),),
-}
-
-
-def macro_key(name: str) -> str:
-    """Run name -> the prefix of its LaTeX macros, e.g. ref_dcgan -> RefDcgan."""
-    return "".join(w.capitalize() for w in name.split("_"))
+SUBMITTED = {"SAGAN": "sagan", "DCGAN": "dcgan"}   # label -> model/<name>_best.pt, _history.json, _test.json
+HEADLINE = gh.load_study(ROOT / "studies" / "headline.json")
+HEADLINE_GPU = MODEL / "studies" / "h200"          # the headline study's runs on the H200 (tools/device_check.py)
+HEADLINE_AT = 3500                                 # the last evaluation every one of those runs reached
+CPU_SAGAN = MODEL / "studies" / "headline" / "sagan_s0"   # the same SAGAN recipe and seed 0 on the CPU, to 6,000
+STUDIES = {"attention": "attn8", "loss": "wgan-sn", "stabilisers": "sn-gd-ttur", "conditioning": "projection",
+           "update_ratio": "nc1"}                  # studies/<name>.json -> its baseline arm (the shared recipe)
+REPORT_CLASSES = (0, 1, 3, 7, 8)                   # airplane, automobile, cat, horse, ship
+ATTENTION_CLASSES = (1, 7, 8)                      # test images of these classes (first of each) in D's maps
+MORE_GANS = MODEL / "studies" / "more_gans"         # InfoGAN and BiGAN runs and their measures (tools/measure_more_gans.py)
+SPEED_CPU = MODEL / "benchmarks" / "train_speed_cpu_1thread.txt"   # tests/benchmarks/train_speed.py's output
+SPEED_GPU = MODEL / "benchmarks" / "train_speed_cuda.json"         # tools/device_check.py's speed phase
+TEXT_WIDTH_IN = (21.0 - 2 * 2.3) / 2.54            # report.tex: a4paper, margin=2.3cm
+MIN_PT = 7                                         # no text in a figure prints smaller than this
 
 
 def macro(name: str, value: str) -> str:
@@ -71,510 +52,314 @@ def read_json(path: Path) -> dict:
     return json.loads(path.read_text())
 
 
-def histories() -> dict[str, dict]:
-    """Each run's logged history (the four of RUNS, then the EMA DCGAN). For our two EMA runs the re-scoring of
-    the state at the switch to standing BatchNorm statistics (tools/rescore_ema.py) joins the logged
-    evaluations as one more, marked "rescored"."""
-    hists = {label: read_json(MODEL / f"{name}_history.json") for name, label in LABELS.items()}
-    for name, r in rescores().items():
-        extra = {"iter": r["iteration"], **r["standing_bn_stats"], "rescored": True}
-        hists[LABELS[name]]["eval"] = sorted(hists[LABELS[name]]["eval"] + [extra], key=lambda e: e["iter"])
-    return hists
-
-
-def mark(e: dict) -> str:
-    """A dagger on values that come from the re-scoring rather than the training log."""
-    return "$^\\dagger$" if e.get("rescored") else ""
-
-
-def config_of(name: str) -> gh.Config:
-    """The config of a published run: from model/<name>_best.pt, or from model/cards/<name>.json for the runs whose
-    weights are not shipped (the checkpoint's record without its weights)."""
-    ckpt = MODEL / f"{name}_best.pt"
-    record = gh.load_checkpoint(ckpt) if ckpt.is_file() else read_json(MODEL / "cards" / f"{name}.json")
-    return gh.Config.from_dict(record["config"])
-
-
-def configs() -> dict[str, gh.Config]:
-    return {label: config_of(name) for label, name in RUNS.items()}
-
-
-def trained(history: dict) -> int:
-    """Iterations a run completed."""
-    return history["iter"][-1] if history["iter"] else 0
-
-
-def best_upto(history: dict, upto: int | None) -> dict | None:
-    """Best validation evaluation at iterations <= upto (None when the run never got that far)."""
-    if upto is not None and trained(history) < upto:
-        return None
-    evals = [e for e in history["eval"] if upto is None or e["iter"] <= upto]
-    return min(evals, key=lambda e: e["fd"])
-
-
-def mean_std(values: list[float]) -> tuple[float, float]:
-    return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
-
-
-# ----------------------------------------------------------------------------------------------------
-# tables
-# ----------------------------------------------------------------------------------------------------
-
 def tabular(header: list[str], rows: list[list[str]], align: str) -> str:
     lines = [f"\\begin{{tabular}}{{{align}}}", "\\toprule", " & ".join(header) + r" \\", "\\midrule"]
     lines += [" & ".join(r) + r" \\" for r in rows]
     return "\n".join(lines + ["\\bottomrule", "\\end{tabular}", ""])
 
 
-def fmt_attn(res: tuple[int, ...]) -> str:
-    return ", ".join(f"{r}$\\times${r}" for r in res) or "--"
+def pm(s: dict, digits: int = 3) -> str:
+    """mean $\\pm$ std of a gh.mean_std record."""
+    return f"{s['mean']:.{digits}f}" + ("" if s["std"] is None else f" $\\pm$ {s['std']:.{digits}f}")
 
 
-def hyperparameter_table(cfgs: dict[str, gh.Config], hists: dict[str, dict]) -> str:
-    rows = {
-        "backbone": lambda c: c.arch,
-        "classes (conditioning)": lambda c: str(c.cond_classes) if c.cond_classes else "uncond.",
-        "$z$ size": lambda c: str(c.z_dim),
-        "width $G$ / $D$": lambda c: f"{c.g_ch} / {c.d_ch}",
-        "attention in $G$": lambda c: fmt_attn(c.g_attn),
-        "attention in $D$": lambda c: fmt_attn(c.d_attn),
-        "spectral norm": lambda c: {"none": "no", "d": "$D$ only", "gd": "yes"}[c.spectral_norm],
-        "loss": lambda c: c.loss,
-        "Lipschitz": lambda c: {"none": "SN", "clip": f"clip $\\pm{c.clip_value}$",
-                                "gp": f"GP $\\lambda={c.gp_weight:g}$"}[c.lipschitz] if c.loss == "wgan" else "--",
-        "drift $\\epsilon$": lambda c: f"{c.drift:g}" if c.drift else "--",
-        "optimizer": lambda c: c.optimizer + (f" $\\beta=({c.betas[0]:g}, {c.betas[1]:g})$" if c.optimizer == "adam" else ""),
-        "lr $G$ / $D$": lambda c: f"{c.g_lr:g} / {c.d_lr:g}",
-        "$n_\\text{critic}$": lambda c: str(c.n_critic),
-        "batch": lambda c: str(c.batch_size),
-        "EMA of $G$": lambda c: f"{c.ema_decay:g} from {c.ema_start}" if c.ema_decay else "--",
-    }
-    body = [[name] + [fn(c) for c in cfgs.values()] for name, fn in rows.items()]
-    body.append(["iterations trained"] + [f"{trained(hists[label]):,}" for label in cfgs])
-    return tabular(["setting"] + list(cfgs), body, "l" + "c" * len(cfgs))
+def p_value(p: float) -> str:
+    return "$<$0.001" if p < 0.001 else f"{p:.3f}" if p < 0.01 else f"{p:.2f}"
 
 
-def budget_table(hists: dict[str, dict]) -> str:
-    def cell(h: dict, upto: int) -> str:
-        best = best_upto(h, upto)
-        return "--" if best is None else f"{best['fd']:.3f}{mark(best)}"
-    body = [[f"{upto:,}"] + [cell(h, upto) for h in hists.values()] for upto in BUDGETS]
-    return tabular(["iterations"] + list(hists), body, "r" + "c" * len(hists))
+def signed(x: float, digits: int) -> str:
+    return f"${x:+.{digits}f}$"
 
 
-def training_hours(history: dict) -> str:
-    """Hours spent in training steps (evaluations excluded), from the last evaluation's `seconds`; '--' for
-    histories from before train() logged it."""
-    seconds = [e["seconds"] for e in history["eval"] if "seconds" in e]
-    return f"{seconds[-1] / 3600:.1f}" if seconds else "--"
+def interval(test: dict) -> str:
+    """"$-0.067$ [$-0.47$, $+0.34$]": a Welch test's difference and its 95 % interval."""
+    return f"{signed(test['diff'], 3)} [{signed(test['low'], 2)}, {signed(test['high'], 2)}]"
 
 
-def results_table(hists: dict[str, dict]) -> str:
-    body = []
-    for name, label in LABELS.items():
-        best = best_upto(hists[label], None)
-        test_path = MODEL / f"{name}_test.json"
-        test = read_json(test_path) if test_path.is_file() else None
-        cfg = config_of(name)
-        images = trained(hists[label]) * cfg.batch_size * cfg.n_critic
-        body.append([label, f"{trained(hists[label]):,}", f"{images / 1e6:.2f}M", training_hours(hists[label]),
-                     f"{best['fd']:.3f}{mark(best)}", f"{best['iter']:,}",
-                     f"{best['kid']:.4f}",
-                     f"{test['fd']:.3f}" if test else "--",
-                     f"{test['kid']:.4f} $\\pm$ {test['kid_std']:.4f}" if test else "--"])
-    return tabular(["run", "iterations", "images seen", "hours", "best val.\\ FD", "at", "val.\\ KID", "test FD",
-                    "test KID"], body, "lrrrrrrrr")
-
-
-def measures_table() -> str:
-    """Every measure of the test-set scores (model/<run>_test.json, `evaluate --json`) of each run, the shipped
-    generators first (gh.score_table)."""
-    return gh.score_table({label: read_json(MODEL / f"{name}_test.json") for name, label in LABELS.items()},
-                          "latex") + "\n"
-
-
-def last_evals(history: dict, n: int) -> str:
-    """The last n validation scores of a run and their iterations, as a phrase: "1.658, 1.633 and 1.635 at
-    iterations 9,000, 10,000 and 11,000"."""
-    evals = history["eval"][-n:]
-    scores = [f"{e['fd']:.3f}" for e in evals]
-    iters = [f"{e['iter']:,}" for e in evals]
-    return f"{', '.join(scores[:-1])} and {scores[-1]} at iterations {', '.join(iters[:-1])} and {iters[-1]}"
-
-
-def ema_change(history: dict) -> dict[str, str]:
-    """Where the long run's EMA decay changed on a resume (the segments train() logs): At, Before, After, and
-    Span, the iterations the EMA averaged over before."""
-    for segment in history.get("segments", []):
-        if "ema_decay" in segment.get("changed", {}):
-            before, after = segment["changed"]["ema_decay"]
-            return {"At": f"{segment['from_iter']:,}", "Before": f"{before:g}", "After": f"{after:g}",
-                    "Span": f"{round(1 / (1 - before)):,}"}   # iterations an EMA of this decay averages over
-    raise gh.GanError(f"{LONG_RUN}/history.json logs no change of ema_decay, which the report describes")
-
-
-def numbers(hists: dict[str, dict], cfgs: dict[str, gh.Config], studies: dict[str, dict]) -> str:
-    """\\newcommand macros for every number quoted in the text."""
-    lines = []
-    for label, name in RUNS.items():
-        key = macro_key(name)
-        h = hists[label]
-        best = best_upto(h, None)
-        lines += [macro(f"{key}Iters", f"{trained(h):,}"), macro(f"{key}BestFD", f"{best['fd']:.3f}"),
-                  macro(f"{key}BestAt", f"{best['iter']:,}"), macro(f"{key}EvalFake", str(best["n_fake"])),
-                  macro(f"{key}EvalReal", str(best["n_real"]))]
-        G = gh.build_models(cfgs[label])[0]
-        lines.append(macro(f"{key}GParams", f"{gh.count_parameters(G):,}"))
-    label, ema_name = EMA_DCGAN
-    best, key = best_upto(hists[label], None), macro_key(ema_name)
-    lines += [macro(f"{key}Iters", f"{trained(hists[label]):,}"), macro(f"{key}BestFD", f"{best['fd']:.3f}"),
-              macro(f"{key}BestAt", f"{best['iter']:,}")]
-    for name in (*SHIPPED, ema_name):
-        test = read_json(MODEL / f"{name}_test.json")
-        key = macro_key(name)
-        lines += [macro(f"{key}TestFD", f"{test['fd']:.3f}"), macro(f"{key}TestN", f"{test['n_fake']:,}"),
-                  macro(f"{key}TestReal", f"{test['n_real']:,}")]
-    for name, r in rescores().items():
-        key = macro_key(name)
-        lines += [macro(f"{key}SwitchIter", f"{r['iteration']:,}"),
-                  macro(f"{key}CopiedFD", f"{r['copied_bn_stats']['fd']:.3f}"),
-                  macro(f"{key}StandingFD", f"{r['standing_bn_stats']['fd']:.3f}"),
-                  macro(f"{key}TrainedFD", f"{r['trained_G']['fd']:.3f}")]
-    dependence = [gh.query_dependence(attn) for _, attn in
-                  gh.generator_attention(gh.load_generator(MODEL / "sagan_best.pt"), n=64, seed=0).values()]
-    lines.append(macro("SaganQueryDependence", ", ".join(f"{d:.2f}" for d in dependence)))
-    sagan_weights = gh.load_checkpoint(MODEL / "sagan_best.pt")["G"]
-    gammas = [f"{float(v):.3f}" for k, v in sagan_weights.items() if k.endswith("gamma")]
-    standing = inspect.signature(gh.standing_batch_norm).parameters
-    lines += [macro("StandingBatches", str(standing["n_batches"].default)),
-              macro("StandingBatchSize", str(standing["batch_size"].default))]
-    noise = read_json(MODEL / "eval_noise_dcgan.json")
-    lines += [macro("SaganGammaG", ", ".join(gammas)), macro("LevelPercent", f"{LEVEL * 100:.0f}"),
-              macro("NoiseSeeds", str(len(noise["fd"]))),
-              macro("NoisePercent", f"{100 * noise['std'] / noise['mean']:.1f}")]
-    sagan, ref = cfgs["SAGAN"], cfgs["Ref. SAGAN"]
-    lines += [macro("MetricName", best_upto(hists["DCGAN"], None)["metric"].replace("_", r"\_")),
-              macro("SaganGCh", str(sagan.g_ch)), macro("SaganDCh", str(sagan.d_ch)),
-              macro("SaganGLr", f"{sagan.g_lr:g}"), macro("SaganDLr", f"{sagan.d_lr:g}"),
-              macro("SaganBetas", f"({sagan.betas[0]:g}, {sagan.betas[1]:g})"),
-              macro("SaganDrift", f"{sagan.drift:g}"), macro("RefSaganClip", f"{ref.clip_value:g}"),
-              macro("FullGCh", str(gh.Config.sagan().g_ch)), macro("FullDCh", str(gh.Config.sagan().d_ch))]
-    options = speed_options(SPEED.read_text())
-    lines += [macro(f"Speed{what.capitalize()}{model.capitalize()}", f"{o[what]:.2f}")
-              for model, o in options.items() for what in ("amp", "compile")]
-    study = gh.load_study(ROOT / "studies" / f"{STUDIES[0]}.json")   # every study shares this protocol (tested)
-    cfg = study.config(next(iter(study.arms)), study.seeds[0])
-    lines += [macro("StudyWidth", str(cfg.g_ch)), macro("StudyBatch", str(cfg.batch_size)),
-              macro("StudyIters", f"{study.iters:,}"), macro("StudyEvalEvery", str(study.eval_every)),
-              macro("StudyFake", f"{study.eval_samples:,}"), macro("StudySeeds", str(len(study.seeds))),
-              macro("StudyImages", f"{study.iters * cfg.batch_size:,}"),
-              macro("StudyEpochs", f"{study.iters * cfg.batch_size / (50_000 - cfg.val_size):.1f}"),
-              macro("StudyReal", f"{cfg.val_size:,}"), macro("StudyEmaStart", f"{cfg.ema_start:,}"),
-              macro("StudyProgress", study_progress(studies)), macro("DuplicateFraction", f"{gh.DUPLICATE_FRACTION:g}")]
-    lines += study_macros(studies)
-    long, snaps = read_json(LONG_RUN / "history.json"), gh.snapshots(LONG_RUN)
-    best = best_upto(long, None)
-    lines += [macro("LongIters", f"{trained(long):,}"), macro("LongEvalIters", f"{long['eval'][-1]['iter']:,}"),
-              macro("LongBestFD", f"{best['fd']:.3f}"), macro("LongBestAt", f"{best['iter']:,}"),
-              macro("LongClassAcc", f"{best['class_acc']:.2f}"),
-              macro("LongLastEvals", last_evals(long, 3)),
-              macro("LongTraining", gh.describe_segments(long).replace("_", "\\_").replace("->", "$\\to$")),
-              *(macro(f"LongEma{what}", value) for what, value in ema_change(long).items()),
-              *(macro(f"LongRescore{who}{what}", fmt.format(r[key][field]))
-                for r in [read_json(MODEL / LONG_RESCORE)]
-                for who, key in (("G", "trained_G"), ("Ema", "standing_bn_stats"))
-                for what, field, fmt in (("FD", "fd", "{:.3f}"), ("Acc", "class_acc", "{:.2f}"), ("Fake", "n_fake", "{:,}"))),
-              macro("SnapshotIters", ", ".join(f"{i:,}" for i in chosen_snapshots(snaps, SNAPSHOT_COUNT)))]
-    if "budget" in studies:
-        pilot = studies["budget"]["arms"]["base"]["curve"]
-        fd = dict(zip(pilot["iter"], pilot["mean"]))
-        lines += [macro("BudgetIters", f"{pilot['iter'][-1]:,}"), macro("BudgetStartFD", f"{fd[0]:.2f}"),
-                  macro("BudgetStudyFD", f"{fd[study.iters]:.2f}"), macro("BudgetFinalFD", f"{pilot['mean'][-1]:.2f}")]
-    return "\n".join(lines) + "\n"
-
-
-CONFIG_WORDS = {   # Config field -> how the report names it (fields not listed here are not model settings)
-    "arch": "backbone", "z_dim": "latent size", "cond": "conditioning", "g_ch": "$G$ width", "d_ch": "$D$ width",
-    "g_attn": "attention in $G$", "d_attn": "attention in $D$", "spectral_norm": "spectral normalization",
-    "loss": "loss", "lipschitz": "Lipschitz constraint", "drift": "drift term", "optimizer": "optimizer",
-    "g_lr": "$G$ learning rate", "d_lr": "$D$ learning rate", "betas": "Adam's $\\beta$", "n_critic": "$D$ steps per $G$ step",
-    "batch_size": "batch size", "ema_decay": "EMA of $G$", "diffaug": "augmentation", "acgan_weight": "class-loss weight"}
-
-
-def config_differences(a: gh.Config, b: gh.Config) -> str:
-    """Sentence listing the model and training settings in which configs a and b differ, in CONFIG_WORDS order,
-    and those they share: generated, so the report cannot claim a comparison is more controlled than it is."""
-    differ = [w for f, w in CONFIG_WORDS.items() if getattr(a, f) != getattr(b, f)
-              and not (f == "acgan_weight" and not gh.CONDITIONINGS[a.cond].d_classifier
-                       and not gh.CONDITIONINGS[b.cond].d_classifier)]
-    same = [w for f, w in CONFIG_WORDS.items() if getattr(a, f) == getattr(b, f) and f != "acgan_weight"
-            and getattr(a, f) not in ("none", 0, ())]          # "both have no X" is not a shared setting
-    if not differ:
-        return "The shipped SAGAN and DCGAN share every model and training setting.\n"
-    return (f"The shipped SAGAN and DCGAN differ in {len(differ)} settings: {', '.join(differ)}; they share "
-            f"{', '.join(same) or 'none of them'}. A difference between the two models is the effect of all of "
-            f"these together, not of self-attention alone (Section~\\ref{{sec:studies}} varies one at a time).\n")
-
-
-def percent_of(a: float, b: float) -> str:
-    """|a - b| as a percentage of b, e.g. '12\\%'."""
-    return f"{100 * abs(a - b) / b:.0f}\\%"
-
-
-def compare(a: float, b: float) -> str:
-    """'beats' / 'is level with' / 'does not beat': a level result is within LEVEL of b (lower is better)."""
-    if abs(a - b) <= LEVEL * b:
-        return "is level with"
-    return "beats" if a < b else "does not beat"
-
-
-def verdict(hists: dict[str, dict], cfgs: dict[str, gh.Config]) -> str:
-    """The sentences that compare the runs, written from the numbers so text and tables cannot disagree."""
-    dc, sa = best_upto(hists["DCGAN"], None), best_upto(hists["SAGAN"], None)
-    if compare(sa["fd"], dc["fd"]) == "beats":
-        text = (f"The SAGAN's best checkpoint is {percent_of(sa['fd'], dc['fd'])} lower than the DCGAN's "
-                f"on the validation metric.")
-    elif compare(sa["fd"], dc["fd"]) == "is level with":
-        text = (f"The SAGAN's and the DCGAN's best checkpoints are level on the validation metric "
-                f"({percent_of(sa['fd'], dc['fd'])} apart, within the {LEVEL * 100:.0f}\\% we treat as noise).")
-    else:
-        text = (f"At these budgets the SAGAN does not beat the DCGAN: its best checkpoint is "
-                f"{percent_of(sa['fd'], dc['fd'])} higher than the DCGAN's on the validation metric.")
-    budget = trained(hists["SAGAN"])
-    dc_same = best_upto(hists["DCGAN"], budget)
-    if dc_same is not None:
-        comparison = "higher" if sa["fd"] < dc_same["fd"] else "lower"
-        text += (f" Within the SAGAN's {budget:,} iterations the DCGAN's best was {dc_same['fd']:.3f}{mark(dc_same)}, "
-                 f"{comparison} than the SAGAN's {sa['fd']:.3f}{mark(sa)}; note that a SAGAN iteration uses "
-                 f"{cfgs['SAGAN'].batch_size} images and a DCGAN iteration {cfgs['DCGAN'].batch_size}.")
-    beaten = []
-    for ours, ref in (("DCGAN", "Ref. DCGAN"), ("SAGAN", "Ref. SAGAN")):
-        budget = min(trained(hists[ours]), trained(hists[ref]))
-        a, b = best_upto(hists[ours], budget), best_upto(hists[ref], budget)
-        beaten.append(f"our {ours} {compare(a['fd'], b['fd'])} the reference recipe "
-                      f"({a['fd']:.3f}{mark(a)} vs {b['fd']:.3f} within {budget:,} iterations)")
-    return text + " Against the previous report's recipes at equal iterations, " + " and ".join(beaten) + ".\n"
-
-
-def rescores() -> dict[str, dict]:
-    """Run name -> its re-scoring at the switch to standing BN statistics (tools/rescore_ema.py)."""
-    return {name: read_json(MODEL / file) for name, file in RESCORES.items()}
-
-
-def standing_table(rescored: dict[str, dict]) -> str:
-    body = [[LABELS[name], f"{r['iteration']:,}"]
-            + [f"{r[way]['fd']:.3f}" for way in ("copied_bn_stats", "standing_bn_stats", "trained_G")]
-            for name, r in rescored.items()]
-    return tabular(["run", "iteration", "EMA, copied stats", "EMA, standing stats", "trained $G$"], body, "lrccc")
-
-
-def code_change_table(hists: dict[str, dict]) -> str:
-    """CODE_CHANGES as a table: run, the iteration from which a change applies, the change. GanError when a
-    change is dated at an iteration the run never evaluated (changes took effect at resumed checkpoints)."""
-    body = []
-    for name, changes in CODE_CHANGES.items():
-        evaluated = {e["iter"] for e in hists[LABELS[name]]["eval"]}
-        for iteration, what in changes:
-            if iteration not in evaluated:
-                raise gh.GanError(f"CODE_CHANGES: {name} was not evaluated at iteration {iteration}")
-            body.append([LABELS[name], f"{iteration:,}", what])
-    return tabular(["run", "from iteration", "change"], body, "lrp{0.62\\textwidth}")
-
-
-def chosen_snapshots(found: dict[int, Path], count: int) -> list[int]:
-    """`count` iterations of the snapshot grids `found` ({iteration: PNG}, gh.snapshots), evenly spread from the
-    first to the last (all of them when there are fewer)."""
-    its = sorted(found)
-    if len(its) <= count:
-        return its
-    return sorted({its[round(k * (len(its) - 1) / (count - 1))] for k in range(count)})
-
-
-def attention_numbers(G: torch.nn.Module, D: torch.nn.Module, real: gh.ImageSet, n: int = 64
-                      ) -> tuple[dict[str, tuple], str]:
-    """The long run's attention on n images: G's layers on its samples (labels cycling through the classes), D's
-    layers on those samples and on n real images. Returns ({row name: (images, maps)} for the figure, with one
-    row per layer and source) and the macros quoting gh.query_dependence of each and the layers' gamma."""
-    generated = gh.generator_attention(G, n=n, seed=0)
-    images = next(iter(generated.values()))[0]
-    fake = gh.ImageSet(gh.to_uint8(images), torch.arange(n) % G.config.cond_classes)
-    on_fake = gh.discriminator_attention(D, fake, n)
-    on_real = gh.discriminator_attention(D, real, n)
-
-    def dependence(layers: dict[str, tuple]) -> str:
-        return ", ".join(f"{gh.query_dependence(maps):.3f}" for _, maps in layers.values())
-
-    def gammas(model: torch.nn.Module) -> str:
-        return ", ".join(f"{float(m.gamma.detach()):.3f}" for _, m in gh.attention_layers(model))
-    tex = "\n".join([macro("LongGQueryDependence", dependence(generated)),
-                      macro("LongDFakeQueryDependence", dependence(on_fake)),
-                      macro("LongDRealQueryDependence", dependence(on_real)),
-                      macro("LongGammaG", gammas(G)), macro("LongGammaD", gammas(D)),
-                      macro("AttentionImages", str(n))]) + "\n"
-    return {"generated": generated, "fake": on_fake, "real": on_real}, tex
-
-
-def architecture_tables(cfgs: dict[str, gh.Config]) -> dict[str, str]:
-    """architecture_<run>_<G|D>.tex: the shipped models' G and D stage by stage (gh.layer_table)."""
-    out = {}
-    for name in SHIPPED:
-        for who, model in zip("GD", gh.build_models(cfgs[LABELS[name]])):
-            out[f"architecture_{name}_{who}.tex"] = gh.format_layer_table(gh.layer_table(model), "latex") + "\n"
-    return out
-
-
-SPEED = MODEL / "benchmarks" / "train_speed_cpu_1thread.txt"   # tests/benchmarks/train_speed.py's output
-
-
-def speed_rows(text: str) -> list[dict]:
-    """The per-model rows of a train_speed.py report: model, batch, it/s and images/s of our step and of the
-    reference loop, and their ratio."""
-    lines = text.splitlines()
-    head = next(i for i, line in enumerate(lines) if line.split()[:2] == ["model", "batch"])
-    rows = []
-    for line in lines[head + 1:]:
-        cells = line.split()
-        if len(cells) != 7 or not cells[1].isdigit():
-            break
-        rows.append({"model": cells[0], "batch": int(cells[1]), "ours_its": float(cells[2]),
-                     "ref_its": float(cells[3]), "ours_img": float(cells[4]), "ref_img": float(cells[5]),
-                     "ratio": float(cells[6].rstrip("x"))})
-    return rows
-
-
-def speed_options(text: str) -> dict[str, dict[str, float]]:
-    """Model -> speed of our step with bf16 autocast ("amp") and with torch.compile ("compile"), each relative to
-    our plain step, from a train_speed.py report's options lines."""
-    found = re.findall(r"^(\w+): plain .*?, amp ([\d.]+)x / [\d.]+x, compile ([\d.]+)x", text, re.M)
-    return {model: {"amp": float(amp), "compile": float(comp)} for model, amp, comp in found}
-
-
-def speed_table(text: str) -> str:
-    names = {"dcgan": "DCGAN", "sagan": "SAGAN (ResNet, width 64)"}
-    body = [[names.get(r["model"], r["model"]), str(r["batch"]), f"{r['ours_img']:,.0f}", f"{r['ref_img']:,.0f}",
-             f"{r['ratio']:.2f}$\\times$"] for r in speed_rows(text)]
-    device = text.splitlines()[0].removeprefix("device: ")
-    return tabular(["model", "batch", "ours, images/s", "reference loop, images/s", "ours / reference"], body,
-                   "lrrrr") + f"% {device}\n"
-
-
-def study_results() -> dict[str, dict]:
-    """Study name -> its results file (model/studies/<name>/results.json, written by `study run|collect`), for
-    the studies of STUDIES and the budget pilot that have one."""
-    return {name: read_json(path) for name in (*STUDIES, *RECIPES, "budget")
-            if (path := MODEL / "studies" / name / "results.json").is_file()}
-
-
-def tex_name(arm: str) -> str:
-    return arm.replace("_", r"\_")
+def welch_text(test: dict) -> str:
+    """The difference, its 95 % interval and the p-value of a Welch test, for the text and the study tables."""
+    return f"{interval(test)}, $p$ {p_value(test['p'])}"
 
 
 DIGIT_WORDS = ("Zero", "One", "Two", "Three", "Four", "Five", "Six", "Seven", "Eight", "Nine")
 
 
 def letters_key(name: str) -> str:
-    """A study or arm name -> letters only, as LaTeX macro names need: attn32 -> AttnThreeTwo,
-    sn-gd-ttur -> SnGdTtur."""
+    """A study or arm name -> letters only, as LaTeX macro names need: attn32 -> AttnThreeTwo."""
     words = re.split(r"[^A-Za-z0-9]+", name)
     return "".join(re.sub(r"\d", lambda m: DIGIT_WORDS[int(m.group())], w[:1].upper() + w[1:]) for w in words)
 
 
-def study_macros(studies: dict[str, dict]) -> list[str]:
-    """Per study of STUDIES and RECIPES, the fewest seeds any arm has finished (<Study>Seeds); per arm: mean best
-    score (<Study><Arm>Best), mean score at the training time every run of the study reached (...AtTime), mean
-    class accuracy of the best checkpoints (...Acc) and seconds per iteration as a multiple of the study's
-    cheapest arm (...Cost)."""
-    lines = []
-    for name in (*STUDIES, *RECIPES):
-        if name not in studies:
-            continue
-        arms = studies[name]["arms"]
-        cheapest = min(a["sec_per_iter"]["mean"] for a in arms.values())
-        lines.append(macro(f"Study{letters_key(name)}Seeds", str(min(len(a["seeds"]) for a in arms.values()))))
-        for arm, a in arms.items():
-            key = "Study" + letters_key(name) + letters_key(arm)
-            lines += [macro(f"{key}Best", f"{a['best']['mean']:.3f}"), macro(f"{key}AtTime", f"{a['at_time']['mean']:.3f}"),
-                      macro(f"{key}Cost", f"{a['sec_per_iter']['mean'] / cheapest:.1f}")]
-            if a.get("class_acc"):   # None where an arm is unconditional
-                lines.append(macro(f"{key}Acc", f"{a['class_acc']['mean']:.2f}"))
+def tex_name(arm: str) -> str:
+    return arm.replace("_", r"\_")
+
+
+# ------------------------------------------------------------------------------------------- headline study
+
+def headline() -> tuple[dict, dict]:
+    """The headline study on the H200: (results up to HEADLINE_AT, every run; results of the finished runs,
+    i.e. the DCGAN's to its full budget), as `study collect` wrote them."""
+    at = read_json(HEADLINE_GPU / HEADLINE.name / f"results_at{HEADLINE_AT}.json")
+    full = read_json(HEADLINE_GPU / HEADLINE.name / "results.json")
+    return at, full
+
+
+def headline_table(at: dict, full: dict) -> str:
+    """Per arm: seeds, best, final and mean of the last three evaluations (mean $\\pm$ std over seeds) at
+    HEADLINE_AT, the DCGAN also at its full budget; then SAGAN minus DCGAN with Welch's interval and p."""
+    rows = []
+    for label, arm, res in (("SAGAN", "sagan", at), ("DCGAN", "dcgan", at), ("DCGAN", "dcgan", full)):
+        a = res["arms"][arm]
+        its = res["protocol"].get("at", res["protocol"]["iters"])
+        rows.append([label, f"{its:,}", str(len(a["seeds"])), pm(a["best"]), pm(a["final"]), pm(a["last"]),
+                     f"{a['sec_per_iter']['mean'] * 1000:.0f}"])
+    s, d = at["arms"]["sagan"], at["arms"]["dcgan"]
+    tests = [gh.welch(s[k]["values"], d[k]["values"]) for k in ("best", "final", "last")]
+    extra = [["difference [95\\% CI]", f"{HEADLINE_AT:,}", "", *(interval(t) for t in tests), ""],
+             ["Welch $p$", "", "", *(p_value(t["p"]) for t in tests), ""]]
+    table = tabular(["model", "iter.", "seeds", "best", "final", "mean of last 3", "ms/it"], rows, "lrrccccr")
+    return table.replace("\\bottomrule", "\\midrule\n" + "".join(" & ".join(r) + " \\\\\n" for r in extra)
+                         + "\\bottomrule")
+
+
+def headline_macros(at: dict, full: dict) -> list[str]:
+    s, d, d_full = at["arms"]["sagan"], at["arms"]["dcgan"], full["arms"]["dcgan"]
+    lines = [macro("HeadAt", f"{HEADLINE_AT:,}"), macro("HeadIters", f"{HEADLINE.iters:,}"),
+             macro("HeadSeeds", str(len(HEADLINE.seeds))), macro("HeadEvalEvery", f"{HEADLINE.eval_every:,}"),
+             macro("HeadFake", f"{HEADLINE.eval_samples:,}"),
+             macro("HeadSaganStopped", ", ".join(f"{json.loads(f.read_text())['stopped']:,}" for f in sorted(
+                 (HEADLINE_GPU / HEADLINE.name).glob("sagan_s*/run.json"))))]
+    for key in ("best", "final", "last"):
+        t = gh.welch(s[key]["values"], d[key]["values"])
+        name = key.capitalize()
+        lines += [macro(f"HeadSagan{name}", pm(s[key])), macro(f"HeadDcgan{name}", pm(d[key])),
+                  macro(f"HeadDcganFull{name}", pm(d_full[key])), macro(f"HeadDiff{name}", welch_text(t)),
+                  macro(f"HeadP{name}", p_value(t["p"]))]
+    t = gh.welch(s["at_time"]["values"], d["at_time"]["values"])
+    lines += [macro("HeadEqualSeconds", f"{at['protocol']['equal_seconds']:.0f}"),
+              macro("HeadSaganAtTime", pm(s["at_time"])), macro("HeadDcganAtTime", pm(d["at_time"])),
+              macro("HeadDiffAtTime", welch_text(t)),
+              macro("HeadSaganMs", f"{s['sec_per_iter']['mean'] * 1000:.0f}"),
+              macro("HeadDcganMs", f"{d['sec_per_iter']['mean'] * 1000:.0f}"),
+              macro("HeadDcganFullBestSeed", str(min(d_full["runs"], key=lambda r: r["best"])["seed"])),
+              macro("HeadDcganFullSeedRange", f"{min(d_full['best']['values']):.3f} to {max(d_full['best']['values']):.3f}")]
+    cpu = read_json(CPU_SAGAN / "history.json")
+    best = min(cpu["eval"], key=lambda e: e["fd"])
+    lines += [macro("CpuSaganIters", f"{cpu['iter'][-1]:,}"), macro("CpuSaganBest", f"{best['fd']:.3f}"),
+              macro("CpuSaganBestAt", f"{best['iter']:,}"),
+              macro("CpuSaganAtHeadAt", f"{next(e['fd'] for e in cpu['eval'] if e['iter'] == HEADLINE_AT):.3f}")]
     return lines
 
 
-def study_progress(studies: dict[str, dict]) -> str:
-    """The protocol's sentence on how far the five studies are: finished, or which are still running."""
-    running = [name for name in STUDIES if name not in studies or studies[name]["missing"]]
-    if not running:
-        return ("Every run of the five studies has finished. The line above each table lists the differences "
-                "in the best score larger than the two arms' standard deviations added.")
-    return (f"Still running: {', '.join(tex_name(n) for n in running)}; arms with fewer seeds than planned are "
-            "marked by their seed count, and the line above each table lists the runs not finished yet and the "
-            "differences in the best score larger than the two arms' standard deviations added.")
+# ------------------------------------------------------------------------------------- submitted generators
 
-
-def study_verdict(results: dict) -> str:
-    """What a study's table shows, in sentences written from its numbers: seeds per arm, runs still missing,
-    and the pairs of arms whose best scores, and whose scores at equal training time, differ by more than the
-    spread over seeds (gh.study_differences)."""
-    arms = results["arms"]
-    seeds = sorted({len(a["seeds"]) for a in arms.values()})
-    text = f"Seeds per arm: {seeds[0]}" + (f" to {seeds[-1]}." if len(seeds) > 1 else ".")
-    if results["missing"]:
-        text += f" Runs not finished yet: {', '.join(tex_name(m) for m in results['missing'])}."
-    if max(seeds) < 2:
-        return text + " With one seed there is no spread to compare a difference with, so no difference is called.\n"
-    for key, what in (("best", "the best score"), ("at_time", "the score at equal training time")):
-        pairs = gh.study_differences(results, key)
-        if pairs:
-            text += (f" Differences in {what} larger than the two arms' standard deviations added: "
-                     + "; ".join(f"{tex_name(lo)} below {tex_name(hi)} by {gap:.3g}" for lo, hi, gap in pairs)
-                     + ("; every other pair is within the spread." if len(pairs) < len(arms) * (len(arms) - 1) // 2
-                        else "."))
-        else:
-            text += f" No two arms differ in {what} by more than their standard deviations added."
-    return text + "\n"
-
-
-def study_tables(studies: dict[str, dict]) -> dict[str, str]:
-    """study_<name>.tex (the table, gh.study_table) and study_<name>_verdict.tex for every study of STUDIES and
-    RECIPES; a study without a results file yet gets one line saying so."""
+def submitted() -> dict[str, tuple[dict, dict, gh.Config]]:
+    """Label -> (history, test-set scores, config) of each submitted generator."""
     out = {}
-    for name in (*STUDIES, *RECIPES):
-        if name in studies:
-            out[f"study_{name}.tex"] = gh.study_table(studies[name], "latex") + "\n"
-            out[f"study_{name}_verdict.tex"] = study_verdict(studies[name])
-        else:
-            out[f"study_{name}.tex"] = "\\emph{No run of this study has finished yet.}\n"
-            out[f"study_{name}_verdict.tex"] = "\n"
+    for label, name in SUBMITTED.items():
+        ckpt = gh.load_checkpoint(MODEL / f"{name}_best.pt")
+        out[label] = (read_json(MODEL / f"{name}_history.json"), read_json(MODEL / f"{name}_test.json"),
+                      gh.Config.from_dict(ckpt["config"]))
     return out
 
 
+def test_table(models: dict[str, tuple[dict, dict, gh.Config]]) -> str:
+    """Every test-set measure of the submitted generators, one column each, and the real test images' own value
+    where the measure has one (the same images for every column)."""
+    tests = {label: t for label, (_, t, _) in models.items()}
+    real = next(iter(tests.values()))
+    if any(t["real_class_acc"] != real["real_class_acc"] or t["data"] != real["data"] for t in tests.values()):
+        raise gh.GanError("the submitted generators were scored on different test images: evaluate them again")
+    rows = [["FD (proxy), lower is better", *(f"{t['fd']:.3f}" for t in tests.values()), "0"],
+            ["KID (proxy), lower is better", *(f"{t['kid']:.4f} $\\pm$ {t['kid_std']:.4f}" for t in tests.values()),
+             "0"],
+            ["IS (proxy), higher is better", *(f"{t['is']:.2f} $\\pm$ {t['is_std']:.2f}" for t in tests.values()),
+             "--"],
+            ["class accuracy (proxy)", *(f"{t['class_acc']:.3f}" for t in tests.values()),
+             f"{real['real_class_acc']:.3f}"],
+            ["nearest-neighbour ratio", *(f"{t['nn_ratio']:.3f}" for t in tests.values()), "1"]]
+    return tabular(["measure", *tests, "real test images"], rows, "l" + "c" * (len(tests) + 1))
+
+
+def submitted_macros(models: dict[str, tuple[dict, dict, gh.Config]]) -> list[str]:
+    lines = []
+    for label, (history, test, cfg) in models.items():
+        best = min(history["eval"], key=lambda e: e["fd"])
+        devices = sorted({s["device"] for s in history.get("segments", [])})
+        lines += [macro(f"{label.capitalize()}Iters", f"{history['iter'][-1]:,}"),
+                  macro(f"{label.capitalize()}BestFD", f"{best['fd']:.3f}"),
+                  macro(f"{label.capitalize()}BestAt", f"{best['iter']:,}"),
+                  macro(f"{label.capitalize()}Device", ", ".join(devices)),
+                  macro(f"{label.capitalize()}TestFD", f"{test['fd']:.3f}"),
+                  macro(f"{label.capitalize()}TestAcc", f"{test['class_acc']:.3f}"),
+                  macro(f"{label.capitalize()}GParams", f"{gh.count_parameters(gh.build_models(cfg)[0]):,}")]
+    test = next(iter(models.values()))[1]
+    lines += [macro("TestN", f"{test['n_fake']:,}"), macro("TestReal", f"{test['n_real']:,}"),
+              macro("ClassifierAcc", f"{100 * test['real_class_acc']:.1f}")]
+    return lines
+
+
+def hyperparameter_table(cfgs: dict[str, gh.Config]) -> str:
+    attn = lambda res: ", ".join(f"{r}$\\times${r}" for r in res) or "--"   # noqa: E731
+    rows = {
+        "backbone": lambda c: c.arch,
+        "conditioning": lambda c: f"{c.cond} ({c.cond_classes} classes)",
+        "$z$ size": lambda c: str(c.z_dim),
+        "width $G$ / $D$": lambda c: f"{c.g_ch} / {c.d_ch}",
+        "attention in $G$ / $D$": lambda c: f"{attn(c.g_attn)} / {attn(c.d_attn)}",
+        "BatchNorm in $D$": lambda c: "yes" if c.arch == "dcgan" and c.d_batchnorm else "no",
+        "spectral norm": lambda c: {"none": "no", "d": "$D$ only", "gd": "$G$ and $D$"}[c.spectral_norm],
+        "loss": lambda c: c.loss + (f", drift {c.drift:g}" if c.drift else ""),
+        "optimizer": lambda c: c.optimizer + (f" $\\beta=({c.betas[0]:g}, {c.betas[1]:g})$" if c.optimizer == "adam" else ""),
+        "learning rate $G$ / $D$": lambda c: f"{c.g_lr:g} / {c.d_lr:g}",
+        "$D$ steps per $G$ step": lambda c: str(c.n_critic),
+        "batch": lambda c: str(c.batch_size),
+        "EMA of $G$": lambda c: f"{c.ema_decay:g} from it.\\ {c.ema_start:,}" if c.ema_decay else "--",
+        "iterations": lambda c: f"{c.iters:,}",
+    }
+    body = [[name] + [fn(c) for c in cfgs.values()] for name, fn in rows.items()]
+    return tabular(["setting"] + list(cfgs), body, "l" + "c" * len(cfgs))
+
+
+def architecture_tables(cfgs: dict[str, gh.Config]) -> dict[str, str]:
+    """architecture_<name>_<G|D>.tex: the submitted models' G and D stage by stage (gh.layer_table)."""
+    out = {}
+    for label, cfg in cfgs.items():
+        for who, model in zip("GD", gh.build_models(cfg)):
+            out[f"architecture_{SUBMITTED[label]}_{who}.tex"] = gh.format_layer_table(gh.layer_table(model),
+                                                                                       "latex") + "\n"
+    return out
+
+
+# --------------------------------------------------------------------------------------------------- studies
+
+def studies() -> dict[str, dict]:
+    return {name: read_json(MODEL / "studies" / name / "results.json") for name in STUDIES}
+
+
+def study_table(name: str, results: dict) -> str:
+    """Per arm: seeds, best and final score (mean $\\pm$ std), class accuracy of the best checkpoints' samples,
+    cost per iteration relative to the study's baseline arm (all arms timed in one process), and the gap of the
+    mean best to the lowest arm with Welch's interval and p."""
+    arms = results["arms"]
+    lead = min(arms, key=lambda a: arms[a]["best"]["mean"])
+    base = arms[STUDIES[name]]["sec_per_iter"]["mean"]
+    rows = []
+    for arm, a in arms.items():
+        gap = "lowest" if arm == lead else welch_text(gh.welch(a["best"]["values"], arms[lead]["best"]["values"]))
+        rows.append([tex_name(arm) + (" (baseline)" if arm == STUDIES[name] else ""), str(len(a["seeds"])),
+                     pm(a["best"], 2), pm(a["final"], 2),
+                     f"{a['class_acc']['mean']:.3f}" if a.get("class_acc") else "--",
+                     f"{a['sec_per_iter']['mean'] / base:.1f}$\\times$", gap])
+    return tabular(["arm", "seeds", "best", "final", "class acc.", "cost / it", "best $-$ lowest [95\\% CI], $p$"],
+                   rows, "lrcccrl")
+
+
+def study_macros(all_results: dict[str, dict]) -> list[str]:
+    """Per study: <Study>Seeds, <Study>Iters; per arm: mean best (...Best), Welch p of its gap to the study's
+    lowest arm (...P), cost per iteration relative to the baseline arm (...Cost), class accuracy (...Acc)."""
+    lines = []
+    for name, results in all_results.items():
+        arms, key = results["arms"], "Study" + letters_key(name)
+        lead = min(arms, key=lambda a: arms[a]["best"]["mean"])
+        base = arms[STUDIES[name]]["sec_per_iter"]["mean"]
+        lines += [macro(f"{key}Seeds", str(min(len(a["seeds"]) for a in arms.values()))),
+                  macro(f"{key}Iters", f"{results['protocol']['iters']:,}")]
+        for arm, a in arms.items():
+            k = key + letters_key(arm)
+            lines += [macro(f"{k}Best", f"{a['best']['mean']:.2f}"),
+                      macro(f"{k}Cost", f"{a['sec_per_iter']['mean'] / base:.1f}")]
+            if arm != lead:
+                lines.append(macro(f"{k}P", p_value(gh.welch(a["best"]["values"], arms[lead]["best"]["values"])["p"])))
+            if a.get("class_acc"):
+                lines.append(macro(f"{k}Acc", f"{a['class_acc']['mean']:.3f}"))
+    p = next(iter(all_results.values()))["protocol"]
+    width = {json.loads((ROOT / "studies" / f"{name}.json").read_text())["width"] for name in all_results}
+    if len(width) != 1:
+        raise gh.GanError(f"the studies of STUDIES train at different widths {sorted(width)}: the report gives one")
+    lines += [macro("StudyWidth", str(width.pop())), macro("StudyFake", f"{p['n_fake']:,}"), macro("StudyReal", f"{p['n_real']:,}"),
+              macro("StudyEvalEvery", f"{p['eval_every']:,}")]
+    return lines
+
+
+# ------------------------------------------------------------------------------------------ InfoGAN and BiGAN
+
+def more_gans_macros() -> list[str]:
+    """InfoGAN's cluster accuracy with and without the mutual-information term, the chance level its matching
+    gives shuffled codes, and BiGAN's linear probe (trained encoder, the encoder as initialised, pixels), each
+    as mean $\\pm$ std over the measured seeds and their count (model/studies/more_gans/measures.json)."""
+    measures = read_json(MORE_GANS / "measures.json")
+    summary, runs = measures["summary"], measures["runs"]
+
+    def value(arm: str, key: str, digits: int = 3) -> str:
+        s = summary[arm][key]
+        return f"{s['mean']:.{digits}f}" + ("" if s["std"] is None else f" $\\pm$ {s['std']:.{digits}f}")
+    probe = next(r["measures"] for r in runs.values() if r["kind"] == "probe")
+    study = gh.load_study(ROOT / "studies" / "more_gans.json")
+    lines = [macro("InfoClusterAcc", value("infogan", "cluster_acc")), macro("InfoSeeds", str(summary["infogan"]["cluster_acc"]["n"])),
+             macro("NoMiClusterAcc", value("codes-no-mi", "cluster_acc")),
+             macro("NoMiSeeds", str(summary["codes-no-mi"]["cluster_acc"]["n"])),
+             macro("ShuffledAcc", value("infogan", "shuffled_acc")),
+             macro("BiganEncoder", value("bigan", "encoder")), macro("BiganRandom", value("bigan", "random_encoder")),
+             macro("BiganPixels", value("bigan", "pixels")), macro("BiganSeeds", str(summary["bigan"]["encoder"]["n"])),
+             macro("ProbeTrain", f"{probe['n_train']:,}"), macro("ProbeTest", f"{probe['n_test']:,}"),
+             macro("MoreGansIters", f"{study.iters:,}"),
+             macro("MoreGansMinutes", f"{max(r['train_cpu_seconds'] for r in runs.values()) / 60:.0f}")]
+    tests = {(w["a"], w["b"], w.get("measure", "")): w for w in measures.get("welch", []) if "a" in w}
+    info = next((w for (a, b, _), w in tests.items() if {a, b} == {"infogan", "codes-no-mi"}), None)
+    lines.append(macro("InfoWelch", "with one seed without the term there is no test" if info is None else
+                       f"Welch $p$ {p_value(info['p'])}"))
+    return lines
+
+
+# ----------------------------------------------------------------------------------------------------- speed
+
+def speed_table() -> str:
+    """Our training step against a reference loop (a DataLoader over a TensorDataset), images per second, on one
+    CPU thread (tests/benchmarks/train_speed.py) and on the H200 (tools/device_check.py, float32 and bf16)."""
+    rows = []
+    lines = SPEED_CPU.read_text().splitlines()
+    head = next(i for i, line in enumerate(lines) if line.split()[:2] == ["model", "batch"])
+    for line in lines[head + 1:]:
+        cells = line.split()
+        if len(cells) != 7 or not cells[1].isdigit():
+            break
+        rows.append([cells[0].upper(), "CPU, 1 thread", "off", cells[1], f"{float(cells[4]):,.0f}",
+                     f"{float(cells[5]):,.0f}", f"{float(cells[4]) / float(cells[5]):.2f}$\\times$"])
+    gpu = read_json(SPEED_GPU)
+    ref = {r["model"]: r for r in gpu["rows"] if r["loop"] == "reference"}
+    for r in (r for r in gpu["rows"] if r["loop"] == "ours" and r["compile"] == "off"):
+        rows.append([r["model"].upper(), "H200", "bf16" if r["amp"] != "off" else "off", str(r["batch"]),
+                     f"{r['img_s']:,.0f}", f"{ref[r['model']]['img_s']:,.0f}",
+                     f"{r['img_s'] / ref[r['model']]['img_s']:.2f}$\\times$"])
+    return tabular(["model", "device", "mixed prec.", "batch", "ours, img/s", "reference, img/s", "ratio"], rows,
+                   "llcrrrr")
+
+
+# ---------------------------------------------------------------------------------------------------- numbers
+
+def numbers(at: dict, full: dict, models: dict, all_results: dict) -> str:
+    lines = headline_macros(at, full) + submitted_macros(models) + study_macros(all_results) + more_gans_macros()
+    return "\n".join(lines) + "\n"
+
+
 def tables() -> dict[str, str]:
-    """File name -> content of every generated .tex fragment."""
-    hists, cfgs, studies = histories(), configs(), study_results()
-    return {**architecture_tables(cfgs), **study_tables(studies),
-            "hyperparameters.tex": hyperparameter_table(cfgs, hists),
-            "budgets.tex": budget_table(hists),
-            "results.tex": results_table(hists),
-            "measures.tex": measures_table(),
-            "standing.tex": standing_table(rescores()),
-            "numbers.tex": numbers(hists, cfgs, studies),
-            "verdict.tex": verdict(hists, cfgs),
-            "speed.tex": speed_table(SPEED.read_text()),
-            "code_changes.tex": code_change_table(hists),
-            "differences.tex": config_differences(cfgs["SAGAN"], cfgs["DCGAN"])}
+    """File name -> content of every generated .tex fragment (the attention numbers come with the figures)."""
+    at, full = headline()
+    models, all_results = submitted(), studies()
+    cfgs = {label: cfg for label, (_, _, cfg) in models.items()}
+    return {**architecture_tables(cfgs),
+            **{f"study_{name}.tex": study_table(name, r) for name, r in all_results.items()},
+            "headline.tex": headline_table(at, full), "test.tex": test_table(models),
+            "hyperparameters.tex": hyperparameter_table(cfgs), "speed.tex": speed_table(),
+            "numbers.tex": numbers(at, full, models, all_results)}
 
 
-# ----------------------------------------------------------------------------------------------------
-# figures
-# ----------------------------------------------------------------------------------------------------
-
-TEXT_WIDTH_IN = (21.0 - 2 * 2.3) / 2.54   # report.tex: a4paper, margin=2.3cm
-MIN_PT = 7                                 # no text in a figure prints smaller than this
-
+# ---------------------------------------------------------------------------------------------------- figures
 
 def save_figure(fig, name: str, width: float = 1.0) -> None:
-    """Save `fig` as OUT/name at the size it prints: `width` of the text width (report.tex includes it at
-    its natural size), the height scaled with it; refuse when any text would print under MIN_PT points."""
+    """Save `fig` as OUT/name at the size it prints: `width` of the text width (report.tex includes it at its
+    natural size), the height scaled with it; refuse when any text would print under MIN_PT points."""
     import matplotlib.text
     w, h = fig.get_size_inches()
     fig.set_size_inches(width * TEXT_WIDTH_IN, h * width * TEXT_WIDTH_IN / w)
@@ -583,7 +368,7 @@ def save_figure(fig, name: str, width: float = 1.0) -> None:
                     if t.get_visible() and t.get_text().strip() and t.get_fontsize() < MIN_PT})
     if small:
         raise gh.GanError(f"{name}: text under {MIN_PT} pt at print size: {', '.join(small[:5])}")
-    fig.savefig(OUT / name)
+    fig.savefig(OUT / name, bbox_inches="tight")
 
 
 def save_upscaled(picture, path: Path, factor: int = 4) -> None:
@@ -593,118 +378,109 @@ def save_upscaled(picture, path: Path, factor: int = 4) -> None:
     img.resize((img.width * factor, img.height * factor), Image.NEAREST).save(path)
 
 
+def headline_figure(at: dict, full: dict):
+    """Validation FD over iterations of every headline run: per arm the mean over seeds with a band of one
+    standard deviation (the DCGAN to its full budget, the SAGAN to where all its runs got), and the CPU run of
+    the SAGAN recipe (seed 0) to its full budget; legend beside the axes."""
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6.3, 2.9))
+    curves = {"SAGAN, H200": at["arms"]["sagan"]["curve"], "DCGAN, H200": full["arms"]["dcgan"]["curve"]}
+    for (label, c), colour in zip(curves.items(), ("C0", "C1")):
+        xs, mean, std = np.asarray(c["iter"]), np.asarray(c["mean"]), np.asarray(c["std"])
+        ax.plot(xs[1:], mean[1:], color=colour, label=f"{label}, mean of {len(HEADLINE.seeds)} seeds")
+        ax.fill_between(xs[1:], (mean - std)[1:], (mean + std)[1:], color=colour, alpha=0.25, linewidth=0)
+    cpu = read_json(CPU_SAGAN / "history.json")["eval"][1:]
+    ax.plot([e["iter"] for e in cpu], [e["fd"] for e in cpu], color="C0", linestyle="--", label="SAGAN, CPU, seed 0")
+    ax.axvline(HEADLINE_AT, color="grey", linestyle=":", linewidth=1)
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("validation FD (proxy)")
+    ax.set_yscale("log")
+    ax.set_yticks([1.5, 2, 3, 4, 6], ["1.5", "2", "3", "4", "6"])
+    ax.set_yticks([], minor=True)
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False)
+    return fig
+
+
 def figures() -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import matplotlib.ticker
-    hists = histories()
-    long = read_json(LONG_RUN / "history.json")
-    ax = gh.plot_metric({**hists, LONG_LABEL: long})
-    ax.figure.set_size_inches(7, 4.2)
-    colours = {label.split(" (best")[0]: line.get_color() for line, label in zip(*ax.get_legend_handles_labels())}
-    for name, r in rescores().items():     # where the evaluations switched to standing BN statistics
-        ax.axvline(r["iteration"], color=colours[LABELS[name]], linestyle=":", linewidth=1.2)
-    ax.plot([], [], color="grey", linestyle=":", label="evaluation switches to standing BN statistics")
-    ax.legend(fontsize=7)
-    ax.set_yticks([1.25, 1.5, 2, 2.5, 3, 4, 5, 7, 10], ["1.25", "1.5", "2", "2.5", "3", "4", "5", "7", "10"])
-    ax.set_yticks([], minor=True)
-    ax.grid(True, alpha=0.3)
-    save_figure(ax.figure, "validation_curves.pdf", 0.85)
-    fig = gh.plot_losses(long, title=f"{LONG_LABEL}: training losses (lines) and evaluations on training and "
-                                     f"validation images (markers)")
-    fig.texts[0].set_fontsize(9)
-    fig.set_size_inches(11, 6.3)
-    for ax in fig.axes:                     # legends under the panels, where they cover no curve
-        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.25))
-    save_figure(fig, "losses_sagan_long.pdf")
-    save_figure(snapshot_rows(gh.snapshots(LONG_RUN)), "snapshots_sagan_long.pdf")
-    for label, name in RUNS.items():
-        fig = gh.plot_losses(hists[label], title=f"{label}: losses and mean critic/discriminator outputs")
-        save_figure(fig, f"losses_{name}.pdf")
-    generators = {name: gh.load_generator(MODEL / f"{name}_best.pt") for name in SHIPPED}
-    for name, G in generators.items():
-        save_upscaled(gh.image_grid(gh.sample(G, 64, seed=0)), OUT / f"grid_{name}.png")
-
+    at, full = headline()
+    save_figure(headline_figure(at, full), "headline.pdf")
+    models = submitted()
+    for label, (history, _, _) in models.items():
+        save_figure(gh.plot_losses(history, title=""), f"losses_{SUBMITTED[label]}.pdf", 0.85)
+    generators = {label: gh.load_generator(MODEL / f"{name}_best.pt") for label, name in SUBMITTED.items()}
+    for label, G in generators.items():
+        save_upscaled(gh.image_grid(gh.sample(G, 64, seed=0)), OUT / f"grid_{SUBMITTED[label]}.png")
     fig, axes = plt.subplots(1, len(generators), figsize=(8, 2.7))
-    for ax, (name, G) in zip(axes, generators.items()):
-        gh.show_class_rows(G, list(REPORT_CLASSES), title=LABELS[name], ax=ax)
+    for ax, (label, G) in zip(axes, generators.items()):
+        gh.show_class_rows(G, list(REPORT_CLASSES), title=label, ax=ax)
     save_figure(fig, "classes.pdf")
-    fig = gh.interpolation_figure(generators["sagan"], within=(1, 7), between=((1, 9), (3, 5)))
-    save_figure(fig, "interpolation_sagan.pdf", 0.85)
-    layers = gh.generator_attention(generators["sagan"], n=10, seed=0)    # sample k has class k
-    fig = gh.attention_figure(layers)
-    save_figure(fig, "attention_sagan.pdf")
-    name, layer = next(iter(layers.items()))
-    fig = gh.attention_figure(gh.by_image(layer, [f"{gh.CIFAR10_CLASSES[c]}: {name}" for c in ATTENTION_CLASSES],
-                                          list(ATTENTION_CLASSES)))
-    save_figure(fig, "attention_classes_sagan.pdf")
-    if (ROOT / "data").exists():   # D's attention on real images needs the data (not in a fresh clone)
-        attention_long_figure()
+    results = studies()["attention"]
+    ax = gh.plot_study(results)
+    ax.set_title("")
+    save_figure(ax.figure, "study_attention.pdf", 0.9)
+    more_gans_figure()
+    if (ROOT / "data").exists() and (CPU_SAGAN / "last.pt").is_file():   # D's maps need the data and D's weights
+        attention_figure()
     else:
-        print(f"no {ROOT / 'data'}: kept the committed attention_long.pdf and attention_long.tex")
-    for name, results in study_results().items():   # by iteration and by training time, side by side
-        fig, axes = plt.subplots(1, 2, figsize=(10, 3.2), sharey=True)
-        gh.plot_study(results, ax=axes[0])
-        gh.plot_study(results, ax=axes[1], x="seconds")
-        axes[0].set_title("by iteration", fontsize=9)
-        axes[1].set_title("by training time (timed per arm)", fontsize=9)
-        axes[0].set_ylabel("validation FD (proxy)")   # the caption gives the metric and the sample counts
-        axes[1].set_ylabel("")
-        axes[1].get_legend().remove()
-        axes[0].legend(fontsize=7, loc="lower left")   # the curves start high and fall: lower left is free
-        for ax in axes:                  # a fork's iterations (11,000-12,000) would crowd the default ticks
-            ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(5))
-        save_figure(fig, f"study_{name}.pdf")
-        plt.close(fig)
+        print("no data/ or no training state of the SAGAN run: kept the committed attention.pdf and attention.tex")
     plt.close("all")
 
 
-def snapshot_rows(found: dict[int, Path]) -> "matplotlib.figure.Figure":
-    """One row per chosen snapshot (chosen_snapshots): the first two rows of its 8x8 grid side by side, i.e.
-    the same 16 latents and labels (classes 0-9, then 0-5) at each iteration, labelled with the iteration."""
+def more_gans_figure() -> None:
+    """more_gans.pdf: InfoGAN's traversal (seed 0: a row per categorical value, a column per step of the first
+    continuous code) beside BiGAN's reconstructions G(E(x)) of test images (seed 0), from the runs' best.pt;
+    kept as committed where those are absent (they are not in the tree)."""
     import matplotlib.pyplot as plt
-    from PIL import Image
-    its = chosen_snapshots(found, SNAPSHOT_COUNT)
-    cell = 32 + 2                                                   # gh.image_grid: 32-pixel images, 2-pixel pad
-    rows = []
-    for it in its:
-        with Image.open(found[it]) as im:
-            grid = np.asarray(im.convert("RGB"))
-        rows.append(np.concatenate([grid[:cell + 2], grid[cell:2 * cell + 2]], axis=1))   # (36, 548, 3)
-    fig, ax = plt.subplots(figsize=(TEXT_WIDTH_IN, 0.5 + 0.4 * len(its)))
-    ax.imshow(np.concatenate(rows))
-    ax.set_yticks([(k + 0.5) * (cell + 2) for k in range(len(its))], [f"{it:,}" for it in its], fontsize=8)
-    ax.set_ylabel("iteration", fontsize=8)
-    ax.set_xticks([])
-    ax.tick_params(length=0)
-    for spine in ax.spines.values():
-        spine.set_visible(False)
-    return fig
+    info, bigan = MORE_GANS / "infogan_s0" / "best.pt", MORE_GANS / "bigan_s0" / "best.pt"
+    if not (info.is_file() and bigan.is_file() and (ROOT / "data").exists()):
+        print("no InfoGAN/BiGAN best.pt or no data/: kept the committed more_gans.pdf")
+        return
+    fig, axes = plt.subplots(1, 2, figsize=(6.3, 3.6), gridspec_kw={"width_ratios": [1, 1]})
+    G = gh.load_generator(info)
+    images = gh.traversal(G, list(range(G.config.info_cat)), 0, 8, 0)
+    gh.show_grid(images, 8, "InfoGAN: rows = categorical code,\ncolumns = continuous code 0 from -1 to 1", ax=axes[0])
+    G = gh.load_generator(bigan)
+    test = gh.load_dataset(G.config, ROOT / "data", parts=("test",))[0]
+    x = gh.to_float(test.x[torch.randperm(len(test), generator=torch.Generator().manual_seed(0))[:40]])
+    rec = gh.reconstruct(G, x)
+    rows = [part for i in range(0, 40, 8) for part in (x[i:i + 8], rec[i:i + 8])]
+    gh.show_grid(torch.cat(rows), 8, "BiGAN: test images (odd rows)\nand G(E(x)) (even rows)", ax=axes[1])
+    for ax in axes:
+        ax.title.set_fontsize(8)
+    save_figure(fig, "more_gans.pdf")
 
 
-def attention_long_figure() -> None:
-    """attention_long.pdf and attention_long.tex: the long run's attention (G and D from its last.pt; the EMA
-    generator with standing BN statistics, as the run evaluates it) on generated and real test images."""
-    state = LONG_RUN / "last.pt"
-    G, D = gh.standing_batch_norm(gh.load_generator(state)), gh.load_discriminator(state)
+def attention_figure() -> None:
+    """attention.pdf and attention.tex: the SAGAN run's attention (its EMA generator from best.pt, D from the
+    training state) on its own samples and on real test images, and how much the maps depend on the query."""
+    G = gh.load_generator(MODEL / "sagan_best.pt")
+    D = gh.load_discriminator(CPU_SAGAN / "last.pt")
     real = gh.load_dataset(G.config, ROOT / "data", parts=("test",))[0]
-    real = real.subset(torch.randperm(len(real), generator=torch.Generator().manual_seed(0))[:64])  # the set is by class
-    layers, tex = attention_numbers(G, D, real)
-    (OUT / "attention_long.tex").write_text(tex)
+    real = real.subset(torch.randperm(len(real), generator=torch.Generator().manual_seed(0))[:64])
+    n = 64
+    generated = gh.generator_attention(G, n=n, seed=0)
+    on_real = gh.discriminator_attention(D, real, n)
+
+    def dependence(layers: dict[str, tuple]) -> str:
+        return ", ".join(f"{gh.query_dependence(maps):.3f}" for _, maps in layers.values())
+
+    def gammas(model: torch.nn.Module) -> str:
+        return ", ".join(f"{float(m.gamma.detach()):.3f}" for _, m in gh.attention_layers(model))
+    (OUT / "attention.tex").write_text("\n".join([
+        macro("GQueryDependence", dependence(generated)), macro("DRealQueryDependence", dependence(on_real)),
+        macro("GammaG", gammas(G)), macro("GammaD", gammas(D)), macro("AttentionImages", str(n)),
+        macro("AttentionDIteration", f"{gh.load_checkpoint(CPU_SAGAN / 'last.pt')['iteration']:,}")]) + "\n")
     names = gh.CIFAR10_CLASSES
+    first = {c: int((real.y == c).nonzero()[0, 0]) for c in ATTENTION_CLASSES}
     horse = names.index("horse")
-    rows = {f"G, sample\n({names[horse]})": layers["generated"], "D, same\nsample": layers["fake"]}
-    first = {c: int((real.y == c).nonzero()[0, 0]) for c in ATTENTION_REAL}    # first test image of class c
-    picked = {}
-    for label, layer in rows.items():
-        picked.update(gh.by_image(next(iter(layer.values())), [label], [horse]))
-    picked.update(gh.by_image(next(iter(layers["real"].values())),
-                              [f"D, real\n{names[c]}" for c in ATTENTION_REAL], [first[c] for c in ATTENTION_REAL]))
-    fig = gh.attention_figure(picked)
-    for ax in fig.axes:                     # shorter top-row titles: the full ones collide at print size
-        ax.set_title(ax.get_title().replace("query pixel", "query").replace("its attention", "attention"), fontsize=8)
-    save_figure(fig, "attention_long.pdf", 0.85)
+    picked = gh.by_image(next(iter(generated.values())), [f"G, sample\n({names[horse]})"], [horse])
+    picked.update(gh.by_image(next(iter(on_real.values())), [f"D, real\n{names[c]}" for c in ATTENTION_CLASSES],
+                              [first[c] for c in ATTENTION_CLASSES]))
+    save_figure(gh.attention_figure(picked), "attention.pdf")
 
 
 def main() -> None:

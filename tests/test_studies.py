@@ -406,7 +406,10 @@ def test_plot_draws_the_mean_with_a_band_of_one_std():
         ys = band.get_paths()[0].vertices[:, 1]
         mean, std = np.array(a["curve"]["mean"]), np.array(a["curve"]["std"])
         np.testing.assert_allclose([ys.min(), ys.max()], [(mean - std).min(), (mean + std).max()])
-    assert ax.get_ylabel() == "validation FD\n(proxy)\n2,000 generated vs 5,000 real"   # short lines
+    assert ax.get_ylabel() == "FD (proxy), 2k vs 5k"                        # one short line
+    legend, frame = ax.get_legend(), ax.get_window_extent()
+    ax.figure.canvas.draw()
+    assert legend.get_window_extent().y1 < frame.y0                       # under the axes, off the curves
     ax_time = gh.plot_study(results, x="seconds")
     np.testing.assert_allclose(ax_time.get_lines()[0].get_xdata(), [0.0, 250.0, 500.0])
 
