@@ -220,26 +220,23 @@ def _count(minimum: int) -> Callable[[str], int]:
     return parse
 
 
-def _positive_minutes(text: str) -> float:
-    """argparse type: a number of minutes > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of minutes, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
+def _number(what: str, ok: Callable[[float], bool], rule: str) -> Callable[[str], float]:
+    """argparse type: a number (`what`, for the message) for which ok(value) holds, else "must be <rule>"."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"must be {rule}, got {text}")
+        return value
+    return parse
 
 
-def _gpu_share(text: str) -> float:
-    """argparse type: GPUs per Ray task, a fraction in (0, 1] (runs sharing a GPU) or a whole number (Ray's rule)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of GPUs, got {text!r}") from None
-    if not (0 < value <= 1 or value > 1 and value.is_integer()):
-        raise argparse.ArgumentTypeError(f"must be a fraction in (0, 1] or a whole number, got {text}")
-    return value
+_positive_minutes = _number("a number of minutes", lambda v: v > 0, "> 0")
+# GPUs per Ray task: a fraction in (0, 1] (runs sharing a GPU) or a whole number (Ray's rule)
+_gpu_share = _number("a number of GPUs", lambda v: 0 < v <= 1 or v > 1 and v.is_integer(),
+                     "a fraction in (0, 1] or a whole number")
 
 
 def _device(text: str) -> str:
