@@ -170,3 +170,9 @@ def test_infogan_and_bigan_numbers_are_the_measures_file(assets, macros):
         values = [r["measures"][key] for r in measures["runs"].values() if r["arm"] == arm]
         expected = f"{np.mean(values):.3f}" + (f" $\\pm$ {np.std(values, ddof=1):.3f}" if len(values) > 1 else "")
         assert macros[name] == expected, name
+    info = [r["measures"]["cluster_acc"] for r in measures["runs"].values() if r["arm"] == "infogan"]
+    no_mi = [r["measures"]["cluster_acc"] for r in measures["runs"].values() if r["arm"] == "codes-no-mi"]
+    if min(len(info), len(no_mi)) > 1:
+        assert f"Welch $p$ {assets.p_value(welch_p(info, no_mi))}" in macros["InfoWelch"]
+    else:
+        assert "no Welch test" in macros["InfoWelch"]
