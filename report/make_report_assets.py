@@ -64,7 +64,7 @@ def pm(s: dict, digits: int = 3) -> str:
 
 
 def p_value(p: float) -> str:
-    return "$<$0.001" if p < 0.001 else f"{p:.3f}" if p < 0.01 else f"{p:.2f}"
+    return "$<$0.001" if p < 0.001 else f"{p:.2g}"
 
 
 def signed(x: float, digits: int) -> str:
@@ -73,7 +73,7 @@ def signed(x: float, digits: int) -> str:
 
 def interval(test: dict) -> str:
     """"$-0.067$ [$-0.47$, $+0.34$]": a Welch test's difference and its 95 % interval."""
-    return f"{signed(test['diff'], 3)} [{signed(test['low'], 2)}, {signed(test['high'], 2)}]"
+    return f"{signed(test['diff'], 3)} [{signed(test['low'], 3)}, {signed(test['high'], 3)}]"
 
 
 def welch_text(test: dict) -> str:

@@ -111,8 +111,8 @@ def test_study_tables_give_each_arms_gap_to_the_lowest_with_scipys_welch_p(asset
 
 
 def test_p_values_and_intervals_are_written_as_the_text_needs(assets):
-    assert [assets.p_value(p) for p in (0.0004, 0.0036, 0.59)] == ["$<$0.001", "0.004", "0.59"]
-    assert assets.interval({"diff": -0.067, "low": -0.47, "high": 0.34}) == "$-0.067$ [$-0.47$, $+0.34$]"
+    assert [assets.p_value(p) for p in (0.0004, 0.0036, 0.0522, 0.59)] == ["$<$0.001", "0.0036", "0.052", "0.59"]
+    assert assets.interval({"diff": -0.067, "low": -0.47, "high": 0.34}) == "$-0.067$ [$-0.470$, $+0.340$]"
 
 
 def test_figures_are_saved_at_print_size_and_refused_with_unreadable_text(assets, tmp_path, monkeypatch):
