@@ -52,9 +52,11 @@ def read_json(path: Path) -> dict:
     return json.loads(path.read_text())
 
 
-def tabular(header: list[str], rows: list[list[str]], align: str) -> str:
+def tabular(header: list[str], rows: list[list[str]], align: str, footer: list[list[str]] = ()) -> str:
+    """A booktabs tabular; `footer` rows follow the body after a rule of their own."""
     lines = [f"\\begin{{tabular}}{{{align}}}", "\\toprule", " & ".join(header) + r" \\", "\\midrule"]
     lines += [" & ".join(r) + r" \\" for r in rows]
+    lines += ["\\midrule"] * bool(footer) + [" & ".join(r) + r" \\" for r in footer]
     return "\n".join(lines + ["\\bottomrule", "\\end{tabular}", ""])
 
 
@@ -115,11 +117,9 @@ def headline_table(at: dict, full: dict) -> str:
                      f"{a['sec_per_iter']['mean'] * 1000:.0f}"])
     s, d = at["arms"]["sagan"], at["arms"]["dcgan"]
     tests = [gh.welch(s[k]["values"], d[k]["values"]) for k in ("best", "final", "last")]
-    extra = [["difference [95\\% CI]", f"{HEADLINE_AT:,}", "", *(interval(t) for t in tests), ""],
-             ["Welch $p$", "", "", *(p_value(t["p"]) for t in tests), ""]]
-    table = tabular(["model", "iter.", "seeds", "best", "final", "mean of last 3", "ms/it"], rows, "lrrccccr")
-    return table.replace("\\bottomrule", "\\midrule\n" + "".join(" & ".join(r) + " \\\\\n" for r in extra)
-                         + "\\bottomrule")
+    footer = [["difference [95\\% CI]", f"{HEADLINE_AT:,}", "", *(interval(t) for t in tests), ""],
+              ["Welch $p$", "", "", *(p_value(t["p"]) for t in tests), ""]]
+    return tabular(["model", "iter.", "seeds", "best", "final", "mean of last 3", "ms/it"], rows, "lrrccccr", footer)
 
 
 def headline_macros(at: dict, full: dict) -> list[str]:
@@ -237,20 +237,28 @@ def studies() -> dict[str, dict]:
     return {name: read_json(MODEL / "studies" / name / "results.json") for name in STUDIES}
 
 
+def study_gaps(name: str, results: dict) -> dict[str, tuple[float, dict | None]]:
+    """Arm -> (cost per iteration relative to the study's baseline arm, Welch test of its mean best against the
+    lowest arm's; None for the lowest arm itself)."""
+    arms = results["arms"]
+    lead = min(arms, key=lambda a: arms[a]["best"]["mean"])
+    base = arms[STUDIES[name]]["sec_per_iter"]["mean"]
+    return {arm: (a["sec_per_iter"]["mean"] / base,
+                  None if arm == lead else gh.welch(a["best"]["values"], arms[lead]["best"]["values"]))
+            for arm, a in arms.items()}
+
+
 def study_table(name: str, results: dict) -> str:
     """Per arm: seeds, best and final score (mean $\\pm$ std), class accuracy of the best checkpoints' samples,
     cost per iteration relative to the study's baseline arm (all arms timed in one process), and the gap of the
     mean best to the lowest arm with Welch's interval and p."""
-    arms = results["arms"]
-    lead = min(arms, key=lambda a: arms[a]["best"]["mean"])
-    base = arms[STUDIES[name]]["sec_per_iter"]["mean"]
     rows = []
-    for arm, a in arms.items():
-        gap = "lowest" if arm == lead else welch_text(gh.welch(a["best"]["values"], arms[lead]["best"]["values"]))
+    for arm, (cost, test) in study_gaps(name, results).items():
+        a = results["arms"][arm]
         rows.append([tex_name(arm) + (" (baseline)" if arm == STUDIES[name] else ""), str(len(a["seeds"])),
                      pm(a["best"], 2), pm(a["final"], 2),
                      f"{a['class_acc']['mean']:.3f}" if a.get("class_acc") else "--",
-                     f"{a['sec_per_iter']['mean'] / base:.1f}$\\times$", gap])
+                     f"{cost:.1f}$\\times$", "lowest" if test is None else welch_text(test)])
     return tabular(["arm", "seeds", "best", "final", "class acc.", "cost / it", "best $-$ lowest [95\\% CI], $p$"],
                    rows, "lrcccrl")
 
@@ -261,16 +269,13 @@ def study_macros(all_results: dict[str, dict]) -> list[str]:
     lines = []
     for name, results in all_results.items():
         arms, key = results["arms"], "Study" + letters_key(name)
-        lead = min(arms, key=lambda a: arms[a]["best"]["mean"])
-        base = arms[STUDIES[name]]["sec_per_iter"]["mean"]
         lines += [macro(f"{key}Seeds", str(min(len(a["seeds"]) for a in arms.values()))),
                   macro(f"{key}Iters", f"{results['protocol']['iters']:,}")]
-        for arm, a in arms.items():
-            k = key + letters_key(arm)
-            lines += [macro(f"{k}Best", f"{a['best']['mean']:.2f}"),
-                      macro(f"{k}Cost", f"{a['sec_per_iter']['mean'] / base:.1f}")]
-            if arm != lead:
-                lines.append(macro(f"{k}P", p_value(gh.welch(a["best"]["values"], arms[lead]["best"]["values"])["p"])))
+        for arm, (cost, test) in study_gaps(name, results).items():
+            a, k = arms[arm], key + letters_key(arm)
+            lines += [macro(f"{k}Best", f"{a['best']['mean']:.2f}"), macro(f"{k}Cost", f"{cost:.1f}")]
+            if test is not None:
+                lines.append(macro(f"{k}P", p_value(test["p"])))
             if a.get("class_acc"):
                 lines.append(macro(f"{k}Acc", f"{a['class_acc']['mean']:.3f}"))
     p = next(iter(all_results.values()))["protocol"]

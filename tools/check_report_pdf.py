@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 PROCESS_WORDS = ("session", "issue", "ticket", "workplace", "stretches", "beside other jobs", "not finished yet",
-                 "still running")
+                 "still running", "status update")   # how the work was made, not what the models do
 
 
 def check(pdf: Path, min_pt: float) -> dict:
