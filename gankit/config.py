@@ -13,14 +13,16 @@ from .core import GanError, IMG_SIZES
 from .registry import ARCHS, CONDITIONINGS, DATASETS, LOSSES, attention_resolutions, augment_policy
 from .device import PRECISIONS
 
-__all__ = ['Config', 'SPECTRAL_NORM', 'ENCODERS', 'LATENT_ARCHS', 'LEGACY_VALUES', 'PRESETS']
+__all__ = ['Config', 'SPECTRAL_NORM', 'ENCODERS', 'LATENT_ARCHS', 'PRESETS', 'migrate_config']
 
 
 @dataclass
 class Config:
     """Everything that defines a run. Checkpoints store it, so a checkpoint alone rebuilds its generator."""
+    # --- the run
     name: str = "sagan"              # run name; best generator goes to model/<name>_best.pt when published
-    # data: what load_dataset() reads; these fields are the split, stored in every checkpoint
+    seed: int = 0                    # seeds python, numpy and torch (one place: setup())
+    # --- data: what load_dataset() reads; these fields are the split, stored in every checkpoint
     dataset: str = "auto"            # "cifar10" (batches, image tree or download), "folder" (any image folder),
                                      # "auto" (a folder if --data-dir holds images, else CIFAR-10); see DATASETS
     img_size: int = 32               # image side in pixels (see IMG_SIZES); other sizes are centre-cropped and
@@ -28,7 +30,8 @@ class Config:
     classes: tuple[str, ...] = ()    # class names to keep, relabelled 0..k-1 in this order; () = all classes
     val_size: int = 5000             # validation images held out of the training images (CIFAR-10: 5000)
     split_seed: int = 0              # seed of the train/validation(/test) split, independent of `seed`
-    # models
+    hflip: bool = True               # random horizontal flips of real images
+    # --- networks: what build_models() builds
     arch: str = "resnet"             # "mlp" (Goodfellow 2014), "dcgan" (Radford 2016), "resnet" (SNGAN/BigGAN); ARCHS
     z_dim: int = 128                 # latent size (DCGAN reference: 100; SNGAN/BigGAN: 128)
     num_classes: int = 10            # classes of the data (the CLI takes it from the dataset), read when
@@ -36,17 +39,6 @@ class Config:
     cond: str = "projection"         # class conditioning (see CONDITIONINGS): "none", "concat" (CGAN, Mirza 2014),
                                      # "acgan" (Odena 2017), "projection" (CBN in G, projection D, Miyato 2018),
                                      # "projection-ac" (projection plus an ACGAN class head on D)
-    acgan_weight: float = 1.0        # weight of the class cross-entropy in the D and G losses of a D with a class
-                                     # head (acgan, projection-ac; Odena: 1)
-    info_cat: int = 0                # InfoGAN (Chen et al. 2016): values of a categorical code drawn beside z
-                                     # (one-hot, joined to G's input) and predicted by a Q head on D; 0 = none
-                                     # (the paper's MNIST model: 10)
-    info_cont: int = 0               # InfoGAN: continuous codes ~ Uniform(-1, 1) drawn beside z (paper: 2)
-    info_weight: float = 1.0         # InfoGAN: weight of the mutual-information term in the D and G losses
-                                     # (0: the codes enter G but nothing asks G to keep them readable)
-                                     # (paper: 1 for categorical codes)
-    encoder: str = "none"            # "bigan": an encoder E (image -> z) trained with G against a joint D(x, z)
-                                     # (BiGAN, Donahue et al. 2017; ALI, Dumoulin et al. 2017); "none"
     g_ch: int = 256                  # G width: resnet = channels of every block; dcgan = channels of the last hidden
                                      # layer (img_size/2), doubling towards 4x4; mlp = 16 * g_ch hidden units
     d_ch: int = 128                  # D width: resnet = channels of every block; dcgan = channels of the first layer
@@ -60,13 +52,23 @@ class Config:
                                      # spread would undo spectral norm's Lipschitz bound (resnet, mlp: never any)
     spectral_norm: str = "gd"        # spectral norm on every conv/linear of: "none", "d" (D only), "gd" (G and D,
                                      # SAGAN, Zhang 2019; the paper's ablation compares the three)
+    # --- objective and constraint: what D and G minimise (gankit/losses.py, gankit/step.py)
     loss: str = "wgan"               # "wgan", "hinge" or "bce" (see LOSSES)
+    acgan_weight: float = 1.0        # weight of the class cross-entropy in the D and G losses of a D with a class
+                                     # head (acgan, projection-ac; Odena: 1)
     lipschitz: str = "none"          # extra Wasserstein critic constraint: "none", "clip" (weight clipping),
                                      # "gp" (gradient penalty); loss="wgan" needs one of them or SN on D
     clip_value: float = 0.011        # weight clipping bound for lipschitz="clip" (reference report: 0.011)
     gp_weight: float = 10.0          # gradient penalty weight for lipschitz="gp" (Gulrajani 2017: 10)
     drift: float = 1e-3              # eps_drift * E[D(x)^2] keeps Wasserstein critic scores from drifting
                                      # (Karras et al. 2018, ProGAN: 1e-3); 0 = off
+    diffaug: str = "none"            # differentiable augmentation of every D input in training (Zhao 2020):
+                                     # "none" or names from AUGMENTS joined by commas, e.g. "translation,cutout"
+    cr_weight: float = 0.0           # balanced consistency regularisation (bCR, Zhao et al. 2021): D pays
+                                     # cr_weight x the squared change of its logits when its real and generated
+                                     # inputs are flipped and shifted a little (consistency_shift); 0 = off
+                                     # (the paper: 10)
+    # --- optimisation
     optimizer: str = "adam"          # "adam" or "rmsprop" (the reference report's SAGAN used RMSprop)
     g_lr: float = 1e-4               # TTUR: G learning rate (SAGAN: 1e-4)
     d_lr: float = 4e-4               # TTUR: D learning rate (SAGAN: 4e-4)
@@ -76,30 +78,29 @@ class Config:
     batch_size: int = 64             # images per D step and per G step (SAGAN: 64 on CIFAR-sized setups)
     ema_decay: float = 0.9999        # EMA of G's weights for sampling (Karras 2018, BigGAN); 0 = off
     ema_start: int = 1000            # iterations before the EMA starts averaging (it copies G until then)
+    # --- schedule
     iters: int = 100_000             # rounds (n_critic D steps + n_gen G steps) in total
-    eval_every: int = 1000           # validation FID every this many iterations (assignment: <= 1000)
-    eval_samples: int = 5000         # generated images per validation FID (vs the val_size validation images)
     checkpoint_every: int = 1000     # full training state to last.pt every this many iterations
-    hflip: bool = True               # random horizontal flips of real images
-    diffaug: str = "none"            # differentiable augmentation of every D input in training (Zhao 2020):
-                                     # "none" or names from AUGMENTS joined by commas, e.g. "translation,cutout"
-    cr_weight: float = 0.0           # balanced consistency regularisation (bCR, Zhao et al. 2021): D pays
-                                     # cr_weight x the squared change of its logits when its real and generated
-                                     # inputs are flipped and shifted a little (consistency_shift); 0 = off
-                                     # (the paper: 10)
-    seed: int = 0                    # seeds python, numpy and torch (one place: setup())
     diverged_above: float = 1e6      # |loss| or |mean D logit| above this stops training as diverged, like a
                                      # NaN (the shipped runs stay below 2e3; a run past 1e6 does not recover)
+    # --- evaluation: the validation score that selects best.pt
+    eval_every: int = 1000           # validation FID every this many iterations (assignment: <= 1000)
+    eval_samples: int = 5000         # generated images per validation FID (vs the val_size validation images)
+    # --- the other GANs of the same models (docs/more_gans.md)
+    info_cat: int = 0                # InfoGAN (Chen et al. 2016): values of a categorical code drawn beside z
+                                     # (one-hot, joined to G's input) and predicted by a Q head on D; 0 = none
+                                     # (the paper's MNIST model: 10)
+    info_cont: int = 0               # InfoGAN: continuous codes ~ Uniform(-1, 1) drawn beside z (paper: 2)
+    info_weight: float = 1.0         # InfoGAN: weight of the mutual-information term in the D and G losses
+                                     # (0: the codes enter G but nothing asks G to keep them readable)
+                                     # (paper: 1 for categorical codes)
+    encoder: str = "none"            # "bigan": an encoder E (image -> z) trained with G against a joint D(x, z)
+                                     # (BiGAN, Donahue et al. 2017; ALI, Dumoulin et al. 2017); "none"
+    # --- speed: how G and D run in training, not what they compute
     amp: str = "auto"                # mixed precision of G and D in training (see PRECISIONS): "auto" = bf16 on a
                                      # CUDA GPU that has it, else fp16 with gradient scaling; float32 on CPU/MPS
     compile: str = "off"             # torch.compile backend for G and D in training ("inductor", "aot_eager", ...);
                                      # "off" = eager. Off by default until timed on each device (train_speed.py)
-
-    def __post_init__(self) -> None:
-        for (key, old), new in LEGACY_VALUES.items():   # old spellings, however the config was made
-            value = getattr(self, key)
-            if type(value) is type(old) and value == old:
-                setattr(self, key, new)
 
     @property
     def cond_classes(self) -> int:
@@ -126,13 +127,13 @@ class Config:
         base = dict(name="dcgan", arch="dcgan", z_dim=100, cond="projection-ac", g_ch=64, d_ch=32, g_attn=(),
                     d_attn=(), spectral_norm="none", loss="bce", drift=0.0, g_lr=2e-4, d_lr=2e-4,
                     betas=(0.5, 0.999), batch_size=128, ema_decay=0.0)
-        return Config(**{**base, **overrides})
+        return _preset(base, overrides)
 
     @staticmethod
     def sagan(**overrides: Any) -> "Config":
         """Class-conditional ResNet SAGAN: SN on G and D, Wasserstein loss with a drift term, TTUR,
         self-attention at 16x16 in G and D."""
-        return Config(**overrides)
+        return _preset({}, overrides)
 
     @staticmethod
     def reference_dcgan(**overrides: Any) -> "Config":
@@ -148,24 +149,23 @@ class Config:
         base = dict(name="ref_sagan", arch="dcgan", z_dim=100, num_classes=0, cond="none", g_ch=64, d_ch=32,
                     g_attn=(8, 16), d_attn=(4, 4), lipschitz="clip", drift=0.0, optimizer="rmsprop", g_lr=5e-4,
                     d_lr=1e-4, batch_size=128, ema_decay=0.0)
-        return Config(**{**base, **overrides})
+        return _preset(base, overrides)
 
     @staticmethod
     def from_dict(d: dict[str, Any]) -> "Config":
-        """Inverse of dataclasses.asdict (tuples come back from JSON/pickle as lists); unknown keys are errors.
-        Configs written before a field existed get its default; old values are upgraded (LEGACY_VALUES)."""
+        """Inverse of dataclasses.asdict (tuples come back from JSON/pickle as lists), for configs of any version
+        of the kit (checkpoints, run.json, study timings: see migrate_config); unknown keys are errors."""
         names = {f.name for f in dataclasses.fields(Config)}
         unknown = sorted(set(d) - names)
         if unknown:
             raise GanError(f"unknown config field(s) {unknown}; valid fields: {sorted(names)}")
-        if "cond" not in d:  # before `cond`, num_classes=0 meant unconditional and the rest projection
-            d = {**d, "cond": "projection" if d.get("num_classes", Config.num_classes) else "none"}
-        return Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+        return Config(**migrate_config({k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}))
 
     def with_overrides(self, pairs: list[str]) -> "Config":
         """Apply `key=value` strings (values parsed as Python literals, else kept as strings; a tuple field
         takes one value or a comma-separated list: classes=cat,dog); a key given twice with different values
-        is an error rather than the last one silently winning."""
+        is an error rather than the last one silently winning. Settings the new values make ineffective go back
+        to their defaults unless given too (see _switch_dependents): loss=hinge on a SAGAN drops its drift."""
         updates: dict[str, Any] = {}
         names = {f.name for f in dataclasses.fields(self)}
         for pair in pairs:
@@ -184,7 +184,8 @@ class Config:
             if key in updates and updates[key] != value:
                 raise GanError(f"--set gives {key} twice ({updates[key]!r} and {value!r}); give it once")
             updates[key] = value
-        return dataclasses.replace(self, **updates).check_types()
+        given = dataclasses.replace(self, **updates).check_types()
+        return Config(**_switch_dependents(dataclasses.asdict(given), set(updates)))
 
     def check_types(self) -> "Config":
         """Raise GanError naming a field whose value does not have the field's type (an int is accepted
@@ -221,9 +222,13 @@ class Config:
         if self.loss == "wgan" and self.lipschitz == "none" and self.spectral_norm == "none":
             raise GanError("loss='wgan' leaves the critic unconstrained: set lipschitz='gp' or 'clip', "
                            "or spectral_norm='d' or 'gd' (or choose loss='hinge' or 'bce')")
-        if (self.cond == "concat" or CONDITIONINGS[self.cond].d_classifier) and self.num_classes < 1:
+        if self.cond != "none" and self.num_classes == 0:   # negative: refused below with the other counts
             raise GanError(f"cond={self.cond!r} needs labelled data (num_classes >= 1, got {self.num_classes}); "
                            f"set cond='none' for an unconditional model")
+        for key, (neutral, why) in _inert_fields(self).items():
+            if getattr(self, key) != neutral:
+                raise GanError(f"config {key}={getattr(self, key)!r} has no effect: {why}; "
+                               f"set {key}={neutral!r}")
         if CONDITIONINGS[self.cond].d_classifier and self.acgan_weight <= 0:
             raise GanError(f"cond={self.cond!r} needs acgan_weight > 0 (got {self.acgan_weight}); "
                            f"or choose cond='concat' or 'projection'")
@@ -276,11 +281,55 @@ ENCODERS = ("none", "bigan")                 # Config.encoder: none, or BiGAN/AL
 LATENT_ARCHS = ("dcgan", "resnet")           # architectures that take InfoGAN codes and BiGAN's encoder
 
 
-# values written by earlier versions of the kit -> their current spelling (Config.__post_init__ applies it to checkpoints,
-# commands and code alike): spectral_norm was a bool (on the command line, typed as "True"/"False");
-# lipschitz="sn" meant "the constraint is spectral norm", which is now spectral_norm's job alone
-LEGACY_VALUES = {("spectral_norm", True): "gd", ("spectral_norm", False): "none", ("spectral_norm", "True"): "gd",
-                 ("spectral_norm", "False"): "none", ("lipschitz", "sn"): "none"}
+def _inert_fields(cfg: Config) -> dict[str, tuple[Any, str]]:
+    """Fields that have no effect in cfg's combination of settings: field -> (the only value validate() accepts
+    for it then, why it has no effect). Presets and --set put such fields back to that value (_switch_dependents);
+    validate() refuses any other."""
+    cond = CONDITIONINGS.get(cfg.cond)
+    rules = {"drift": (0.0, cfg.loss != "wgan", f"the drift term steadies a Wasserstein critic, not loss={cfg.loss!r}"),
+             "betas": (DEFAULTS["betas"], cfg.optimizer != "adam", f"betas are Adam's, not optimizer={cfg.optimizer!r}'s"),
+             "clip_value": (DEFAULTS["clip_value"], cfg.lipschitz != "clip",
+                            f"weights are clipped only with lipschitz='clip', not {cfg.lipschitz!r}"),
+             "gp_weight": (DEFAULTS["gp_weight"], cfg.lipschitz != "gp",
+                           f"the gradient penalty is paid only with lipschitz='gp', not {cfg.lipschitz!r}"),
+             "acgan_weight": (DEFAULTS["acgan_weight"], cond is not None and not cond.d_classifier,
+                              f"cond={cfg.cond!r} gives D no class head (cond='acgan' or 'projection-ac' do)"),
+             "info_weight": (DEFAULTS["info_weight"], not cfg.code_dim,
+                             "there are no InfoGAN codes (set info_cat or info_cont)")}
+    return {key: (neutral, why) for key, (neutral, inert, why) in rules.items() if inert}
+
+
+def _switch_dependents(values: dict[str, Any], given: set[str]) -> dict[str, Any]:
+    """Config field values with every field that has no effect among them (_inert_fields) put back to its
+    neutral value, unless it is in `given` (then validate() says why it has no effect): Config.sagan(loss="hinge")
+    has no drift, Config.dcgan(optimizer="rmsprop") no Adam betas."""
+    inert = _inert_fields(Config(**values))
+    return {**values, **{key: neutral for key, (neutral, _) in inert.items() if key not in given}}
+
+
+def _preset(base: dict[str, Any], overrides: dict[str, Any]) -> Config:
+    """A preset's Config: its base settings, the caller's overrides, and the settings they make ineffective put
+    back to their neutral values (_switch_dependents)."""
+    return Config(**_switch_dependents({**DEFAULTS, **base, **overrides}, set(overrides)))
+
+
+def migrate_config(values: dict[str, Any]) -> dict[str, Any]:
+    """Config field values as written by any version of the kit -> today's (the one place that reads old formats):
+    - spectral_norm was a bool (on the command line, "True"/"False"): True -> "gd", False -> "none";
+    - lipschitz="sn" meant "the constraint is spectral norm", which is now spectral_norm's job alone: -> "none";
+    - before `cond`, num_classes=0 meant unconditional and any other value projection;
+    - before validate() refused settings without effect, configs could carry them (a BCE run's drift, an RMSprop
+      run's betas): they go to their neutral values. Drift was then added to non-Wasserstein losses too; the
+      runs stored in model/ that had it use bce or hinge with drift 1e-3, where it is a negligible term."""
+    old_spellings = {("spectral_norm", True): "gd", ("spectral_norm", False): "none", ("spectral_norm", "True"): "gd",
+                     ("spectral_norm", "False"): "none", ("lipschitz", "sn"): "none"}
+    values = dict(values)
+    for (key, old), new in old_spellings.items():
+        if key in values and type(values[key]) is type(old) and values[key] == old:
+            values[key] = new
+    if "cond" not in values:
+        values["cond"] = "projection" if values.get("num_classes", DEFAULTS["num_classes"]) else "none"
+    return _switch_dependents({**DEFAULTS, **values}, set())
 
 
 def _has_type(value: Any, hint: Any) -> bool:
@@ -308,6 +357,8 @@ def _type_name(hint: Any) -> str:
         return f"tuple of {len(args)} {_type_name(args[0])}"
     return hint.__name__
 
+
+DEFAULTS: dict[str, Any] = dataclasses.asdict(Config())   # every field's default, by name
 
 PRESETS: dict[str, Callable[..., Config]] = {"dcgan": Config.dcgan, "sagan": Config.sagan,
                                              "ref_dcgan": Config.reference_dcgan, "ref_sagan": Config.reference_sagan}

@@ -39,7 +39,7 @@ def data() -> tuple[gh.ImageSet, gh.ImageSet]:
 
 
 @pytest.fixture(scope="module")
-def features() -> gh.FeatureNet:
+def features() -> gankit.features.FeatureNet:
     return gh.load_feature_net(gh.RandomFeatures())
 
 
@@ -48,8 +48,8 @@ def finished(tmp_path_factory, data, features) -> tuple[gh.Study, Path, dict]:
     """The tiny study (2 arms x 2 seeds, 4 iterations) run straight through, and its results."""
     root = tmp_path_factory.mktemp("study")
     study = gh.load_study(write_study(root))
-    gh.run_study(study, data, features, root / "runs", stats_dir=root / "stats", progress=False)
-    return study, root / "runs", gh.collect_study(study, root / "runs")
+    gankit.studies.run_study(study, data, features, root / "runs", stats_dir=root / "stats", progress=False)
+    return study, root / "runs", gankit.study_results.collect_study(study, root / "runs")
 
 
 def history(runs: Path, arm: str, seed: int) -> dict:
@@ -99,7 +99,7 @@ def _equal_where_shared(a: dict, b: dict) -> set[str]:
 def test_arms_of_one_seed_start_from_the_same_weights():
     base = dict(g_ch=16, d_ch=16, seed=3)
     arms = [gh.Config.sagan(**base, g_attn=(), d_attn=()), gh.Config.sagan(**base, g_attn=(8, 32), d_attn=(32,)),
-            gh.Config.sagan(**base, loss="hinge", drift=0.0), gh.Config.sagan(**base, num_classes=0)]
+            gh.Config.sagan(**base, loss="hinge", drift=0.0), gh.Config.sagan(**base, num_classes=0, cond="none")]
     G0, D0 = gh.build_models(arms[0])
     for cfg in arms[1:]:
         G, D = gh.build_models(cfg)
@@ -211,14 +211,14 @@ def test_killed_study_resumes_without_redoing_finished_runs_and_gives_the_same_n
         return real_step(*args)
 
     with mock.patch.object(gankit.training, "train_step", step_until_killed), pytest.raises(KeyboardInterrupt):
-        gh.run_study(study, data, features, runs, stats_dir=tmp_path / "stats", progress=False)
+        gankit.studies.run_study(study, data, features, runs, stats_dir=tmp_path / "stats", progress=False)
     assert gh.load_checkpoint(runs / "tiny" / "none_s1" / "last.pt")["iteration"] == 2
     calls.clear()
     with mock.patch.object(gankit.training, "train_step", step_until_killed):
-        lines = gh.run_study(study, data, features, runs, stats_dir=tmp_path / "stats", progress=False)
+        lines = gankit.studies.run_study(study, data, features, runs, stats_dir=tmp_path / "stats", progress=False)
     assert len(calls) == (ITERS - 2) + ITERS          # the rest of the killed run, then the last run
     assert [line.split(": ")[1] for line in lines] == ["finished earlier"] * 2 + [f"trained to iteration {ITERS}"] * 2
-    resumed = gh.collect_study(study, runs)
+    resumed = gankit.study_results.collect_study(study, runs)
     for arm in ARMS:
         for key in ("best", "final", "at_iter", "best_iter"):
             assert resumed["arms"][arm][key]["values"] == straight["arms"][arm][key]["values"], (arm, key)
@@ -229,12 +229,12 @@ def test_a_diverged_run_is_recorded_left_out_of_the_results_and_stops_no_other_r
                                                                                   finished):
     _, _, straight = finished
     study = gh.load_study(write_study(tmp_path, arms={**ARMS, "blowup": ["diverged_above=1e-9"]}))
-    lines = gh.run_study(study, data, features, tmp_path / "runs", stats_dir=tmp_path / "stats", progress=False)
+    lines = gankit.studies.run_study(study, data, features, tmp_path / "runs", stats_dir=tmp_path / "stats", progress=False)
     assert_diverged_runs_recorded(study, tmp_path / "runs", lines, straight)
 
 
 def assert_diverged_runs_recorded(study: gh.Study, runs: Path, lines: list[str], straight: dict,
-                                  engine: Callable[..., list[str]] = gh.run_study) -> None:
+                                  engine: Callable[..., list[str]] = gankit.studies.run_study) -> None:
     """What every engine must leave after training `study`, the tiny one plus an arm "blowup" that diverges at
     its first step: run.json of a diverged run holds the message, the other runs are those of the straight study,
     collect lists the diverged runs apart, a second call of the engine trains nothing, and status tells them."""
@@ -245,7 +245,7 @@ def assert_diverged_runs_recorded(study: gh.Study, runs: Path, lines: list[str],
     for seed in SEEDS:
         record = json.loads((runs / "tiny" / f"blowup_s{seed}" / "run.json").read_text())
         assert record["diverged"].startswith("training diverged at iteration 1") and record["seed"] == seed
-    results = gh.collect_study(study, runs)
+    results = gankit.study_results.collect_study(study, runs)
     assert results["diverged"] == ["blowup_s0", "blowup_s1"] and results["missing"] == []
     assert list(results["arms"]) == list(ARMS)
     for arm in ARMS:
@@ -266,8 +266,8 @@ def test_changed_study_file_does_not_reuse_a_finished_run_without_its_state(tmp_
         (copy / name).write_text((runs / "tiny" / "none_s0" / name).read_text())
     changed = gh.load_study(write_study(tmp_path, iters=6, arms={"none": ARMS["none"]}, seeds=[0]))
     with pytest.raises(gh.GanError, match="another config and no last.pt"):
-        gh.run_study(changed, data, features, tmp_path / "runs", stats_dir=tmp_path / "stats", progress=False)
-    assert gh.collect_study(study, tmp_path / "runs")["missing"] == ["a8_s0", "none_s1", "a8_s1"]
+        gankit.studies.run_study(changed, data, features, tmp_path / "runs", stats_dir=tmp_path / "stats", progress=False)
+    assert gankit.study_results.collect_study(study, tmp_path / "runs")["missing"] == ["a8_s0", "none_s1", "a8_s1"]
 
 
 # ---------------------------------------------------------------------------------------------- command line
@@ -279,7 +279,7 @@ def test_commands_are_one_standalone_line_per_run(tmp_path, capsys):
     out = capsys.readouterr()
     lines = out.out.splitlines()
     assert len(lines) == len(ARMS) * len(SEEDS) and "study collect" in out.err
-    parsed = [gh.build_parser().parse_args(line.split()[2:]) for line in lines]
+    parsed = [gankit.cli.build_parser().parse_args(line.split()[2:]) for line in lines]
     assert [(a.arm, a.seed) for a in parsed] == [([arm], [seed]) for seed in SEEDS for arm in ARMS]
     assert all((a.action, a.data_dir, a.feature_net, a.threads, a.device, a.runs_dir, a.quiet)
                == ("run", "d", "f.pt", 1, "cuda", "model/studies", True) for a in parsed)
@@ -356,11 +356,11 @@ def test_table_gives_the_welch_p_value_of_each_gap_to_the_lowest_arm():
 def test_differences_are_the_pairs_a_welch_test_separates():
     results = fake_results({"a": [1.0, 1.1, 0.9], "b": [1.5, 1.6, 1.4], "c": [1.1, 1.5, 0.7], "d": [3.0]})
     # a: 1 ± 0.1, b: 1.5 ± 0.1, c: 1.1 ± 0.4; d has one seed, so no test
-    [(low, high, test)] = gh.study_differences(results)
+    [(low, high, test)] = gankit.study_results.study_differences(results)
     assert (low, high) == ("a", "b") and test["diff"] == pytest.approx(0.5) and test["p"] < 0.05
     assert test["low"] < 0.5 < test["high"]
     results["arms"]["c"]["final"] = gh.mean_std([3.0, 3.1, 2.9])
-    assert [(lo, hi) for lo, hi, _ in gh.study_differences(results, "final")] == [("a", "c"), ("b", "c"), ("a", "b")]
+    assert [(lo, hi) for lo, hi, _ in gankit.study_results.study_differences(results, "final")] == [("a", "c"), ("b", "c"), ("a", "b")]
 
 
 @pytest.mark.parametrize("a, b", [([1.5, 1.6, 1.4], [1.0, 1.1, 0.9]), ([2.0, 2.9, 2.2, 2.4], [2.1, 2.3]),
@@ -416,13 +416,13 @@ def test_plot_draws_the_mean_with_a_band_of_one_std():
 
 def test_status_tells_finished_in_progress_and_not_started_runs(tmp_path, data, features):
     study = gh.load_study(write_study(tmp_path, seeds=[0, 1], arms={"none": ARMS["none"]}))
-    gh.run_study(study, data, features, tmp_path / "runs", only=lambda arm, seed: seed == 0, stats_dir=tmp_path / "s",
+    gankit.studies.run_study(study, data, features, tmp_path / "runs", only=lambda arm, seed: seed == 0, stats_dir=tmp_path / "s",
                  progress=False, time_limit=0)
     folder = gh.study_run_dir(study, "none", 0, tmp_path / "runs")
     assert gh.study_status(study, tmp_path / "runs") == [
         f"none seed 0 ({folder}): in progress: 1 of {ITERS:,} iterations",
         f"none seed 1 ({gh.study_run_dir(study, 'none', 1, tmp_path / 'runs')}): not started"]
-    gh.run_study(study, data, features, tmp_path / "runs", only=lambda arm, seed: seed == 0, stats_dir=tmp_path / "s",
+    gankit.studies.run_study(study, data, features, tmp_path / "runs", only=lambda arm, seed: seed == 0, stats_dir=tmp_path / "s",
                  progress=False)
     assert gh.study_status(study, tmp_path / "runs")[0] == f"none seed 0 ({folder}): finished"
 
@@ -430,12 +430,12 @@ def test_status_tells_finished_in_progress_and_not_started_runs(tmp_path, data, 
 def test_time_limit_stops_the_study_with_a_resumable_state(tmp_path, data, features):
     study = gh.load_study(write_study(tmp_path, seeds=[0], arms={"none": ARMS["none"]}))
     folder = gh.study_run_dir(study, "none", 0, tmp_path / "runs")
-    lines = gh.run_study(study, data, features, tmp_path / "runs", stats_dir=tmp_path / "stats", progress=False,
+    lines = gankit.studies.run_study(study, data, features, tmp_path / "runs", stats_dir=tmp_path / "stats", progress=False,
                          time_limit=0)
     assert lines == [f"{folder}: stopped at iteration 1 (time limit); run again to continue"]
     assert json.loads((folder / "run.json").read_text())["stopped"] == 1 and gh.run_record(folder) is None
     assert gh.load_checkpoint(folder / "last.pt")["iteration"] == 1
-    lines = gh.run_study(study, data, features, tmp_path / "runs", stats_dir=tmp_path / "stats", progress=False)
+    lines = gankit.studies.run_study(study, data, features, tmp_path / "runs", stats_dir=tmp_path / "stats", progress=False)
     assert lines == [f"{folder}: trained to iteration {ITERS}"] and "stopped" not in gh.run_record(folder)
 
 
@@ -448,11 +448,11 @@ def test_collect_at_compares_every_run_up_to_an_iteration_stopped_runs_too(tmp_p
     folder = gh.study_run_dir(study, "none", 1, tmp_path / "runs")
     shutil.rmtree(folder)
     for _ in range(2):
-        gh.run_study(study, data, features, tmp_path / "runs", only=lambda arm, seed: (arm, seed) == ("none", 1),
+        gankit.studies.run_study(study, data, features, tmp_path / "runs", only=lambda arm, seed: (arm, seed) == ("none", 1),
                      stats_dir=tmp_path / "stats", progress=False, time_limit=0)
     assert json.loads((folder / "run.json").read_text())["stopped"] == 2
-    assert gh.collect_study(study, tmp_path / "runs")["missing"] == ["none_s1"]
-    at = gh.collect_study(study, tmp_path / "runs", at=2)
+    assert gankit.study_results.collect_study(study, tmp_path / "runs")["missing"] == ["none_s1"]
+    at = gankit.study_results.collect_study(study, tmp_path / "runs", at=2)
     assert at["missing"] == [] and at["protocol"]["at"] == 2 and at["protocol"]["equal_iter"] == 2
     assert (tmp_path / "runs" / "tiny" / "results_at2.json").is_file()
     for arm, a in at["arms"].items():
@@ -461,11 +461,11 @@ def test_collect_at_compares_every_run_up_to_an_iteration_stopped_runs_too(tmp_p
             assert run["final"] == evals[-1]["fd"] and run["best"] == min(e["fd"] for e in evals)
             assert run["last"] == pytest.approx(np.mean([e["fd"] for e in evals]))
     with pytest.raises(gh.GanError, match="not an evaluation of study 'tiny'"):
-        gh.collect_study(study, tmp_path / "runs", at=3)
+        gankit.study_results.collect_study(study, tmp_path / "runs", at=3)
     (folder / "last.pt").unlink()
     assert "stopped at 2 of 4 iterations, without the state" in gh.study_status(study, tmp_path / "runs")[2]
     with pytest.raises(gh.GanError, match="stopped at its time limit without the state"):
-        gh.run_study(study, data, features, tmp_path / "runs", stats_dir=tmp_path / "stats", progress=False)
+        gankit.studies.run_study(study, data, features, tmp_path / "runs", stats_dir=tmp_path / "stats", progress=False)
 
 
 # ---------------------------------------------------------------------------------------------- shared arms
@@ -483,9 +483,9 @@ def test_a_shared_arm_uses_the_other_studys_runs_and_is_not_trained_twice(tmp_pa
     assert gh.study_run_dir(other, "base", 1, runs) == runs / "tiny" / "a8_s1"
     assert other.config("base", 1) == study.config("a8", 1)
     with mock.patch.object(gankit.studies, "train", wraps=gh.train) as train:
-        gh.run_study(other, data, features, runs, stats_dir=runs.parent / "stats", progress=False)
+        gankit.studies.run_study(other, data, features, runs, stats_dir=runs.parent / "stats", progress=False)
     assert sorted(c.args[0].name for c in train.call_args_list) == ["other-hinge", "other-hinge"]
-    shared, owner = gh.collect_study(other, runs)["arms"]["base"], results["arms"]["a8"]
+    shared, owner = gankit.study_results.collect_study(other, runs)["arms"]["base"], results["arms"]["a8"]
     assert shared["best"] == owner["best"] and shared["final"] == owner["final"]
     # the scores at equal iterations and equal time are read where every run of *this* study got to, so only
     # they may differ between the two studies
@@ -502,7 +502,7 @@ def test_a_study_whose_only_finished_runs_are_shared_collects_them_into_its_own_
     path = tmp_path / "fresh.json"
     path.write_text(json.dumps(spec))
     assert not (runs / "fresh").exists()                       # nothing of this study has run here
-    collected = gh.collect_study(gh.load_study(path), runs)
+    collected = gankit.study_results.collect_study(gh.load_study(path), runs)
     assert list(collected["arms"]) == ["base"] and collected["missing"] == ["hinge_s0", "hinge_s1"]
     assert json.loads((runs / "fresh" / "results.json").read_text()) == collected
 
@@ -553,7 +553,7 @@ def test_log_axis_labels_the_range_that_matters_without_crowding(values, labels)
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots()
     ax.plot(range(len(values)), values)
-    gh.log_y(ax)
+    gankit.plots.log_y(ax)
     fig.canvas.draw()
     low, high = ax.get_ylim()
     shown = [t.get_text() for t in ax.get_yticklabels() if t.get_text() and low <= float(t.get_text()) <= high]
@@ -568,8 +568,8 @@ def test_a_study_can_fork_every_run_from_one_training_state(tmp_path, data, feat
     gh.train(gh.load_study(write_study(tmp_path)).config("none", 0), parent, *data, features, progress=False)
     arms = {"same": ["g_attn=()", "d_attn=()"], "fast": ["g_attn=()", "d_attn=()", "d_lr=1e-3"]}
     study = gh.load_study(write_study(tmp_path, arms=arms, iters=8, start_from=str(parent / "last.pt")))
-    gh.run_study(study, data, features, tmp_path / "runs", stats_dir=tmp_path / "stats", progress=False)
-    results = gh.collect_study(study, tmp_path / "runs")
+    gankit.studies.run_study(study, data, features, tmp_path / "runs", stats_dir=tmp_path / "stats", progress=False)
+    results = gankit.study_results.collect_study(study, tmp_path / "runs")
     forked = json.loads((tmp_path / "runs" / "tiny" / "fast_s1" / "history.json").read_text())
     assert forked["iter"] == [5, 6, 7, 8] and forked["forked_from"]["iteration"] == 4
     assert forked["segments"][0]["changed"] == {"d_lr": [4e-4, 1e-3]}
@@ -587,7 +587,7 @@ def test_a_study_can_fork_every_run_from_one_training_state(tmp_path, data, feat
 
 def test_study_time_measures_every_arm_in_turn(tmp_path):
     study = gh.load_study(write_study(tmp_path))
-    timing = gh.time_study(study, iters=2, warmup=1, rounds=2)
+    timing = gankit.study_results.time_study(study, iters=2, warmup=1, rounds=2)
     assert set(timing["sec_per_iter"]) == set(ARMS) and all(v > 0 for v in timing["sec_per_iter"].values())
     assert all(len(v) == 2 for v in timing["rounds_sec_per_iter"].values())
     assert timing["clock"] == "CPU time of the timing process" and timing["device"].startswith("cpu")
@@ -604,7 +604,7 @@ def test_collect_puts_every_run_on_the_timed_clock(tmp_path, finished):
     timing = {"sec_per_iter": spi, "clock": "CPU time of the timing process", "device": "cpu (1 thread)",
               "torch": "x", "date": "2026-11-25T00:00:00+00:00", "configs": configs}
     (folder / "tiny" / "timing.json").write_text(json.dumps(timing))
-    results = gh.collect_study(study, folder)
+    results = gankit.study_results.collect_study(study, folder)
     assert results["protocol"]["equal_seconds"] == ITERS * 0.5           # the faster arm's runs end first
     assert "all timed in one process" in results["protocol"]["seconds"]
     for arm, s in spi.items():
@@ -617,7 +617,7 @@ def test_collect_puts_every_run_on_the_timed_clock(tmp_path, finished):
                   {**timing, "configs": {**configs, "a8": {**configs["a8"], "g_lr": 1e-3}}}):   # another config
         (folder / "tiny" / "timing.json").write_text(json.dumps(stale))
         with pytest.raises(gh.GanError, match="time the study again"):
-            gh.collect_study(study, folder)
+            gankit.study_results.collect_study(study, folder)
 
 
 def test_a_study_reads_its_data_as_training_does_a_class_subset_of_a_folder(tmp_path, features):
@@ -633,7 +633,7 @@ def test_a_study_reads_its_data_as_training_does_a_class_subset_of_a_folder(tmp_
     study = gh.load_study(path)
     assert study.config("only", 0).num_classes == 2
     with mock.patch.object(gankit.studies, "train", wraps=gh.train) as train:
-        lines = gh.run_study(study, tmp_path / "folder", features, tmp_path / "runs", progress=False)
+        lines = gankit.studies.run_study(study, tmp_path / "folder", features, tmp_path / "runs", progress=False)
     assert lines == [f"{tmp_path / 'runs' / 'tiny' / 'only_s0'}: trained to iteration 2"]
     train_data, val_data = train.call_args.args[2:4]
     assert train_data.classes == val_data.classes == ("cat", "dog")
