@@ -65,8 +65,8 @@ def write_image_tree(root, images: gh.ImageSet) -> None:
 
 def step_and_its_draws(cond: str, **overrides):
     """One train_step of a tiny DCGAN (acgan_weight 0.7 where D has a class head) on six fixed real images, and
-    what a hand computation needs: G and D before the step (G0, D0), D after it, the real batch and labels, the step's own draws (fake
-    labels, then z, replayed from the same seed) and the step's logged losses."""
+    what a hand computation needs: G and D before the step (G0, D0), D after it, the real batch and labels, the
+    step's own draws (fake labels, then z, replayed from the same seed) and the step's logged losses."""
     cfg = tiny_cfg("dcgan", cond, acgan_weight=0.7 if gankit.registry.CONDITIONINGS[cond].d_classifier else 1.0,
                    **overrides)
     gh.setup(0)
