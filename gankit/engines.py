@@ -3,6 +3,7 @@ cluster. Ray is optional (requirements-ray.txt) and imported only here, inside r
 from __future__ import annotations
 
 import os
+import socket
 import time
 from pathlib import Path
 from typing import Callable
@@ -15,7 +16,7 @@ from .data import ImageSet
 from .features import load_feature_net
 from .studies import RunOutcome, Study, done_earlier, study_run_dir, study_stats_dir, train_study_run
 
-__all__ = ['RAY_INSTALL', 'RAY_RETRIES', 'run_study_ray']
+__all__ = ['RAY_INSTALL', 'RAY_RETRIES', 'ADDRESS_TIMEOUT', 'check_address', 'run_study_ray']
 
 RAY_INSTALL = "pip install -r requirements-ray.txt"
 # further attempts of a run whose worker dies (killed, out of memory, a lost node); each resumes from its last.pt
@@ -23,6 +24,25 @@ RAY_RETRIES = 3
 # the folder holding gankit/: on every worker's PYTHONPATH, so that workers import this checkout's code (on a
 # cluster the checkout must sit at the same path on every node, like the data and the runs folder)
 CODE_ROOT = Path(__file__).resolve().parents[1]
+# seconds a cluster address has to accept a TCP connection before run_study_ray gives up on it (ray.init itself
+# retries for minutes, printing connection warnings)
+ADDRESS_TIMEOUT = 5.0
+
+
+def check_address(address: str | None, timeout: float = ADDRESS_TIMEOUT) -> None:
+    """GanError in one line unless something accepts a TCP connection at a cluster address "HOST:PORT" (or
+    "ray://HOST:PORT") within `timeout` seconds; None and "auto" (Ray finds its own cluster) pass unchecked."""
+    if address in (None, "auto"):
+        return
+    host, sep, port = address.rpartition("://")[2].rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise GanError(f"--address {address!r} is not HOST:PORT or auto")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise GanError(f"no Ray cluster answers at --address {address} ({exc.strerror or type(exc).__name__}): "
+                       f"start one there (ray start --head --port {port}), give the head's HOST:PORT, or leave "
+                       f"--address out to start Ray on this machine") from None
 
 
 def _train_task(study: Study, arm: str, seed: int, data: str | Path | tuple[ImageSet, ImageSet],
@@ -64,7 +84,9 @@ def run_study_ray(study: Study, data: str | Path | tuple[ImageSet, ImageSet],
     by default cuda with GPUs per run, else cpu. `address`: a running cluster ("auto", "HOST:PORT"); None starts a
     local one for this call (or uses the one this process started, e.g. with ray.init()). `time_limit`
     (seconds): runs in progress then save their state and stop, runs not yet started are left. Returns one
-    line per run in study order; a run that fails otherwise makes a one-line GanError once all have ended."""
+    line per run in study order; a run that fails otherwise makes a one-line GanError once all have ended.
+    An `address` where nothing answers is refused at once (check_address)."""
+    check_address(address)
     try:
         import ray
     except ImportError:

@@ -3,8 +3,10 @@ retried from its last.pt; refusals before any task starts; diverged runs recorde
 cluster of 2 CPUs (started once per module: slow)."""
 import json
 import os
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from unittest import mock
 
@@ -54,29 +56,29 @@ def local(tmp_path_factory, data) -> tuple[gh.Study, Path, dict]:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        gh.run_study(study, data, gh.load_feature_net(gh.RandomFeatures()), root / "runs", stats_dir=root / "stats",
+        gankit.studies.run_study(study, data, gh.load_feature_net(gh.RandomFeatures()), root / "runs", stats_dir=root / "stats",
                      progress=False)
     finally:
         torch.set_num_threads(threads)
-    return study, root / "runs", gh.collect_study(study, root / "runs")
+    return study, root / "runs", gankit.study_results.collect_study(study, root / "runs")
 
 
 def assert_same_runs(study: gh.Study, runs: Path, local_runs: Path, expected: dict) -> None:
     """Every run's run.json, its history and the results equal the local engine's, all but the clock's part."""
     for arm, seed in study.runs():
         assert run_files(runs, arm, seed) == run_files(local_runs, arm, seed), (arm, seed)
-    assert untimed(gh.collect_study(study, runs)) == untimed(expected)
+    assert untimed(gankit.study_results.collect_study(study, runs)) == untimed(expected)
 
 
 @pytest.mark.slow
 def test_ray_runs_give_the_local_engines_files_and_numbers_bit_for_bit(tmp_path, cluster, data, local):
     study, local_runs, expected = local
     runs = tmp_path / "runs"
-    lines = gh.run_study_ray(study, data, gh.RandomFeatures(), runs, stats_dir=tmp_path / "stats", progress=False)
+    lines = gankit.engines.run_study_ray(study, data, gh.RandomFeatures(), runs, stats_dir=tmp_path / "stats", progress=False)
     assert lines == [f"{runs / 'tiny' / f'{arm}_s{seed}'}: trained to iteration {ITERS}" for arm, seed in study.runs()]
     assert run_files(runs, "a8", 1)[0]["device"] == "cpu (1 thread)"
     assert_same_runs(study, runs, local_runs, expected)
-    again = gh.run_study_ray(study, data, gh.RandomFeatures(), runs, stats_dir=tmp_path / "stats")
+    again = gankit.engines.run_study_ray(study, data, gh.RandomFeatures(), runs, stats_dir=tmp_path / "stats")
     assert [line.split(": ")[1] for line in again] == ["finished earlier"] * len(study.runs())
 
 
@@ -99,10 +101,10 @@ def test_a_run_whose_worker_dies_is_retried_from_its_last_checkpoint_with_the_sa
     study, local_runs, expected = local
     runs, marker, folder = tmp_path / "runs", tmp_path / "killed", tmp_path / "runs" / "tiny" / "a8_s1"
     features = dying_features(folder, marker)             # dies evaluating iteration 4, after its last.pt at 2
-    lines = gh.run_study_ray(study, data, features, runs, only=lambda arm, seed: (arm, seed) == ("a8", 1),
+    lines = gankit.engines.run_study_ray(study, data, features, runs, only=lambda arm, seed: (arm, seed) == ("a8", 1),
                              stats_dir=tmp_path / "stats", progress=False)
     assert lines == [f"{folder}: trained to iteration {ITERS}"] and marker.exists()
-    lines = gh.run_study_ray(study, data, gh.RandomFeatures(), runs, stats_dir=tmp_path / "stats", progress=False)
+    lines = gankit.engines.run_study_ray(study, data, gh.RandomFeatures(), runs, stats_dir=tmp_path / "stats", progress=False)
     assert lines.count(f"{folder}: finished earlier") == 1
     segments = json.loads((runs / "tiny" / "a8_s1" / "history.json").read_text())["segments"]
     assert [s["from_iter"] for s in segments] == [0, 2]          # the retry resumed from the checkpoint
@@ -112,16 +114,16 @@ def test_a_run_whose_worker_dies_is_retried_from_its_last_checkpoint_with_the_sa
 @pytest.mark.slow
 def test_a_diverged_ray_run_is_recorded_and_stops_no_other_run(tmp_path, cluster, data, local):
     study = gh.load_study(write_study(tmp_path, arms={**ARMS, "blowup": ["diverged_above=1e-9"]}))
-    lines = gh.run_study_ray(study, data, gh.RandomFeatures(), tmp_path / "runs", stats_dir=tmp_path / "stats",
+    lines = gankit.engines.run_study_ray(study, data, gh.RandomFeatures(), tmp_path / "runs", stats_dir=tmp_path / "stats",
                              progress=False)
-    assert_diverged_runs_recorded(study, tmp_path / "runs", lines, local[2], gh.run_study_ray)
+    assert_diverged_runs_recorded(study, tmp_path / "runs", lines, local[2], gankit.engines.run_study_ray)
 
 
 @pytest.mark.slow
 def test_runs_asking_for_more_than_the_cluster_has_are_refused(tmp_path, cluster, data):
     study = gh.load_study(write_study(tmp_path))
     with pytest.raises(gh.GanError, match="each run asks for 3 CPUs and 0 GPUs, the Ray cluster has 2 and 0"):
-        gh.run_study_ray(study, data, gh.RandomFeatures(), tmp_path / "runs", stats_dir=tmp_path, cpus_per_run=3)
+        gankit.engines.run_study_ray(study, data, gh.RandomFeatures(), tmp_path / "runs", stats_dir=tmp_path, cpus_per_run=3)
     assert not (tmp_path / "runs").exists()
 
 
@@ -144,6 +146,22 @@ def test_a_bad_study_file_or_unknown_arm_is_refused_in_one_line_before_any_task(
     remote.assert_not_called()
     assert gh.main(["study", "run", str(good), "--cpus-per-run", "2"]) == 2    # a Ray option needs --engine ray
     assert "add --engine ray" in capsys.readouterr().err
+
+
+def test_an_address_where_nothing_answers_is_refused_in_one_line_before_ray_starts(tmp_path, capsys):
+    with socket.socket() as s:                         # a local port that was free a moment ago: nothing listens
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    study = str(write_study(tmp_path))
+    start = time.perf_counter()
+    with mock.patch.dict(sys.modules, {"ray": None}):  # Ray cannot start: the address is refused before it
+        assert gh.main(["study", "run", study, "--engine", "ray", "--address", f"127.0.0.1:{port}"]) == 2
+    assert time.perf_counter() - start < gankit.engines.ADDRESS_TIMEOUT
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"no Ray cluster answers at --address 127.0.0.1:{port}" in err, err
+    with pytest.raises(gh.GanError, match="not HOST:PORT"):
+        gankit.engines.check_address("head-node")
+    gankit.engines.check_address("auto")               # Ray's own search: not checked here
 
 
 def test_without_ray_the_kit_imports_and_the_ray_engine_says_how_to_install_it(tmp_path, capsys):
