@@ -223,8 +223,10 @@ override it).
 - `OUT_DIR`: the run folder. Training always resumes from `OUT_DIR/last.pt` when it exists, so re-running
   the notebook continues an interrupted run (with the same settings; only `ITERS`, `EVAL_EVERY` and
   `EVAL_SAMPLES` may change between runs). Delete the folder, or choose another, to start afresh.
-- `USE_DRIVE`: on Colab, `True` mounts Google Drive and puts `OUT_DIR` under
-  `MyDrive/gan-study-kit/runs/{name}`, so a disconnected Colab runtime loses nothing.
+- `USE_DRIVE`: on Colab `True` by default: the notebook mounts Google Drive and puts `OUT_DIR` under
+  `MyDrive/gan-study-kit/runs/{name}`, so after a disconnect, running the notebook again resumes the run
+  from Drive (its `last.pt`). `False` keeps the run on the Colab runtime's disk, which a disconnect wipes.
+  Elsewhere it has no effect.
 - `OVERRIDES`: changes to any other field of `gan_helpers.Config` (e.g. `{{"batch_size": 64}}`).
 - `FORCE_PUBLISH`: the Deliverables cell only replaces a published model whose validation score is worse
   and was measured the same way; `True` replaces it anyway (the old files are moved to `model/replaced/`).
@@ -239,7 +241,7 @@ FEATURE_NET = None               # None: Inception FID; offline: ROOT.parent / "
 FID_WEIGHTS = None               # local copy of pytorch-fid's Inception weights, if there is no download
 CLASSIFIER = None                # None: the kit's CIFAR-10 classifier (model/eval/); a TorchScript path; "none"
 OUT_DIR = ROOT / "runs" / "{name}"  # last.pt, best.pt, history.json, snapshots/
-USE_DRIVE = False                # Colab only: keep OUT_DIR on Google Drive
+USE_DRIVE = "google.colab" in sys.modules  # on Colab: keep OUT_DIR on Google Drive (resumes after a disconnect)
 OVERRIDES = {{}}                   # Config fields to change, e.g. {{"batch_size": 64}}
 FORCE_PUBLISH = False            # True: publish even over a better (or differently scored) model in model/
 """, tags=["parameters"]),
