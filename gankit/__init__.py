@@ -31,6 +31,7 @@ LAYERS = (
     "measures",          # FD, KID, IS, class accuracy, diversity; score lines and tables
     "probes",            # cluster accuracy of InfoGAN's code, linear probe of BiGAN's encoder
     "checkpoints",       # loading and rebuilding checkpoints, RNG states
+    "states",            # compact training states (bf16) of the shipped runs: pack, expand, resume from
     "images",            # grids and PNGs (snapshots, one image per class)
     "training",          # train(): the loop, evaluations, best.pt / last.pt, exact resume, forks
     "publishing",        # publish a run's best generator to model/

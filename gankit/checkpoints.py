@@ -36,7 +36,8 @@ FORK_FIELDS = ("name", "seed")   # a fork is a new run: its own name, and its ow
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read a checkpoint written by this module; GanError if missing, unreadable or foreign."""
+    """Read a checkpoint written by this kit (a generator, a training state or a compact one, gankit/states.py);
+    GanError if missing, unreadable or foreign."""
     path = Path(path)
     if not path.is_file():
         raise GanError(f"checkpoint {path} not found")
@@ -45,7 +46,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     except Exception as exc:
         raise GanError(f"{path} is not a readable checkpoint ({type(exc).__name__}: {str(exc)[:120]}); "
                        f"it may be truncated or corrupt: use another file or retrain") from exc
-    if not isinstance(ckpt, dict) or ckpt.get("kind") not in ("generator", "train_state"):
+    if not isinstance(ckpt, dict) or ckpt.get("kind") not in ("generator", "train_state", "compact_state"):
         raise GanError(f"{path} is not a gan_helpers checkpoint (no generator or training state in it)")
     return ckpt
 

@@ -1,4 +1,4 @@
-"""The command line: python gan_helpers.py {train,sample,fid,publish,evaluate,study}."""
+"""The command line: python gan_helpers.py {train,state,sample,fid,publish,evaluate,study}."""
 from __future__ import annotations
 
 import argparse
@@ -23,6 +23,7 @@ from .checkpoints import generator_from_checkpoint, load_checkpoint
 from .images import save_class_samples, save_pngs
 from .training import best_eval, train
 from .publishing import publish
+from .states import MIN_ADVANCE, resume_from_state, write_compact_state
 from .evaluation import final_evaluation
 from .studies import load_study, run_record, run_study, study_run_dir, study_status, study_timing_path
 from .engines import run_study_ray
@@ -46,6 +47,13 @@ def _path_stats(path: str, features: FeatureNet, batch_size: int) -> Stats:
 
 def _cmd_train(args: argparse.Namespace) -> None:
     cfg = PRESETS[args.model]().with_overrides(args.set)
+    if args.resume_from:   # the state's own config (a compact state of model/states/ or a newer OUT/last.pt)
+        if args.resume or args.fork_from:
+            raise GanError("--resume-from continues a compact state: leave out --resume and --fork-from")
+        out = Path(args.out or f"runs/{cfg.name}")
+        saved, note = resume_from_state(args.resume_from, out, cfg.name)
+        cfg = saved.with_overrides(args.set)
+        print(note)
     for key in ("iters", "eval_every", "eval_samples", "val_size"):
         if getattr(args, key) is not None:
             cfg = dataclasses.replace(cfg, **{key: getattr(args, key)})
@@ -60,12 +68,16 @@ def _cmd_train(args: argparse.Namespace) -> None:
           f"{len(train_data):,} training / {len(val_data):,} validation images from {train_data.source}")
     features = load_feature_net(args.feature_net, args.fid_weights, device, args.classifier)
     out = Path(args.out or f"runs/{cfg.name}")
-    history = train(cfg, out, train_data, val_data, features, device, resume=args.resume,
+    history = train(cfg, out, train_data, val_data, features, device, resume=args.resume or bool(args.resume_from),
                     stats_dir=args.stats_dir or Path(args.data_dir) / "fid_stats",
                     time_limit=args.time_limit * 60 if args.time_limit else None, fork_from=args.fork_from)
     best = best_eval(history)
     print(f"done: {out}/last.pt, {out}/best.pt (iteration {best['iter']}: {format_score(best)}), "
           f"{out}/history.json")
+
+
+def _cmd_state(args: argparse.Namespace) -> None:
+    print(write_compact_state(args.source, args.target, args.min_advance))
 
 
 def _cmd_sample(args: argparse.Namespace) -> None:
@@ -283,6 +295,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", help="output folder (default runs/<name>)")
     t.add_argument("--stats-dir", help="cache of real-image feature statistics (default DATA_DIR/fid_stats)")
     t.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    t.add_argument("--resume-from", metavar="STATE", help="continue the run of a compact state (model/states/"
+                   "<name>.pt) on this device: expanded into OUT/last.pt, unless that is as far or further")
     t.add_argument("--fork-from", metavar="STATE", help="start from another run's training state (its last.pt) "
                    "with these settings (a new name and seed; learning rates, loss weights, steps, batch size and "
                    "augmentation may differ), when OUT holds no last.pt yet")
@@ -292,6 +306,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override Config fields (repeatable: --set a=1 --set b=2 sets both)")
     add_common(t, classifier=True)
     t.set_defaults(func=_cmd_train)
+
+    cs = sub.add_parser("state", help="compact training states (model/states/): pack a run into one")
+    cs.add_argument("action", choices=("pack",), help="pack: write SOURCE's training state, compact (bf16), to TARGET")
+    cs.add_argument("source", help="a run folder, its last.pt, or a compact state")
+    cs.add_argument("target", help="the compact state to write, e.g. model/states/sagan.pt")
+    cs.add_argument("--min-advance", type=non_negative, default=MIN_ADVANCE, metavar="ITERS",
+                    help="replace an existing TARGET only when SOURCE is this many iterations further on")
+    cs.set_defaults(func=_cmd_state)
 
     s = sub.add_parser("sample", help="generate images from a checkpoint")
     s.add_argument("ckpt")

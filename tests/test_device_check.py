@@ -1,5 +1,6 @@
-"""tools/device_check.py, the one command for the GPU machine, in its --dry-run: every phase at tiny sizes on the CPU,
-its files under --out, and a phase past its budget recorded as stopped (what it finished kept), not lost."""
+"""tools/device_check.py, the one command for the GPU machine, in its --dry-run: every phase at tiny sizes on the CPU
+(the shipped runs resumed from tiny compact states, trained on and packed; a notebook in smoke mode), its files under
+--out, and a phase past its budget recorded as stopped (what it finished kept), not lost."""
 import json
 import math
 import os
@@ -10,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
+import gan_helpers as gh
+
 ROOT = Path(__file__).resolve().parents[1]
-pytestmark = pytest.mark.slow   # about 30 s of CPU time: the whole dry run, then a short stopped one
+pytestmark = pytest.mark.slow   # about 80 s of CPU time: the whole dry run, then a short stopped one
 
 
 def device_check(tmp: Path, *extra: str) -> tuple[subprocess.CompletedProcess, dict]:
@@ -25,15 +28,16 @@ def device_check(tmp: Path, *extra: str) -> tuple[subprocess.CompletedProcess, d
 @pytest.fixture(scope="module")
 def dry_run(tmp_path_factory) -> tuple[Path, dict]:
     tmp = tmp_path_factory.mktemp("device_check")
-    _, report = device_check(tmp)
+    # one notebook (the others run alike); speed's GPU budget is too short for the whole table on a busy CPU
+    _, report = device_check(tmp, "--notebooks", "DCGAN_train.ipynb", "--budget", "speed=240", "--total", "900")
     return tmp / "out", report
 
 
 def test_every_phase_runs_and_writes_its_files(dry_run):
     out, report = dry_run
     assert {name: phase["status"] for name, phase in report["phases"].items()} == dict.fromkeys(
-        ("env", "tests", "speed", "train", "pack"), "done")
-    assert report["files"] == ["cuda_tests.txt", "device_check.json", "headline_dcgan.tar.gz", "headline_sagan.tar.gz",
+        ("env", "tests", "speed", "train", "pack", "notebooks"), "done")
+    assert report["files"] == ["cuda_tests.txt", "device_check.json", "shipped_dcgan.tar.gz", "shipped_sagan.tar.gz",
                                "speed_cuda.json", "speed_cuda.md", "training.log"]   # the device tool returns <= 8
     assert report["env"]["train_images"] == 300 and report["env"]["device"] == "cpu"
     assert "skipped" in report["phases"]["tests"]["note"]       # on the CPU every CUDA test skips, with its reason
@@ -57,16 +61,24 @@ def test_speed_table_has_every_loop_and_the_feature_timing(dry_run):
     assert speed["stopped"] is None and "| sagan | 8 | reference | off | off |" in (out / "speed_cuda.md").read_text()
 
 
-def test_the_study_runs_are_packed_with_their_generators(dry_run):
+def test_the_shipped_runs_resume_from_their_states_train_on_and_come_back_compact(dry_run, tmp_path):
     out, report = dry_run
     runs = report["runs"]
-    assert {name: (r["iteration"], r["finished"]) for name, r in runs.items()} == {"sagan_s0": (4, True),
-                                                                                   "dcgan_s0": (4, True)}
+    assert {name: (r["from_iteration"], r["iteration"]) for name, r in runs.items()} == {"sagan": (2, 4),
+                                                                                         "dcgan": (2, 4)}
     assert all(math.isfinite(r["best_fd"]) for r in runs.values())      # validated with the (stand-in) proxy
-    for arm in ("sagan", "dcgan"):
-        with tarfile.open(out / f"headline_{arm}.tar.gz") as tar:
-            assert sorted(tar.getnames()) == [f"headline/{arm}_s0/{f}" for f in ("best.pt", "history.json", "run.json")]
-    assert all(line.endswith("finished") for line in report["study_status"])
+    for name in ("sagan", "dcgan"):
+        with tarfile.open(out / f"shipped_{name}.tar.gz") as tar:
+            names = set(tar.getnames())
+            assert {f"{name}/state.pt", f"{name}/history.json"} <= names
+            assert (f"{name}/best.pt" in names) == runs[name]["new_best"]   # only a generator better than the state's
+            tar.extractall(tmp_path, filter="data")
+        state = gh.load_checkpoint(tmp_path / name / "state.pt")
+        assert state["kind"] == "compact_state" and state["iteration"] == 4 and state["config"]["name"] == name
+        history = json.loads((tmp_path / name / "history.json").read_text())
+        assert history["iter"] == [1, 2, 3, 4] and [s["from_iter"] for s in history["segments"]] == [0, 2]
+    assert report["notebooks"] == {"DCGAN_train.ipynb": report["notebooks"]["DCGAN_train.ipynb"]}
+    assert report["notebooks"]["DCGAN_train.ipynb"].startswith("passed in")
 
 
 def test_a_phase_past_its_budget_is_recorded_as_stopped_and_the_next_still_runs(tmp_path):

@@ -1,9 +1,10 @@
 """One prepared command for the GPU machine (docs/gpu.md). Phases in order of value, each under its own time budget and
 writing its results under --out ($OUT) as it goes, so that a call stopped at its limit still returns what it finished:
-env (unpack the carried CIFAR-10 archive; torch, the device, pytest, pytorch-fid), train (studies/headline.json for
-the time the later phases leave, one `study run` process per run side by side -> training.log), pack (history,
-run.json and best.pt of every run -> headline_<arm>.tar.gz), tests (pytest -m cuda tests/test_cuda.py ->
-cuda_tests.txt), speed (our step vs a DataLoader reference loop, DCGAN and full-width SAGAN, float32 vs AMP, eager vs
+env (unpack the carried CIFAR-10 archive; torch, the device, pytest, pytorch-fid, nbclient), train (the two shipped
+runs resumed from their compact states in model/states/ for the time the later phases leave, one `train
+--resume-from` process each, side by side -> training.log), pack (each run's new compact state, history and best
+generator -> shipped_<name>.tar.gz), notebooks (the four notebooks in smoke mode on the GPU, each passed or its failing
+cell, in device_check.json), tests (pytest -m cuda tests/test_cuda.py -> cuda_tests.txt), speed (our step vs a DataLoader reference loop, DCGAN and full-width SAGAN, float32 vs AMP, eager vs
 torch.compile; proxy features of 10,000 images -> speed_cuda.json/.md). device_check.json says of every phase: done,
 stopped (budget spent; what it finished is kept), failed or skipped. --dry-run runs it all at tiny sizes on the CPU.
 
@@ -13,9 +14,11 @@ stopped (budget spent; what it finished is kept), failed or skipped. --dry-run r
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -27,9 +30,11 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "benchmarks")]
-PHASES = ("env", "train", "pack", "tests", "speed")     # in order of value; each runs after the ones before it
-BUDGETS: dict[str, float | None] = {"env": 60, "train": None, "pack": 30, "tests": 50, "speed": 90}  # None: what is left
-CARRY, STUDY = ROOT / "device_carry", ROOT / "studies" / "headline.json"   # what docs/gpu.md carries; the study
+from train_shipped import EVAL_EVERY, EVAL_SAMPLES, SHIPPED  # noqa: E402  (tools/, this file's folder)
+PHASES = ("env", "train", "pack", "notebooks", "tests", "speed")   # in order of value; each runs after those before
+BUDGETS: dict[str, float | None] = {"env": 60, "train": None, "pack": 30, "notebooks": 90, "tests": 40, "speed": 45}
+CARRY, STATES = ROOT / "device_carry", ROOT / "model" / "states"   # what docs/gpu.md carries; the shipped runs' states
+NOTEBOOKS = ("DCGAN_train.ipynb", "SAGAN_train.ipynb", "final_evaluation.ipynb", "more_gans.ipynb")
 FEATURE_IMAGES = 10_000            # images of the feature-extraction timing (as many as a test-set score uses)
 PACK_LIMIT = 15.5 * 2 ** 20        # bytes per archive: the device tool returns files of at most 16 MiB
 STOPPED = 3                        # exit code of a child phase that stopped at its deadline
@@ -47,10 +52,11 @@ def write_json(data: Any, path: Path) -> None:
 
 
 def inputs(args: argparse.Namespace) -> tuple[Path, Path, Path]:
-    """(archive, feature network, study file): the carried ones, or the dry run's stand-ins in --work."""
+    """(archive, feature network, folder of compact states): the carried ones and the tree's, or the dry run's
+    stand-ins in --work."""
     if args.dry_run:
-        return args.work / "synthetic.tar.gz", args.work / "random_features.pt", args.work / "headline.json"
-    return CARRY / "cifar10-jpeg.tar.gz", CARRY / "cifar10_features.pt", STUDY
+        return args.work / "synthetic.tar.gz", args.work / "random_features.pt", args.work / "states"
+    return CARRY / "cifar10-jpeg.tar.gz", CARRY / "cifar10_features.pt", STATES
 
 
 def start(argv: list[str], out: Any = None, env: dict[str, str] | None = None) -> subprocess.Popen:
@@ -75,12 +81,12 @@ def wait_all(children: list[subprocess.Popen], deadline: float) -> list[int | No
 
 
 def make_dry_inputs(args: argparse.Namespace) -> None:
-    """Synthetic images packed like the carried archive (cifar10-jpeg/{train,test}/<class>/), a scripted
-    RandomFeatures, and the study at test size (its arms, one seed, 4 iterations)."""
+    """Synthetic images packed like the carried archive (cifar10-jpeg/{train,test}/<class>/) and a scripted
+    RandomFeatures."""
     import torch
 
     import gan_helpers as gh
-    archive, features, study = inputs(args)
+    archive, features, _ = inputs(args)
     for part, n, seed in (("train", 300, 0), ("test", 100, 1)):
         images = gh.synthetic_images(n, seed=seed)
         for c, name in enumerate(images.classes):
@@ -91,14 +97,22 @@ def make_dry_inputs(args: argparse.Namespace) -> None:
         tar.add(args.work / "synthetic", arcname="cifar10-jpeg")
     with gh.warnings_ignored():   # TorchScript's deprecation warning (torch >= 2.14)
         torch.jit.script(gh.RandomFeatures()).save(str(features))
-    tiny = {"g_ch": 8, "d_ch": 8, "batch_size": 8, "val_size": 60, "ema_start": 1}
 
-    def shrink(sets: list[str]) -> list[str]:
-        return [s for s in sets if s.partition("=")[0] not in tiny] + [f"{k}={v}" for k, v in tiny.items()]
-    spec = json.loads(STUDY.read_text())
-    spec["arms"] = {arm: {**sets, "set": shrink(sets.get("set", []))} if isinstance(sets, dict) else shrink(sets)
-                    for arm, sets in spec["arms"].items()}
-    study.write_text(json.dumps({**spec, "seeds": spec["seeds"][:1], "iters": 4, "eval_every": 2, "eval_samples": 40}))
+
+def make_dry_states(args: argparse.Namespace) -> None:
+    """Compact states of the shipped recipes at test size (width 8, batch 8), trained 2 iterations on the unpacked
+    synthetic images: what the train phase resumes in a dry run."""
+    import gan_helpers as gh
+    from gankit.states import write_compact_state
+    _, features, states = inputs(args)
+    tiny = {"g_ch": 8, "d_ch": 8, "batch_size": 8, "val_size": 60, "ema_start": 1, "iters": 2, "eval_every": 2,
+            "eval_samples": 40}
+    for name, sets in SHIPPED.items():
+        cfg = dataclasses.replace(getattr(gh.Config, name)().with_overrides(list(sets)), **tiny)
+        run = args.work / "dry_states" / name
+        gh.train(cfg, run, *gh.load_dataset(cfg, args.work / "data"), gh.load_feature_net(features, classifier="none"),
+                 progress=False)
+        write_compact_state(run, states / f"{name}.pt", min_advance=0)
 
 
 def phase_env(args: argparse.Namespace, budget: float) -> tuple[str, str]:
@@ -116,7 +130,10 @@ def phase_env(args: argparse.Namespace, budget: float) -> tuple[str, str]:
     if not (data / "cifar10-jpeg" / "train").is_dir():
         data.mkdir(parents=True, exist_ok=True)
         subprocess.run(["tar", "xzf", str(archive), "-C", str(data)], check=True, timeout=budget)
-    found = {m: importlib.util.find_spec(m) is not None for m in ("pytest", "pytorch_fid", "triton")}
+    if args.dry_run:
+        make_dry_states(args)
+    found = {m: importlib.util.find_spec(m) is not None
+             for m in ("pytest", "pytorch_fid", "triton", "nbclient", "ipykernel")}
     cuda = torch.cuda.is_available()
     env = args.report["env"] = {
         "python": sys.version.split()[0], "torch": torch.__version__, "cuda": torch.version.cuda, "cuda_available": cuda,
@@ -127,7 +144,8 @@ def phase_env(args: argparse.Namespace, budget: float) -> tuple[str, str]:
     if not cuda and not args.dry_run:
         raise RuntimeError("no CUDA device here (torch.cuda.is_available() is False); --dry-run runs on the CPU")
     return "done", (f"{env['device']}, torch {env['torch']}, pytest {'yes' if found['pytest'] else 'NO'}, pytorch-fid "
-                    f"{'yes' if found['pytorch_fid'] else 'no (proxy features)'}, {env['train_images']} train images")
+                    f"{'yes' if found['pytorch_fid'] else 'no (proxy features)'}, nbclient and ipykernel "
+                    f"{'yes' if found['nbclient'] and found['ipykernel'] else 'NO'}, {env['train_images']} train images")
 
 
 def phase_tests(args: argparse.Namespace, budget: float) -> tuple[str, str]:
@@ -236,58 +254,115 @@ def phase_speed(args: argparse.Namespace, budget: float) -> tuple[str, str]:
 
 
 def phase_train(args: argparse.Namespace, budget: float) -> tuple[str, str]:
-    """One `study run` process per run (arm x seed), all at once: every arm gets the same share of the GPU (one
-    process per seed would train its first arm for the whole time limit and never reach the second)."""
+    """Both shipped runs resumed from their compact states, each its own `train --resume-from` process, side by side
+    on the GPU until the time limit (then each writes last.pt), evaluated every 1,000 iterations on 5,000 images."""
     import gan_helpers as gh
-    _, feature_net, study_file = inputs(args)
-    runs_dir, study = args.work / "runs", gh.load_study(study_file)
+    _, feature_net, states = inputs(args)
     minutes = max(budget - 45.0, 10.0) / 60     # imports, CUDA start and reading the images come before its clock
-    common = ["--runs-dir", str(runs_dir), "--data-dir", str(args.work / "data"), "--feature-net", str(feature_net),
-              "--device", "cpu" if args.dry_run else "cuda", "--threads", "1" if args.dry_run else "2",
-              "--time-limit", f"{minutes:.2f}", "--quiet"]
-    env = {"OMP_NUM_THREADS": "1" if args.dry_run else "2", "PYTHONUNBUFFERED": "1"}
+    schedule = ["--iters", "4", "--eval-every", "2", "--eval-samples", "40"] if args.dry_run else \
+        ["--eval-every", str(EVAL_EVERY), "--eval-samples", str(EVAL_SAMPLES)]
+    env = {"OMP_NUM_THREADS": "1" if args.dry_run else "4", "PYTHONUNBUFFERED": "1"}
+    runs = args.report["runs"] = {}
     with (args.out / "training.log").open("a") as out:
         children = []
-        for arm, seed in study.runs():
-            argv = [sys.executable, "gan_helpers.py", "study", "run", str(study_file), "--arm", arm, "--seed",
-                    str(seed), *common]
-            out.write(f"[{arm} s{seed}] {' '.join(argv[1:])}\n")
+        for name in SHIPPED:
+            state = states / f"{name}.pt"
+            if not state.is_file():
+                out.write(f"[{name}] no compact state {state}: not trained\n")
+                continue
+            runs[name] = {"from_iteration": gh.load_checkpoint(state)["iteration"]}
+            argv = [sys.executable, "gan_helpers.py", "train", name, "--resume-from", str(state), "--out",
+                    str(args.work / "shipped" / name), "--data-dir", str(args.work / "data"), "--feature-net",
+                    str(feature_net), *schedule, "--device", "cpu" if args.dry_run else "cuda",
+                    "--time-limit", f"{minutes:.2f}"]
+            out.write(f"[{name}] {' '.join(argv[1:])}\n")
             out.flush()
             children.append(start(argv, out, env))
-        log(f"train: {len(children)} runs side by side, time limit {minutes:.2f} min each")
+        log(f"train: {len(children)} shipped runs side by side, time limit {minutes:.2f} min each")
         codes = wait_all(children, time.monotonic() + budget)
-    status = args.report["study_status"] = gh.study_status(study, runs_dir)
-    done = sum(line.endswith("finished") for line in status)
-    finished = f"{done}/{len(status)} runs finished"
-    if any(c not in (0, None) for c in codes):
-        return "failed", f"exit codes {codes} (messages in training.log); {finished}"
-    return ("done" if done == len(status) else "stopped"), finished
+    for name, run in runs.items():
+        folder = args.work / "shipped" / name
+        if (folder / "last.pt").is_file():
+            history = json.loads((folder / "history.json").read_text())
+            run.update(iteration=history["iter"][-1] if history["iter"] else run["from_iteration"],
+                       best_fd=min((e["fd"] for e in history["eval"]), default=None), new_best=(folder / "best.pt").is_file())
+    reached = "; ".join(f"{n} {r['from_iteration']:,} -> {r.get('iteration', r['from_iteration']):,}"
+                        for n, r in runs.items()) or "no compact state to resume"
+    if not runs or any(c not in (0, None) for c in codes):
+        return "failed", f"exit codes {codes} (messages in training.log); {reached}"
+    return ("done" if all(c == 0 for c in codes) else "stopped"), reached
 
 
 def phase_pack(args: argparse.Namespace, budget: float) -> tuple[str, str]:
-    import gan_helpers as gh
-    study = gh.load_study(inputs(args)[2])
-    by_arm: dict[str, list[Path]] = {}
-    for arm, seed in study.runs():
-        folder = gh.study_run_dir(study, arm, seed, args.work / "runs")
-        if (folder / "history.json").is_file():
-            by_arm.setdefault(arm, []).append(folder)
-            history = json.loads((folder / "history.json").read_text())
-            args.report.setdefault("runs", {})[folder.name] = {
-                "iteration": (history["iter"] or [0])[-1], "finished": (folder / "run.json").is_file(),
-                "best_fd": min((e["fd"] for e in history["eval"]), default=None)}
+    """Each trained run's new compact state (state.pt), history.json and best.pt (when it beat the state's best) ->
+    shipped_<name>.tar.gz, under PACK_LIMIT: history.json, then best.pt are left out if it would not fit."""
+    from gankit.states import write_compact_state
     notes = []
-    for arm, folders in by_arm.items():
-        path = args.out / f"{study.name}_{arm}.tar.gz"
-        for files in (("history.json", "run.json", "best.pt"), ("history.json", "run.json")):
+    for name in SHIPPED:
+        folder = args.work / "shipped" / name
+        if not (folder / "last.pt").is_file():
+            continue
+        write_compact_state(folder, folder / "state.pt", min_advance=0)
+        path = args.out / f"shipped_{name}.tar.gz"
+        for files in (("state.pt", "best.pt", "history.json"), ("state.pt", "best.pt"), ("state.pt",)):
             with tarfile.open(path, "w:gz") as tar:
-                for folder, file in ((f, n) for f in folders for n in files if (f / n).is_file()):
-                    tar.add(folder / file, arcname=f"{study.name}/{folder.name}/{file}")
+                for file in (f for f in files if (folder / f).is_file()):
+                    tar.add(folder / file, arcname=f"{name}/{file}")
             if path.stat().st_size <= PACK_LIMIT:
                 break
-            notes.append(f"{path.name}: best.pt left out (over {PACK_LIMIT / 2 ** 20:g} MiB with them)")
-        notes.append(f"{path.name} {path.stat().st_size / 2 ** 20:.2f} MiB")
-    return ("done" if by_arm else "skipped"), "; ".join(notes) or "no run has a history yet"
+        left_out = [f for f in ("best.pt", "history.json") if f not in files and (folder / f).is_file()]
+        notes.append(f"{path.name} {path.stat().st_size / 2 ** 20:.2f} MiB" + (
+            f" without {' and '.join(left_out)} (over {PACK_LIMIT / 2 ** 20:g} MiB with them)" if left_out else ""))
+    return ("done" if notes else "skipped"), "; ".join(notes) or "no run was trained"
+
+
+def phase_notebooks(args: argparse.Namespace, budget: float) -> tuple[str, str]:
+    """The notebooks top to bottom in smoke mode (GAN_SMOKE=1; tests/test_notebooks.py) on this machine's device,
+    each in a copy of the kit (a smoke run publishes nothing), in a fresh kernel; args.report["notebooks"] says of
+    each: passed, failed (its failing cell), or not run (budget spent)."""
+    env_ok = args.report["env"]
+    if not (env_ok["nbclient"] and env_ok["ipykernel"]):
+        return "skipped", "nbclient or ipykernel is not importable here; carry their wheels (docs/gpu.md)"
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    repo, tmp = args.work / "notebooks_kit", args.work / "notebooks_tmp"
+    shutil.rmtree(repo, ignore_errors=True)
+    (repo / "notebooks").mkdir(parents=True)
+    tmp.mkdir(parents=True, exist_ok=True)
+    shutil.copy(ROOT / "gan_helpers.py", repo)
+    shutil.copytree(ROOT / "gankit", repo / "gankit", ignore=shutil.ignore_patterns("__pycache__"))
+    results = ROOT / "model" / "studies" / "attention" / "results.json"   # the final notebook's studies section
+    (repo / results.relative_to(ROOT)).parent.mkdir(parents=True)
+    shutil.copy(results, repo / results.relative_to(ROOT))
+    env = {**os.environ, "GAN_SMOKE": "1", "TMPDIR": str(tmp), "OMP_NUM_THREADS": "1" if args.dry_run else "4",
+           "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
+    report = args.report["notebooks"] = {}
+    end = time.monotonic() + budget
+    for name in args.notebooks:
+        left = end - time.monotonic()
+        if left < 5:
+            report[name] = "not run: the phase's budget was spent"
+            continue
+        nb = nbformat.read(ROOT / "notebooks" / name, as_version=4)
+        tick = time.monotonic()
+        try:
+            NotebookClient(nb, kernel_name="python3", timeout=int(left),
+                           resources={"metadata": {"path": str(repo / "notebooks")}}).execute(env=env)
+            report[name] = f"passed in {time.monotonic() - tick:.0f} s"
+        except CellExecutionError as exc:
+            cell = next((i for i, c in enumerate(nb.cells) if any(o.get("output_type") == "error"
+                                                                  for o in c.get("outputs", []))), None)
+            report[name] = f"failed at cell {cell}: {exc.ename}: {str(exc.evalue).splitlines()[0][:200] if exc.evalue else ''}"
+        except Exception as exc:   # noqa: BLE001  a cell past the time left, a kernel that died: recorded, next one
+            report[name] = f"stopped: {type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]}"
+        log(f"notebooks: {name}: {report[name]}")
+    passed = sum(r.startswith("passed") for r in report.values())
+    status = "done" if passed == len(report) else "failed" if any(r.startswith("failed") for r in report.values()) \
+        else "stopped"
+    return status, f"{passed}/{len(report)} passed" + "".join(f"; {n}: {r}" for n, r in report.items()
+                                                            if not r.startswith("passed"))
 
 
 def run_phase(args: argparse.Namespace, name: str) -> None:
@@ -322,6 +397,8 @@ def main() -> int:
     p.add_argument("--budget", nargs="*", default=[], metavar="PHASE=SECONDS",
                    help=f"a phase's own budget (defaults {BUDGETS}; train: what is left)")
     p.add_argument("--phases", default=",".join(PHASES), help="comma-separated phases to run")
+    p.add_argument("--notebooks", nargs="+", default=list(NOTEBOOKS), choices=NOTEBOOKS,
+                   help="the notebooks phase's notebooks (default: all four)")
     p.add_argument("--phase", help=argparse.SUPPRESS)                 # a child process running one phase
     p.add_argument("--deadline", type=float, help=argparse.SUPPRESS)  # its deadline, time.time()
     args = p.parse_args()
