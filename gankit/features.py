@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -13,7 +14,8 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from .core import GanError
+from .core import GanError, batched
+from .files import atomic_path
 from .data import ImageSet
 
 __all__ = ['RandomFeatures', 'random_classifier', 'INCEPTION_WEIGHTS_FILE', 'NetOutputs', 'FeatureNet', 'KIT_CLASSIFIER', 'load_classifier', 'load_feature_net', 'warnings_ignored', 'Stats', 'real_stats']
@@ -36,8 +38,8 @@ class RandomFeatures(nn.Module):
 
 def random_classifier(num_classes: int = 10, seed: int = 0) -> nn.Module:
     """RandomFeatures followed by a fixed random linear head (images in [0, 1] -> logits (N, num_classes)):
-    the stand-in classifier of tests and smoke runs, so the IS and class-accuracy paths run without
-    ../shared. Its numbers mean nothing."""
+    the stand-in classifier of tests and smoke runs, so the IS and class-accuracy paths run without a trained
+    classifier. Its numbers mean nothing."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         head = nn.Linear(64, num_classes)
@@ -105,49 +107,58 @@ class FeatureNet:
     class_label: str = ""          # "class accuracy (proxy: <classifier>)": printed beside class accuracies
     half: bool = False             # run the network under float16 autocast (load_feature_net: on by default on
                                    # CUDA). fp16, not bf16: FD moves by < 0.001 % with fp16 features but by
-                                   # about 0.2 % with bf16 ones (tests/test_engine.py)
+                                   # about 0.2 % with bf16 ones (tests/test_cuda.py)
 
-    @torch.no_grad()
-    def outputs(self, images: Tensor, batch_size: int = 50, classify: bool = True) -> NetOutputs:
-        """uint8 images (N, 3, H, W) -> NetOutputs (float64 arrays), computed in eval mode on the net's device;
-        classify=False leaves class_logits None."""
+    def outputs(self, images: Tensor, batch_size: int | None = None, classify: bool = True) -> NetOutputs:
+        """uint8 images (N, 3, H, W) -> NetOutputs (float64 arrays), computed in eval mode on the net's device in
+        batches of `batch_size` (default: 500 on CUDA, 50 elsewhere, where Inception's 299x299 activations of 500
+        images would take gigabytes); classify=False leaves class_logits None."""
         self.module.eval()
-        device = next(iter(self.module.parameters()), torch.empty(0)).device
-        feats, is_logits, class_logits = [], [], []
-        for i in range(0, len(images), batch_size):
-            x = images[i:i + batch_size].to(device).float().div(255.0)
+        device = _device_of(self.module)
+        batch_size = batch_size or (500 if device.type == "cuda" else 50)
+        # a proxy's IS logits are the classifier's: no second pass for the class logits
+        second_pass = classify and self.classifier is not None and self.is_inception
+
+        def run(images: Tensor) -> tuple[Tensor, Tensor | None, Tensor | None]:
+            x = images.float().div(255.0)
             with torch.autocast(device.type, dtype=torch.float16, enabled=self.half):
                 f, logits = self.module(x)
-            feats.append(f.double().cpu())
-            if logits is not None:
-                is_logits.append(logits.double().cpu())
-            if classify and self.classifier is not None:   # a proxy's IS logits are the classifier's: no second pass
-                class_logits.append(is_logits[-1] if not self.is_inception else self.classifier.eval()(x).double().cpu())
-        cat = lambda parts: torch.cat(parts).numpy() if parts else None
-        return NetOutputs(torch.cat(feats).numpy(), cat(is_logits), cat(class_logits))
+            classes = self.classifier.eval()(x).double() if second_pass else None
+            return f.double(), None if logits is None else logits.double(), classes
 
-    def features(self, images: Tensor, batch_size: int = 50) -> np.ndarray:
-        """uint8 images (N, 3, H, W) -> float64 features (N, D)."""
+        feats, is_logits, class_logits = batched(run, images, batch_size=batch_size, device=device)
+        if classify and self.classifier is not None and not second_pass:
+            class_logits = is_logits
+        as_numpy = lambda t: None if t is None else t.numpy()  # noqa: E731
+        return NetOutputs(feats.numpy(), as_numpy(is_logits), as_numpy(class_logits))
+
+    def features(self, images: Tensor, batch_size: int | None = None) -> np.ndarray:
+        """uint8 images (N, 3, H, W) -> float64 features (N, D) (batch_size: see outputs())."""
         return self.outputs(images, batch_size, classify=False).features
 
-    @torch.no_grad()
     def class_logits(self, images: Tensor, batch_size: int = 500) -> np.ndarray:
         """uint8 images (N, 3, H, W) -> the classifier's logits (N, C), float64 (the classifier alone)."""
         if self.classifier is None:
-            raise GanError("no classifier: pass classifier=PATH (--classifier), e.g. ../shared/eval/cifar10_classifier.pt")
-        device = next(iter(self.classifier.parameters()), torch.empty(0)).device
-        return torch.cat([self.classifier.eval()(images[i:i + batch_size].to(device).float().div(255.0)).double().cpu()
-                          for i in range(0, len(images), batch_size)]).numpy()
+            raise GanError("no classifier: pass classifier=PATH (--classifier), a TorchScript CIFAR-10 classifier "
+                           "taking images (N, 3, S, S) in [0, 1]")
+        classifier = self.classifier.eval()
+        return batched(lambda x: classifier(x.float().div(255.0)).double(), images, batch_size=batch_size,
+                       device=_device_of(classifier)).numpy()
 
 
-# the kit's copy of ../shared/eval/cifar10_classifier.pt (model/eval/README.md): the default classifier
+def _device_of(module: nn.Module) -> torch.device:
+    """Where a module's parameters live (the CPU for one without parameters)."""
+    return next(iter(module.parameters()), torch.empty(0)).device
+
+
+# the kit's own CIFAR-10 classifier (tools/train_classifier.py, model/eval/README.md): the default classifier
 KIT_CLASSIFIER = Path(__file__).resolve().parents[1] / "model" / "eval" / "cifar10_classifier.pt"
 
 
 def _load_torchscript(path: Path, what: str) -> nn.Module:
     if not path.is_file():
-        raise GanError(f"{what} {path} not found: pass a TorchScript file taking images (N, 3, 32, 32) in [0, 1] "
-                       f"(e.g. ../shared/eval/cifar10_features.pt, ../shared/eval/cifar10_classifier.pt)")
+        raise GanError(f"{what} {path} not found: pass a TorchScript file taking images (N, 3, S, S) in [0, 1] "
+                       f"(e.g. the kit's classifier, model/eval/cifar10_classifier.pt)")
     with warnings_ignored():
         return torch.jit.load(str(path), map_location="cpu")
 
@@ -200,30 +211,50 @@ def warnings_ignored() -> Iterator[None]:
 
 
 def _load_inception(fid_weights: str | Path | None) -> tuple[nn.Module, nn.Linear]:
-    """pytorch-fid's InceptionV3 up to pool3, and the final linear layer (1008 classes) of the same
-    weights, which pytorch-fid builds and then drops: we keep it for the Inception Score."""
-    from unittest import mock
+    """pytorch-fid's InceptionV3 up to pool3, and the final linear layer (1008 classes) of the same weights,
+    which pytorch-fid drops: we keep it for the Inception Score. pytorch-fid reads its weights through the torch
+    hub cache (downloading them when missing); a local `fid_weights` file is handed to it as that cache."""
     import pytorch_fid.inception as pfi
-    block = pfi.InceptionV3.BLOCK_INDEX_BY_DIM[2048]
-    built: list[nn.Module] = []
-    build = pfi.fid_inception_v3
-    keep_fc = mock.patch.object(pfi, "fid_inception_v3", lambda: built.append(build()) or built[-1])
-    if fid_weights is not None:
-        path = Path(fid_weights)
-        if not path.is_file():
-            raise GanError(f"FID weights file {path} not found (fid_weights / --fid-weights)")
-        # pytorch-fid always fetches through load_state_dict_from_url; hand it the local file instead
-        with keep_fc, mock.patch.object(pfi, "load_state_dict_from_url",
-                                        lambda *a, **k: torch.load(path, map_location="cpu")):
-            return pfi.InceptionV3([block]), built[0].fc
+    if fid_weights is not None and not Path(fid_weights).is_file():
+        raise GanError(f"FID weights file {fid_weights} not found (fid_weights / --fid-weights)")
     try:
-        with keep_fc:
-            return pfi.InceptionV3([block]), built[0].fc
-    except Exception as exc:  # offline: URLError / socket errors from the download
+        with _hub_cache_holding(fid_weights):
+            inception = pfi.InceptionV3([pfi.InceptionV3.BLOCK_INDEX_BY_DIM[2048]])
+            state = torch.hub.load_state_dict_from_url(pfi.FID_WEIGHTS_URL, map_location="cpu")   # now cached
+    except OSError as exc:  # offline: URLError / socket errors from the download
         cached = Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_WEIGHTS_FILE
         raise GanError(f"FID Inception weights are not in {cached} and could not be downloaded "
                        f"({type(exc).__name__}); pass fid_weights=PATH (--fid-weights) with {INCEPTION_WEIGHTS_FILE}, "
                        f"or feature_net=PATH (--feature-net) for an offline proxy metric (not FID)") from exc
+    fc = nn.Linear(*state["fc.weight"].T.shape)                          # 2048 -> 1008
+    fc.load_state_dict({"weight": state["fc.weight"], "bias": state["fc.bias"]})
+    return inception, fc
+
+
+@contextlib.contextmanager
+def _hub_cache_holding(weights: str | Path | None) -> Iterator[None]:
+    """With a weights file: the torch hub cache ($TORCH_HOME/hub) is, meanwhile, a temporary folder holding only a
+    link to it under pytorch-fid's file name (so pytorch-fid loads it, and nothing is downloaded); without one:
+    the usual cache."""
+    if weights is None:
+        yield
+        return
+    usual = os.environ.get("TORCH_HOME")
+    with tempfile.TemporaryDirectory() as home:
+        cache = Path(home) / "hub" / "checkpoints"
+        cache.mkdir(parents=True)
+        (cache / INCEPTION_WEIGHTS_FILE).symlink_to(Path(weights).resolve())
+        os.environ["TORCH_HOME"] = home
+        try:
+            if Path(torch.hub.get_dir()) != cache.parent:
+                raise GanError(f"torch.hub.set_dir({torch.hub.get_dir()!r}) hides fid_weights={str(weights)!r}: "
+                               f"put {INCEPTION_WEIGHTS_FILE} in {torch.hub.get_dir()}/checkpoints instead")
+            yield
+        finally:
+            if usual is None:
+                del os.environ["TORCH_HOME"]
+            else:
+                os.environ["TORCH_HOME"] = usual
 
 
 @dataclass
@@ -242,10 +273,10 @@ class Stats:
         return 0 if self.features is None else len(self.features)
 
     def save(self, path: Path) -> None:
-        """Write `mu`, `sigma` (pytorch-fid's .npz layout) and `features`, atomically."""
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp.npz")   # per process: parallel study runs share the cache
-        np.savez(tmp, mu=self.mu, sigma=self.sigma, features=np.asarray(self.features, dtype=np.float32))
-        os.replace(tmp, path)
+        """Write `mu`, `sigma` (pytorch-fid's .npz layout) and `features`, atomically (parallel study runs share
+        the cache)."""
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:   # a file object: numpy adds no ".npz" to its name
+            np.savez(f, mu=self.mu, sigma=self.sigma, features=np.asarray(self.features, dtype=np.float32))
 
     @staticmethod
     def load(path: Path) -> "Stats":
@@ -260,6 +291,5 @@ def real_stats(images: ImageSet, split: str, net: FeatureNet, cache_dir: str | P
     if path.is_file():
         return Stats.load(path)
     stats = Stats.of(net.features(images.x))
-    path.parent.mkdir(parents=True, exist_ok=True)
     stats.save(path)
     return stats

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 from torch import Tensor
 
-from .core import GanError
+from .core import GanError, batched
 from .device import device_of, eval_mode
 from .data import ImageSet, to_float
 from .build import build_models
@@ -57,7 +57,7 @@ def cluster_accuracy(G: nn.Module, classifier: nn.Module | None = None, per_valu
     images = generate(G, z, y).add(1).div(2)                            # (n, 3, S, S) in [0, 1]
     device = next(iter(classifier.parameters()), torch.empty(0)).device
     with eval_mode(classifier):
-        pred = torch.cat([classifier(images[i:i + 500].to(device)).argmax(1).cpu() for i in range(0, n, 500)])
+        pred = batched(lambda x: classifier(x).argmax(1), images, batch_size=500, device=device)
     acc, mapping = matched_accuracy(values, pred)
     shuffled = values[torch.randperm(n, generator=torch.Generator().manual_seed(seed))]
     return {"cluster_acc": acc, "mapping": mapping, "shuffled_acc": matched_accuracy(shuffled, pred)[0],
@@ -90,7 +90,6 @@ def logistic_probe(train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Ten
                 for name, x, y in (("train", train_x, train_y), ("test", test_x, test_y))}
 
 
-@torch.no_grad()
 def encoder_features(G: nn.Module, images: Tensor, part: str = "trunk", batch_size: int = 500) -> Tensor:
     """What BiGAN's encoder makes of images (N, 3, S, S) in [-1, 1]: its trunk's features (N, F) (part="trunk",
     Encoder.features, before its last linear layer) or its latents (N, z_dim) (part="z"); in eval mode on G's
@@ -99,10 +98,9 @@ def encoder_features(G: nn.Module, images: Tensor, part: str = "trunk", batch_si
         raise GanError("this generator has no encoder: train with encoder='bigan'")
     if part not in ("trunk", "z"):
         raise GanError(f"part={part!r}: choose 'trunk' (the conv features) or 'z' (the encoder's latents)")
-    device, layer = device_of(G), G.encoder.features if part == "trunk" else G.encoder
+    layer = G.encoder.features if part == "trunk" else G.encoder
     with eval_mode(G):
-        return torch.cat([layer(images[i:i + batch_size].to(device)).float().cpu()
-                          for i in range(0, len(images), batch_size)])
+        return batched(lambda x: layer(x).float(), images, batch_size=batch_size, device=device_of(G))
 
 
 def probe_encoder(G: nn.Module, train: ImageSet, test: ImageSet, n_train: int = 10_000, n_test: int = 10_000,

@@ -6,7 +6,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from .core import GanError
+from .core import GanError, batched
 from .device import device_of, eval_mode
 from .config import Config
 from .latent import draw_latents
@@ -28,19 +28,16 @@ def latents(G: nn.Module, n: int, labels: Tensor | int | None = None, seed: int 
     return z, y
 
 
-@torch.no_grad()
 def generate(G: nn.Module, z: Tensor, y: Tensor | None, batch_size: int = 500) -> Tensor:
     """G(z, y) in eval mode, in batches on G's device: z (n, latent_dim), y (n,) class indices, (n, K) class
     weights or None -> images (n, 3, S, S) in [-1, 1] on the CPU."""
-    device = device_of(G)
     with eval_mode(G):
-        return torch.cat([G(z[i:i + batch_size].to(device), None if y is None else y[i:i + batch_size].to(device))
-                          .float().cpu() for i in range(0, len(z), batch_size)])
+        return batched(lambda z, y: G(z, y).float(), z, y, batch_size=batch_size, device=device_of(G))
 
 
 def sample(G: nn.Module, n: int, labels: Tensor | int | None = None, seed: int = 0,
            batch_size: int = 500) -> Tensor:
-    """n images (n, 3, 32, 32) in [-1, 1] on the CPU, the same for the same seed (see latents())."""
+    """n images (n, 3, S, S) in [-1, 1] on the CPU, the same for the same seed (see latents())."""
     return generate(G, *latents(G, n, labels, seed), batch_size)
 
 
@@ -57,7 +54,7 @@ def slerp(z0: Tensor, z1: Tensor, t: Tensor) -> Tensor:
 
 def interpolate_latents(G: nn.Module, seeds: tuple[int, int] = (0, 1), label: int | None = 0,
                         steps: int = 8) -> Tensor:
-    """Within a class: images (steps, 3, 32, 32) along the slerp between the latents of
+    """Within a class: images (steps, 3, S, S) along the slerp between the latents of
     sample(G, 1, label, seeds[0]) and sample(G, 1, label, seeds[1]); its ends are those two samples.
     `label` is ignored by an unconditional G."""
     (z0, y), (z1, _) = (latents(G, 1, label, seed) for seed in seeds)
@@ -66,7 +63,7 @@ def interpolate_latents(G: nn.Module, seeds: tuple[int, int] = (0, 1), label: in
 
 
 def interpolate_classes(G: nn.Module, classes: tuple[int, int] = (0, 1), seed: int = 0, steps: int = 8) -> Tensor:
-    """Between classes: images (steps, 3, 32, 32) from one latent (that of sample(G, 1, seed=seed)) with
+    """Between classes: images (steps, 3, S, S) from one latent (that of sample(G, 1, seed=seed)) with
     the class conditioning going from classes[0] to classes[1]: soft labels (1 - t) one_hot(a) +
     t one_hot(b), i.e. conditional BN's per-class scale and shift mixed linearly. The ends are
     sample(G, 1, a, seed) and sample(G, 1, b, seed)."""
@@ -119,16 +116,13 @@ def traversal(G: nn.Module, cat_values: list[int] | None = None, cont_index: int
     return generate(G, z, None if y is None else y.expand(len(z)))
 
 
-@torch.no_grad()
 def encode(G: nn.Module, images: Tensor, batch_size: int = 500) -> Tensor:
     """BiGAN's encoder E (G.encoder) in eval mode, in batches on G's device: images (N, 3, S, S) in [-1, 1]
     -> latents (N, z_dim) on the CPU."""
     if getattr(G, "encoder", None) is None:
         raise GanError("this generator has no encoder: train with encoder='bigan'")
-    device = device_of(G)
     with eval_mode(G):
-        return torch.cat([G.encoder(images[i:i + batch_size].to(device)).float().cpu()
-                          for i in range(0, len(images), batch_size)])
+        return batched(lambda x: G.encoder(x).float(), images, batch_size=batch_size, device=device_of(G))
 
 
 def reconstruct(G: nn.Module, images: Tensor) -> Tensor:

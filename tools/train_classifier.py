@@ -12,10 +12,8 @@ from __future__ import annotations
 import argparse
 import copy
 import datetime
-import os
 import shlex
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -26,6 +24,7 @@ from tqdm.auto import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import gan_helpers as gh  # noqa: E402
+import gankit  # noqa: E402
 
 # per-channel mean and standard deviation of the CIFAR-10 training images in [0, 1]
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
@@ -79,16 +78,12 @@ def as_input(x: Tensor) -> Tensor:
     return x.float().div(255).contiguous(memory_format=torch.channels_last)
 
 
-@torch.inference_mode()
 def accuracy(model: nn.Module, data: gh.ImageSet, batch_size: int = 500) -> float:
     """Fraction of `data` that `model` (images in [0, 1] -> logits) classifies as its label."""
     model.eval()
-    device = next(model.parameters()).device
-    correct = 0
-    for i in range(0, len(data), batch_size):
-        x, y = data.x[i:i + batch_size].to(device), data.y[i:i + batch_size].to(device)
-        correct += (model(as_input(x)).argmax(1) == y).sum().item()
-    return correct / len(data)
+    predicted = gankit.core.batched(lambda x: model(as_input(x)).argmax(1), data.x, batch_size=batch_size,
+                                    device=next(model.parameters()).device)
+    return (predicted == data.y).float().mean().item()
 
 
 def learning_rate(step: int, steps_per_epoch: int, epochs: int, peak: float) -> float:
@@ -149,20 +144,10 @@ def train_classifier(train: gh.ImageSet, val: gh.ImageSet, epochs: int = 30, bat
 
 
 def export(model: nn.Module, path: str | Path) -> None:
-    """Script `model` (in eval mode, on the CPU) and save it to `path` through a temporary file and a rename,
-    so that a crash never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    try:
-        with gh.warnings_ignored():   # TorchScript's deprecation FutureWarning (torch >= 2.14)
-            torch.jit.save(torch.jit.script(model.cpu().eval()), tmp)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; the classifier is meant to be shared
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    """Script `model` (in eval mode, on the CPU) and save it to `path` atomically (a crash never leaves half a
+    file)."""
+    with gankit.files.atomic_path(path) as tmp, gh.warnings_ignored():   # TorchScript's deprecation FutureWarning
+        torch.jit.save(torch.jit.script(model.cpu().eval()), str(tmp))
 
 
 def main(argv: list[str] | None = None) -> None:
