@@ -15,6 +15,7 @@ if ROOT not in sys.path:
 from helpers import tiny  # noqa: E402
 
 import gan_helpers as gh  # noqa: E402  (after the path is set)
+import gankit  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -26,7 +27,7 @@ def random_inception_home(tmp_path_factory) -> Path:
             mock.patch.object(torch.nn.Module, "load_state_dict", lambda self, *a, **k: None):
         torch.manual_seed(0)
         model = pfi.fid_inception_v3()
-    path = home / "hub" / "checkpoints" / gh.INCEPTION_WEIGHTS_FILE
+    path = home / "hub" / "checkpoints" / gankit.features.INCEPTION_WEIGHTS_FILE
     path.parent.mkdir(parents=True)
     torch.save(model.state_dict(), path)
     return home
@@ -37,7 +38,7 @@ def conditional_G() -> nn.Module:
     G, _ = gh.build_models(tiny())
     torch.manual_seed(0)
     for m in G.modules():                                        # classes that differ, unlike at initialisation
-        if isinstance(m, gh.ConditionalBatchNorm):
+        if isinstance(m, gankit.layers.ConditionalBatchNorm):
             nn.init.normal_(m.gain.weight, 1.0, 0.5)
             nn.init.normal_(m.bias.weight, 0.0, 0.5)
     return G

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from gan_helpers import SelfAttention
+from gankit.attention import SelfAttention
 
 
 def test_self_attention_is_identity_at_init_and_rows_are_distributions():

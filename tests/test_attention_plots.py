@@ -4,6 +4,7 @@ import pytest
 import torch
 
 import gan_helpers as gh
+import gankit
 from test_plots import TEXT_WIDTH_IN, smallest_print_pt
 
 
@@ -75,10 +76,10 @@ def test_plot_attention_and_the_explorer_picture_have_a_colour_bar_and_mark_the_
     import matplotlib
     matplotlib.use("Agg")
     images, attn = maps(1, 8)
-    image, heat = gh.plot_attention(images[0], attn[0], (10.0, 21.0))
+    image, heat = gankit.attention_plots.plot_attention(images[0], attn[0], (10.0, 21.0))
     fig = image.figure
     assert [bar.get_ylabel() for bar in colorbars(fig)] == ["attention weight"]
     torch.testing.assert_close(torch.as_tensor(heat.get_images()[0].get_array()), attn[0, 2 * 8 + 5].view(8, 8))
     assert marks_cover(image, (10.0, 21.0)) and marks_cover(heat, (10.0, 21.0))
     assert smallest_print_pt(fig) >= 7
-    assert gh.attention_png(images[0], attn[0], (2, 5), title="G 8x8, sample 0").startswith(b"\x89PNG")
+    assert gankit.attention_plots.attention_png(images[0], attn[0], (2, 5), title="G 8x8, sample 0").startswith(b"\x89PNG")

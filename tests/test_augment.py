@@ -44,7 +44,7 @@ def test_consistency_regularisation_adds_the_squared_logit_changes_to_the_d_loss
 def test_consistency_shift_flips_and_shifts_each_image_within_an_eighth():
     torch.manual_seed(0)
     x = torch.rand(64, 3, 32, 32) + 1                 # positive everywhere: uncovered borders read 0
-    y = gh.consistency_shift(x)
+    y = gankit.augment.consistency_shift(x)
     mirrored = 0
     for a, b in zip(x, y):
         inside = b[0] != 0
@@ -64,7 +64,7 @@ def test_consistency_shift_flips_and_shifts_each_image_within_an_eighth():
 def test_translation_moves_each_image_by_at_most_an_eighth_with_a_zero_border():
     x = images(32, 16)
     torch.manual_seed(1)
-    y = gh.augment_translation(x)
+    y = gankit.augment.augment_translation(x)
     moves = set()
     for a, b in zip(x, y):
         found = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3) if torch.equal(shifted(a, dy, dx), b)]
@@ -76,7 +76,7 @@ def test_translation_moves_each_image_by_at_most_an_eighth_with_a_zero_border():
 def test_cutout_zeroes_one_square_of_half_the_side_cut_at_the_border():
     x = images(32, 16) * 0.5 + 0.6      # no pixel of the input is zero
     torch.manual_seed(2)
-    y = gh.augment_cutout(x)
+    y = gankit.augment.augment_cutout(x)
     for a, b in zip(x, y):
         cut = (b == 0).all(dim=0)
         assert torch.equal(b[:, ~cut], a[:, ~cut]) and (b[:, cut] == 0).all()
@@ -89,7 +89,7 @@ def test_cutout_zeroes_one_square_of_half_the_side_cut_at_the_border():
 def test_color_is_an_affine_map_of_each_image_within_the_documented_ranges():
     x = images(64, 4)
     torch.manual_seed(3)
-    y = gh.augment_color(x)
+    y = gankit.augment.augment_color(x)
     torch.manual_seed(3)
     b, s, c = (torch.rand(64, 1, 1, 1) for _ in range(3))
     bright = x + b - 0.5
@@ -102,8 +102,8 @@ def test_color_is_an_affine_map_of_each_image_within_the_documented_ranges():
 def test_gradients_pass_through_every_transform_and_none_is_the_identity():
     x = images().requires_grad_(True)
     state = torch.get_rng_state()
-    assert gh.diff_augment(x, "none") is x and torch.equal(torch.get_rng_state(), state)
-    gh.diff_augment(x, "color,translation,cutout").sum().backward()
+    assert gankit.augment.diff_augment(x, "none") is x and torch.equal(torch.get_rng_state(), state)
+    gankit.augment.diff_augment(x, "color,translation,cutout").sum().backward()
     assert x.grad is not None and x.grad.abs().sum() > 0
 
 

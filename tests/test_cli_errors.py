@@ -102,7 +102,7 @@ def fake_run(ws: Path, folder: Path, fd: float, **metrics) -> Path:
     """A copy of ws/run whose best.pt claims validation score `fd` (other metric fields overridable)."""
     ckpt = gh.load_checkpoint(ws / "run" / "best.pt")
     ckpt["metrics"] = {**ckpt["metrics"], "fd": fd, **metrics}
-    gh.save_atomic(ckpt, folder / "best.pt")
+    gankit.files.save_atomic(ckpt, folder / "best.pt")
     (folder / "history.json").write_text((ws / "run" / "history.json").read_text())
     return folder
 
@@ -120,7 +120,7 @@ def test_bad_input_is_one_line(command, line, expected, ws, capsys, monkeypatch)
 
 
 def test_repeated_set_flags_all_apply():
-    args = gh.build_parser().parse_args(["train", "sagan", "--set", "g_ch=32", "--set", "d_ch=16", "seed=3"])
+    args = gankit.cli.build_parser().parse_args(["train", "sagan", "--set", "g_ch=32", "--set", "d_ch=16", "seed=3"])
     cfg = gh.Config.sagan().with_overrides(args.set)
     assert (cfg.g_ch, cfg.d_ch, cfg.seed) == (32, 16, 3)
 
@@ -136,22 +136,25 @@ def test_int_accepted_for_float_fields_and_strings_stay_strings():
 def test_exploding_losses_stop_training_and_keep_the_last_checkpoint(bad, tmp_path):
     real_step = gh.train_step
 
-    def step_then_explode(*args):
+    calls = []
+
+    def step_then_explode(*args):   # from the third iteration on, G's loss is `bad`
+        calls.append(1)
         logs = real_step(*args)
-        return {**logs, "g_loss": bad} if args[7] >= 2 else logs   # args[7]: the iteration
+        return {**logs, "g_loss": torch.tensor(bad)} if len(calls) >= 3 else logs
 
     train, val = gh.train_val_split(gh.synthetic_images(120), 20)
     with mock.patch.object(gankit.training, "train_step", step_then_explode):
-        with pytest.raises(gh.TrainingDiverged, match=r"diverged at iteration 3 .*diverged_above=1e\+06.*iteration 2"):
+        with pytest.raises(gankit.training.TrainingDiverged, match=r"diverged at iteration 3 .*diverged_above=1e\+06.*iteration 2"):
             gh.train(tiny(iters=6), tmp_path, train, val, gh.load_feature_net(gh.RandomFeatures()), progress=False)
     assert torch.load(tmp_path / "last.pt", weights_only=True)["iteration"] == 2
 
 
 def test_divergence_threshold_is_the_config_field():
     logs = {"d_loss": 0.5, "g_loss": -999.0, "d_real": 1.0, "d_fake": 0.0}
-    assert not gh.diverged(logs, 1e3)
-    assert gh.diverged(logs, 998.0)
-    assert gh.diverged({**logs, "d_real": math.nan}, 1e6)
+    assert not gankit.training.diverged(logs, 1e3)
+    assert gankit.training.diverged(logs, 998.0)
+    assert gankit.training.diverged({**logs, "d_real": math.nan}, 1e6)
     assert gh.Config().diverged_above == 1e6
 
 
@@ -191,13 +194,13 @@ def test_publish_refusal_compares_like_with_like():
     old = {"iteration": 100, "metrics": metrics, "summary": {"data": "image folder data/cifar10-jpeg/train"}}
     new = {"iteration": 200, "metrics": {**metrics, "fd": 0.9},
            "summary": {"data": "image folder /home/me/kit/data/cifar10-jpeg/train", "validation_sha256": "ab"}}
-    assert gh.publish_refusal(new, old) is None                     # same data through another path
+    assert gankit.publishing.publish_refusal(new, old) is None                     # same data through another path
     moved = {**new, "summary": {"data": "image folder /home/me/other/train"}}
-    assert "validation set" in gh.publish_refusal(moved, old)
+    assert "validation set" in gankit.publishing.publish_refusal(moved, old)
     hashed_old = {**old, "summary": {**old["summary"], "validation_sha256": "cd"}}
-    assert "validation set 'ab' vs 'cd'" in gh.publish_refusal(new, hashed_old)
-    assert "no validation score" in gh.publish_refusal({**new, "metrics": None}, old)
-    assert "not lower" in gh.publish_refusal({**new, "metrics": metrics}, old)  # equal is not better
+    assert "validation set 'ab' vs 'cd'" in gankit.publishing.publish_refusal(new, hashed_old)
+    assert "no validation score" in gankit.publishing.publish_refusal({**new, "metrics": None}, old)
+    assert "not lower" in gankit.publishing.publish_refusal({**new, "metrics": metrics}, old)  # equal is not better
 
 
 def test_training_records_what_publishing_compares(ws):

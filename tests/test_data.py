@@ -9,6 +9,7 @@ import torch
 from helpers import tiny_cfg
 
 import gan_helpers as gh
+import gankit
 from gan_helpers import Config, GanError
 
 
@@ -54,7 +55,7 @@ def test_split_is_fixed_and_disjoint():
 
 def test_uint8_round_trip_is_exact():
     x = torch.arange(256, dtype=torch.uint8).view(1, 1, 16, 16).expand(1, 3, 16, 16)
-    assert torch.equal(gh.to_uint8(gh.to_float(x)), x)
+    assert torch.equal(gankit.data.to_uint8(gh.to_float(x)), x)
 
 
 def test_folder_without_test_split_is_split_three_ways(tmp_path):
@@ -78,7 +79,7 @@ def test_images_are_centre_cropped_and_resized(tmp_path):
     wide[:, 10:50] = (0, 0, 255)                                       # the centred 40x40 square is blue
     (tmp_path / "a").mkdir()
     Image.fromarray(wide).save(tmp_path / "a" / "wide.png")
-    x = gh.read_image_folder(tmp_path, size=32).x
+    x = gankit.data.read_image_folder(tmp_path, size=32).x
     assert x.shape == (1, 3, 32, 32)
     assert torch.equal(x[0, :, 0, 0], torch.tensor([0, 0, 255], dtype=torch.uint8))
     assert int(x[0, 0].max()) == 0                                     # no red survives the crop
@@ -106,6 +107,6 @@ def test_class_subset_relabels_and_trains(tmp_path):
 def test_data_that_does_not_fit_the_config_is_refused():
     data = gh.synthetic_images(20, num_classes=3, size=64)
     with pytest.raises(GanError, match="img_size=64"):
-        gh.check_data(tiny_cfg(img_size=32), data)
+        gankit.data.check_data(tiny_cfg(img_size=32), data)
     with pytest.raises(GanError, match="num_classes=3"):
-        gh.check_data(tiny_cfg(img_size=64, num_classes=10), data)
+        gankit.data.check_data(tiny_cfg(img_size=64, num_classes=10), data)

@@ -13,12 +13,13 @@ from helpers import numpy_is
 from torch.testing import assert_close
 
 import gan_helpers as gh
+import gankit
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def features() -> gh.FeatureNet:
+def features() -> gankit.features.FeatureNet:
     return gh.load_feature_net(gh.RandomFeatures())
 
 
@@ -28,7 +29,7 @@ def inception_weights(random_inception_home, tmp_path_factory) -> Path:
     (He-normal convolutions, identity batch norms; the plain random state dict gives features near 1e-8).
     A random deep network still maps all images to nearly one direction, so the tests compare the logits'
     differences between images too, and the IS of those differences spread out (spread())."""
-    state = torch.load(random_inception_home / "hub" / "checkpoints" / gh.INCEPTION_WEIGHTS_FILE)
+    state = torch.load(random_inception_home / "hub" / "checkpoints" / gankit.features.INCEPTION_WEIGHTS_FILE)
     gen = torch.Generator().manual_seed(0)
     for key, value in state.items():
         if key.endswith("conv.weight"):
@@ -38,18 +39,18 @@ def inception_weights(random_inception_home, tmp_path_factory) -> Path:
         elif key.endswith(("running_mean", "bn.bias")):
             state[key] = torch.zeros_like(value)
     state["fc.weight"] = torch.randn(state["fc.weight"].shape, generator=gen) * 3 / math.sqrt(2048)
-    path = tmp_path_factory.mktemp("inception") / gh.INCEPTION_WEIGHTS_FILE
+    path = tmp_path_factory.mktemp("inception") / gankit.features.INCEPTION_WEIGHTS_FILE
     torch.save(state, path)
     return path
 
 
 @pytest.fixture(scope="module")
-def inception_run(inception_weights) -> tuple[gh.FeatureNet, torch.Tensor, gh.NetOutputs]:
+def inception_run(inception_weights) -> tuple[gankit.features.FeatureNet, torch.Tensor, gankit.features.NetOutputs]:
     """Our Inception FeatureNet, 4 uint8 images at 299x299 (Inception's own size, so no implementation
     resizes them) and our outputs for them (one pass, batches of 3)."""
     net = gh.load_feature_net(None, fid_weights=inception_weights, classifier="none")
     x = gh.to_float(gh.synthetic_images(4, seed=3).x)
-    images = gh.to_uint8(F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False))
+    images = gankit.data.to_uint8(F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False))
     return net, images, net.outputs(images, batch_size=3)
 
 
@@ -96,8 +97,8 @@ def test_half_precision_features_keep_the_distance_within_0_1_percent():
     fd = {}
     for half in (False, True):
         net = gh.load_feature_net(gh.RandomFeatures(), half=half)
-        sa, sb = gh.Stats.of(net.features(a)), gh.Stats.of(net.features(b))
-        fd[half] = gh.frechet_distance(sa.mu, sa.sigma, sb.mu, sb.sigma)
+        sa, sb = gankit.features.Stats.of(net.features(a)), gankit.features.Stats.of(net.features(b))
+        fd[half] = gankit.measures.frechet_distance(sa.mu, sa.sigma, sb.mu, sb.sigma)
     assert fd[True] != fd[False]                                  # the half path really ran in float16
     assert fd[True] == pytest.approx(fd[False], rel=1e-3)
 
@@ -115,7 +116,7 @@ def test_inception_pass_gives_pool_features_and_unbiased_logits_of_torchvisions_
     assert out.features.shape == (4, 2048) and out.is_logits.shape == (4, 1008)
     assert_close(torch.from_numpy(out.is_logits), unbiased, rtol=1e-4, atol=1e-4)
     assert_close(torch.from_numpy(spread(out.is_logits)), torch.from_numpy(spread(unbiased)), rtol=1e-3, atol=1e-3)
-    ours = gh.inception_score(spread(out.is_logits), splits=2)
+    ours = gankit.measures.inception_score(spread(out.is_logits), splits=2)
     assert ours == pytest.approx(numpy_is(spread(unbiased), 2), rel=1e-4)
     assert ours[0] > 1.1                                          # the comparison is not between two 1s
     assert net.is_label == "IS" and net.label == "FID"
@@ -130,7 +131,7 @@ def test_inception_score_agrees_with_torch_fidelity_on_random_weights(inception_
         pool, logits = theirs(images)
     # torch-fidelity scales pixels by (x - 128) / 128, pytorch-fid by x / 127.5 - 1: inputs differ by 0.4 %
     assert_close(torch.from_numpy(ours.features).float(), pool, rtol=0.02, atol=0.01)
-    (mean, std), (their_mean, their_std) = gh.inception_score(spread(ours.is_logits), splits=2), \
+    (mean, std), (their_mean, their_std) = gankit.measures.inception_score(spread(ours.is_logits), splits=2), \
         numpy_is(spread(logits), 2)
     assert mean == pytest.approx(their_mean, rel=0.01) and std == pytest.approx(their_std, abs=0.02)
     assert mean > 1.1

@@ -10,6 +10,7 @@ import torch.nn as nn
 from torch.testing import assert_close
 
 import gan_helpers as gh
+import gankit
 from helpers import Z, tiny_cfg, write_image_tree
 
 
@@ -25,9 +26,9 @@ def test_info_loss_is_cross_entropy_plus_half_squared_error():
     ce = [-(2.0 - math.log(math.exp(2.0) + 1 + math.exp(-1.0))), -(0.0 - math.log(1 + math.e + 1))]
     half_sq = [0.5 * ((0.5 - 0.3) ** 2 + (-0.2 + 0.6) ** 2), 0.5 * ((-0.4 + 1.0) ** 2 + (0.9 - 1.0) ** 2)]
     expected = sum(ce) / 2 + sum(half_sq) / 2
-    assert gh.info_loss(q, codes, 3).item() == pytest.approx(expected, rel=1e-6)
-    assert gh.info_loss(q[:, 3:], codes[:, 3:], 0).item() == pytest.approx(sum(half_sq) / 2, rel=1e-6)
-    assert gh.info_loss(q[:, :3], codes[:, :3], 3).item() == pytest.approx(sum(ce) / 2, rel=1e-6)
+    assert gankit.losses.info_loss(q, codes, 3).item() == pytest.approx(expected, rel=1e-6)
+    assert gankit.losses.info_loss(q[:, 3:], codes[:, 3:], 0).item() == pytest.approx(sum(half_sq) / 2, rel=1e-6)
+    assert gankit.losses.info_loss(q[:, :3], codes[:, :3], 3).item() == pytest.approx(sum(ce) / 2, rel=1e-6)
 
 
 @pytest.mark.parametrize("arch", ["dcgan", "resnet"])
@@ -35,16 +36,16 @@ def test_the_q_heads_term_reaches_G_and_G_takes_the_codes(arch):
     cfg = info_cfg(arch)
     G, D = gh.build_models(cfg)
     assert D.q_head is not None and G.encoder is None
-    z = gh.draw_latents(cfg, 6)
+    z = gankit.latent.draw_latents(cfg, 6)
     assert z.shape == (6, Z + 5)
-    out = gh.discriminate(D, G(z), None)
+    out = gankit.losses.discriminate(D, G(z), None)
     assert out.codes.shape == (6, 5) and out.classes is None
-    gh.info_loss(out.codes, z[:, Z:], cfg.info_cat).backward()
+    gankit.losses.info_loss(out.codes, z[:, Z:], cfg.info_cat).backward()
     grads = [p.grad for p in G.parameters()]
     assert all(g is not None for g in grads) and all(g.abs().sum() > 0 for g in grads)
 
 
-@pytest.mark.parametrize("loss", sorted(gh.LOSSES))
+@pytest.mark.parametrize("loss", sorted(gankit.registry.LOSSES))
 @pytest.mark.parametrize("cond, lipschitz", [("none", "none"), ("projection-ac", "none"), ("none", "clip")])
 def test_infogan_trains_with_every_loss_conditional_or_not(loss, cond, lipschitz):
     cfg = tiny_cfg("dcgan", cond, info_cat=3, info_cont=2, loss=loss, lipschitz=lipschitz,
@@ -61,23 +62,23 @@ def test_infogan_trains_with_every_loss_conditional_or_not(loss, cond, lipschitz
 def test_latents_draw_the_codes_by_seed_and_leave_plain_z_as_it_was():
     cfg = info_cfg()
     G, _ = gh.build_models(cfg)
-    z, y = gh.latents(G, 50, seed=3)
+    z, y = gankit.sampling.latents(G, 50, seed=3)
     assert y is None and z.shape == (50, Z + 5)
     onehot, cont = z[:, Z:Z + 3], z[:, Z + 3:]
     assert torch.equal(onehot.sum(1), torch.ones(50)) and set(onehot.unique().tolist()) == {0.0, 1.0}
-    assert cont.abs().max() <= 1 and len(gh.split_codes(cfg, z)[0].unique()) == 3
-    assert torch.equal(gh.latents(G, 50, seed=3)[0], z) and not torch.equal(gh.latents(G, 50, seed=4)[0], z)
+    assert cont.abs().max() <= 1 and len(gankit.latent.split_codes(cfg, z)[0].unique()) == 3
+    assert torch.equal(gankit.sampling.latents(G, 50, seed=3)[0], z) and not torch.equal(gankit.sampling.latents(G, 50, seed=4)[0], z)
     assert_close(gh.sample(G, 4, seed=3), gh.sample(G, 4, seed=3))
     plain = tiny_cfg()                                   # no codes: exactly the z drawn before codes existed
-    assert torch.equal(gh.draw_latents(plain, 5, torch.Generator().manual_seed(1)),
+    assert torch.equal(gankit.latent.draw_latents(plain, 5, torch.Generator().manual_seed(1)),
                        torch.randn(5, Z, generator=torch.Generator().manual_seed(1)))
 
 
 def test_a_traversal_moves_only_the_swept_code():
     cfg = info_cfg()
     G, _ = gh.build_models(cfg)
-    z = gh.traversal_latents(G, [2, 0], cont_index=1, steps=5, seed=7)          # rows: code 2, code 0
-    base = gh.latents(G, 1, seed=7)[0][0]
+    z = gankit.sampling.traversal_latents(G, [2, 0], cont_index=1, steps=5, seed=7)          # rows: code 2, code 0
+    base = gankit.sampling.latents(G, 1, seed=7)[0][0]
     expected = base.repeat(10, 1)                        # z and continuous code 0 of the seed everywhere
     expected[:5, Z:Z + 3] = torch.tensor([0.0, 0, 1])
     expected[5:, Z:Z + 3] = torch.tensor([1.0, 0, 0])
@@ -85,10 +86,10 @@ def test_a_traversal_moves_only_the_swept_code():
     assert torch.equal(z, expected)
     images = gh.traversal(G, [2, 0], 1, 5, seed=7)
     assert images.shape == (10, 3, 32, 32)
-    by_seed = gh.traversal_latents(G, None, cont_index=None, steps=3, seed=7)  # columns: seeds 7, 8, 9
+    by_seed = gankit.sampling.traversal_latents(G, None, cont_index=None, steps=3, seed=7)  # columns: seeds 7, 8, 9
     assert by_seed.shape == (9, Z + 5) and torch.equal(by_seed[0, :Z], base[:Z])
     with pytest.raises(gh.GanError, match="cont_index"):
-        gh.traversal_latents(G, None, cont_index=2)
+        gankit.sampling.traversal_latents(G, None, cont_index=2)
 
 
 def test_matched_accuracy_undoes_a_known_permutation():
@@ -96,7 +97,7 @@ def test_matched_accuracy_undoes_a_known_permutation():
     clusters = torch.arange(40) % 4
     classes = perm[clusters].clone()
     classes[:4] = torch.tensor([1, 2, 3, 0])             # 4 of 40 mislabelled (none matching their cluster's class)
-    acc, mapping = gh.matched_accuracy(clusters, classes)
+    acc, mapping = gankit.probes.matched_accuracy(clusters, classes)
     assert acc == pytest.approx(36 / 40) and mapping == {0: 3, 1: 0, 2: 2, 3: 1}
 
 

@@ -1,14 +1,17 @@
 """The losses against hand computations: Wasserstein, hinge, BCE values and gradient signs, the gradient penalty, the ACGAN and CGAN terms."""
+import copy
+import dataclasses
 import math
 
 import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from helpers import K, step_and_its_draws
+from helpers import K, Z, one_step, step_and_its_draws, tiny_cfg
 from torch.testing import assert_close
 
 import gan_helpers as gh
+import gankit
 from gan_helpers import GanError
 
 
@@ -65,41 +68,45 @@ class SquareCritic(nn.Module):
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_loss_values(name):
     d, g = EXPECTED[name]
-    assert gh.d_loss(name, torch.tensor(REAL), torch.tensor(FAKE)).item() == pytest.approx(d, rel=1e-6)
-    assert gh.g_loss(name, torch.tensor(FAKE)).item() == pytest.approx(g, rel=1e-6)
+    assert gankit.losses.d_loss(name, torch.tensor(REAL), torch.tensor(FAKE)).item() == pytest.approx(d, rel=1e-6)
+    assert gankit.losses.g_loss(name, torch.tensor(FAKE)).item() == pytest.approx(g, rel=1e-6)
 
 
-def test_hand_values_are_the_known_numbers():
-    assert EXPECTED["wgan"] == pytest.approx((-1.75, 0.5))
-    assert EXPECTED["hinge"][0] == pytest.approx(1.0)
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_losses_are_batch_means(name):
+    """Each loss is a mean over its batch: the same for the batch repeated or reordered, whatever its size."""
+    real, fake = torch.tensor(REAL), torch.tensor(FAKE)
+    for r, f in ((real.repeat(3), fake.repeat(3)), (real.flip(0), fake.flip(0))):
+        assert_close(gankit.losses.d_loss(name, r, f), gankit.losses.d_loss(name, real, fake))
+        assert_close(gankit.losses.g_loss(name, f), gankit.losses.g_loss(name, fake))
 
 
 @pytest.mark.parametrize("name", ["wgan", "hinge", "bce"])
 def test_loss_gradient_signs(name):
     real = torch.linspace(-2, 2, 8).requires_grad_(True)
     fake = torch.linspace(-2, 2, 8).requires_grad_(True)
-    gh.d_loss(name, real, fake).backward()
+    gankit.losses.d_loss(name, real, fake).backward()
     assert (real.grad <= 0).all() and real.grad.sum() < 0   # higher real scores lower D's loss
     assert (fake.grad >= 0).all() and fake.grad.sum() > 0   # higher fake scores raise it
     if name != "hinge":                                     # hinge is flat beyond the margin
         assert (real.grad < 0).all() and (fake.grad > 0).all()
     fake_g = torch.linspace(-2, 2, 8).requires_grad_(True)
-    gh.g_loss(name, fake_g).backward()
+    gankit.losses.g_loss(name, fake_g).backward()
     assert (fake_g.grad < 0).all()                          # G wants its scores higher
 
 
 def test_unknown_loss_raises():
     with pytest.raises(GanError, match="unknown loss"):
-        gh.d_loss("foo", torch.zeros(2), torch.zeros(2))
+        gankit.losses.d_loss("foo", torch.zeros(2), torch.zeros(2))
     with pytest.raises(GanError):
-        gh.g_loss("foo", torch.zeros(2))
+        gankit.losses.g_loss("foo", torch.zeros(2))
 
 
 def test_gradient_penalty_of_a_linear_critic():
     torch.manual_seed(0)
     D = LinearCritic(torch.randn(1, 3, 4, 4) * 0.5)
     real, fake, eps = torch.randn(5, 3, 4, 4), torch.randn(5, 3, 4, 4), torch.rand(5, 1, 1, 1)
-    gp = gh.gradient_penalty(D, real, fake, None, eps)
+    gp = gankit.losses.gradient_penalty(D, real, fake, None, eps)
     norm = D.w.detach().norm().item()
     assert gp.item() == pytest.approx((norm - 1) ** 2, rel=1e-5)
     gp.backward()                                            # differentiable w.r.t. D's parameters
@@ -115,14 +122,14 @@ def test_gradient_penalty_of_a_nonlinear_critic_uses_eps():
         e = eps[n].item()
         x_hat = e * real[n] + (1 - e) * fake[n]
         expected += (x_hat.norm().item() - 1) ** 2 / 3
-    assert gh.gradient_penalty(SquareCritic(), real, fake, None, eps).item() == pytest.approx(expected, rel=1e-5)
+    assert gankit.losses.gradient_penalty(SquareCritic(), real, fake, None, eps).item() == pytest.approx(expected, rel=1e-5)
 
 
 def test_gradient_penalty_through_fused_attention_equals_the_explicit_path():
     """The fused attention kernels have no second derivative: the penalty through a 32x32 SelfAttention (fused on the
     CPU from that size, always on a GPU) runs, and its value and D's gradients equal the explicit softmax path's."""
     torch.manual_seed(0)
-    attn = gh.SelfAttention(16).double()
+    attn = gankit.attention.SelfAttention(16).double()
     attn.gamma.data.fill_(0.5)
 
     def critic(x: torch.Tensor, y: None) -> torch.Tensor:
@@ -134,7 +141,7 @@ def test_gradient_penalty_through_fused_attention_equals_the_explicit_path():
     for fused_from in (32 * 32, 10 ** 9):
         attn.cpu_fused_from = fused_from
         attn.zero_grad()
-        gp = gh.gradient_penalty(critic, real, fake, None, eps)
+        gp = gankit.losses.gradient_penalty(critic, real, fake, None, eps)
         gp.backward()
         results.append((gp.detach(), {n: p.grad.clone() for n, p in attn.named_parameters()}))
     (gp_fused, grads_fused), (gp_explicit, grads_explicit) = results
@@ -173,8 +180,8 @@ def test_conditional_losses_match_hand_computation(cond):
         g_expected = -torch.log(torch.sigmoid(g_logit)).mean()
         if cond == "acgan":
             g_expected = g_expected + 0.7 * _cross_entropy(D.classifier(g_phi), y_fake)
-    assert out["d_loss"] == pytest.approx(d_expected.item(), rel=1e-5)
-    assert out["g_loss"] == pytest.approx(g_expected.item(), rel=1e-5)
+    assert float(out["d_loss"]) == pytest.approx(d_expected.item(), rel=1e-5)
+    assert float(out["g_loss"]) == pytest.approx(g_expected.item(), rel=1e-5)
 
 
 def test_projection_ac_adds_the_class_cross_entropy_to_the_projection_losses():
@@ -191,5 +198,42 @@ def test_projection_ac_adds_the_class_cross_entropy_to_the_projection_losses():
         g_logit, g_phi = _hand_dcgan_d(D, fake)
         g_logit = g_logit + (D.embed(y_fake) * g_phi).sum(1)
         g_expected = -torch.log(torch.sigmoid(g_logit)).mean() + 0.7 * _cross_entropy(D.classifier(g_phi), y_fake)
-    assert out["d_loss"] == pytest.approx(d_expected.item(), rel=1e-5)
-    assert out["g_loss"] == pytest.approx(g_expected.item(), rel=1e-5)
+    assert float(out["d_loss"]) == pytest.approx(d_expected.item(), rel=1e-5)
+    assert float(out["g_loss"]) == pytest.approx(g_expected.item(), rel=1e-5)
+
+
+def test_the_drift_term_adds_drift_times_the_mean_squared_real_logit_to_d_loss():
+    """ProGAN's drift term inside train_step: D's loss is the Wasserstein loss plus drift * mean(D(x)^2) of the
+    real logits, from D before its update (weight clipping acts after it)."""
+    G0, D0, _, real, y_real, y_fake, z, out = step_and_its_draws("projection", loss="wgan", lipschitz="clip",
+                                                                 drift=0.5)
+    with torch.no_grad():
+        real_logits, fake_logits = D0(real, y_real), D0(G0(z, y_fake), y_fake)
+        wasserstein = gankit.losses.d_loss("wgan", real_logits, fake_logits)
+        drift = 0.5 * real_logits.pow(2).mean()
+    assert drift > 1e-3 * abs(wasserstein)                  # the term is large enough to be seen
+    assert float(out["d_loss"]) == pytest.approx((wasserstein + drift).item(), rel=1e-5)
+
+
+def test_a_second_generator_step_scores_the_updated_generator():
+    """n_gen=2: G's second update draws new labels and latents and is scored on the G its first update left (the
+    G a one-update step ends with), by the D of the critic step; not on the G the round started with."""
+    cfg = tiny_cfg("dcgan", "projection")
+    gh.setup(0)
+    G0, D0 = gh.build_models(cfg)
+    real, y_real = gh.to_float(gh.synthetic_images(6, num_classes=K).x), torch.tensor([0, 1, 2, 2, 1, 0])
+    ends = {}
+    for n_gen in (1, 2):
+        G, D = copy.deepcopy(G0), copy.deepcopy(D0)
+        gh.setup(5)
+        ends[n_gen] = G, D, one_step(dataclasses.replace(cfg, n_gen=n_gen), G, D, lambda: (real, y_real))
+    gh.setup(5)                                               # the round's draws: critic step, then G's second
+    torch.randint(K, (6,)), torch.randn(6, Z)
+    y2, z2 = torch.randint(K, (6,)), torch.randn(6, Z)
+    (G1, D1, _), (_, D2, out) = ends[1], ends[2]
+    assert all(torch.equal(a, b) for a, b in zip(D1.parameters(), D2.parameters()))   # one critic step in both
+    with torch.no_grad():
+        after_first = gankit.losses.g_loss("bce", D1(G1(z2, y2), y2))
+        at_start = gankit.losses.g_loss("bce", D1(copy.deepcopy(G0)(z2, y2), y2))
+    assert float(out["g_loss"]) == pytest.approx(after_first.item(), rel=1e-5)
+    assert after_first.item() != pytest.approx(at_start.item(), rel=1e-3)

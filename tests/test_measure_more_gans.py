@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import gan_helpers as gh
+import gankit
 from helpers import write_image_tree
 
 _spec = importlib.util.spec_from_file_location("measure_more_gans",
@@ -31,7 +32,7 @@ def trained(tmp_path_factory) -> Path:
         "preset": "ref_dcgan", "set": ["g_ch=8", "d_ch=8", "z_dim=8", "batch_size=4", "val_size=10"], "arms": ARMS,
         "seeds": [0, 1], "iters": 2, "eval_every": 2, "eval_samples": 20}))
     features = gh.load_feature_net(gh.RandomFeatures(), classifier=gh.random_classifier())
-    gh.run_study(gh.load_study(root / "tiny.json"), root / "data", features, root / "runs", stats_dir=root / "stats",
+    gankit.studies.run_study(gh.load_study(root / "tiny.json"), root / "data", features, root / "runs", stats_dir=root / "stats",
                  progress=False, only=lambda arm, seed: (arm, seed) != ("dcgan", 1))
     return root
 

@@ -10,6 +10,7 @@ from helpers import numpy_is, tiny
 from torch.testing import assert_close
 
 import gan_helpers as gh
+import gankit
 
 
 class LookupClassifier(nn.Module):
@@ -28,15 +29,15 @@ class LookupClassifier(nn.Module):
 
 def test_frechet_distance_of_a_set_with_itself_is_zero():
     feats = np.random.default_rng(0).normal(size=(500, 8))
-    s = gh.Stats.of(feats)
-    assert gh.frechet_distance(s.mu, s.sigma, s.mu, s.sigma) == pytest.approx(0.0, abs=1e-9)
+    s = gankit.features.Stats.of(feats)
+    assert gankit.measures.frechet_distance(s.mu, s.sigma, s.mu, s.sigma) == pytest.approx(0.0, abs=1e-9)
 
 
 def test_frechet_distance_matches_closed_form_for_diagonal_gaussians():
     mu1, mu2 = np.array([0.0, 1.0, 2.0]), np.array([1.0, -1.0, 0.5])
     v1, v2 = np.array([1.0, 4.0, 0.25]), np.array([9.0, 1.0, 0.25])
     expected = ((mu1 - mu2) ** 2).sum() + ((np.sqrt(v1) - np.sqrt(v2)) ** 2).sum()
-    assert gh.frechet_distance(mu1, np.diag(v1), mu2, np.diag(v2)) == pytest.approx(expected, rel=1e-10)
+    assert gankit.measures.frechet_distance(mu1, np.diag(v1), mu2, np.diag(v2)) == pytest.approx(expected, rel=1e-10)
 
 
 def test_frechet_distance_equal_covariances_is_squared_mean_difference():
@@ -44,23 +45,23 @@ def test_frechet_distance_equal_covariances_is_squared_mean_difference():
     a = rng.normal(size=(6, 6))
     sigma = a @ a.T
     mu1, mu2 = rng.normal(size=6), rng.normal(size=6)
-    assert gh.frechet_distance(mu1, sigma, mu2, sigma) == pytest.approx(((mu1 - mu2) ** 2).sum(), rel=1e-6)
+    assert gankit.measures.frechet_distance(mu1, sigma, mu2, sigma) == pytest.approx(((mu1 - mu2) ** 2).sum(), rel=1e-6)
 
 
 def test_frechet_distance_agrees_with_pytorch_fid_on_random_covariances():
     from pytorch_fid.fid_score import calculate_frechet_distance
     rng = np.random.default_rng(2)
     f1, f2 = rng.normal(size=(400, 32)), rng.normal(size=(400, 32)) * 1.3 + 0.2
-    s1, s2 = gh.Stats.of(f1), gh.Stats.of(f2)
-    ours = gh.frechet_distance(s1.mu, s1.sigma, s2.mu, s2.sigma)
+    s1, s2 = gankit.features.Stats.of(f1), gankit.features.Stats.of(f2)
+    ours = gankit.measures.frechet_distance(s1.mu, s1.sigma, s2.mu, s2.sigma)
     assert ours == pytest.approx(calculate_frechet_distance(s1.mu, s1.sigma, s2.mu, s2.sigma), rel=1e-6)
 
 
 def test_kid_is_near_zero_for_one_distribution_and_positive_for_a_shift():
     rng = np.random.default_rng(3)
-    same, same_std = gh.kernel_inception_distance(rng.normal(size=(600, 16)), rng.normal(size=(600, 16)),
+    same, same_std = gankit.measures.kernel_inception_distance(rng.normal(size=(600, 16)), rng.normal(size=(600, 16)),
                                                   subsets=20, subset_size=300)
-    shifted, _ = gh.kernel_inception_distance(rng.normal(size=(600, 16)), rng.normal(size=(600, 16)) + 0.5,
+    shifted, _ = gankit.measures.kernel_inception_distance(rng.normal(size=(600, 16)), rng.normal(size=(600, 16)) + 0.5,
                                               subsets=20, subset_size=300)
     assert abs(same) < 3 * same_std + 1e-3
     assert shifted > 20 * max(abs(same), 1e-4)
@@ -69,34 +70,34 @@ def test_kid_is_near_zero_for_one_distribution_and_positive_for_a_shift():
 def test_inception_score_equals_a_hand_computation():
     p = np.array([[0.9, 0.1], [0.1, 0.9]])                      # p(y) = (0.5, 0.5)
     kl = 0.9 * math.log(0.9 / 0.5) + 0.1 * math.log(0.1 / 0.5)  # the same for both samples
-    assert gh.inception_score(np.log(p), splits=1) == pytest.approx((math.exp(kl), 0.0), rel=1e-12)
+    assert gankit.measures.inception_score(np.log(p), splits=1) == pytest.approx((math.exp(kl), 0.0), rel=1e-12)
     # two splits: each holds one sample, whose own mean prediction is itself: KL 0, score 1
-    assert gh.inception_score(np.log(p), splits=2) == pytest.approx((1.0, 0.0))
+    assert gankit.measures.inception_score(np.log(p), splits=2) == pytest.approx((1.0, 0.0))
 
 
 def test_inception_score_matches_the_original_formula_on_random_logits():
     logits = np.random.default_rng(0).normal(scale=3.0, size=(1000, 12))
-    assert gh.inception_score(logits) == pytest.approx(numpy_is(logits, 10), rel=1e-10)
+    assert gankit.measures.inception_score(logits) == pytest.approx(numpy_is(logits, 10), rel=1e-10)
 
 
 def test_inception_score_is_num_classes_for_even_confident_predictions_and_1_for_constant_ones():
     confident = 60.0 * np.eye(10)[np.arange(1000) % 10]        # one-hot logits, every class equally often
-    mean, std = gh.inception_score(confident)
+    mean, std = gankit.measures.inception_score(confident)
     assert mean == pytest.approx(10.0, rel=1e-9) and std == pytest.approx(0.0, abs=1e-9)
     constant = np.tile(np.random.default_rng(1).normal(size=(1, 10)), (1000, 1))
-    assert gh.inception_score(constant) == pytest.approx((1.0, 0.0), abs=1e-12)
+    assert gankit.measures.inception_score(constant) == pytest.approx((1.0, 0.0), abs=1e-12)
 
 
 def test_inception_score_needs_a_sample_per_split():
     with pytest.raises(gh.GanError, match="at least 10 samples"):
-        gh.inception_score(np.zeros((5, 3)))
+        gankit.measures.inception_score(np.zeros((5, 3)))
 
 
 def test_inception_score_agrees_with_torch_fidelity_formula():
     tf = pytest.importorskip("torch_fidelity.metric_isc")
     logits = np.random.default_rng(2).normal(scale=4.0, size=(500, 1008))
     theirs = tf.isc_features_to_metric(torch.from_numpy(logits), splits=10, shuffle=False)
-    assert gh.inception_score(logits) == pytest.approx(
+    assert gankit.measures.inception_score(logits) == pytest.approx(
         (theirs["inception_score_mean"], theirs["inception_score_std"]), rel=1e-9)
 
 
@@ -119,17 +120,17 @@ def test_missing_classifier_file_is_one_clear_error(tmp_path):
 def test_class_accuracy_is_1_with_an_always_right_classifier_on_real_images():
     real = gh.synthetic_images(60, seed=4)
     right = gh.load_feature_net(gh.RandomFeatures(), classifier=LookupClassifier(real.x, real.y))
-    acc = gh.class_accuracy(right.class_logits(real.x), real.y, 10)
+    acc = gankit.measures.class_accuracy(right.class_logits(real.x), real.y, 10)
     assert acc == {"overall": 1.0, "per_class": [1.0] * 10}
     wrong = gh.load_feature_net(gh.RandomFeatures(), classifier=LookupClassifier(real.x, real.y, shift=1))
-    assert gh.class_accuracy(wrong.class_logits(real.x), real.y, 10)["overall"] == 0.0
+    assert gankit.measures.class_accuracy(wrong.class_logits(real.x), real.y, 10)["overall"] == 0.0
 
 
 def test_class_accuracy_of_samples_counts_the_label_they_were_generated_for():
     G, _ = gh.build_models(tiny())
-    images = gh.to_uint8(gh.sample(G, 40, seed=12345))
-    _, labels = gh.latents(G, 40, seed=12345)
-    real = gh.Stats.of(np.random.default_rng(0).normal(size=(50, 64)))
+    images = gankit.data.to_uint8(gh.sample(G, 40, seed=12345))
+    _, labels = gankit.sampling.latents(G, 40, seed=12345)
+    real = gankit.features.Stats.of(np.random.default_rng(0).normal(size=(50, 64)))
     for shift, expected in ((0, 1.0), (3, 0.0)):
         net = gh.load_feature_net(gh.RandomFeatures(), classifier=LookupClassifier(images, labels, shift=shift))
         result = gh.evaluate_generator(G, real, net, 40)
@@ -138,10 +139,10 @@ def test_class_accuracy_of_samples_counts_the_label_they_were_generated_for():
 
 def test_class_accuracy_per_class_and_a_classifier_of_other_classes():
     logits = np.eye(3)[[0, 1, 2, 2]]
-    acc = gh.class_accuracy(logits, np.array([0, 1, 1, 2]), 3)
+    acc = gankit.measures.class_accuracy(logits, np.array([0, 1, 1, 2]), 3)
     assert acc["overall"] == 0.75 and acc["per_class"] == [1.0, 0.5, 1.0]
     with pytest.raises(gh.GanError, match="gives 3 classes but the images have 10"):
-        gh.class_accuracy(logits, np.array([0, 1, 1, 2]), 10)
+        gankit.measures.class_accuracy(logits, np.array([0, 1, 1, 2]), 10)
 
 
 def test_duplicate_measure_flags_an_exact_copy_set():
@@ -149,19 +150,19 @@ def test_duplicate_measure_flags_an_exact_copy_set():
     real, labels = rng.normal(size=(200, 16)), np.arange(200) % 4
     copies = np.repeat(real[::10], 10, axis=0)                   # 20 distinct images, each 10 times
     copy_labels = np.repeat(labels[::10], 10)
-    d = gh.diversity(copies, copy_labels, real, labels)
-    fresh = gh.diversity(rng.normal(size=(200, 16)), labels, real, labels)
+    d = gankit.measures.diversity(copies, copy_labels, real, labels)
+    fresh = gankit.measures.diversity(rng.normal(size=(200, 16)), labels, real, labels)
     # per class 50 samples = 5 distinct x 10 copies: 5 * 45 of the 1225 pairs are exact copies
     assert d["dup_fake"] == pytest.approx(5 * 45 / 1225) and d["dup_real"] == 0.0
     assert fresh["dup_fake"] == 0.0 and fresh["dist_fake"] == pytest.approx(fresh["dist_real"], rel=0.05)
     assert d["dist_fake"] < d["dist_real"]
-    one = gh.diversity(np.repeat(real[:1], 30, axis=0), None, real, None)
+    one = gankit.measures.diversity(np.repeat(real[:1], 30, axis=0), None, real, None)
     assert one["dup_fake"] == 1.0 and one["dist_fake"] == 0.0 and one["classes"] == [0]
 
 
 def test_mean_pair_distance_is_the_hand_value():
     pts = np.array([[0.0, 0.0], [3.0, 4.0], [0.0, 8.0]])        # distances 5, 8, 5
-    d = gh.diversity(pts, None, pts, None)
+    d = gankit.measures.diversity(pts, None, pts, None)
     assert d["dist_fake"] == pytest.approx(6.0) and d["dist_real"] == pytest.approx(6.0)
 
 
@@ -169,7 +170,7 @@ def test_nearest_neighbour_ratio_of_a_copy_set_is_0_and_of_a_reshuffle_is_1():
     real = gh.synthetic_images(80, seed=6).x
     x = real.flatten(1).float() / 255
     nearest = torch.cdist(x, x).fill_diagonal_(float("inf")).min(1).values.median()
-    assert gh.median_nearest_neighbour(real, chunk=7) == pytest.approx(float(nearest), rel=1e-5)
+    assert gankit.measures.median_nearest_neighbour(real, chunk=7) == pytest.approx(float(nearest), rel=1e-5)
     # (cdist's matrix-product form leaves float32 rounding in a zero distance)
-    assert gh.nearest_neighbour_ratio(torch.cat([real[:40], real[:40]]), real) == pytest.approx(0.0, abs=0.01)
-    assert gh.nearest_neighbour_ratio(real.flip(0), real) == pytest.approx(1.0)
+    assert gankit.measures.nearest_neighbour_ratio(torch.cat([real[:40], real[:40]]), real) == pytest.approx(0.0, abs=0.01)
+    assert gankit.measures.nearest_neighbour_ratio(real.flip(0), real) == pytest.approx(1.0)

@@ -1,4 +1,5 @@
 """Every architecture, conditioning, image size and preset builds, gives images and logits of the right shapes and ranges, places attention where asked and trains a step."""
+import copy
 import dataclasses
 import math
 
@@ -8,13 +9,15 @@ from helpers import K, Z, one_step, small_cfg, tiny_cfg
 from torch.testing import assert_close
 
 import gan_helpers as gh
-from gan_helpers import GanError, SelfAttention
+import gankit
+from gan_helpers import GanError
+from gankit.attention import SelfAttention
 
 
 def _model_cases():
     cases = []
     for arch in ("dcgan", "resnet"):
-        g_res, d_res = gh.attention_resolutions(arch, "G", 32), gh.attention_resolutions(arch, "D", 32)
+        g_res, d_res = gankit.registry.attention_resolutions(arch, "G", 32), gankit.registry.attention_resolutions(arch, "D", 32)
         cases += [(arch, 10, (), ()), (arch, 0, (), ())]
         cases += [(arch, 10, (g,), (d,)) for g, d in zip(g_res, d_res)]     # each resolution alone
         cases += [(arch, 0, g_res, d_res),                                  # all at once
@@ -59,10 +62,10 @@ def test_conditional_models_require_labels(arch):
         D(torch.zeros(2, 3, 32, 32), None)
 
 
-@pytest.mark.parametrize("name", sorted(gh.PRESETS))
+@pytest.mark.parametrize("name", sorted(gankit.config.PRESETS))
 def test_every_preset_builds_and_steps(name):
     """Full-size presets validate and build; a narrowed copy takes one finite training step."""
-    cfg = gh.PRESETS[name]()
+    cfg = gankit.config.PRESETS[name]()
     G, D = gh.build_models(cfg)
     assert gh.count_parameters(G) > 0 and gh.count_parameters(D) > 0
     small = dataclasses.replace(cfg, g_ch=8, d_ch=8, batch_size=4)
@@ -76,28 +79,28 @@ def test_every_preset_builds_and_steps(name):
 
 
 @pytest.mark.parametrize("img_size", [32, 64])
-@pytest.mark.parametrize("cond", sorted(gh.CONDITIONINGS))
-@pytest.mark.parametrize("arch", sorted(gh.ARCHS))
+@pytest.mark.parametrize("cond", sorted(gankit.registry.CONDITIONINGS))
+@pytest.mark.parametrize("arch", sorted(gankit.registry.ARCHS))
 def test_every_arch_cond_and_size_builds_and_uses_labels(arch, cond, img_size):
     gh.setup(0)
     cfg = tiny_cfg(arch, cond, img_size)
     G, D = gh.build_models(cfg)
     assert G.config is cfg and D.config is cfg
     z, y0, y1 = torch.randn(4, Z), torch.zeros(4, dtype=torch.int64), torch.full((4,), 2)
-    with gh.eval_mode(G), gh.eval_mode(D), torch.no_grad():
+    with gankit.device.eval_mode(G), gankit.device.eval_mode(D), torch.no_grad():
         x = G(z, y0)
         logits = D(x, y0)
         assert x.shape == (4, 3, img_size, img_size) and x.min() >= -1 and x.max() <= 1
         assert logits.shape == (4,) and torch.isfinite(logits).all()
         g_changes = not torch.equal(G(z, y1), x)
         d_changes = not torch.equal(D(x, y1), logits)
-        if gh.CONDITIONINGS[cond].d_classifier:   # the class head of the same pass reads x (and, for acgan,
+        if gankit.registry.CONDITIONINGS[cond].d_classifier:   # the class head of the same pass reads x (and, for acgan,
             # the adversarial logit ignores y)
             adv, classes = D(x, y0, with_classes=True)
             assert_close(adv, logits)
             assert classes.shape == (4, K)
             # (float64: with N(0, 0.02) weights in tiny layers the class logits start around 1e-8)
-            d_changes = gh.class_loss(classes.double(), y0).item() != gh.class_loss(classes.double(), y1).item()
+            d_changes = gankit.losses.class_loss(classes.double(), y0).item() != gankit.losses.class_loss(classes.double(), y1).item()
         else:
             with pytest.raises(GanError, match="acgan"):
                 D(x, y0, with_classes=True)
@@ -109,7 +112,7 @@ def test_every_arch_cond_and_size_builds_and_uses_labels(arch, cond, img_size):
         assert g_changes and d_changes
 
 
-@pytest.mark.parametrize("arch", sorted(gh.ARCHS))
+@pytest.mark.parametrize("arch", sorted(gankit.registry.ARCHS))
 def test_projection_generator_uses_labels_after_one_step(arch):
     gh.setup(0)
     cfg = tiny_cfg(arch, "projection")
@@ -117,11 +120,41 @@ def test_projection_generator_uses_labels_after_one_step(arch):
     data = gh.synthetic_images(24, num_classes=K)
     one_step(cfg, G, D, lambda: data.batch(cfg.batch_size))
     z = torch.randn(4, Z)
-    with gh.eval_mode(G), torch.no_grad():
+    with gankit.device.eval_mode(G), torch.no_grad():
         assert not torch.equal(G(z, torch.zeros(4, dtype=torch.int64)), G(z, torch.full((4,), 2)))
 
 
-@pytest.mark.parametrize("arch", sorted(gh.ARCHS))
+def test_a_seeds_images_are_the_values_each_conditional_batchnorm_and_the_batch_make(conditional_G):
+    """A fixed seed's output values, not only shapes, checked against two other computations: in eval mode every
+    conditional BatchNorm of G gives exactly its class's scale and shift of the normalised input (de Vries 2017),
+    each image is the same alone as in its batch, and sample() gives what G makes of latents() of the same seed."""
+    G = copy.deepcopy(conditional_G)                            # the fixture is shared: change a copy
+    with torch.no_grad():
+        for m in G.modules():                                   # running statistics other than 0 and 1
+            if isinstance(m, gankit.layers.ConditionalBatchNorm):
+                m.bn.running_mean.normal_(0.0, 0.3)
+                m.bn.running_var.uniform_(0.5, 2.0)
+    seen = []
+    hooks = [m.register_forward_hook(lambda mod, inputs, out: seen.append((mod, *inputs, out)))
+             for m in G.modules() if isinstance(m, gankit.layers.ConditionalBatchNorm)]
+    z, y = gankit.sampling.latents(G, 6, seed=3)
+    try:
+        images = gh.sample(G, 6, seed=3)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert seen and images.abs().max() <= 1 and images.std() > 0.01
+    for m, x, labels, out in seen:
+        normalised = (x - m.bn.running_mean[:, None, None]) / (m.bn.running_var[:, None, None] + m.bn.eps).sqrt()
+        expected = normalised * m.gain.weight[labels][:, :, None, None] + m.bias.weight[labels][:, :, None, None]
+        assert_close(out, expected, rtol=1e-5, atol=1e-5)
+    with torch.no_grad(), gankit.device.eval_mode(G):
+        assert_close(images, G(z, y))
+        alone = torch.cat([G(z[i:i + 1], y[i:i + 1]) for i in range(6)])
+    assert_close(alone, images, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("arch", sorted(gankit.registry.ARCHS))
 def test_128_pixels_build(arch):
     cfg = tiny_cfg(arch, img_size=128, g_ch=2, d_ch=2)
     G, D = gh.build_models(cfg)
@@ -131,11 +164,11 @@ def test_128_pixels_build(arch):
 
 
 def test_stages_follow_img_size():
-    assert gh.attention_resolutions("resnet", "G", 64) == (8, 16, 32, 64)
-    assert gh.attention_resolutions("resnet", "D", 64) == (64, 32, 16, 8)
-    assert gh.attention_resolutions("dcgan", "G", 64) == (4, 8, 16, 32)
-    assert gh.attention_resolutions("dcgan", "D", 64) == (32, 16, 8, 4)
-    assert gh.attention_resolutions("mlp", "G", 32) == ()
+    assert gankit.registry.attention_resolutions("resnet", "G", 64) == (8, 16, 32, 64)
+    assert gankit.registry.attention_resolutions("resnet", "D", 64) == (64, 32, 16, 8)
+    assert gankit.registry.attention_resolutions("dcgan", "G", 64) == (4, 8, 16, 32)
+    assert gankit.registry.attention_resolutions("dcgan", "D", 64) == (32, 16, 8, 4)
+    assert gankit.registry.attention_resolutions("mlp", "G", 32) == ()
     G, D = gh.build_models(tiny_cfg("dcgan", img_size=64, g_attn=(32,), d_attn=(8,)))
     assert len(G.convs) == 4 and [c.out_channels for c in G.convs] == [32, 16, 8, 4]   # 8c, 4c, 2c, c
     assert [c.out_channels for c in D.convs] == [4, 8, 16, 16]                         # c, 2c, 4c, 4c

@@ -2,6 +2,7 @@
 import pytest
 
 import gan_helpers as gh
+import gankit
 
 TEXT_WIDTH_IN = 6.3        # the report's text width: figures print at this width
 
@@ -31,9 +32,9 @@ def test_comparison_table_respects_the_budget():
     entry = lambda it, fd: {"iter": it, "fd": fd, "kid": 0.5, "kid_std": 0.01, "n_fake": 10, "n_real": 20,
                             "metric": "FID"}
     history = {"eval": [entry(0, 9.0), entry(100, 4.0), entry(200, 1.0)]}
-    table = gh.comparison_table({"a": history}, upto=150).splitlines()
+    table = gankit.plots.comparison_table({"a": history}, upto=150).splitlines()
     assert table[2] == "| a | FID 4 | 100 | 0.5 ± 0.01 | 10 vs 20 |"
-    assert "| a | FID 1 | 200 |" in gh.comparison_table({"a": history})
+    assert "| a | FID 1 | 200 |" in gankit.plots.comparison_table({"a": history})
 
 
 def test_scores_plot_and_a_run_shorter_than_the_window_draws_its_curves(short_run):
@@ -76,10 +77,10 @@ def test_live_metric_plot_draws_its_legend_outside_the_data(short_run, monkeypat
 
 
 def test_metric_label_is_one_short_line_naming_the_metric_and_the_sample_counts():
-    assert gh.metric_label("FD (proxy: cifar10_features features)", 5000, 5000) == "FD (proxy), 5k vs 5k"
-    assert gh.metric_label("FID", 10000, 10000) == "FID, 10k vs 10k"
-    assert gh.metric_label("FD (proxy)", 1500, 50000) == "FD (proxy), 1.5k vs 50k"
-    assert gh.metric_label("FD", 40, 1234) == "FD, 40 vs 1,234"
+    assert gankit.plots.metric_label("FD (proxy: cifar10_features features)", 5000, 5000) == "FD (proxy), 5k vs 5k"
+    assert gankit.plots.metric_label("FID", 10000, 10000) == "FID, 10k vs 10k"
+    assert gankit.plots.metric_label("FD (proxy)", 1500, 50000) == "FD (proxy), 1.5k vs 50k"
+    assert gankit.plots.metric_label("FD", 40, 1234) == "FD, 40 vs 1,234"
 
 
 def test_interpolation_figure_has_a_row_per_interpolation(conditional_G):
@@ -89,7 +90,7 @@ def test_interpolation_figure_has_a_row_per_interpolation(conditional_G):
     assert [ax.get_title() for ax in fig.axes] == ["airplane: latent 0 -> 1", "automobile: latent 0 -> 1",
                                                     "latent 0: bird -> cat"]
     with pytest.raises(gh.GanError, match="class indices"):
-        gh.interpolate_classes(conditional_G, (0, 12))
+        gankit.sampling.interpolate_classes(conditional_G, (0, 12))
 
 
 def test_class_rows_are_labelled_with_their_class_at_each_row_centre(conditional_G):
@@ -102,4 +103,4 @@ def test_class_rows_are_labelled_with_their_class_at_each_row_centre(conditional
     assert list(ax.get_yticks()) == [18.0, 52.0, 86.0] and list(ax.get_xticks()) == []
     ax = gh.show_class_rows(conditional_G, [1], per_class=2, names=tuple("abcdefghij"))
     assert [t.get_text() for t in ax.get_yticklabels()] == ["b"]
-    assert gh.class_names(conditional_G) == gh.CIFAR10_CLASSES
+    assert gankit.images.class_names(conditional_G) == gh.CIFAR10_CLASSES

@@ -5,6 +5,7 @@ from helpers import tiny
 from torch.testing import assert_close
 
 import gan_helpers as gh
+import gankit
 
 
 def test_standing_batch_norm_averages_the_generators_own_batch_statistics():
@@ -15,7 +16,7 @@ def test_standing_batch_norm_averages_the_generators_own_batch_statistics():
     buffers_before = [b.clone() for b in G.buffers()]
     rng = torch.random.get_rng_state()
     with torch.no_grad():                                          # the first BN's inputs do not depend on BN
-        inputs = [G.convs[0](gh.latents(G, 16, seed=7 + i)[0][:, :, None, None]) for i in range(3)]
+        inputs = [G.convs[0](gankit.sampling.latents(G, 16, seed=7 + i)[0][:, :, None, None]) for i in range(3)]
     gh.standing_batch_norm(G, n_batches=3, batch_size=16, seed=7)
     assert_close(first.running_mean, torch.stack([x.mean((0, 2, 3)) for x in inputs]).mean(0))
     assert_close(first.running_var, torch.stack([x.var((0, 2, 3)) for x in inputs]).mean(0))
@@ -34,10 +35,10 @@ def test_standing_batch_norm_leaves_spectral_norm_vectors_alone():
 
 def test_interpolation_endpoints_reproduce_the_two_samples(conditional_G):
     G = conditional_G
-    within = gh.interpolate_latents(G, (3, 4), label=2, steps=5)
+    within = gankit.sampling.interpolate_latents(G, (3, 4), label=2, steps=5)
     assert_close(within[0], gh.sample(G, 1, labels=2, seed=3)[0])
     assert_close(within[-1], gh.sample(G, 1, labels=2, seed=4)[0])
-    between = gh.interpolate_classes(G, (2, 5), seed=7, steps=5)
+    between = gankit.sampling.interpolate_classes(G, (2, 5), seed=7, steps=5)
     assert_close(between[0], gh.sample(G, 1, labels=2, seed=7)[0])
     assert_close(between[-1], gh.sample(G, 1, labels=5, seed=7)[0])
     assert (between[2] - between[0]).abs().max() > 0.01          # the middle is neither end
@@ -46,10 +47,10 @@ def test_interpolation_endpoints_reproduce_the_two_samples(conditional_G):
 def test_slerp_keeps_the_norm_and_soft_labels_mix_the_conditioning():
     z0, z1 = torch.randn(2, 64, generator=torch.Generator().manual_seed(0))
     z1 = z1 / z1.norm() * z0.norm()
-    path = gh.slerp(z0, z1, torch.linspace(0, 1, 7))
+    path = gankit.sampling.slerp(z0, z1, torch.linspace(0, 1, 7))
     assert_close(path.norm(dim=1), z0.norm().expand(7))
     assert_close(path[[0, -1]], torch.stack([z0, z1]))
-    cbn = gh.ConditionalBatchNorm(4, 3).eval()
+    cbn = gankit.layers.ConditionalBatchNorm(4, 3).eval()
     nn.init.normal_(cbn.gain.weight)
     x = torch.randn(2, 4, 5, 5)
     soft = torch.tensor([[0.25, 0.75, 0.0]]).expand(2, 3)

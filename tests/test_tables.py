@@ -2,10 +2,11 @@
 import pytest
 
 import gan_helpers as gh
+import gankit
 
 
-@pytest.mark.parametrize("arch", sorted(gh.ARCHS))
-@pytest.mark.parametrize("cond", sorted(gh.CONDITIONINGS))
+@pytest.mark.parametrize("arch", sorted(gankit.registry.ARCHS))
+@pytest.mark.parametrize("cond", sorted(gankit.registry.CONDITIONINGS))
 def test_layer_table_covers_every_parameter_and_ends_at_an_image_and_a_logit(arch, cond):
     cfg = gh.Config.sagan(arch=arch, cond=cond, g_ch=8, d_ch=8, g_attn=(), d_attn=())
     G, D = gh.build_models(cfg)
@@ -15,7 +16,7 @@ def test_layer_table_covers_every_parameter_and_ends_at_an_image_and_a_logit(arc
     assert g_rows[-1]["layer"] == "out" and g_rows[-1]["output"] == ((3 * 32 * 32,) if arch == "mlp" else (3, 32, 32))
     logit = [r["output"] for r in d_rows if r["layer"] in ("out", "linear")]
     assert logit in ([(1,)], [(1, 1, 1)])
-    assert [r["output"] for r in d_rows if r["layer"] == "classifier"] == ([(10,)] if gh.CONDITIONINGS[cond].d_classifier else [])
+    assert [r["output"] for r in d_rows if r["layer"] == "classifier"] == ([(10,)] if gankit.registry.CONDITIONINGS[cond].d_classifier else [])
 
 
 def test_layer_table_names_attention_and_spectral_norm_and_follows_the_resolutions():
@@ -30,12 +31,12 @@ def test_layer_table_names_attention_and_spectral_norm_and_follows_the_resolutio
 
 def test_format_table_markdown_and_escaped_latex():
     head, rows = ["arm", "best FD"], [["sn_gd*", "1,234 ± 0.5"], ["b", "2 × 3"]]
-    assert gh.format_table(head, rows) == "| arm | best FD |\n|---|---|\n| sn_gd* | 1,234 ± 0.5 |\n| b | 2 × 3 |"
-    latex = gh.format_table(head, rows, "latex").splitlines()
+    assert gankit.tables.format_table(head, rows) == "| arm | best FD |\n|---|---|\n| sn_gd* | 1,234 ± 0.5 |\n| b | 2 × 3 |"
+    latex = gankit.tables.format_table(head, rows, "latex").splitlines()
     assert latex[0] == r"\begin{tabular}{lr}" and latex[2] == r"arm & best FD \\"
     assert latex[4] == r"sn\_gd$^*$ & 1{,}234 $\pm$ 0.5 \\" and latex[5] == r"b & 2 $\times$ 3 \\"
     with pytest.raises(gh.GanError, match="choose 'markdown' or 'latex'"):
-        gh.format_table(head, rows, "html")
+        gankit.tables.format_table(head, rows, "html")
 
 
 def test_score_table_gives_every_measure_in_markdown_and_latex():

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 import gan_helpers as gh
+import gankit
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -116,13 +117,13 @@ def test_colab_installs_only_what_colab_lacks(on_colab):
 def test_colab_installs_everything_missing_and_never_forces_ipywidgets_8(on_colab):
     on_colab.setattr(importlib.util, "find_spec", lambda name, *a: None)
     installs = gh.colab_installs()
-    assert installs == list(gh.RUNTIME_PACKAGES.values())
+    assert installs == list(gankit.device.RUNTIME_PACKAGES.values())
     assert "ipywidgets>=7.7,<9" in installs
 
 
 def test_runtime_packages_are_requirements_txt():
     lines = [line.strip() for line in (ROOT / "requirements.txt").read_text().splitlines()]
-    assert [line for line in lines if line and not line.startswith("#")] == list(gh.RUNTIME_PACKAGES.values())
+    assert [line for line in lines if line and not line.startswith("#")] == list(gankit.device.RUNTIME_PACKAGES.values())
 
 
 def test_setup_cells_install_through_colab_installs():

@@ -19,6 +19,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import gan_helpers as gh  # noqa: E402
+import gankit  # noqa: E402
 
 
 def write_study(folder: Path, iters: int) -> Path:
@@ -46,16 +47,16 @@ def main() -> None:
 
     torch.set_num_threads(1)
     start = time.perf_counter()
-    gh.run_study(study, data, gh.load_feature_net(gh.RandomFeatures()), root / "local", stats_dir=root / "stats",
-                 progress=False)
+    gankit.studies.run_study(study, data, gh.load_feature_net(gh.RandomFeatures()), root / "local",
+                             stats_dir=root / "stats", progress=False)
     local = time.perf_counter() - start
 
     start = time.perf_counter()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     cluster = time.perf_counter() - start
     start = time.perf_counter()
-    gh.run_study_ray(study, data, gh.RandomFeatures(), root / "ray", stats_dir=root / "stats", progress=False,
-                     cpus_per_run=1)
+    gankit.engines.run_study_ray(study, data, gh.RandomFeatures(), root / "ray", stats_dir=root / "stats",
+                                 progress=False, cpus_per_run=1)
     distributed = time.perf_counter() - start
     ray.shutdown()
 

@@ -10,8 +10,12 @@ attention matrix, and one validation evaluation with cached real statistics vs r
     python tests/benchmarks/train_speed.py --data-dir data --feature-net ../shared/eval/cifar10_features.pt
     python tests/benchmarks/train_speed.py --data-dir data --device cuda --sagan-set g_ch=256 d_ch=128
 
-Then each GPU-path option (mixed precision: bf16 on the CPU, Config.amp="auto" on CUDA; torch.compile;
-cuDNN autotuning on CUDA) alone and together, as ratios to our plain float32 step and to the reference loop.
+First the aten operations and host syncs per iteration of train() (what a GPU pays for, visible on any device),
+then it/s and images/s of the reference loop, our eager step in float32 and with mixed precision (bf16 on the CPU,
+Config.amp="auto" on CUDA) and, on CUDA, the step recorded as one CUDA graph (Config.compile="cudagraph"), each
+as a ratio to the reference loop in the same run; one validation evaluation; self-attention fused vs explicit.
+
+    python tests/benchmarks/train_speed.py --counts-only        # anywhere, in about a minute
 
 Not collected by pytest (the file name does not start with test_).
 """
@@ -24,9 +28,13 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path[:0] = [str(Path(__file__).resolve().parents[2]), str(Path(__file__).resolve().parents[1])]
 import gan_helpers as gh  # noqa: E402
+import gankit.capture  # noqa: E402
 import gankit.data  # noqa: E402
+import gankit.features  # noqa: E402
+import gankit.layers  # noqa: E402
+import gankit.step  # noqa: E402
 
 
 def reference_loader(data_dir: Path, batch_size: int, workers: int) -> torch.utils.data.DataLoader:
@@ -55,32 +63,51 @@ def sync(device: torch.device) -> None:
 
 def time_ours(cfg: gh.Config, data: gh.ImageSet, device: torch.device, iters: int, warmup: int,
               channels_last: bool = True, amp: str = "off", compile: str = "off", cudnn_benchmark: bool = True) -> float:
-    """Seconds per train_step with the given options (amp: Config.amp; compile: Config.compile)."""
+    """Seconds per train_step with the given options (amp: Config.amp; compile: Config.compile, "cudagraph" for
+    the step recorded as one CUDA graph, as train() runs it)."""
     gh.setup(0)
     torch.backends.cudnn.benchmark = cudnn_benchmark and device.type == "cuda"
     place = gh.to_device if channels_last else (lambda m, d: m.to(d))    # the latter: plain NCHW tensors
     G, D = (place(m, device) for m in gh.build_models(cfg))
     G_ema = copy.deepcopy(G)
     opt_g, opt_d = gh.make_optimizers(cfg, G, D)
-    G_run, D_run = gh.compiled(G, compile), gh.compiled(D, compile)
+    capture = compile == "cudagraph"
+    G_run, D_run = (G, D) if capture else (gankit.device.compiled(G, compile), gankit.device.compiled(D, compile))
     prec = gh.precision(amp, device)
     data = data.to(device)
     batch = lambda: data.batch(cfg.batch_size, cfg.hflip)  # noqa: E731
-    for i in range(warmup):                                 # compilation happens here, outside the timing
-        gh.train_step(cfg, G_run, D_run, G_ema, opt_g, opt_d, batch, i, prec)
+    step = lambda decay: gankit.step.train_step(cfg, G_run, D_run, G_ema, opt_g, opt_d, batch, decay, prec)  # noqa: E731
+    if capture:
+        step = gankit.capture.CapturedStep(step, [G, D, G_ema], [opt_g, opt_d], device)
+    logs = [gankit.step.stack_logs(step(0.999)) for _ in range(warmup)]   # compilation or capture happens here
     sync(device)
     start = time.perf_counter()
-    for i in range(iters):
-        gh.train_step(cfg, G_run, D_run, G_ema, opt_g, opt_d, batch, i, prec)
-    sync(device)
+    logs = [gankit.step.stack_logs(step(0.999)) for _ in range(iters)]    # as train() keeps them
+    torch.stack(logs).tolist()                                          # and moves them to the host
     return (time.perf_counter() - start) / iters
+
+
+def count_per_iteration(cfg: gh.Config, device: torch.device, short: int = 6, long: int = 12) -> tuple[float, float]:
+    """(aten operations, host syncs) per iteration of train() itself, loop and history included: the difference
+    between a `long`- and a `short`-iteration run on synthetic images, over long - short. On a GPU each operation is
+    about one kernel launch and each sync a wait for the device, whatever the time says."""
+    from op_counts import count
+    train, val = gh.train_val_split(gh.synthetic_images(96, num_classes=10), 32)
+    features = gh.load_feature_net(gankit.features.RandomFeatures(), device=device)
+    counts = []
+    for iters in (short, long):
+        c = cfg.with_overrides([f"iters={iters}", f"eval_every={iters}", f"checkpoint_every={iters}",
+                                "eval_samples=16", "batch_size=8"])
+        with tempfile.TemporaryDirectory() as out:
+            counts.append(count(lambda: gh.train(c, out, train, val, features, device, progress=False)))
+    return ((counts[1].total - counts[0].total) / (long - short), (counts[1].syncs - counts[0].syncs) / (long - short))
 
 
 def time_reference(cfg: gh.Config, loader: torch.utils.data.DataLoader, device: torch.device, iters: int,
                    warmup: int) -> float:
     gh.setup(0)
     G, D = (m.to(device) for m in gh.build_models(cfg))
-    opt_g, opt_d = gh.make_optimizers(cfg, G, D)
+    opt_g, opt_d = (torch.optim.Adam(m.parameters(), lr, betas=cfg.betas) for m, lr in ((G, cfg.g_lr), (D, cfg.d_lr)))
     it = iter(loader)
     start = None
     for i in range(warmup + iters):
@@ -95,14 +122,15 @@ def time_reference(cfg: gh.Config, loader: torch.utils.data.DataLoader, device: 
         real, y = real.to(device), y.to(device)
         y = y if cfg.num_classes else None
         # (1) Update D
-        y_fake = gh.random_labels(len(real), cfg.num_classes, device)
+        gankit.layers.power_iteration(G), gankit.layers.power_iteration(D)
+        y_fake = gankit.step.random_labels(len(real), cfg.num_classes, device)
         fake = G(torch.randn(len(real), cfg.z_dim, device=device), y_fake)
-        loss_d = gh.d_loss(cfg.loss, D(real, y), D(fake.detach(), y_fake))
+        loss_d = gankit.losses.d_loss(cfg.loss, D(real, y), D(fake.detach(), y_fake))
         opt_d.zero_grad()
         loss_d.backward()
         opt_d.step()
         # (2) Update G
-        loss_g = gh.g_loss(cfg.loss, D(fake, y_fake))
+        loss_g = gankit.losses.g_loss(cfg.loss, D(fake, y_fake))
         opt_g.zero_grad()
         loss_g.backward()
         opt_g.step()
@@ -114,7 +142,7 @@ def time_attention(resolution: int, channels: int, batch: int, device: torch.dev
                    fused: bool) -> float:
     """Seconds per forward + backward of one SelfAttention on (batch, channels, resolution, resolution)."""
     gh.setup(0)
-    sa = gh.SelfAttention(channels).to(device)
+    sa = gankit.attention.SelfAttention(channels).to(device)
     sa.cpu_fused_from = 0 if fused else sa.cpu_fused_from    # the fused timing uses the kernel at every size
     x = torch.randn(batch, channels, resolution, resolution, device=device, requires_grad=True)
     run = (lambda: sa(x)) if fused else (lambda: sa(x, return_attention=True)[0])  # noqa: E731
@@ -129,76 +157,68 @@ def time_attention(resolution: int, channels: int, batch: int, device: torch.dev
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--data-dir", default="data")
+    p.add_argument("--data-dir", default="data", help="CIFAR-10; without it, synthetic images (same speed)")
     p.add_argument("--device", default=None)
-    p.add_argument("--iters", type=int, default=20, help="timed iterations per loop")
-    p.add_argument("--option-iters", type=int, default=5,
-                   help="timed iterations per loop in the options table (bf16 on a CPU is about 20x slower)")
+    p.add_argument("--iters", type=int, default=20, help="timed iterations per row")
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--workers", type=int, default=2, help="DataLoader workers of the reference loop")
     p.add_argument("--sagan-set", nargs="*", default=["g_ch=64", "d_ch=64"], help="SAGAN Config overrides")
     p.add_argument("--feature-net", help="feature network for the evaluation timing (default Inception)")
-    p.add_argument("--eval-samples", type=int, default=1000)
-    p.add_argument("--compile", default="inductor", help="torch.compile backend timed as the compile option")
+    p.add_argument("--eval-samples", type=int, default=5000)
+    p.add_argument("--compile", default=None, help="also time eager torch.compile with this backend (e.g. inductor)")
+    p.add_argument("--counts-only", action="store_true", help="only the operation and sync counts")
     args = p.parse_args()
     device = gh.setup(0, args.device)
     name = torch.cuda.get_device_name() if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
     print(f"device: {name}, torch {torch.__version__}")
-    train, val = gh.train_val_split(gh.load_cifar10(args.data_dir, train=True))
     configs = {"dcgan": gh.Config.dcgan(), "sagan": gh.Config.sagan().with_overrides(args.sagan_set)}
-    print(f"{'model':8s} {'batch':>5s} {'ours it/s':>10s} {'ref it/s':>10s} {'ours img/s':>11s} {'ref img/s':>10s} "
-          f"{'ratio':>6s}")
-    contiguous = {}
-    for model, cfg in configs.items():
-        ours = time_ours(cfg, train, device, args.iters, args.warmup)
-        ref = time_reference(cfg, reference_loader(Path(args.data_dir), cfg.batch_size, args.workers), device,
-                             args.iters, args.warmup)
-        contiguous[model] = time_ours(cfg, train, device, args.iters, args.warmup, channels_last=False) / ours
-        b = cfg.batch_size
-        print(f"{model:8s} {b:5d} {1 / ours:10.2f} {1 / ref:10.2f} {b / ours:11.0f} {b / ref:10.0f} {ref / ours:6.2f}x",
-              flush=True)
-    print("our step with channels_last vs the same step on NCHW tensors: "
-          + ", ".join(f"{m} {r:.2f}x" for m, r in contiguous.items()))
 
-    # each GPU-path option alone and together, as a ratio to our plain float32 eager step and to the reference
+    print("per training iteration of train() (batch 8; the counts do not depend on widths or batch size):")
+    for model, cfg in configs.items():
+        ops, syncs = count_per_iteration(cfg, device)
+        print(f"  {model:6s} {ops:7.0f} aten operations, {syncs:.2f} host syncs", flush=True)
+    if args.counts_only:
+        return
+
+    data_dir = Path(args.data_dir)
+    images = gh.load_cifar10(data_dir, train=True) if data_dir.exists() else gh.synthetic_images(50_000, num_classes=10)
+    train, val = gh.train_val_split(images)
     amp = "auto" if device.type == "cuda" else "bf16"
-    options = {"amp": dict(amp=amp), "compile": dict(compile=args.compile), "amp+compile": dict(amp=amp, compile=args.compile)}
+    rows = {"eager float32": {}, f"eager {gh.precision(amp, device).dtype}": dict(amp=amp)}
+    if args.compile:
+        rows[f"eager, torch.compile {args.compile}"] = dict(compile=args.compile)
     if device.type == "cuda":
-        options["no cudnn.benchmark"] = dict(cudnn_benchmark=False)
-    print(f"options (amp={amp} -> {gh.precision(amp, device).dtype}, compile backend {args.compile}): "
-          f"speed-up vs our plain step / vs the reference loop")
+        rows["captured float32"] = dict(compile="cudagraph")
+        rows[f"captured {gh.precision(amp, device).dtype}"] = dict(amp=amp, compile="cudagraph")
+    print(f"{'model':6s} {'loop':34s} {'it/s':>8s} {'img/s':>8s} {'vs reference':>12s}")
     for model, cfg in configs.items():
-        plain = time_ours(cfg, train, device, args.option_iters, args.warmup)
-        ref = time_reference(cfg, reference_loader(Path(args.data_dir), cfg.batch_size, args.workers), device,
-                             args.option_iters, args.warmup)
-        cells = [f"plain {1 / plain:.2f} it/s ({ref / plain:.2f}x ref)"]
-        for label, kw in options.items():
-            t = time_ours(cfg, train, device, args.option_iters, args.warmup, **kw)
-            cells.append(f"{label} {plain / t:.2f}x / {ref / t:.2f}x")
-        print(f"{model}: " + ", ".join(cells), flush=True)
-
-    channels = configs["sagan"].g_ch
-    for res in (8, 16, 32):
-        fused, explicit = (time_attention(res, channels, 64, device, args.iters, f) for f in (True, False))
-        print(f"self-attention {res}x{res}, {channels} channels, batch 64, forward+backward: fused {fused * 1e3:.1f} ms, "
-              f"explicit (HW, HW) matrix {explicit * 1e3:.1f} ms ({explicit / fused:.2f}x)", flush=True)
+        loader = reference_loader(data_dir, cfg.batch_size, args.workers) if data_dir.exists() \
+            else tensor_loader(train, cfg.batch_size)
+        ref = time_reference(cfg, loader, device, args.iters, args.warmup)
+        print(f"{model:6s} {'reference (DataLoader, copy per batch)':34s} {1 / ref:8.2f} {cfg.batch_size / ref:8.0f} "
+              f"{1:11.2f}x", flush=True)
+        for label, options in rows.items():
+            t = time_ours(cfg, train, device, args.iters, args.warmup, **options)
+            print(f"{model:6s} {label:34s} {1 / t:8.2f} {cfg.batch_size / t:8.0f} {ref / t:11.2f}x", flush=True)
 
     features = gh.load_feature_net(args.feature_net, device=device)
-    G, _ = gh.build_models(configs["dcgan"])
-    G = G.to(device)
+    G, _ = gh.build_models(configs["sagan"])
+    G = gh.to_device(G, device)
     with tempfile.TemporaryDirectory() as cache:
         start = time.perf_counter()
         real = gh.real_stats(val, "val", features, cache)  # computes and writes the cache
         t_compute = time.perf_counter() - start
         start = time.perf_counter()
         gh.evaluate_generator(G, real, features, args.eval_samples)
-        t_fake = time.perf_counter() - start
-        start = time.perf_counter()
-        gh.evaluate_generator(G, gh.real_stats(val, "val", features, cache), features, args.eval_samples)
         t_cached = time.perf_counter() - start
-    print(f"validation {features.label}, {args.eval_samples} generated vs {len(val)} real: "
-          f"cached real statistics {t_cached:.1f} s, recomputing them {t_compute + t_fake:.1f} s "
-          f"({(t_compute + t_fake) / t_cached:.1f}x)")
+    print(f"one validation evaluation ({features.label}, SAGAN, {args.eval_samples} generated vs {len(val)} real): "
+          f"{t_cached:.2f} s with cached real statistics; computing them once took {t_compute:.2f} s", flush=True)
+
+    channels = configs["sagan"].g_ch
+    for res in (8, 16, 32):
+        fused, explicit = (time_attention(res, channels, 64, device, args.iters, f) for f in (True, False))
+        print(f"self-attention {res}x{res}, {channels} channels, batch 64, forward+backward: fused {fused * 1e3:.1f} ms, "
+              f"explicit (HW, HW) matrix {explicit * 1e3:.1f} ms ({explicit / fused:.2f}x)", flush=True)
 
 
 if __name__ == "__main__":
