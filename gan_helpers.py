@@ -49,10 +49,7 @@ Where things are (gankit/<module>.py, lowest layer first; see gankit/__init__.py
 from __future__ import annotations
 
 import sys
-import warnings
-from typing import Any
 
-import gankit
 from gankit.core import CIFAR10_CLASSES, GanError
 from gankit.device import colab_installs, device_name, precision, setup, to_device
 from gankit.config import Config
@@ -108,18 +105,6 @@ __all__ = [
     "mean_std", "plot_study", "study_table", "welch",
     "main",
 ]
-
-
-def __getattr__(name: str) -> Any:
-    """Transitional: a package name outside the vocabulary still resolves, with a DeprecationWarning giving its
-    spelling gankit.<module>.<name>, while code written against the old face moves over."""
-    for module in gankit.LAYERS:
-        found = sys.modules[f"gankit.{module}"]
-        if name in found.__all__:
-            warnings.warn(f"gan_helpers.{name} is not in the kit's vocabulary: use gankit.{module}.{name}",
-                          DeprecationWarning, stacklevel=2)
-            return getattr(found, name)
-    raise AttributeError(f"module 'gan_helpers' has no attribute {name!r}")
 
 
 if __name__ == "__main__":

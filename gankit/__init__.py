@@ -26,6 +26,7 @@ LAYERS = (
     "losses",            # Wasserstein, hinge, BCE, ACGAN class loss, gradient penalty
     "augment",           # DiffAugment transforms, bCR's consistency shift
     "step",              # train_step: D steps, G steps, EMA
+    "capture",           # the whole training step as one CUDA graph (compile="cudagraph")
     "sampling",          # latents, sample, interpolation, standing BatchNorm statistics
     "features",          # feature networks (Inception or proxy), Stats, cached real statistics
     "measures",          # FD, KID, IS, class accuracy, diversity; score lines and tables

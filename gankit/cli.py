@@ -32,7 +32,7 @@ from .study_results import collect_study, study_differences, study_results_path,
 __all__ = ['build_parser', 'main']
 
 
-def _path_stats(path: str, features: FeatureNet, batch_size: int) -> Stats:
+def _path_stats(path: str, features: FeatureNet, batch_size: int | None) -> Stats:
     """Statistics of an image folder, or those stored in a pytorch-fid style .npz (mu, sigma)."""
     p = Path(path)
     if p.suffix == ".npz" and p.is_file():
@@ -327,7 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     f = sub.add_parser("fid", help="Frechet distance between two image folders or .npz statistics")
     f.add_argument("path_a")
     f.add_argument("path_b")
-    f.add_argument("--batch-size", type=positive, default=50)
+    f.add_argument("--batch-size", type=positive, help="images per forward pass (default: 500 on CUDA, else 50)")
     add_common(f)
     f.set_defaults(func=_cmd_fid)
 

@@ -99,8 +99,10 @@ class Config:
     # --- speed: how G and D run in training, not what they compute
     amp: str = "auto"                # mixed precision of G and D in training (see PRECISIONS): "auto" = bf16 on a
                                      # CUDA GPU that has it, else fp16 with gradient scaling; float32 on CPU/MPS
-    compile: str = "off"             # torch.compile backend for G and D in training ("inductor", "aot_eager", ...);
-                                     # "off" = eager. Off by default until timed on each device (train_speed.py)
+    compile: str = "off"             # "cudagraph": the whole training step recorded once as a CUDA graph and replayed
+                                     # (gankit/capture.py; eager, saying why, where it cannot be); or a torch.compile
+                                     # backend for G and D ("inductor", "aot_eager", ...); "off" = eager. Off by
+                                     # default until timed on each device (tests/benchmarks/train_speed.py)
 
     @property
     def cond_classes(self) -> int:
@@ -213,8 +215,8 @@ class Config:
                 raise GanError(f"config {key} must be >= 1, got {getattr(self, key)}")
         if self.eval_samples < 2:  # a covariance and an unbiased KID need at least two images
             raise GanError(f"config eval_samples must be >= 2, got {self.eval_samples}")
-        if self.compile != "off" and self.compile not in torch.compiler.list_backends(exclude_tags=()):
-            raise GanError(f"config compile={self.compile!r} is not 'off' or a torch.compile backend: "
+        if self.compile not in ("off", "cudagraph") and self.compile not in torch.compiler.list_backends(exclude_tags=()):
+            raise GanError(f"config compile={self.compile!r} is not 'off', 'cudagraph' or a torch.compile backend: "
                            f"{torch.compiler.list_backends()}")
         augment_policy(self.diffaug)
         if not 0 <= self.ema_decay < 1:

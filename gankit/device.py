@@ -52,13 +52,14 @@ class Precision:
     def autocast(self) -> contextlib.AbstractContextManager:
         return torch.autocast(self.device_type, dtype=self.dtype, enabled=self.dtype is not None)
 
-    def step(self, loss: Tensor, opt: torch.optim.Optimizer, scaler: Any) -> None:
-        """backward + optimizer step, through the gradient scaler when there is one."""
+    def step(self, loss: Tensor, opt: torch.optim.Optimizer, scaler: Any, inputs: list[Tensor] | None = None) -> None:
+        """backward + optimizer step, through the gradient scaler when there is one. `inputs`: the only tensors
+        that receive gradients (the G step's loss passes through D, whose weight gradients it does not need)."""
         if scaler is None:
-            loss.backward()
+            loss.backward(inputs=inputs)
             opt.step()
             return
-        scaler.scale(loss).backward()
+        scaler.scale(loss).backward(inputs=inputs)
         scaler.step(opt)
         scaler.update()
 

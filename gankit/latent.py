@@ -12,7 +12,7 @@ from torch import Tensor
 
 from .core import GanError
 from .config import Config
-from .layers import stages
+from .layers import one_hot, stages
 
 __all__ = ['draw_latents', 'split_codes', 'Encoder', 'QHead', 'JointHead', 'make_encoder', 'latent_heads']
 
@@ -26,7 +26,7 @@ def draw_latents(cfg: Config, n: int, generator: torch.Generator | None = None,
     parts = [z]
     if cfg.info_cat:
         index = torch.randint(cfg.info_cat, (n,), generator=generator, device=device)
-        parts.append(F.one_hot(index, cfg.info_cat).to(z.dtype))
+        parts.append(one_hot(index, cfg.info_cat, z.dtype))
     if cfg.info_cont:
         parts.append(torch.rand(n, cfg.info_cont, generator=generator, device=device) * 2 - 1)
     return torch.cat(parts, 1) if len(parts) > 1 else z

@@ -8,13 +8,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
+from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import _SpectralNorm, spectral_norm
 
 from .core import GanError
 from .registry import CONDITIONINGS
 from .config import Config
 
-__all__ = ['ConditionalBatchNorm', 'named_seed', 'apply_spectral_norm', 'check_labels', 'generator_input', 'embed_labels', 'join_label_embedding', 'join_label_planes', 'discriminator_heads', 'class_projection', 'discriminator_output', 'stages']
+__all__ = ['ConditionalBatchNorm', 'named_seed', 'apply_spectral_norm', 'power_iteration', 'check_labels', 'generator_input', 'embed_labels', 'join_label_embedding', 'one_hot', 'join_label_planes', 'discriminator_heads', 'class_projection', 'discriminator_output', 'stages']
 
 
 class ConditionalBatchNorm(nn.Module):
@@ -42,21 +43,42 @@ class ConditionalBatchNorm(nn.Module):
 
 
 class _Float32SpectralNorm(_SpectralNorm):
-    """torch's spectral-norm parametrization with its power iteration and sigma computed in float32 even
-    inside a bf16/fp16 autocast region (autocast would run its matrix-vector products in half precision)."""
+    """torch's spectral-norm parametrization (its u, v buffers, their random start and first 15 power iterations)
+    with a pure forward: W / sigma, sigma = u^T W v from the current u and v, computed in float32 even inside a
+    bf16/fp16 autocast region. torch's forward also runs a power iteration, updating u and v in place, on every
+    training-mode call (two or three per training step for D); here power_iteration() runs one, once per
+    update (Miyato et al. 2018), so that the forward has no side effects: torch.compile traces it without a graph
+    break and a CUDA graph can capture it."""
 
-    # Left out of torch.compile: inductor keeps the power-iteration vectors u, v for the backward pass by
-    # reference and then updates them in place, so a second forward before backward (D on real, then on
-    # generated images) fails with "modified by an inplace operation"; eager torch clones them first.
-    @torch.compiler.disable
     def forward(self, weight: Tensor) -> Tensor:
+        if weight.ndim == 1:   # torch's rule for vectors: plain normalisation
+            return F.normalize(weight, dim=0, eps=self.eps)
         with torch.autocast(weight.device.type, enabled=False):
-            return super().forward(weight.float())
+            weight = weight.float() if weight.dtype in (torch.float16, torch.bfloat16) else weight
+            sigma = torch.vdot(self._u, torch.mv(self._reshape_weight_to_matrix(weight), self._v))
+            return weight / sigma
+
+    @torch.no_grad()
+    def power_iteration(self, weight: Tensor) -> None:
+        """One step of the power method on `weight` (the raw parameter): u <- Wv / |Wv|, v <- W^T u / |W^T u|."""
+        if weight.ndim > 1:
+            self._power_method(self._reshape_weight_to_matrix(weight.to(self._u.dtype)), 1)
 
 
 def _spectral_norm(module: nn.Module) -> None:
     spectral_norm(module)
     module.parametrizations.weight[0].__class__ = _Float32SpectralNorm  # same state (u, v), float32 maths
+
+
+@torch.no_grad()
+def power_iteration(model: nn.Module) -> None:
+    """One power iteration in every spectrally normalised layer of `model` (none without spectral norm): what
+    the training step runs before each update of the model, outside the forward passes."""
+    for module in model.modules():
+        if parametrize.is_parametrized(module, "weight"):
+            for p in module.parametrizations.weight:
+                if isinstance(p, _Float32SpectralNorm):
+                    p.power_iteration(module.parametrizations.weight.original)
 
 
 def named_seed(seed: int, name: str) -> int:
@@ -67,7 +89,7 @@ def named_seed(seed: int, name: str) -> int:
 
 
 def apply_spectral_norm(model: nn.Module, seed: int = 0) -> nn.Module:
-    """Spectral norm (Miyato et al. 2018; one power iteration per training-mode forward, in float32) on every
+    """Spectral norm (Miyato et al. 2018; sigma in float32, one power iteration per update: power_iteration()) on every
     conv and linear layer of `model`, attention convs included, and on a projection embedding named `embed`.
     Each layer's random power-iteration start comes from named_seed(seed, its name)."""
     for name, module in list(model.named_modules()):
@@ -105,12 +127,18 @@ def join_label_embedding(embed: nn.Embedding | None, z: Tensor, y: Tensor | None
     return z if embed is None else torch.cat([z, embed_labels(embed, y)], 1)
 
 
+def one_hot(index: Tensor, k: int, dtype: torch.dtype) -> Tensor:
+    """Rows of the k x k identity for class indices (N,) -> (N, k) in `dtype`. Unlike F.one_hot it does not check
+    the indices' range on the host (a device sync that a captured or compiled step cannot contain)."""
+    return (index[:, None] == torch.arange(k, device=index.device)).to(dtype)
+
+
 def join_label_planes(x: Tensor, y: Tensor | None, num_classes: int) -> Tensor:
     """D's input with the label joined (CGAN): x (N, 3, S, S) -> (N, 3 + K, S, S) with one-hot planes, or a
     flat x (N, F) -> (N, F + K) with the one-hot vector; x itself when num_classes is 0."""
     if not num_classes:
         return x
-    onehot = F.one_hot(check_labels(y, num_classes), num_classes).to(x.dtype)   # (N, K)
+    onehot = one_hot(check_labels(y, num_classes), num_classes, x.dtype)   # (N, K)
     if x.dim() == 2:
         return torch.cat([x, onehot], 1)
     return torch.cat([x, onehot[:, :, None, None].expand(-1, -1, *x.shape[2:])], 1)

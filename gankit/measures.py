@@ -25,6 +25,9 @@ __all__ = ['DUPLICATE_FRACTION', 'IS_SPLITS', 'frechet_distance', 'kernel_incept
 DUPLICATE_FRACTION = 0.25
 
 
+KID_CHUNK = 10                     # KID subsets whose (m, m) kernel matrices are held at once (10 x 8 MB each)
+
+
 IS_SPLITS = 10                     # the Inception Score's splits (Salimans et al. 2016; torch-fidelity: 10)
 
 
@@ -45,23 +48,27 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
 
 
 def kernel_inception_distance(f1: np.ndarray, f2: np.ndarray, subsets: int = 50, subset_size: int = 1000,
-                              seed: int = 0) -> tuple[float, float]:
-    """KID (Binkowski 2018): unbiased MMD^2 with kernel (x.y / d + 1)^3, mean and std over random subsets.
-    When both sets are no larger than `subset_size`, every subset is the whole of both: one value, and the
-    std is NaN (no spread to measure) rather than a rounding-error 1e-16."""
+                              seed: int = 0, device: torch.device | str = "cpu") -> tuple[float, float]:
+    """KID (Binkowski 2018): unbiased MMD^2 with kernel (x.y / d + 1)^3, mean and std over random subsets,
+    computed in float64 on `device` (the feature network's: on a GPU the kernel matrices take milliseconds), a
+    few subsets at a time. When both sets are no larger than `subset_size`, every subset is the whole of both:
+    one value, and the std is NaN (no spread to measure) rather than a rounding-error 1e-16."""
     rng = np.random.default_rng(seed)
     m = min(subset_size, len(f1), len(f2))
     if m == len(f1) == len(f2):
         subsets = 1
     d = f1.shape[1]
+    picks = [(rng.choice(len(f1), m, replace=False), rng.choice(len(f2), m, replace=False)) for _ in range(subsets)]
+    a, b = (torch.as_tensor(np.asarray(f), dtype=torch.float64, device=device) for f in (f1, f2))
     values = []
-    for _ in range(subsets):
-        x = f1[rng.choice(len(f1), m, replace=False)]
-        y = f2[rng.choice(len(f2), m, replace=False)]
-        kxx, kyy, kxy = ((a @ b.T / d + 1) ** 3 for a, b in ((x, x), (y, y), (x, y)))
-        mmd = ((kxx.sum() - np.trace(kxx)) + (kyy.sum() - np.trace(kyy))) / (m * (m - 1)) - 2 * kxy.mean()
-        values.append(mmd)
-    return float(np.mean(values)), float(np.std(values)) if len(values) > 1 else math.nan
+    for start in range(0, subsets, KID_CHUNK):
+        x = a[torch.as_tensor(np.stack([i for i, _ in picks[start:start + KID_CHUNK]]), device=device)]  # (s, m, d)
+        y = b[torch.as_tensor(np.stack([j for _, j in picks[start:start + KID_CHUNK]]), device=device)]
+        kxx, kyy, kxy = ((p @ q.transpose(1, 2) / d + 1) ** 3 for p, q in ((x, x), (y, y), (x, y)))  # (s, m, m)
+        within = sum(k.sum((1, 2)) - k.diagonal(dim1=1, dim2=2).sum(1) for k in (kxx, kyy))
+        values.append(within / (m * (m - 1)) - 2 * kxy.mean((1, 2)))
+    values = torch.cat(values).cpu().numpy()
+    return float(values.mean()), float(values.std()) if len(values) > 1 else math.nan
 
 
 def inception_score(logits: np.ndarray, splits: int = IS_SPLITS) -> tuple[float, float]:
@@ -143,9 +150,9 @@ def nearest_neighbour_ratio(fake: Tensor, real: Tensor) -> float:
     return median_nearest_neighbour(fake[:n]) / median_nearest_neighbour(real[:n])
 
 
-def score(fake: Stats, real: Stats, label: str) -> dict[str, Any]:
-    """Frechet distance and KID between generated and real statistics, with the sample counts."""
-    kid, kid_std = kernel_inception_distance(fake.features, real.features)
+def score(fake: Stats, real: Stats, label: str, device: torch.device | str = "cpu") -> dict[str, Any]:
+    """Frechet distance and KID (on `device`) between generated and real statistics, with the sample counts."""
+    kid, kid_std = kernel_inception_distance(fake.features, real.features, device=device)
     return {"fd": frechet_distance(fake.mu, fake.sigma, real.mu, real.sigma), "kid": kid, "kid_std": kid_std,
             "n_fake": fake.n, "n_real": real.n, "metric": label}
 
@@ -163,7 +170,8 @@ class ScoreContext:
 
 
 def _fd_kid(ctx: ScoreContext) -> dict[str, Any]:
-    return score(Stats.of(ctx.out.features), ctx.real, ctx.net.label)
+    device = next(iter(ctx.net.module.parameters()), torch.empty(0)).device   # the feature network's
+    return score(Stats.of(ctx.out.features), ctx.real, ctx.net.label, device)
 
 
 def _fd_kid_text(s: dict[str, Any]) -> str:

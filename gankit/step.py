@@ -1,4 +1,5 @@
-"""The training step: n_critic D updates, n_gen G updates, the EMA of G; TTUR optimizers."""
+"""The training step: n_critic D updates, n_gen G updates, the EMA of G; TTUR optimizers. Sync-free: it returns
+device tensors and never waits for the device."""
 from __future__ import annotations
 
 from typing import Callable
@@ -9,29 +10,44 @@ from torch import Tensor
 from .device import Precision
 from .config import Config
 from .latent import draw_latents
-from .losses import class_loss, discriminate, gradient_penalty, info_loss, loss_pair
+from .layers import power_iteration
+from .losses import DOutputs, class_loss, discriminate, gradient_penalty, info_loss, loss_pair
 from .augment import consistency_penalty, consistency_shift, diff_augment
 
-__all__ = ['ema_update', 'make_optimizers', 'random_labels', 'train_step']
+__all__ = ['LOG_KEYS', 'ema_update', 'ema_decay', 'make_optimizers', 'random_labels', 'scores_jointly', 'train_step', 'stack_logs']
+
+
+LOG_KEYS = ("d_loss", "g_loss", "d_real", "d_fake")   # what train_step returns, in the order stack_logs stacks them
 
 
 @torch.no_grad()
-def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
-    """ema_p <- decay * ema_p + (1 - decay) * p for parameters; buffers (BN statistics, spectral norm's
-    u/v power-iteration vectors) are copied, not averaged (train() recomputes the EMA's BN statistics
-    with standing_batch_norm before every evaluation)."""
-    for e, p in zip(ema.parameters(), model.parameters()):
-        e.lerp_(p, 1.0 - decay)
-    for e, b in zip(ema.buffers(), model.buffers()):
-        e.copy_(b)
+def ema_update(ema: nn.Module, model: nn.Module, decay: float | Tensor) -> None:
+    """ema_p <- decay * ema_p + (1 - decay) * p for parameters, in one foreach kernel; buffers (BN statistics,
+    spectral norm's u/v power-iteration vectors) are copied, not averaged (train() recomputes the EMA's BN
+    statistics with standing_batch_norm before every evaluation). `decay` may be a 0-d tensor on the models'
+    device, so that a captured step reads its current value instead of baking one in."""
+    weight = 1.0 - decay
+    torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), weight)
+    torch._foreach_copy_(list(ema.buffers()), list(model.buffers()))
+
+
+def ema_decay(cfg: Config, iteration: int) -> float:
+    """The EMA's decay at `iteration` (0-based): cfg.ema_decay from cfg.ema_start on; 0 before (the EMA copies G)."""
+    return cfg.ema_decay if iteration >= cfg.ema_start else 0.0
 
 
 def make_optimizers(cfg: Config, G: nn.Module, D: nn.Module) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
-    """TTUR (Heusel 2017): separate learning rates for G and D."""
+    """TTUR (Heusel 2017): separate learning rates for G and D. Each optimizer updates all its tensors in a few
+    large kernels: Adam fused on CUDA and CPU (foreach elsewhere), RMSprop foreach; on CUDA they are capturable
+    (their step counters stay on the GPU) so that a CUDA graph can record the whole training step."""
+    device = next(G.parameters()).device
+    capturable = device.type == "cuda"
     if cfg.optimizer == "adam":
-        return (torch.optim.Adam(G.parameters(), cfg.g_lr, betas=cfg.betas),
-                torch.optim.Adam(D.parameters(), cfg.d_lr, betas=cfg.betas))
-    return torch.optim.RMSprop(G.parameters(), cfg.g_lr), torch.optim.RMSprop(D.parameters(), cfg.d_lr)
+        kind = {"fused": True} if device.type in ("cuda", "cpu") else {"foreach": True}
+        return tuple(torch.optim.Adam(model.parameters(), lr, betas=cfg.betas, capturable=capturable, **kind)
+                     for model, lr in ((G, cfg.g_lr), (D, cfg.d_lr)))
+    return tuple(torch.optim.RMSprop(model.parameters(), lr, foreach=True, capturable=capturable)
+                 for model, lr in ((G, cfg.g_lr), (D, cfg.d_lr)))
 
 
 def random_labels(n: int, num_classes: int, device: torch.device) -> Tensor | None:
@@ -39,25 +55,59 @@ def random_labels(n: int, num_classes: int, device: torch.device) -> Tensor | No
     return torch.randint(num_classes, (n,), device=device) if num_classes else None
 
 
+def scores_jointly(D: nn.Module) -> bool:
+    """Whether D may score real and generated images in one forward pass of both batches: only without
+    BatchNorm, whose statistics would mix the two batches (a DCGAN critic with d_batchnorm scores them apart,
+    as in Radford et al. 2016)."""
+    return not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in D.modules())
+
+
+def _cat(a: Tensor | None, b: Tensor | None) -> Tensor | None:
+    return None if a is None else torch.cat([a, b])
+
+
+def _split(t: Tensor | None, n: int) -> tuple[Tensor | None, Tensor | None]:
+    return (None, None) if t is None else (t[:n], t[n:])
+
+
+def _score_pair(D: nn.Module, real: Tensor, fake: Tensor, y_real: Tensor | None, y_fake: Tensor | None,
+                z_real: Tensor | None, z_fake: Tensor | None, joint: bool) -> tuple[DOutputs, DOutputs]:
+    """D's outputs on a real and a generated batch (n each): one forward pass of both (2n) when `joint`, else
+    two; the same values either way (D treats every image on its own)."""
+    if not joint:
+        return discriminate(D, real, y_real, z_real), discriminate(D, fake, y_fake, z_fake)
+    both = discriminate(D, torch.cat([real, fake]), _cat(y_real, y_fake), _cat(z_real, z_fake))
+    parts = [_split(t, len(real)) for t in both]
+    return DOutputs(*(p[0] for p in parts)), DOutputs(*(p[1] for p in parts))
+
+
 def train_step(cfg: Config, G: nn.Module, D: nn.Module, G_ema: nn.Module | None,
                opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
-               real_batch: Callable[[], tuple[Tensor, Tensor]], iteration: int,
-               prec: Precision | None = None) -> dict[str, float]:
-    """One GAN round: cfg.n_critic D updates, then cfg.n_gen G updates and the EMA update.
-    `real_batch()` returns images (N, 3, S, S) in [-1, 1] and labels (N,). `prec` (default: float32) runs
-    G and D under autocast; logits, losses and the gradient penalty stay in float32. With cfg.diffaug every
-    image D sees in training (real, generated, the penalty's interpolates) is augmented first (diff_augment:
-    new draws at every D call); with cfg.cr_weight D also pays bCR's consistency penalty. InfoGAN (cfg.info_cat,
-    info_cont): G's latents carry codes, and D (with its Q head) and G both pay info_weight x info_loss() of Q's
-    reading of them. BiGAN (cfg.encoder): D scores pairs, (x, E(x)) as real and (G(z), z) as generated; G and E
-    (inside G, in G's optimizer) minimise D's loss with the two swapped. Returns the last losses and mean D
-    logits on real and generated images (D(x), D(G(z))) of the last D step."""
+               real_batch: Callable[[], tuple[Tensor, Tensor]], decay: float | Tensor = 0.0,
+               prec: Precision | None = None) -> dict[str, Tensor]:
+    """One GAN round: cfg.n_critic D updates, then cfg.n_gen G updates and the EMA update with `decay`
+    (ema_decay(): 0 copies G). `real_batch()` returns images (N, 3, S, S) in [-1, 1] and labels (N,). `prec`
+    (default: float32) runs G and D under autocast, one region per network pass; logits, losses and the gradient
+    penalty stay in float32. Spectral norm's power iteration runs once per update of each network, before it.
+    With cfg.diffaug every image D sees in training (real, generated, the penalty's interpolates) is augmented
+    first (diff_augment: new draws at every D call); with cfg.cr_weight D also pays bCR's consistency penalty.
+    InfoGAN (cfg.info_cat, info_cont): G's latents carry codes, and D (with its Q head) and G both pay
+    info_weight x info_loss() of Q's reading of them. BiGAN (cfg.encoder): D scores pairs, (x, E(x)) as real
+    and (G(z), z) as generated; G and E (inside G, in G's optimizer) minimise D's loss with the two swapped.
+
+    Returns 0-d tensors on the models' device (LOG_KEYS): the last losses and mean D logits on real and generated
+    images (D(x), D(G(z))) of the last D step. Nothing in the step waits for the device (no .item(), no
+    tensor-valued branch): the training loop moves these values to the host in chunks (stack_logs), and a CUDA
+    graph can record the whole step (gankit/capture.py)."""
     d_loss_fn, g_loss_fn = loss_pair(cfg.loss)
     device = next(G.parameters()).device
     encoder = getattr(G, "encoder", None)
     prec = prec or Precision(device.type)
+    joint = scores_jointly(D)
+    power_iteration(G)                                                  # G's update comes after the D steps,
     # (1) Update D: minimise d_loss (+ Lipschitz terms) on a real batch and a detached generated batch
-    for step in range(cfg.n_critic):
+    for step in range(cfg.n_critic):                                    # but its forward comes first
+        power_iteration(D)
         real, y_real = real_batch()
         y_real = y_real if cfg.cond_classes else None
         n = len(real)
@@ -70,8 +120,8 @@ def train_step(cfg: Config, G: nn.Module, D: nn.Module, G_ema: nn.Module | None,
             z_real = None if encoder is None else encoder(real)
         seen_real, seen_fake = diff_augment(real, cfg.diffaug), diff_augment(fake.detach(), cfg.diffaug)
         with prec.autocast():
-            real_logits, real_classes, _ = discriminate(D, seen_real, y_real, z_real)
-            fake_logits, _, fake_codes = discriminate(D, seen_fake, y_fake, z_fake)
+            (real_logits, real_classes, _), (fake_logits, _, fake_codes) = _score_pair(
+                D, seen_real, seen_fake, y_real, y_fake, z_real, z_fake, joint)
         loss_d = d_loss_fn(real_logits, fake_logits)
         if real_classes is not None:   # ACGAN: D also learns to classify real images
             loss_d = loss_d + cfg.acgan_weight * class_loss(real_classes, y_real)
@@ -80,9 +130,10 @@ def train_step(cfg: Config, G: nn.Module, D: nn.Module, G_ema: nn.Module | None,
         if cfg.drift:
             loss_d = loss_d + cfg.drift * real_logits.pow(2).mean()
         if cfg.cr_weight:              # bCR: D's scores of real and generated images barely move under a shift
+            real_moved, fake_moved = consistency_shift(seen_real), consistency_shift(seen_fake)
             with prec.autocast():
-                real_shifted = discriminate(D, consistency_shift(seen_real), y_real, z_real).logits
-                fake_shifted = discriminate(D, consistency_shift(seen_fake), y_fake, z_fake).logits
+                real_shifted, fake_shifted = (o.logits for o in _score_pair(
+                    D, real_moved, fake_moved, y_real, y_fake, z_real, z_fake, joint))
             loss_d = loss_d + cfg.cr_weight * (consistency_penalty(real_logits, real_shifted)
                                                + consistency_penalty(fake_logits, fake_shifted))
         if cfg.lipschitz == "gp":
@@ -92,18 +143,20 @@ def train_step(cfg: Config, G: nn.Module, D: nn.Module, G_ema: nn.Module | None,
         prec.step(loss_d, opt_d, prec.scaler_d)
         if cfg.lipschitz == "clip":    # the critic's weights; InfoGAN's Q head reads codes, it scores nothing
             q_head = set(map(id, D.q_head.parameters())) if getattr(D, "q_head", None) is not None else set()
+            critic = [p for p in D.parameters() if id(p) not in q_head]
             with torch.no_grad():
-                for p in D.parameters():
-                    if id(p) not in q_head:
-                        p.clamp_(-cfg.clip_value, cfg.clip_value)
+                torch._foreach_clamp_min_(critic, -cfg.clip_value)
+                torch._foreach_clamp_max_(critic, cfg.clip_value)
     # (2) Update G cfg.n_gen times: minimise g_loss, scored by the updated D; the first step reuses the last
     # critic step's batch, later ones draw a new one
     for step in range(cfg.n_gen):
-        with prec.autocast():
-            if step > 0:
-                y_fake = random_labels(n, cfg.cond_classes, device)
-                z_fake = draw_latents(cfg, n, device=device)
+        if step > 0:
+            power_iteration(G)
+            y_fake = random_labels(n, cfg.cond_classes, device)
+            z_fake = draw_latents(cfg, n, device=device)
+            with prec.autocast():
                 fake = G(z_fake, y_fake)
+        with prec.autocast():
             g_logits, g_classes, g_codes = discriminate(D, diff_augment(fake, cfg.diffaug), y_fake, z_fake)
             if encoder is not None:    # BiGAN: E's pairs (x, E(x)) of the last real batch, with E's gradient
                 e_logits = discriminate(D, diff_augment(real, cfg.diffaug), None, encoder(real)).logits
@@ -114,8 +167,14 @@ def train_step(cfg: Config, G: nn.Module, D: nn.Module, G_ema: nn.Module | None,
         if g_codes is not None:        # InfoGAN: G makes its codes readable from its images
             loss_g = loss_g + cfg.info_weight * info_loss(g_codes, z_fake[:, cfg.z_dim:], cfg.info_cat)
         opt_g.zero_grad(set_to_none=True)
-        prec.step(loss_g, opt_g, prec.scaler_g)
+        prec.step(loss_g, opt_g, prec.scaler_g, inputs=list(G.parameters()))   # no gradients for D's weights
     if G_ema is not None:
-        ema_update(G_ema, G, cfg.ema_decay if iteration >= cfg.ema_start else 0.0)
-    return {"d_loss": loss_d.item(), "g_loss": loss_g.item(),
-            "d_real": real_logits.mean().item(), "d_fake": fake_logits.mean().item()}
+        ema_update(G_ema, G, decay)
+    return {"d_loss": loss_d.detach(), "g_loss": loss_g.detach(),
+            "d_real": real_logits.detach().mean(), "d_fake": fake_logits.detach().mean()}
+
+
+def stack_logs(logs: dict[str, Tensor]) -> Tensor:
+    """A step's values as one tensor (len(LOG_KEYS),) on its device: what the loop collects per iteration and
+    moves to the host once per chunk."""
+    return torch.stack([logs[k] for k in LOG_KEYS])

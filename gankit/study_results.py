@@ -18,7 +18,7 @@ from .tables import format_table
 from .files import write_json_atomic
 from .data import synthetic_images
 from .build import build_models
-from .step import make_optimizers, train_step
+from .step import ema_decay, make_optimizers, train_step
 from .plots import legend_below, log_y, metric_label
 from .studies import Study, run_record, study_run_dir, study_timing_path
 
@@ -82,7 +82,7 @@ def time_study(study: Study, iters: int = 20, warmup: int = 3, rounds: int = 3,
         G_ema = copy.deepcopy(G) if cfg.ema_decay > 0 else None
         opt_g, opt_d = make_optimizers(cfg, G, D)
         steps[arm] = (lambda i, c=cfg, m=(G, D, G_ema, opt_g, opt_d), x=data:
-                      train_step(c, *m, lambda: x.batch(c.batch_size, c.hflip), i, prec))
+                      train_step(c, *m, lambda: x.batch(c.batch_size, c.hflip), ema_decay(c, i), prec))
         for i in range(warmup):
             steps[arm](i)
     samples: dict[str, list[float]] = {arm: [] for arm in study.arms}

@@ -14,16 +14,17 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from .core import GanError, SELECTION_KEY
+from .core import GanError, SELECTION_KEY, batched
 from .device import Precision, compiled, device_name, device_of, eval_mode, precision, setup, to_device
 from .config import Config
 from .files import save_atomic, write_json_atomic
 from .data import ImageSet, check_data, split_record, to_float
 from .build import build_models
 from .losses import d_loss
-from .step import make_optimizers, train_step
+from .step import LOG_KEYS, ema_decay, make_optimizers, stack_logs, train_step
+from .capture import CapturedStep, capture_unsupported
 from .sampling import encode, latents, sample, standing_batch_norm
-from .features import FeatureNet, real_stats
+from .features import FeatureNet, Stats, real_stats
 from .measures import evaluate_generator
 from .checkpoints import FORK_FIELDS, RESUMABLE_FIELDS, load_checkpoint, rng_state, set_rng_state
 from .images import save_snapshot, snapshot_path
@@ -35,15 +36,11 @@ __all__ = ['VALIDATION_LOSS_IMAGES', 'validation_losses', 'TrainingDiverged', 'd
 VALIDATION_LOSS_IMAGES = 1000
 
 
-@torch.no_grad()
-def _d_logits(D: nn.Module, images: Tensor, labels: Tensor | None, z: Tensor | None = None,
-              batch_size: int = 500) -> Tensor:
-    """D's logits (N,) for images (N, 3, 32, 32) in [-1, 1] (any device), in batches on D's device; a BiGAN D
+def _d_logits(D: nn.Module, images: Tensor, labels: Tensor | None, z: Tensor | None = None) -> Tensor:
+    """D's logits (N,) for images (N, 3, S, S) in [-1, 1] (any device), in batches on D's device; a BiGAN D
     scores them paired with latents z (N, z_dim)."""
-    device = device_of(D)
-    part = lambda t, i: None if t is None else t[i:i + batch_size].to(device)
-    return torch.cat([D(part(images, i), part(labels, i), **({} if z is None else {"z": part(z, i)}))
-                      for i in range(0, len(images), batch_size)])
+    score = (lambda x, y: D(x, y)) if z is None else (lambda x, y, zz: D(x, y, z=zz))
+    return batched(score, images, labels, *(() if z is None else (z,)), batch_size=500, device=device_of(D))
 
 
 @torch.no_grad()
@@ -129,22 +126,156 @@ def _check_resumable(saved: Config, cfg: Config, path: Path, free: tuple[str, ..
                        f"{', '.join(free)})")
 
 
-def _load_networks(state: dict[str, Any], cfg: Config, G: nn.Module, D: nn.Module, G_ema: nn.Module | None,
-                   opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer, prec: Precision) -> None:
-    """A training state's weights, EMA, optimizer and gradient-scaler states into new networks; the optimizers
-    take cfg's learning rates (the state holds those it ran with; a resume or fork may change them)."""
-    G.load_state_dict(state["G"])
-    D.load_state_dict(state["D"])
-    if G_ema is not None:   # a run without an EMA so far starts its EMA from G, as a new run does
-        G_ema.load_state_dict(state["G_ema"] if state["G_ema"] is not None else state["G"])
-    opt_g.load_state_dict(state["opt_g"])
-    opt_d.load_state_dict(state["opt_d"])
-    for opt, lr in ((opt_g, cfg.g_lr), (opt_d, cfg.d_lr)):
+def _load_networks(state: dict[str, Any], run: "_Run", cfg: Config) -> None:
+    """A training state's weights, EMA, optimizer and gradient-scaler states into the run's new networks; the
+    optimizers take cfg's learning rates (the state holds those it ran with; a resume or fork may change them)."""
+    run.G.load_state_dict(state["G"])
+    run.D.load_state_dict(state["D"])
+    if run.G_ema is not None:   # a run without an EMA so far starts its EMA from G, as a new run does
+        run.G_ema.load_state_dict(state["G_ema"] if state["G_ema"] is not None else state["G"])
+    for opt, saved in ((run.opt_g, state["opt_g"]), (run.opt_d, state["opt_d"])):
+        _load_optimizer(opt, saved)
+    for opt, lr in ((run.opt_g, cfg.g_lr), (run.opt_d, cfg.d_lr)):
         for group in opt.param_groups:
             group["lr"] = lr
-    for scaler, key in ((prec.scaler_g, "scaler_g"), (prec.scaler_d, "scaler_d")):
+    for scaler, key in ((run.prec.scaler_g, "scaler_g"), (run.prec.scaler_d, "scaler_d")):
         if scaler is not None and state.get(key):
             scaler.load_state_dict(state[key])
+
+
+def _load_optimizer(opt: torch.optim.Optimizer, saved: dict[str, Any]) -> None:
+    """A saved optimizer state (moments, step counters, hyperparameters) into `opt`, keeping opt's own kernel
+    settings (fused, foreach, capturable: make_optimizers' choice for this device), so that a state saved on the CPU
+    resumes on a GPU with capturable step counters on the GPU, and one saved on a GPU resumes on the CPU."""
+    kernel = ("fused", "foreach", "capturable")
+    groups = [{**group, **{k: fresh[k] for k in kernel if k in fresh}}
+              for group, fresh in zip(saved["param_groups"], opt.param_groups)]
+    opt.load_state_dict({**saved, "param_groups": groups})
+
+
+LOG_CHUNK = 50   # iterations whose logged values reach the host in one transfer: the loop's one wait per chunk
+
+
+@dataclasses.dataclass
+class _Run:
+    """What train()'s steps share: the networks and optimizers on their device, the history, the clock."""
+    cfg: Config
+    out_dir: Path
+    G: nn.Module
+    D: nn.Module
+    G_ema: nn.Module | None
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    prec: Precision
+    history: dict[str, list]
+    start: int = 0                   # the iteration this process starts from
+    seconds: float = 0.0             # wall-clock time in training steps (evaluations and checkpoints excluded)
+    cpu_seconds: float = 0.0         # this process's CPU time in them: on a shared CPU, the cost without the waiting
+
+    @property
+    def G_eval(self) -> nn.Module:
+        return self.G_ema if self.G_ema is not None else self.G
+
+    @property
+    def last_path(self) -> Path:
+        return self.out_dir / "last.pt"
+
+
+def _setup(cfg: Config, out_dir: Path, device: torch.device, resume: bool) -> _Run:
+    """Seeded new networks, optimizers and precision on `device`; refuses to overwrite a run in out_dir."""
+    if (out_dir / "last.pt").is_file() and not resume:
+        raise GanError(f"{out_dir} already holds a run (last.pt): resume it (resume=True / --resume) "
+                       f"or choose another output folder, so that nothing is overwritten")
+    setup(cfg.seed)
+    G, D = build_models(cfg)
+    G_ema = copy.deepcopy(G) if cfg.ema_decay > 0 else None
+    G, D = to_device(G, device), to_device(D, device)
+    G_ema = to_device(G_ema, device) if G_ema is not None else None
+    torch.backends.cudnn.benchmark = device.type == "cuda"   # fixed shapes: let cuDNN pick its fastest kernels
+    return _Run(cfg, out_dir, G, D, G_ema, *make_optimizers(cfg, G, D), precision(cfg.amp, device), new_history())
+
+
+def _resume(run: _Run, source: Path, resuming: bool) -> dict[str, list]:
+    """Load a training state: resuming (source is out_dir's last.pt: history, clock and random state go on) or
+    forking (another run's state: weights and optimizers only). Returns the settings that changed."""
+    cfg, state = run.cfg, load_checkpoint(source)
+    if state["kind"] != "train_state":
+        raise GanError(f"{source} holds no training state to {'resume' if resuming else 'fork'} from")
+    saved = Config.from_dict(state["config"])
+    _check_resumable(saved, cfg, source, RESUMABLE_FIELDS + (() if resuming else FORK_FIELDS))
+    changed = {f: [getattr(saved, f), getattr(cfg, f)] for f in RESUMABLE_FIELDS   # iters: every resume's
+               if f != "iters" and getattr(saved, f) != getattr(cfg, f)}                # own, not a setting
+    _load_networks(state, run, cfg)
+    run.start = state["iteration"]
+    if resuming:
+        set_rng_state(state["rng"])
+        run.history, run.seconds = state["history"], state.get("seconds", 0.0)
+        run.cpu_seconds = state.get("cpu_seconds", run.seconds)   # states from before CPU time was kept
+    else:   # a fork: setup(cfg.seed) seeded its random stream; its history and time start here
+        if run.start >= cfg.iters:
+            raise GanError(f"cannot fork from {source}: it is at iteration {run.start:,}, and iters={cfg.iters:,} "
+                           f"leaves nothing to train; set iters above {run.start:,}")
+        run.history["forked_from"] = {"state": str(source), "name": saved.name, "seed": saved.seed,
+                                      "iteration": run.start}
+    return changed
+
+
+def _checkpoint(run: _Run, iteration: int, val_data: ImageSet) -> None:
+    """The full training state to last.pt and the history to history.json, each written atomically."""
+    prec = run.prec
+    save_atomic({"kind": "train_state", "config": dataclasses.asdict(run.cfg), "split": split_record(val_data),
+                 "iteration": iteration, "G": run.G.state_dict(), "D": run.D.state_dict(),
+                 "G_ema": run.G_ema.state_dict() if run.G_ema is not None else None,
+                 "opt_g": run.opt_g.state_dict(), "opt_d": run.opt_d.state_dict(), "rng": rng_state(),
+                 "scaler_g": prec.scaler_g.state_dict() if prec.scaler_g is not None else None,
+                 "scaler_d": prec.scaler_d.state_dict() if prec.scaler_d is not None else None,
+                 "history": run.history, "seconds": run.seconds, "cpu_seconds": run.cpu_seconds}, run.last_path)
+    write_json_atomic(run.history, run.out_dir / "history.json")
+
+
+def _evaluate(run: _Run, iteration: int, data: tuple[ImageSet, ImageSet], real: Stats, features: FeatureNet,
+              on_eval: Callable[[dict[str, list]], None] | None) -> None:
+    """Score the generator (the EMA's, with standing BatchNorm statistics) on the validation split, log D's
+    validation losses and a snapshot, and keep best.pt when the score is the run's best so far."""
+    train_data, val_data = data
+    if run.G_ema is not None:
+        standing_batch_norm(run.G_ema)   # its copied BN statistics belong to G's weights, not the EMA's
+    result = {"iter": iteration, "seconds": round(run.seconds, 3), "cpu_seconds": round(run.cpu_seconds, 3),
+              **evaluate_generator(run.G_eval, real, features, run.cfg.eval_samples),
+              **validation_losses(run.cfg, run.D, run.G, train_data, val_data)}
+    save_snapshot(run.G_eval, snapshot_path(run.out_dir, iteration))
+    best = best_eval(run.history)
+    run.history["eval"].append(result)
+    if best is None or result[SELECTION_KEY] < best[SELECTION_KEY]:
+        validation_hash = hashlib.sha256(val_data.x.cpu().contiguous().numpy().tobytes()).hexdigest()[:16]
+        save_atomic({"kind": "generator", "config": dataclasses.asdict(run.cfg), "split": split_record(val_data),
+                     "iteration": iteration, "G": run.G_eval.state_dict(), "metrics": result,
+                     "summary": {"data": train_data.source, "features": features.label, "features_key": features.key,
+                                 "validation_sha256": validation_hash, "ema": run.G_ema is not None,
+                                 "selected_by": "lowest validation " + result["metric"]}},
+                    run.out_dir / "best.pt")
+    write_json_atomic(run.history, run.out_dir / "history.json")
+    if on_eval is not None:
+        on_eval(run.history)
+
+
+def _step_function(run: _Run, train_data: ImageSet, say: Callable[[str], None]) -> Callable[[float], dict[str, Tensor]]:
+    """The training step as a function of the EMA decay: eager (through torch.compile when cfg.compile names a
+    backend), or recorded as a CUDA graph (cfg.compile="cudagraph"; eager, saying why, where it cannot be)."""
+    cfg = run.cfg
+    capture = cfg.compile == "cudagraph"
+    G_run, D_run = (run.G, run.D) if capture else (compiled(run.G, cfg.compile), compiled(run.D, cfg.compile))
+    batch = lambda: train_data.batch(cfg.batch_size, cfg.hflip)   # noqa: E731
+    eager = lambda decay: train_step(cfg, G_run, D_run, run.G_ema, run.opt_g, run.opt_d, batch, decay,  # noqa: E731
+                                     run.prec)
+    if not capture:
+        return eager
+    why = capture_unsupported(cfg, device_of(run.G), run.prec)
+    if why is not None:
+        say(f"compile='cudagraph': training eagerly, since {why}")
+        return eager
+    models = [m for m in (run.G, run.D, run.G_ema) if m is not None]
+    return CapturedStep(eager, models, [run.opt_g, run.opt_d], device_of(run.G))
 
 
 def train(cfg: Config, out_dir: str | Path, train_data: ImageSet, val_data: ImageSet, features: FeatureNet,
@@ -164,129 +295,93 @@ def train(cfg: Config, out_dir: str | Path, train_data: ImageSet, val_data: Imag
 
     Writes to `out_dir`: last.pt (full state, every cfg.checkpoint_every iterations and at the end),
     best.pt (generator at its best validation metric, evaluated every cfg.eval_every iterations and at
-    the end on cfg.eval_samples images), history.json, and at every evaluation snapshots/iter_NNNNNN.png
+    the end on cfg.eval_samples images), history.json (every iteration's losses and mean logits, which reach
+    the host LOG_CHUNK iterations at a time), and at every evaluation snapshots/iter_NNNNNN.png
     (save_snapshot: the same latents and labels every time). Each evaluation logs the Frechet distance, KID,
     IS and class accuracy (where the feature network gives them) and validation_losses(). Returns the
     history; each evaluation also records `seconds`, the wall-clock time spent in training steps so far
     (evaluations and checkpoints excluded; carried across resumes), and `cpu_seconds`, this process's CPU time
     in them (on a shared CPU, what the steps cost without the waiting). `on_eval(history)` is called after each
     evaluation (e.g. a live plot)."""
-    from tqdm.auto import tqdm
     cfg.validate()
     check_data(cfg, train_data)
     out_dir, device = Path(out_dir), torch.device(device)
     out_dir.mkdir(parents=True, exist_ok=True)
-    last_path, best_path, history_path = out_dir / "last.pt", out_dir / "best.pt", out_dir / "history.json"
-    if last_path.is_file() and not resume:
-        raise GanError(f"{out_dir} already holds a run (last.pt): resume it (resume=True / --resume) "
-                       f"or choose another output folder, so that nothing is overwritten")
-    setup(cfg.seed)
     started = time.monotonic()
-    G, D = build_models(cfg)
-    G_ema = copy.deepcopy(G) if cfg.ema_decay > 0 else None
-    G, D = to_device(G, device), to_device(D, device)
-    G_ema = to_device(G_ema, device) if G_ema is not None else None
-    opt_g, opt_d = make_optimizers(cfg, G, D)
-    prec = precision(cfg.amp, device)
-    torch.backends.cudnn.benchmark = device.type == "cuda"   # fixed shapes: let cuDNN pick its fastest kernels
-    G_run, D_run = compiled(G, cfg.compile), compiled(D, cfg.compile)   # what the training step calls
-    history, start, seconds, changed = new_history(), 0, 0.0, {}   # seconds: time in training steps
-    cpu_seconds = 0.0   # this process's CPU time in training steps: on a shared CPU, the cost without the waiting
-    resuming = resume and last_path.is_file()
+    run = _setup(cfg, out_dir, device, resume)
+    resuming, changed = resume and run.last_path.is_file(), {}
     if resuming or fork_from is not None:
-        source = last_path if resuming else Path(fork_from)
-        state = load_checkpoint(source)
-        if state["kind"] != "train_state":
-            raise GanError(f"{source} holds no training state to {'resume' if resuming else 'fork'} from")
-        saved = Config.from_dict(state["config"])
-        _check_resumable(saved, cfg, source, RESUMABLE_FIELDS + (() if resuming else FORK_FIELDS))
-        changed = {f: [getattr(saved, f), getattr(cfg, f)] for f in RESUMABLE_FIELDS   # iters: every resume's
-                   if f != "iters" and getattr(saved, f) != getattr(cfg, f)}                # own, not a setting
-        _load_networks(state, cfg, G, D, G_ema, opt_g, opt_d, prec)
-        start = state["iteration"]
-        if resuming:
-            set_rng_state(state["rng"])
-            history, seconds = state["history"], state.get("seconds", 0.0)
-            cpu_seconds = state.get("cpu_seconds", seconds)   # states from before CPU time was kept: wall-clock
-        else:   # a fork: setup(cfg.seed) above seeded its random stream; its history and time start here
-            if start >= cfg.iters:
-                raise GanError(f"cannot fork from {source}: it is at iteration {start:,}, and iters={cfg.iters:,} "
-                               f"leaves nothing to train; set iters above {start:,}")
-            history["forked_from"] = {"state": str(source), "name": saved.name, "seed": saved.seed,
-                                      "iteration": start}
-    history.setdefault("segments", []).append(   # histories from before segments were logged have none
-        {"from_iter": start, "code": code_version(), "device": device_name(device),
+        changed = _resume(run, run.last_path if resuming else Path(fork_from), resuming)
+    run.history.setdefault("segments", []).append(   # histories from before segments were logged have none
+        {"from_iter": run.start, "code": code_version(), "device": device_name(device),
          "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
          **({"changed": changed} if changed else {})})   # resumable fields set differently: [before, now]
-    train_data, val_data = train_data.to(device), val_data
+    train_data = train_data.to(device)
     real = real_stats(val_data, "val", features, stats_dir or out_dir)
-    validation_hash = hashlib.sha256(val_data.x.cpu().contiguous().numpy().tobytes()).hexdigest()[:16]
-    G_eval = G_ema if G_ema is not None else G
+    evaluate = lambda done: _evaluate(run, done, (train_data, val_data), real, features, on_eval)  # noqa: E731
+    if not run.history["eval"]:
+        evaluate(run.start)   # the validation curve's starting point (iteration 0, or the state a fork starts from)
+    deadline = None if time_limit is None else started + time_limit
+    _step_loop(run, _step_function(run, train_data, print), evaluate, val_data, deadline, progress)
+    if run.start >= cfg.iters:
+        write_json_atomic(run.history, out_dir / "history.json")
+    return run.history
 
-    def checkpoint(iteration: int) -> None:
-        save_atomic({"kind": "train_state", "config": dataclasses.asdict(cfg), "split": split_record(val_data),
-                     "iteration": iteration,
-                     "G": G.state_dict(), "D": D.state_dict(),
-                     "G_ema": G_ema.state_dict() if G_ema is not None else None,
-                     "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "rng": rng_state(),
-                     "scaler_g": prec.scaler_g.state_dict() if prec.scaler_g is not None else None,
-                     "scaler_d": prec.scaler_d.state_dict() if prec.scaler_d is not None else None,
-                     "history": history, "seconds": seconds, "cpu_seconds": cpu_seconds}, last_path)
-        write_json_atomic(history, history_path)
 
-    def evaluate(iteration: int) -> None:
-        if G_ema is not None:
-            standing_batch_norm(G_ema)   # its copied BN statistics belong to G's weights, not the EMA's
-        result = {"iter": iteration, "seconds": round(seconds, 3), "cpu_seconds": round(cpu_seconds, 3),
-                  **evaluate_generator(G_eval, real, features, cfg.eval_samples),
-                  **validation_losses(cfg, D, G, train_data, val_data)}
-        save_snapshot(G_eval, snapshot_path(out_dir, iteration))
-        best = best_eval(history)
-        history["eval"].append(result)
-        if best is None or result[SELECTION_KEY] < best[SELECTION_KEY]:
-            save_atomic({"kind": "generator", "config": dataclasses.asdict(cfg), "split": split_record(val_data),
-                         "iteration": iteration, "G": G_eval.state_dict(), "metrics": result,
-                         "summary": {"data": train_data.source, "features": features.label,
-                                     "features_key": features.key, "validation_sha256": validation_hash,
-                                     "ema": G_ema is not None, "selected_by": "lowest validation " + result["metric"]}},
-                        best_path)
-        write_json_atomic(history, history_path)
-        if on_eval is not None:
-            on_eval(history)
+def _step_loop(run: _Run, step: Callable[[float], dict[str, Tensor]], evaluate: Callable[[int], None],
+               val_data: ImageSet, deadline: float | None, progress: bool) -> None:
+    """Iterations run.start..cfg.iters: the step, its values kept on the device and moved to the history a chunk
+    at a time (checked for divergence there), evaluations and checkpoints on schedule, the time limit."""
+    from tqdm.auto import tqdm
+    cfg, history = run.cfg, run.history
+    bar = tqdm(total=cfg.iters, initial=run.start, disable=not progress, desc=cfg.name, dynamic_ncols=True)
+    pending: list[Tensor] = []   # (len(LOG_KEYS),) per iteration, on the device
+    clock = [time.perf_counter(), time.process_time()]
 
-    bar = tqdm(range(start, cfg.iters), initial=start, total=cfg.iters, disable=not progress,
-               desc=cfg.name, dynamic_ncols=True)
-    if not history["eval"]:
-        evaluate(start)  # the starting point of the validation curve (iteration 0, or the state a fork starts from)
-    for it in bar:
-        tick, cpu_tick = time.perf_counter(), time.process_time()
-        logs = train_step(cfg, G_run, D_run, G_ema, opt_g, opt_d, lambda: train_data.batch(cfg.batch_size, cfg.hflip),
-                          it, prec)
-        seconds += time.perf_counter() - tick   # the step's .item() calls wait for the GPU, so this is its time
-        cpu_seconds += time.process_time() - cpu_tick
-        if diverged(logs, cfg.diverged_above):
-            kept = f"{last_path} (iteration {load_checkpoint(last_path)['iteration']})" if last_path.is_file() \
-                else "no checkpoint yet"
-            shown = ", ".join(f"{k}={v:.3g}" for k, v in logs.items())
-            raise TrainingDiverged(f"training diverged at iteration {it + 1} ({shown}; the limit is non-finite or "
-                                   f"|value| > diverged_above={cfg.diverged_above:g}); training stopped, last good "
-                                   f"state kept: {kept}. Lower the learning rates or resume with another seed")
-        history["iter"].append(it + 1)
-        for key, value in logs.items():
-            history[key].append(round(value, 6))
+    def flush(done: int) -> None:
+        """The pending iterations' values to the history in one transfer; their time to the run's clock."""
+        rows = torch.stack(pending).tolist() if pending else []   # (n, 4): the loop's one wait for the device
+        run.seconds += time.perf_counter() - clock[0]
+        run.cpu_seconds += time.process_time() - clock[1]
+        for i, row in enumerate(rows):
+            logs, it = dict(zip(LOG_KEYS, row)), done - len(rows) + i + 1
+            if diverged(logs, cfg.diverged_above):
+                _stop_diverged(run, it, logs)
+            history["iter"].append(it)
+            for key, value in logs.items():
+                history[key].append(round(value, 6))
+        pending.clear()
+        if rows:
+            bar.update(len(rows))
+            last = history["eval"][-1]
+            bar.set_postfix(d=f"{rows[-1][0]:.3f}", g=f"{rows[-1][1]:.3f}", fd=f"{last['fd']:.3g}@{last['iter']}",
+                            refresh=False)
+
+    for it in range(run.start, cfg.iters):
+        pending.append(stack_logs(step(ema_decay(cfg, it))))
         done = it + 1
-        if done % cfg.eval_every == 0 or done == cfg.iters:
-            evaluate(done)
-        out_of_time = time_limit is not None and time.monotonic() - started > time_limit
-        if done % cfg.checkpoint_every == 0 or done == cfg.iters or out_of_time:
-            checkpoint(done)
-        last_eval = history["eval"][-1]
-        bar.set_postfix(d=f"{logs['d_loss']:.3f}", g=f"{logs['g_loss']:.3f}",
-                        fd=f"{last_eval['fd']:.3g}@{last_eval['iter']}", refresh=False)
+        out_of_time = deadline is not None and time.monotonic() > deadline
+        evaluating = done % cfg.eval_every == 0 or done == cfg.iters
+        saving = done % cfg.checkpoint_every == 0 or done == cfg.iters or out_of_time
+        if len(pending) == LOG_CHUNK or evaluating or saving:
+            flush(done)
+            if evaluating:
+                evaluate(done)
+            if saving:
+                _checkpoint(run, done, val_data)
+            clock[:] = time.perf_counter(), time.process_time()
         if out_of_time:
-            bar.write(f"time limit of {max(time_limit, 0.0):.0f} s reached at iteration {done}: state saved to {last_path}; "
+            bar.write(f"time limit reached at iteration {done}: state saved to {run.last_path}; "
                       f"continue with resume=True (--resume)")
             break
-    if start >= cfg.iters:
-        write_json_atomic(history, history_path)
-    return history
+    bar.close()
+
+
+def _stop_diverged(run: _Run, iteration: int, logs: dict[str, float]) -> None:
+    """Raise TrainingDiverged for `iteration`, naming the last good state (last.pt is never written after it)."""
+    last = run.last_path
+    kept = f"{last} (iteration {load_checkpoint(last)['iteration']})" if last.is_file() else "no checkpoint yet"
+    shown = ", ".join(f"{k}={v:.3g}" for k, v in logs.items())
+    raise TrainingDiverged(f"training diverged at iteration {iteration} ({shown}; the limit is non-finite or "
+                           f"|value| > diverged_above={run.cfg.diverged_above:g}); training stopped, last good "
+                           f"state kept: {kept}. Lower the learning rates or resume with another seed")

@@ -2,6 +2,7 @@
 gradient scaling) training steps, a torch.compile'd step, cuDNN autotuning in train(), fp16 features, exact resume.
 Every test needs a CUDA GPU and is skipped elsewhere; on a GPU machine: python -m pytest -m cuda tests/test_cuda.py
 (tools/device_check.py runs exactly this; the CPU versions are in test_device.py, test_features.py, test_training.py)."""
+import copy
 import os
 
 import pytest
@@ -9,6 +10,11 @@ import torch
 from helpers import tiny
 
 import gan_helpers as gh
+import gankit.device
+import gankit.features
+import gankit.measures
+import gankit.capture
+import gankit.step
 
 os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")   # deterministic cuBLAS: read when cuBLAS first starts
 
@@ -34,19 +40,19 @@ def data() -> tuple[gh.ImageSet, gh.ImageSet]:
 
 
 @pytest.fixture(scope="module")
-def features() -> gh.FeatureNet:
+def features() -> gankit.features.FeatureNet:
     return gh.load_feature_net(gh.RandomFeatures(), device=CUDA)
 
 
-def steps(cfg: gh.Config, data: gh.ImageSet, prec: gh.Precision | None, n: int = 1,
+def steps(cfg: gh.Config, data: gh.ImageSet, prec: gankit.device.Precision | None, n: int = 1,
           compile: str = "off") -> list[dict[str, float]]:
     """n train_steps on CUDA from seed 0: the same weights and batches for every precision and backend."""
     gh.setup(0)
     G, D = (gh.to_device(m, CUDA) for m in gh.build_models(cfg))
     opt_g, opt_d = gh.make_optimizers(cfg, G, D)
-    G_run, D_run = gh.compiled(G, compile), gh.compiled(D, compile)
+    G_run, D_run = gankit.device.compiled(G, compile), gankit.device.compiled(D, compile)
     train = data.to(CUDA)
-    out = [gh.train_step(cfg, G_run, D_run, None, opt_g, opt_d, lambda: train.batch(cfg.batch_size), i, prec)
+    out = [gh.train_step(cfg, G_run, D_run, None, opt_g, opt_d, lambda: train.batch(cfg.batch_size), 0.0, prec)
            for i in range(n)]
     assert all(a is b for a, b in zip(G_run.parameters(), G.parameters()))   # optimizers and EMA see the same
     return out
@@ -87,7 +93,7 @@ def test_train_on_cuda_turns_on_cudnn_autotuning_and_saves_cpu_loadable_checkpoi
     assert torch.backends.cudnn.benchmark is True
     assert history["iter"] == [1, 2] and history["segments"][0]["device"] == torch.cuda.get_device_name(CUDA)
     G = gh.load_generator(tmp_path / "best.pt")                    # a GPU run's generator on a CPU machine
-    assert gh.device_of(G).type == "cpu" and gh.sample(G, 4).shape == (4, 3, 32, 32)
+    assert gankit.device.device_of(G).type == "cpu" and gh.sample(G, 4).shape == (4, 3, 32, 32)
 
 
 def test_half_precision_features_on_cuda_keep_the_distance_within_0_1_percent():
@@ -98,8 +104,8 @@ def test_half_precision_features_on_cuda_keep_the_distance_within_0_1_percent():
     fd = {}
     for half in (False, True):
         fn = gh.load_feature_net(net, device=CUDA, classifier="none", half=half)
-        sa, sb = gh.Stats.of(fn.features(a)), gh.Stats.of(fn.features(b))
-        fd[half] = gh.frechet_distance(sa.mu, sa.sigma, sb.mu, sb.sigma)
+        sa, sb = gankit.features.Stats.of(fn.features(a)), gankit.features.Stats.of(fn.features(b))
+        fd[half] = gankit.measures.frechet_distance(sa.mu, sa.sigma, sb.mu, sb.sigma)
     assert fd[True] != fd[False]                                   # the half path really ran in float16
     assert fd[True] == pytest.approx(fd[False], rel=1e-3)
 
@@ -126,3 +132,45 @@ def test_resume_on_cuda_continues_exactly(tmp_path, data, features, amp):
                 assert torch.equal(a[key][name], b[key][name]), f"{key}.{name} differs after resume"
         else:
             assert a[key] == b[key], key
+
+
+@pytest.mark.parametrize("recipe", ["dcgan", "sagan", "sagan-diffaug"])
+def test_captured_step_equals_the_eager_step(data, recipe):
+    """compile='cudagraph': the whole step recorded once and replayed gives the eager step's losses over several
+    iterations (the warm-up before recording undone), with the shipped recipes' settings and with DiffAugment."""
+    overrides = {"dcgan": dict(), "sagan": dict(ema_decay=0.999, ema_start=2),
+                 "sagan-diffaug": dict(diffaug="translation,cutout")}[recipe]
+    name = "dcgan" if recipe == "dcgan" else "sagan"
+    torch.backends.cudnn.deterministic = True
+    logs = {}
+    for compile in ("off", "cudagraph"):
+        cfg = tiny(name, amp="off", compile=compile, **overrides)
+        gh.setup(0)
+        G, D = (gh.to_device(m, CUDA) for m in gh.build_models(cfg))
+        G_ema = copy.deepcopy(G) if cfg.ema_decay else None
+        opt_g, opt_d = gh.make_optimizers(cfg, G, D)
+        train = data[0].to(CUDA)
+        step = lambda decay: gankit.step.train_step(cfg, G, D, G_ema, opt_g, opt_d,   # noqa: E731
+                                                    lambda: train.batch(cfg.batch_size, True), decay)
+        if compile == "cudagraph":
+            step = gankit.capture.CapturedStep(step, [m for m in (G, D, G_ema) if m is not None], [opt_g, opt_d], CUDA)
+        logs[compile] = torch.stack([gankit.step.stack_logs(step(gankit.step.ema_decay(cfg, i)))
+                                     for i in range(6)]).cpu()
+    torch.testing.assert_close(logs["cudagraph"], logs["off"], rtol=1e-4, atol=1e-5)
+
+
+def test_captured_training_resumes_exactly(tmp_path, data, features):
+    """train() with compile='cudagraph': 4 iterations straight = 2, then resume to 4 (a new recording), bit for bit."""
+    torch.backends.cudnn.deterministic = True
+    cfg = lambda iters: tiny(iters=iters, amp="off", compile="cudagraph")   # noqa: E731
+    straight = gh.train(cfg(4), tmp_path / "straight", *data, features, device=CUDA, progress=False)
+    gh.train(cfg(2), tmp_path / "split", *data, features, device=CUDA, progress=False)
+    resumed = gh.train(cfg(4), tmp_path / "split", *data, features, device=CUDA, progress=False, resume=True)
+    for key in ("d_loss", "g_loss", "d_real", "d_fake"):
+        assert resumed[key] == straight[key], key
+
+
+def test_unsupported_capture_trains_eagerly_saying_why(tmp_path, data, features, capsys):
+    cfg = tiny(iters=2, amp="fp16", compile="cudagraph")
+    gh.train(cfg, tmp_path, *data, features, device=CUDA, progress=False)
+    assert "training eagerly, since fp16's gradient scaler" in capsys.readouterr().out

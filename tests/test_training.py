@@ -13,6 +13,12 @@ from helpers import tiny
 from torch.testing import assert_close
 
 import gan_helpers as gh
+import gankit.features
+import gankit.images
+import gankit.losses
+import gankit.plots
+import gankit.sampling
+import gankit.training
 import gankit
 
 
@@ -22,7 +28,7 @@ def data() -> tuple[gh.ImageSet, gh.ImageSet]:
 
 
 @pytest.fixture(scope="module")
-def features() -> gh.FeatureNet:
+def features() -> gankit.features.FeatureNet:
     return gh.load_feature_net(gh.RandomFeatures())
 
 
@@ -35,7 +41,7 @@ def _parameters(state: dict, cfg: gh.Config) -> dict[str, torch.Tensor]:
 def test_stats_cache_is_used_on_second_call(tmp_path, data, features):
     first = gh.real_stats(data[1], "val", features, tmp_path)
     assert len(list(tmp_path.glob("stats_val_*.npz"))) == 1
-    with mock.patch.object(gh.FeatureNet, "features", side_effect=AssertionError("recomputed")):
+    with mock.patch.object(gankit.features.FeatureNet, "features", side_effect=AssertionError("recomputed")):
         second = gh.real_stats(data[1], "val", features, tmp_path)
     np.testing.assert_allclose(second.mu, first.mu)
     np.testing.assert_allclose(second.sigma, first.sigma)
@@ -56,10 +62,10 @@ def test_resume_continues_exactly(tmp_path, data, features):
     assert a["history"]["d_loss"] == b["history"]["d_loss"]
     # each start and resume is logged with the code it ran (the module's hash), so changes mid-run show
     assert [(s["from_iter"], s["code"], s["device"]) for s in history["segments"]] == \
-        [(0, gh.code_version(), "cpu (%d thread%s)" % (torch.get_num_threads(), "s" * (torch.get_num_threads() > 1)))
-         ] + [(2, gh.code_version(), history["segments"][0]["device"])]
+        [(0, gankit.training.code_version(), "cpu (%d thread%s)" % (torch.get_num_threads(), "s" * (torch.get_num_threads() > 1)))
+         ] + [(2, gankit.training.code_version(), history["segments"][0]["device"])]
     package = sorted((Path(gh.__file__).parent / "gankit").rglob("*.py"))
-    assert gh.code_version() == hashlib.sha256(b"".join(p.read_bytes() for p in package)).hexdigest()[:12]
+    assert gankit.training.code_version() == hashlib.sha256(b"".join(p.read_bytes() for p in package)).hexdigest()[:12]
 
 
 def test_resume_with_another_ema_decay_changes_only_the_ema_and_logs_it(tmp_path, data, features):
@@ -75,7 +81,7 @@ def test_resume_with_another_ema_decay_changes_only_the_ema_and_logs_it(tmp_path
         assert all(torch.equal(a[key][name], b[key][name]) for name in a[key]), f"{key} differs"
     assert not all(torch.equal(a["G_ema"][name], b["G_ema"][name]) for name in a["G_ema"])
     assert history["segments"][1]["changed"] == {"ema_decay": [0.5, 0.9]} and "changed" not in history["segments"][0]
-    assert gh.describe_segments(history).endswith("; ema_decay 0.5 -> 0.9 at iteration 2")
+    assert gankit.training.describe_segments(history).endswith("; ema_decay 0.5 -> 0.9 at iteration 2")
     with pytest.raises(gh.GanError, match="betas"):   # settings outside RESUMABLE_FIELDS may not change
         gh.train(tiny(iters=6, ema_decay=0.9, betas=(0.5, 0.99)), split, *data, features, progress=False, resume=True)
 
@@ -116,7 +122,7 @@ def test_fork_starts_a_new_run_from_another_runs_state(tmp_path, data, features)
     assert one["eval"][0]["fd"] == pytest.approx(start["history"]["eval"][-1]["fd"])   # the state's own G_ema
     assert one["forked_from"] == {"state": str(parent), "name": "sagan", "seed": 0, "iteration": 2}
     assert one["segments"][0]["changed"] == {"d_lr": [tiny().d_lr, 1e-3]}
-    assert gh.describe_segments(one).startswith("forked from sagan (seed 0) at iteration 2, then trained in 1 stretch")
+    assert gankit.training.describe_segments(one).startswith("forked from sagan (seed 0) at iteration 2, then trained in 1 stretch")
     assert hashlib.sha256(parent.read_bytes()).hexdigest() == digest
     stopped = gh.train(tiny(iters=4, name="fork", d_lr=1e-3), tmp_path / "split", *data, features, progress=False,
                        resume=True, fork_from=parent, time_limit=0.0)
@@ -133,12 +139,12 @@ def test_fork_starts_a_new_run_from_another_runs_state(tmp_path, data, features)
 def test_segments_sentence_names_stretches_and_code_changes():
     seg = lambda it, code: {"from_iter": it, "code": code, "device": "cpu (1 thread)", "started": "t"}  # noqa: E731
     history = {"iter": list(range(1, 3001)), "segments": [seg(0, "a"), seg(1000, "a"), seg(2000, "b")]}
-    assert gh.describe_segments(history) == ("trained in 3 stretches (0-1,000 on cpu (1 thread), 1,000-2,000 on "
+    assert gankit.training.describe_segments(history) == ("trained in 3 stretches (0-1,000 on cpu (1 thread), 1,000-2,000 on "
                                              "cpu (1 thread), 2,000-3,000 on cpu (1 thread)); the code changed at "
                                              "iteration 2,000")
     history["segments"] = [seg(0, "a")]
-    assert gh.describe_segments(history).endswith("(0-3,000 on cpu (1 thread)); the same code throughout")
-    assert gh.describe_segments({"iter": [1]}).startswith("no training segments logged")
+    assert gankit.training.describe_segments(history).endswith("(0-3,000 on cpu (1 thread)); the same code throughout")
+    assert gankit.training.describe_segments({"iter": [1]}).startswith("no training segments logged")
 
 
 @pytest.mark.slow
@@ -162,12 +168,15 @@ def test_resume_with_another_model_is_refused(tmp_path, data, features):
 def test_nan_loss_stops_and_keeps_last_checkpoint(tmp_path, data, features):
     real_step = gh.train_step
 
-    def step_then_nan(cfg, G, D, G_ema, opt_g, opt_d, real_batch, iteration, prec=None):
-        logs = real_step(cfg, G, D, G_ema, opt_g, opt_d, real_batch, iteration, prec)
-        return {**logs, "d_loss": math.nan} if iteration >= 3 else logs
+    calls = []
+
+    def step_then_nan(*args):   # the fourth iteration's D loss is NaN
+        calls.append(1)
+        logs = real_step(*args)
+        return {**logs, "d_loss": torch.tensor(math.nan)} if len(calls) >= 4 else logs
 
     with mock.patch.object(gankit.training, "train_step", step_then_nan):
-        with pytest.raises(gh.TrainingDiverged, match="iteration 4.*iteration 2"):
+        with pytest.raises(gankit.training.TrainingDiverged, match="iteration 4.*iteration 2"):
             gh.train(tiny(iters=6), tmp_path, *data, features, progress=False)
     assert torch.load(tmp_path / "last.pt", weights_only=True)["iteration"] == 2
     assert not list(tmp_path.glob("*.tmp"))
@@ -184,7 +193,7 @@ def test_best_checkpoint_alone_rebuilds_and_samples(tmp_path, data, features):
     assert torch.equal(x1, x2) and x1.shape == (12, 3, 32, 32)
     assert float(x1.abs().max()) <= 1.0
     assert not torch.equal(x1, gh.sample(G, 12, seed=6))
-    _, y = gh.latents(G, 12)
+    _, y = gankit.sampling.latents(G, 12)
     assert y.tolist() == [i % 10 for i in range(12)]
 
 
@@ -221,17 +230,17 @@ def test_every_evaluation_logs_is_class_accuracy_and_validation_losses(short_run
     G, D = gh.build_models(cfg)
     G.load_state_dict(state["G"])
     D.load_state_dict(state["D"])
-    again = gh.validation_losses(cfg, D, G, train_data, val_data)
+    again = gankit.training.validation_losses(cfg, D, G, train_data, val_data)
     assert {k: history["eval"][-1][k] for k in again} == pytest.approx(again, rel=1e-6)
-    assert again["d_loss_val"] == pytest.approx(gh.d_loss(cfg.loss, torch.tensor([again["d_real_val"]]),
+    assert again["d_loss_val"] == pytest.approx(gankit.losses.d_loss(cfg.loss, torch.tensor([again["d_real_val"]]),
                                                           torch.tensor([again["d_fake_eval"]])).item(), rel=1e-5)
 
 
 def test_snapshots_are_the_fixed_latents_at_every_evaluation(short_run):
     _, out, _, _, _ = short_run
-    assert sorted(gh.snapshots(out)) == [0, 2, 4]
+    assert sorted(gankit.plots.snapshots(out)) == [0, 2, 4]
     from PIL import Image
-    with Image.open(gh.snapshot_path(out, 4)) as im:
+    with Image.open(gankit.images.snapshot_path(out, 4)) as im:
         saved = np.asarray(im)
     G = gh.load_generator(out / "last.pt")                       # the EMA generator evaluated at iteration 4
     np.testing.assert_array_equal(saved, gh.image_grid(gh.sample(G, 64, seed=0)))
@@ -240,3 +249,21 @@ def test_snapshots_are_the_fixed_latents_at_every_evaluation(short_run):
     fig = gh.snapshot_strip(out, [0, 5])
     assert [ax.get_title() for ax in fig.axes] == ["iteration 0", "iteration 4"]   # the nearest ones
     assert gh.snapshot_slider(out).children[0].options == (("0", 0), ("2", 2), ("4", 4))
+
+
+def test_a_saved_optimizer_keeps_this_devices_kernel_settings():
+    """A state saved by a per-tensor Adam (an older kit, or another device's choice) resumes into make_optimizers'
+    fused Adam: the moments and step counters carried over, the kernel settings this device's."""
+    cfg = tiny()
+    gh.setup(0)
+    G, D = gh.build_models(cfg)
+    old = torch.optim.Adam(G.parameters(), cfg.g_lr, betas=cfg.betas, foreach=False)
+    for p in G.parameters():
+        p.grad = torch.randn_like(p)
+    old.step()
+    new, _ = gh.make_optimizers(cfg, G, D)
+    gankit.training._load_optimizer(new, old.state_dict())
+    assert new.param_groups[0]["fused"] is True and new.param_groups[0]["foreach"] in (None, False)
+    for p in G.parameters():
+        assert torch.equal(new.state[p]["exp_avg"], old.state[p]["exp_avg"])
+        assert float(new.state[p]["step"]) == 1.0

@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "benchmarks")]
 from train_shipped import EVAL_EVERY, EVAL_SAMPLES, SHIPPED  # noqa: E402  (tools/, this file's folder)
 PHASES = ("env", "train", "pack", "notebooks", "tests", "speed")   # in order of value; each runs after those before
-BUDGETS: dict[str, float | None] = {"env": 60, "train": None, "pack": 30, "notebooks": 90, "tests": 40, "speed": 45}
+BUDGETS: dict[str, float | None] = {"env": 60, "train": None, "pack": 30, "notebooks": 90, "tests": 40, "speed": 60}
 CARRY, STATES = ROOT / "device_carry", ROOT / "model" / "states"   # what docs/gpu.md carries; the shipped runs' states
 NOTEBOOKS = ("DCGAN_train.ipynb", "SAGAN_train.ipynb", "final_evaluation.ipynb", "more_gans.ipynb")
 FEATURE_IMAGES = 10_000            # images of the feature-extraction timing (as many as a test-set score uses)
@@ -110,6 +110,7 @@ def make_dry_states(args: argparse.Namespace) -> None:
     for name, sets in SHIPPED.items():
         cfg = dataclasses.replace(getattr(gh.Config, name)().with_overrides(list(sets)), **tiny)
         run = args.work / "dry_states" / name
+        shutil.rmtree(run, ignore_errors=True)   # a dry run starts from nothing, however many ran before
         gh.train(cfg, run, *gh.load_dataset(cfg, args.work / "data"), gh.load_feature_net(features, classifier="none"),
                  progress=False)
         write_compact_state(run, states / f"{name}.pt", min_advance=0)
@@ -172,22 +173,34 @@ def speed_child(args: argparse.Namespace, result: dict[str, Any]) -> int:
     full = gh.load_cifar10(args.work / "data", train=True)
     train, _ = gh.train_val_split(full, val_size=min(5000, len(full) // 5))
     small = {"g_ch": 8, "d_ch": 8, "batch_size": 8} if args.dry_run else {}
-    configs = {"dcgan": gh.Config.dcgan(**small), "sagan": gh.Config.sagan(**small)}   # sagan: full width 256/128
+    configs = {name: dataclasses.replace(getattr(gh.Config, name)().with_overrides(list(SHIPPED[name])), **small)
+               for name in SHIPPED}                                              # the recipes that ship
     amp, backend = ("bf16", "aot_eager") if args.dry_run else ("auto", "inductor")
     n_feat = min(FEATURE_IMAGES, len(full))
     result.update(device=gh.device_name(device), torch=torch.__version__, date=datetime.date.today().isoformat(),
                   iters=args.iters, warmup=args.warmup, amp=f"{amp} -> {gh.precision(amp, device).dtype}",
                   compile=backend, reference="DataLoader over a TensorDataset (float images in [-1, 1] on the host), a "
                                              "host-to-device copy per batch, NCHW float32 eager, no EMA")
-    plan: list[tuple[str, tuple]] = [("train", (m, loop, a, "off")) for m in configs
-                                     for loop, a in (("reference", "off"), ("ours", "off"), ("ours", amp))]
-    plan += [("features", (half, bs)) for half, bs in ((True, 50), (False, 50), (True, 500))]
+    captured = () if args.dry_run else (("ours", "off", "cudagraph"), ("ours", amp, "cudagraph"))   # CUDA only
+    plan: list[tuple[str, tuple]] = [("train", (m, loop, a, comp)) for m in configs for loop, a, comp in
+                                     (("reference", "off", "off"), ("ours", "off", "off"), *captured, ("ours", amp, "off"))]
+    plan += [("evaluation", (EVAL_SAMPLES,))]
+    plan += [("features", (half, bs)) for half, bs in ((True, 500), (True, 50), (False, 500))]
     plan += [("train", (m, "ours", a, backend)) for m in configs for a in ("off", amp)][:1 if args.dry_run else None]
     for i, (kind, spec) in enumerate(plan):
         if time.time() > args.deadline:
             result["stopped"] = f"budget reached; not measured: {[s for _, s in plan[i:]]}"
             return STOPPED
-        if kind == "features":   # what every evaluation runs: the features and the classifier's logits, one pass
+        if kind == "evaluation":   # one validation evaluation of the SAGAN, real statistics cached
+            net = gh.load_feature_net(inputs(args)[1], device=device)
+            G = gh.to_device(gh.build_models(configs["sagan"])[0], device)
+            real = gh.real_stats(gh.train_val_split(full, val_size=min(5000, len(full) // 5))[1], "val", net,
+                                 args.work / "stats")
+            n = min(spec[0], len(full)) if args.dry_run else spec[0]
+            tick = time.perf_counter()
+            gh.evaluate_generator(G, real, net, n)
+            result["evaluation"] = {"samples": n, "seconds": round(time.perf_counter() - tick, 3), "label": net.label}
+        elif kind == "features":   # what every evaluation runs: the features and the classifier's logits, one pass
             half, bs = spec
             net = gh.load_feature_net(inputs(args)[1], device=device, half=half)
             net.features(full.x[:bs])                                           # warm-up
@@ -238,6 +251,9 @@ def save_speed(args: argparse.Namespace, r: dict[str, Any]) -> None:
              "same pass, as every evaluation runs it):"), "", "| precision | batch | seconds | images/s |",
         "|---|---|---|---|", *(f"| {'fp16 autocast' if f['half'] else 'float32'} | {f['batch']} | {f['seconds']:.2f} | "
                                f"{f['img_s']:.0f} |" for f in r["features"]),
+        *([f"", f"One validation evaluation ({r['evaluation']['label']}, the SAGAN, {r['evaluation']['samples']} "
+               f"generated images, real statistics cached): {r['evaluation']['seconds']:.2f} s."]
+          if r.get("evaluation") else []),
         "", *(f"{k.title()}: {r[k]}" for k in ("stopped", "error") if r.get(k))]) + "\n")
 
 

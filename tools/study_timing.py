@@ -18,6 +18,7 @@ torch.set_num_threads(1)   # CPU time per iteration of one thread: the unit of t
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import gan_helpers as gh  # noqa: E402
+import gankit.step  # noqa: E402
 
 
 def seconds_per_iteration(cfg: gh.Config, data: gh.ImageSet, iters: int, warmup: int) -> tuple[float, float]:
@@ -29,10 +30,10 @@ def seconds_per_iteration(cfg: gh.Config, data: gh.ImageSet, iters: int, warmup:
     opt_g, opt_d = gh.make_optimizers(cfg, G, D)
     batch = lambda: data.batch(cfg.batch_size, cfg.hflip)  # noqa: E731
     for i in range(warmup):
-        gh.train_step(cfg, G, D, G_ema, opt_g, opt_d, batch, i)
+        gankit.step.train_step(cfg, G, D, G_ema, opt_g, opt_d, batch, gankit.step.ema_decay(cfg, i))
     start, cpu = time.perf_counter(), time.process_time()
     for i in range(iters):
-        gh.train_step(cfg, G, D, G_ema, opt_g, opt_d, batch, i)
+        gankit.step.train_step(cfg, G, D, G_ema, opt_g, opt_d, batch, gankit.step.ema_decay(cfg, i))
     return (time.perf_counter() - start) / iters, (time.process_time() - cpu) / iters
 
 

@@ -35,6 +35,7 @@ import gankit.data  # noqa: E402
 import gankit.features  # noqa: E402
 import gankit.layers  # noqa: E402
 import gankit.step  # noqa: E402
+import gankit.training  # noqa: E402
 
 
 def reference_loader(data_dir: Path, batch_size: int, workers: int) -> torch.utils.data.DataLoader:
@@ -88,19 +89,33 @@ def time_ours(cfg: gh.Config, data: gh.ImageSet, device: torch.device, iters: in
 
 
 def count_per_iteration(cfg: gh.Config, device: torch.device, short: int = 6, long: int = 12) -> tuple[float, float]:
-    """(aten operations, host syncs) per iteration of train() itself, loop and history included: the difference
-    between a `long`- and a `short`-iteration run on synthetic images, over long - short. On a GPU each operation is
-    about one kernel launch and each sync a wait for the device, whatever the time says."""
-    from op_counts import count
+    """(aten operations per iteration of train() itself, loop and history included: the difference between a
+    `long`- and a `short`-iteration run on synthetic images, over long - short; host syncs per training step, counted
+    inside every step of both runs). On a GPU each operation is about one kernel launch and each sync a wait for the
+    device, whatever the time says. The loop adds one transfer per gankit.training.LOG_CHUNK iterations."""
+    from op_counts import OpCounter, count
     train, val = gh.train_val_split(gh.synthetic_images(96, num_classes=10), 32)
     features = gh.load_feature_net(gankit.features.RandomFeatures(), device=device)
-    counts = []
-    for iters in (short, long):
-        c = cfg.with_overrides([f"iters={iters}", f"eval_every={iters}", f"checkpoint_every={iters}",
-                                "eval_samples=16", "batch_size=8"])
-        with tempfile.TemporaryDirectory() as out:
-            counts.append(count(lambda: gh.train(c, out, train, val, features, device, progress=False)))
-    return ((counts[1].total - counts[0].total) / (long - short), (counts[1].syncs - counts[0].syncs) / (long - short))
+    totals, step_syncs, steps = [], 0, 0
+    real_step = gankit.training.train_step
+
+    def counted_step(*args, **kwargs):   # the syncs of the step alone
+        nonlocal step_syncs, steps
+        with OpCounter() as inner:
+            logs = real_step(*args, **kwargs)
+        step_syncs, steps = step_syncs + inner.syncs, steps + 1
+        return logs
+
+    gankit.training.train_step = counted_step
+    try:
+        for iters in (short, long):
+            c = cfg.with_overrides([f"iters={iters}", f"eval_every={iters}", f"checkpoint_every={iters}",
+                                    "eval_samples=16", "batch_size=8"])
+            with tempfile.TemporaryDirectory() as out:
+                totals.append(count(lambda: gh.train(c, out, train, val, features, device, progress=False)).total)
+    finally:
+        gankit.training.train_step = real_step
+    return (totals[1] - totals[0]) / (long - short), step_syncs / steps
 
 
 def time_reference(cfg: gh.Config, loader: torch.utils.data.DataLoader, device: torch.device, iters: int,
@@ -176,7 +191,7 @@ def main() -> None:
     print("per training iteration of train() (batch 8; the counts do not depend on widths or batch size):")
     for model, cfg in configs.items():
         ops, syncs = count_per_iteration(cfg, device)
-        print(f"  {model:6s} {ops:7.0f} aten operations, {syncs:.2f} host syncs", flush=True)
+        print(f"  {model:6s} {ops:7.0f} aten operations, {syncs:.2f} host syncs inside the step", flush=True)
     if args.counts_only:
         return
 
