@@ -1,6 +1,7 @@
 """Checkpoints: loading (clear errors for missing, corrupt or foreign files), generators from them, RNG states."""
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,8 @@ from .device import to_device
 from .config import Config
 from .build import build_models
 
-__all__ = ['RUN_FIELDS', 'TRAINING_FIELDS', 'RESUMABLE_FIELDS', 'FORK_FIELDS', 'load_checkpoint', 'generator_from_checkpoint', 'load_generator', 'load_discriminator', 'rng_state', 'set_rng_state']
+__all__ = ['RUN_FIELDS', 'TRAINING_FIELDS', 'RESUMABLE_FIELDS', 'FORK_FIELDS', 'migrate_record', 'read_history', 'load_checkpoint',
+           'generator_from_checkpoint', 'load_generator', 'load_discriminator', 'rng_state', 'set_rng_state']
 
 
 # fields that may change between a run and its resumption (or fork, train(fork_from=...)); train() logs every
@@ -35,9 +37,45 @@ RESUMABLE_FIELDS = RUN_FIELDS + TRAINING_FIELDS
 FORK_FIELDS = ("name", "seed")   # a fork is a new run: its own name, and its own seed for the random stream
 
 
+def _migrate_eval(evaluation: dict[str, Any]) -> dict[str, Any]:
+    """An evaluation logged before CPU time was kept: its wall-clock "seconds" stand in for "cpu_seconds" (what
+    a study then compares CPU runs by, STUDY_TIME). Evaluations without clocks (the reference report's) stay."""
+    if "cpu_seconds" in evaluation or "seconds" not in evaluation:
+        return evaluation
+    return {**evaluation, "cpu_seconds": evaluation["seconds"]}
+
+
+def migrate_record(kind: str, record: dict[str, Any]) -> dict[str, Any]:
+    """A record of `kind` as written by any version of the kit -> today's format: the one place that reads old
+    formats of checkpoints and histories (configs: migrate_config, which Config.from_dict applies).
+    - "history" (history.json, a training state's history): a history from before training segments were logged
+      has none (-> []); evaluations from before CPU time was kept get it (_migrate_eval);
+    - "train_state", "compact_state" (last.pt, model/states/*.pt): a state from before its clocks were kept
+      starts them at "seconds" 0 and "cpu_seconds" = "seconds"; its history as above;
+    - "generator" (best.pt, model/*_best.pt): a summary from before the validation images' hash and the feature
+      network's key were recorded lacks them (-> None: publish_refusal then compares data sources), or is
+      missing (-> an unnamed data source); a generator without a validation score has "metrics" {}.
+    Returns a new dict; the record given is left as it was."""
+    if kind == "history":
+        return {**record, "segments": record.get("segments", []), "eval": [_migrate_eval(e) for e in record["eval"]]}
+    if kind in ("train_state", "compact_state"):
+        seconds = record.get("seconds", 0.0)
+        return {**record, "seconds": seconds, "cpu_seconds": record.get("cpu_seconds", seconds),
+                "history": migrate_record("history", record["history"])}
+    if kind == "generator":
+        summary = {"data": "", "features_key": None, "validation_sha256": None, **(record.get("summary") or {})}
+        return {**record, "summary": summary, "metrics": record.get("metrics") or {}}
+    raise GanError(f"no migration for records of kind {kind!r}: use history, train_state, compact_state or generator")
+
+
+def read_history(path: str | Path) -> dict[str, Any]:
+    """A run's history.json (train()'s per-iteration losses, evaluations and segments), in today's format."""
+    return migrate_record("history", json.loads(Path(path).read_text()))
+
+
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Read a checkpoint written by this kit (a generator, a training state or a compact one, gankit/states.py);
-    GanError if missing, unreadable or foreign."""
+    GanError if missing, unreadable or foreign; in today's format (migrate_record)."""
     path = Path(path)
     if not path.is_file():
         raise GanError(f"checkpoint {path} not found")
@@ -48,7 +86,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
                        f"it may be truncated or corrupt: use another file or retrain") from exc
     if not isinstance(ckpt, dict) or ckpt.get("kind") not in ("generator", "train_state", "compact_state"):
         raise GanError(f"{path} is not a gan_helpers checkpoint (no generator or training state in it)")
-    return ckpt
+    return migrate_record(ckpt["kind"], ckpt)
 
 
 def generator_from_checkpoint(ckpt: dict[str, Any], path: str | Path = "checkpoint") -> nn.Module:

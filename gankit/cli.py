@@ -25,9 +25,9 @@ from .training import best_eval, train
 from .publishing import publish
 from .states import MIN_ADVANCE, resume_from_state, write_compact_state
 from .evaluation import final_evaluation
-from .studies import load_study, run_record, run_study, study_run_dir, study_status, study_timing_path
+from .studies import Study, load_study, run_record, run_study, study_run_dir, study_status, study_timing_path
 from .engines import run_study_ray
-from .study_results import collect_study, study_differences, study_results_path, study_table, time_study
+from .study_results import ALPHA, collect_study, study_results_path, study_table, time_study
 
 __all__ = ['build_parser', 'main']
 
@@ -147,66 +147,90 @@ def _study_device(args: argparse.Namespace) -> torch.device:
     return setup(0, args.device)
 
 
-def _cmd_study(args: argparse.Namespace) -> None:
+def _load_selected_study(args: argparse.Namespace) -> Study:
+    """The study file of a study command, with --arm and --seed (where the command has them) checked against it."""
     study = load_study(args.file)
-    unknown = [*sorted(set(args.arm) - set(study.arms)), *sorted(set(args.seed) - set(study.seeds))]
+    chosen = (getattr(args, "arm", []), getattr(args, "seed", []))
+    unknown = [*sorted(set(chosen[0]) - set(study.arms)), *sorted(set(chosen[1]) - set(study.seeds))]
     if unknown:
         raise GanError(f"--arm/--seed {unknown} not in study {study.name} (arms: {', '.join(study.arms)}; seeds: "
                        f"{', '.join(map(str, study.seeds))})")
+    return study
+
+
+def _selected(args: argparse.Namespace) -> Callable[[str, int], bool]:
+    """Whether a run (arm, seed) is among those --arm and --seed chose (all of them when neither is given)."""
+    return lambda arm, seed: (not args.arm or arm in args.arm) and (not args.seed or seed in args.seed)
+
+
+def _cmd_study_status(args: argparse.Namespace) -> None:
+    print("\n".join(study_status(_load_selected_study(args), args.runs_dir)))
+
+
+def _cmd_study_time(args: argparse.Namespace) -> None:
+    study = _load_selected_study(args)
+    timing = time_study(study, args.timed_iters, device=_study_device(args))
+    path = study_timing_path(study, args.runs_dir)
+    write_json_atomic(timing, path)
+    reference = next(iter(timing["sec_per_iter"].values()))
+    for arm, spi in timing["sec_per_iter"].items():
+        print(f"{arm}: {spi:.3f} s per iteration ({spi / reference:.2f}x the first arm)")
+    print(f"{timing['clock']}, {timing['device']}; written to {path}")
+
+
+def _cmd_study_commands(args: argparse.Namespace) -> None:
+    study = _load_selected_study(args)
+    runs = [(a, s) for a, s in study.runs() if _selected(args)(a, s)]
+    for arm, seed in runs:
+        print(" ".join(["python", "gan_helpers.py", "study", "run", str(args.file), "--arm", arm,
+                        "--seed", str(seed), "--quiet", *_study_flags(args)]))
+    print(f"# {len(runs)} runs, each in its own folder; afterwards (with every run folder under "
+          f"{args.runs_dir}/{study.name}/): python gan_helpers.py study collect {args.file} "
+          f"--runs-dir {args.runs_dir}", file=sys.stderr)
+
+
+def _cmd_study_run(args: argparse.Namespace) -> None:
+    study = _load_selected_study(args)
     ray_only = [f"--{n.replace('_', '-')}" for n in ("address", "gpus_per_run", "cpus_per_run")
                 if getattr(args, n) is not None]
     if ray_only and args.engine != "ray":
         raise GanError(f"{', '.join(ray_only)} set the Ray engine's runs: add --engine ray")
     if args.engine == "ray" and args.threads is not None:
         raise GanError("--engine ray gives each run as many threads as CPUs: use --cpus-per-run, not --threads")
-    if args.action == "status":
-        print("\n".join(study_status(study, args.runs_dir)))
-        return
-    if args.action == "time":
-        timing = time_study(study, args.timed_iters, device=_study_device(args))
-        path = study_timing_path(study, args.runs_dir)
-        write_json_atomic(timing, path)
-        reference = next(iter(timing["sec_per_iter"].values()))
-        for arm, spi in timing["sec_per_iter"].items():
-            print(f"{arm}: {spi:.3f} s per iteration ({spi / reference:.2f}x the first arm)")
-        print(f"{timing['clock']}, {timing['device']}; written to {path}")
-        return
-    if args.action == "commands":
-        runs = [(a, s) for a, s in study.runs() if (not args.arm or a in args.arm) and (not args.seed or s in args.seed)]
-        for arm, seed in runs:
-            print(" ".join(["python", "gan_helpers.py", "study", "run", str(args.file), "--arm", arm,
-                            "--seed", str(seed), "--quiet", *_study_flags(args)]))
-        print(f"# {len(runs)} runs, each in its own folder; afterwards (with every run folder under "
-              f"{args.runs_dir}/{study.name}/): python gan_helpers.py study collect {args.file} "
-              f"--runs-dir {args.runs_dir}", file=sys.stderr)
-        return
-    if args.action == "run":
-        only = lambda arm, seed: (not args.arm or arm in args.arm) and (not args.seed or seed in args.seed)  # noqa: E731
-        time_limit = args.time_limit * 60 if args.time_limit else None
-        if args.engine == "ray":
-            lines = run_study_ray(study, args.data_dir, args.feature_net, args.runs_dir, args.device, only,
-                                  args.stats_dir, not args.quiet, time_limit, args.address, args.gpus_per_run or 0.0,
-                                  args.cpus_per_run or 1, args.fid_weights)
-        else:
-            device = _study_device(args)
-            features = load_feature_net(args.feature_net, args.fid_weights, device)
-            lines = run_study(study, args.data_dir, features, args.runs_dir, device, only, args.stats_dir,
-                              progress=not args.quiet, time_limit=time_limit)
-        for line in lines:
-            print(line, flush=True)
-    if args.action == "run" and (args.arm or args.seed):   # part of a study: other runs may still be going
+    time_limit = args.time_limit * 60 if args.time_limit else None
+    if args.engine == "ray":
+        lines = run_study_ray(study, args.data_dir, args.feature_net, args.runs_dir, args.device, _selected(args),
+                              args.stats_dir, not args.quiet, time_limit, args.address, args.gpus_per_run or 0.0,
+                              args.cpus_per_run or 1, args.fid_weights)
+    else:
+        device = _study_device(args)
+        features = load_feature_net(args.feature_net, args.fid_weights, device)
+        lines = run_study(study, args.data_dir, features, args.runs_dir, device, _selected(args), args.stats_dir,
+                          progress=not args.quiet, time_limit=time_limit)
+    for line in lines:
+        print(line, flush=True)
+    if args.arm or args.seed:   # part of a study: other runs may still be going
         print(f"collect the results when every run has finished: python gan_helpers.py study collect "
               f"{args.file} --runs-dir {args.runs_dir}")
-        return
-    if args.action == "run" and not any(run_record(study_run_dir(study, a, s, args.runs_dir)) for a, s in study.runs()):
+    elif not any(run_record(study_run_dir(study, a, s, args.runs_dir)) for a, s in study.runs()):
         print(f"no run of study {study.name} has finished yet: run the same command again to continue")
-        return
+    else:
+        _print_results(study, args)
+
+
+def _cmd_study_collect(args: argparse.Namespace) -> None:
+    _print_results(_load_selected_study(args), args)
+
+
+def _print_results(study: Study, args: argparse.Namespace) -> None:
+    """Collect a study's results (collect_study, --at), print its table and its tests against the baseline arm."""
     results = collect_study(study, args.runs_dir, args.at)
     print(study_table(results))
-    pairs = study_differences(results)
-    print("differences in the best score, two-sided Welch t-test over seeds at p < 0.05: "
-          + ("; ".join(f"{lo} < {hi} by {t['diff']:.3g} (95% CI {t['low']:.3g} to {t['high']:.3g}, p {t['p']:.2g})"
-                       for lo, hi, t in pairs) or "none"))
+    tests = results["tests"]
+    print(f"each arm against {results['baseline']} (best score, two-sided Welch t-test over seeds, Holm's correction "
+          f"over {len(tests)} tests, level {ALPHA}): "
+          + ("; ".join(f"{arm} {t['diff']:+.3g} (95% CI {t['low']:.3g} to {t['high']:.3g}, p {t['p']:.2g}, Holm "
+                       f"{t['p_holm']:.2g}: {t['verdict']})" for arm, t in tests.items()) or "no tests"))
     print(f"{results['protocol']['metric']}, {results['protocol']['n_fake']} generated vs "
           f"{results['protocol']['n_real']} real; missing runs: {results['missing'] or 'none'}; diverged runs: "
           f"{results['diverged'] or 'none'}; written to {study_results_path(study, args.runs_dir, args.at)}")
@@ -264,34 +288,36 @@ def _device(text: str) -> str:
     return text
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python gan_helpers.py", description="GAN study kit: MLP, DCGAN and SAGAN, "
-                                     "conditional or not, on CIFAR-10 or image folders.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    positive, non_negative = _count(1), _count(0)
+_positive, _non_negative = _count(1), _count(0)
+Subparsers = argparse._SubParsersAction   # what add_subparsers() returns
 
-    def add_common(p: argparse.ArgumentParser, features: bool = True, classifier: bool = False,
-                   local_device: bool = True) -> None:
-        # local_device=False: the device of commands printed for other machines (study commands), checked where
-        # they run, not here
-        p.add_argument("--device", type=_device if local_device else str,
-                       help="cpu, cuda, cuda:1, mps (default: best available)")
-        if features:
-            p.add_argument("--feature-net", help="TorchScript feature network for an offline proxy metric (not FID)")
-            p.add_argument("--fid-weights", help=f"local copy of pytorch-fid's {INCEPTION_WEIGHTS_FILE}")
-        if classifier:
-            p.add_argument("--classifier", help="TorchScript CIFAR-10 classifier for class accuracy (and, with "
-                                                "--feature-net, a proxy IS); default model/eval/cifar10_classifier.pt, "
-                                                "'none' for none")
 
+def _add_common(p: argparse.ArgumentParser, features: bool = True, classifier: bool = False,
+                local_device: bool = True) -> None:
+    """--device, and the feature network (--feature-net, --fid-weights) and classifier options of a command.
+    local_device=False: a device checked where the command trains (study commands print commands for other
+    machines), not while parsing."""
+    p.add_argument("--device", type=_device if local_device else str,
+                   help="cpu, cuda, cuda:1, mps (default: best available)")
+    if features:
+        p.add_argument("--feature-net", help="TorchScript feature network for an offline proxy metric (not FID)")
+        p.add_argument("--fid-weights", help=f"local copy of pytorch-fid's {INCEPTION_WEIGHTS_FILE}")
+    if classifier:
+        p.add_argument("--classifier", help="TorchScript CIFAR-10 classifier for class accuracy (and, with "
+                                            "--feature-net, a proxy IS); default model/eval/cifar10_classifier.pt, "
+                                            "'none' for none")
+
+
+def _add_train(sub: Subparsers) -> None:
     t = sub.add_parser("train", help="train a model; writes last.pt, best.pt and history.json to --out")
     t.add_argument("model", choices=tuple(PRESETS), help="preset (ref_* = the reference report's recipes)")
-    t.add_argument("--iters", type=positive, help="total iterations (a resumed run continues up to this)")
-    t.add_argument("--eval-every", type=positive, help="validation metric every N iterations")
+    t.add_argument("--iters", type=_positive, help="total iterations (a resumed run continues up to this)")
+    t.add_argument("--eval-every", type=_positive, help="validation metric every N iterations")
     t.add_argument("--eval-samples", type=_count(2), help="generated images per validation metric")
     t.add_argument("--data-dir", default="data", help="CIFAR-10 (cifar-10-batches-py or {train,test}/<class>/) or "
                    "any image folder ({train,test}/<class>/, <class>/ or flat; see --set dataset=...)")
-    t.add_argument("--val-size", type=_count(2), help="validation images held out of the training set (Config.val_size)")
+    t.add_argument("--val-size", type=_count(2),
+                   help="validation images held out of the training set (Config.val_size)")
     t.add_argument("--out", help="output folder (default runs/<name>)")
     t.add_argument("--stats-dir", help="cache of real-image feature statistics (default DATA_DIR/fid_stats)")
     t.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
@@ -304,34 +330,43 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stop after this many minutes, saving last.pt (continue later with --resume)")
     t.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                    help="override Config fields (repeatable: --set a=1 --set b=2 sets both)")
-    add_common(t, classifier=True)
+    _add_common(t, classifier=True)
     t.set_defaults(func=_cmd_train)
 
+
+def _add_state(sub: Subparsers) -> None:
     cs = sub.add_parser("state", help="compact training states (model/states/): pack a run into one")
     cs.add_argument("action", choices=("pack",), help="pack: write SOURCE's training state, compact (bf16), to TARGET")
     cs.add_argument("source", help="a run folder, its last.pt, or a compact state")
     cs.add_argument("target", help="the compact state to write, e.g. model/states/sagan.pt")
-    cs.add_argument("--min-advance", type=non_negative, default=MIN_ADVANCE, metavar="ITERS",
+    cs.add_argument("--min-advance", type=_non_negative, default=MIN_ADVANCE, metavar="ITERS",
                     help="replace an existing TARGET only when SOURCE is this many iterations further on")
     cs.set_defaults(func=_cmd_state)
 
+
+def _add_sample(sub: Subparsers) -> None:
     s = sub.add_parser("sample", help="generate images from a checkpoint")
     s.add_argument("ckpt")
-    s.add_argument("--n", type=positive, default=64)
+    s.add_argument("--n", type=_positive, default=64)
     s.add_argument("--out", required=True, help="FILE.npz or a folder for PNGs")
-    s.add_argument("--seed", type=non_negative, default=0)
+    s.add_argument("--seed", type=_non_negative, default=0)
     s.add_argument("--per-class", action="store_true", help="one PNG per class, named <index>_<class>.png")
-    add_common(s, features=False)
+    _add_common(s, features=False)
     s.set_defaults(func=_cmd_sample)
 
+
+def _add_fid(sub: Subparsers) -> None:
     f = sub.add_parser("fid", help="Frechet distance between two image folders or .npz statistics")
     f.add_argument("path_a")
     f.add_argument("path_b")
-    f.add_argument("--batch-size", type=positive, help="images per forward pass (default: 500 on CUDA, else 50)")
-    add_common(f)
+    f.add_argument("--batch-size", type=_positive, help="images per forward pass (default: 500 on CUDA, else 50)")
+    _add_common(f)
     f.set_defaults(func=_cmd_fid)
 
-    pub = sub.add_parser("publish", help="copy a run's best.pt and history to model/<name>_best.pt and _history.json")
+
+def _add_publish(sub: Subparsers) -> None:
+    pub = sub.add_parser("publish", help="copy a run's best.pt and history to model/<name>_best.pt and "
+                                         "_history.json")
     pub.add_argument("run_dir")
     pub.add_argument("name")
     pub.add_argument("--model-dir", default="model")
@@ -341,6 +376,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "differently (the old files go to MODEL_DIR/replaced/<time>/)")
     pub.set_defaults(func=_cmd_publish)
 
+
+def _add_evaluate(sub: Subparsers) -> None:
     e = sub.add_parser("evaluate", help="8x8 grid PNG and test-set FID, KID, IS, class accuracy and diversity of "
                                         "a checkpoint (on the split it recorded)")
     e.add_argument("ckpt")
@@ -348,41 +385,81 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--n", type=_count(2), default=TEST_SAMPLES, help="generated images (vs the 10,000 test images)")
     e.add_argument("--grid", help="PNG path for the 8x8 grid (default <ckpt name>.grid.png)")
     e.add_argument("--json", help="also write the test-set scores to this JSON file (the report reads them)")
-    add_common(e, classifier=True)
+    _add_common(e, classifier=True)
     e.set_defaults(func=_cmd_evaluate)
 
+
+def _study_command(sub: Subparsers, name: str, summary: str, func: Callable[[argparse.Namespace], None]
+                   ) -> argparse.ArgumentParser:
+    """A `study NAME FILE` sub-command: the study file and where its run folders are (--runs-dir)."""
+    p = sub.add_parser(name, help=summary)
+    p.add_argument("file", help="study description, e.g. studies/attention.json")
+    p.add_argument("--runs-dir", default="model/studies", help="run folders go to RUNS_DIR/<study>/<arm>_s<seed>/")
+    p.set_defaults(func=func)
+    return p
+
+
+def _add_training_options(p: argparse.ArgumentParser) -> None:
+    """The options of a study command that trains or times runs (here or, through `commands`, elsewhere)."""
+    p.add_argument("--data-dir", default="data", help="CIFAR-10 folder (as for train)")
+    p.add_argument("--stats-dir", help="cache of real-image feature statistics (default DATA_DIR/fid_stats)")
+    p.add_argument("--threads", type=int, help="torch CPU threads of this process (1 to run two processes on 2 cores)")
+    _add_common(p, local_device=False)
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    """The runs a study command trains (--arm, --seed) and how (--time-limit), besides _add_training_options."""
+    _add_training_options(p)
+    p.add_argument("--arm", action="append", default=[], help="only this arm (repeatable)")
+    p.add_argument("--seed", type=int, action="append", default=[], help="only this seed (repeatable)")
+    p.add_argument("--time-limit", type=_positive_minutes, metavar="MINUTES",
+                   help="save the state and stop after this long (the same command continues)")
+
+
+def _add_at(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--at", type=_positive, metavar="ITER",
+                   help="compare the runs up to this iteration (an evaluation every run reached; runs stopped at a "
+                        "time limit after it count) -> RUNS_DIR/<study>/results_at<ITER>.json")
+
+
+def _add_study_run(sub: Subparsers) -> None:
+    r = _study_command(sub, "run", "train every unfinished run, then write results.json", _cmd_study_run)
+    _add_run_options(r)
+    r.add_argument("--quiet", action="store_true", help="no progress bars, one line per run")
+    r.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local (one run after another in this process) or ray (every run a Ray task, on this "
+                        "machine or a Ray cluster; pip install -r requirements-ray.txt; see docs/distributed.md)")
+    r.add_argument("--address", help="--engine ray: a running Ray cluster, auto or HOST:PORT (default: start one "
+                                     "here for this command)")
+    r.add_argument("--gpus-per-run", type=_gpu_share, metavar="F",
+                   help="--engine ray: GPUs each run reserves (default 0; 0.25: four runs share one GPU)")
+    r.add_argument("--cpus-per-run", type=_positive, metavar="N",
+                   help="--engine ray: CPUs each run reserves, and its torch threads (default 1)")
+    _add_at(r)
+
+
+def _add_study(sub: Subparsers) -> None:
     st = sub.add_parser("study", help="run, list or collect the runs of a study description (studies/*.json)")
-    st.add_argument("action", choices=("run", "commands", "collect", "status", "time"),
-                    help="run: train every unfinished run, then write results.json; commands: print one "
-                         "standalone command per run (for several processes, GPUs or machines); collect: "
-                         "rebuild results.json from the run folders; status: which runs are finished, in "
-                         "progress or not started; time: seconds per iteration of every arm, timed in turn in "
-                         "one process, to RUNS_DIR/<study>/timing.json (collect then compares times by it)")
-    st.add_argument("file", help="study description, e.g. studies/attention.json")
-    st.add_argument("--data-dir", default="data", help="CIFAR-10 folder (as for train)")
-    st.add_argument("--runs-dir", default="model/studies", help="run folders go to RUNS_DIR/<study>/<arm>_s<seed>/")
-    st.add_argument("--stats-dir", help="cache of real-image feature statistics (default DATA_DIR/fid_stats)")
-    st.add_argument("--arm", action="append", default=[], help="only this arm (repeatable)")
-    st.add_argument("--seed", type=int, action="append", default=[], help="only this seed (repeatable)")
-    st.add_argument("--threads", type=int, help="torch CPU threads of this process (1 to run two processes on 2 cores)")
-    st.add_argument("--engine", choices=("local", "ray"), default="local",
-                    help="run: local (one run after another in this process) or ray (every run a Ray task, on this "
-                         "machine or a Ray cluster; pip install -r requirements-ray.txt; see docs/distributed.md)")
-    st.add_argument("--address", help="--engine ray: a running Ray cluster, auto or HOST:PORT (default: start one "
-                                      "here for this command)")
-    st.add_argument("--gpus-per-run", type=_gpu_share, metavar="F",
-                    help="--engine ray: GPUs each run reserves (default 0; 0.25: four runs share one GPU)")
-    st.add_argument("--cpus-per-run", type=positive, metavar="N",
-                    help="--engine ray: CPUs each run reserves, and its torch threads (default 1)")
-    st.add_argument("--quiet", action="store_true", help="no progress bars, one line per run")
-    st.add_argument("--time-limit", type=_positive_minutes, metavar="MINUTES",
-                    help="run: save the state and stop after this long (the same command continues)")
-    st.add_argument("--at", type=positive, metavar="ITER",
-                    help="collect: compare the runs up to this iteration (an evaluation every run reached; runs "
-                         "stopped at a time limit after it count) -> RUNS_DIR/<study>/results_at<ITER>.json")
-    st.add_argument("--timed-iters", type=positive, default=20, help="time: timed iterations per arm and round")
-    add_common(st, local_device=False)
-    st.set_defaults(func=_cmd_study)
+    actions = st.add_subparsers(dest="action", required=True, metavar="{run,commands,collect,status,time}")
+    _add_study_run(actions)
+    _add_run_options(_study_command(actions, "commands", "print one standalone `study run` command per run (for "
+                                    "several processes, GPUs or machines)", _cmd_study_commands))
+    _add_at(_study_command(actions, "collect", "rebuild results.json from the run folders", _cmd_study_collect))
+    _study_command(actions, "status", "which runs are finished, in progress or not started", _cmd_study_status)
+    t = _study_command(actions, "time", "seconds per iteration of every arm, timed in turn in one process on "
+                       "synthetic images, to RUNS_DIR/<study>/timing.json (collect then compares times by it)",
+                       _cmd_study_time)
+    _add_training_options(t)   # the options of `run` are accepted, so one line of options serves both
+    t.add_argument("--timed-iters", type=_positive, default=20, help="timed iterations per arm and round")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line: one sub-command per job, each built by its _add_<command> function."""
+    parser = _Parser(prog="python gan_helpers.py", description="GAN study kit: MLP, DCGAN and SAGAN, "
+                                     "conditional or not, on CIFAR-10 or image folders.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_train, _add_state, _add_sample, _add_fid, _add_publish, _add_evaluate, _add_study):
+        add(sub)
     return parser
 
 

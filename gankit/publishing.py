@@ -1,7 +1,6 @@
 """publish(): a run's best generator to model/, only when its validation score is lower and measured alike."""
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
@@ -10,7 +9,7 @@ from typing import Any
 from .core import GanError, SELECTION_KEY
 from .files import save_atomic, write_json_atomic
 from .data import image_files
-from .checkpoints import generator_from_checkpoint, load_checkpoint
+from .checkpoints import generator_from_checkpoint, load_checkpoint, read_history
 from .images import save_class_samples
 
 __all__ = ['publish_refusal', 'publish']
@@ -19,27 +18,27 @@ __all__ = ['publish_refusal', 'publish']
 def _validation_set(ckpt: dict[str, Any], by_hash: bool) -> str:
     """What a generator checkpoint was validated on: the hash of its validation images (by_hash), else its
     data source with the path cut to its last two folders (checkpoints written before the hash was
-    recorded), so the same data read through another path still matches."""
-    summary = ckpt.get("summary") or {}
+    recorded: migrate_record), so the same data read through another path still matches."""
+    summary = ckpt["summary"]
     if by_hash:
         return summary["validation_sha256"]
-    kind, _, path = summary.get("data", "").rpartition(" ")
+    kind, _, path = summary["data"].rpartition(" ")
     return f"{kind} {'/'.join(Path(path.strip('()')).parts[-2:])}"
 
 
 def publish_refusal(new: dict[str, Any], old: dict[str, Any]) -> str | None:
     """Why generator checkpoint `new` must not replace `old` (None when it may): their validation scores
     were measured differently (metric, feature network, sample counts, validation images), or new's
-    is not lower."""
-    a, b = new.get("metrics") or {}, old.get("metrics") or {}
+    is not lower. Both as load_checkpoint() returns them (migrate_record's format)."""
+    a, b = new["metrics"], old["metrics"]
     if not a or not b:
         return "one of them has no validation score to compare"
     keys = {"metric": (a["metric"], b["metric"]), "generated images": (a["n_fake"], b["n_fake"]),
             "validation images": (a["n_real"], b["n_real"])}
-    sa, sb = new.get("summary") or {}, old.get("summary") or {}
-    if "features_key" in sa and "features_key" in sb:
+    sa, sb = new["summary"], old["summary"]
+    if sa["features_key"] is not None and sb["features_key"] is not None:
         keys["feature network"] = (sa["features_key"], sb["features_key"])
-    by_hash = "validation_sha256" in sa and "validation_sha256" in sb
+    by_hash = sa["validation_sha256"] is not None and sb["validation_sha256"] is not None
     keys["validation set"] = (_validation_set(new, by_hash), _validation_set(old, by_hash))
     differ = [f"{k} {x!r} vs {y!r}" for k, (x, y) in keys.items() if x != y]
     if differ:
@@ -82,7 +81,7 @@ def publish(run_dir: str | Path, name: str, model_dir: str | Path = "model", sam
             os.replace(p, dest)
         print(f"moved the replaced files to {keep}")
     save_atomic(ckpt, target)
-    write_json_atomic(json.loads(history_src.read_text()), history)
+    write_json_atomic(read_history(history_src), history)
     if sample_dir is not None:
         save_class_samples(generator_from_checkpoint(ckpt, target), sample_dir)
     return target

@@ -13,6 +13,7 @@ from .core import GanError
 from .device import device_name
 from .config import Config, PRESETS
 from .files import write_json_atomic
+from .checkpoints import read_history
 from .data import ImageSet, load_dataset, split_record
 from .features import FeatureNet
 from .training import TrainingDiverged, train
@@ -173,7 +174,7 @@ def run_record(folder: Path, reached: int | None = None) -> dict[str, Any] | Non
     record = json.loads(path.read_text())
     if "stopped" not in record:
         return record
-    evals = json.loads((folder / "history.json").read_text())["eval"] if reached is not None else []
+    evals = read_history(folder / "history.json")["eval"] if reached is not None else []
     return record if any(e["iter"] == reached for e in evals) else None
 
 

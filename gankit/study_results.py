@@ -20,11 +20,12 @@ from .data import synthetic_images
 from .build import build_models
 from .step import ema_decay, make_optimizers, train_step
 from .plots import legend_below, log_y, metric_label
+from .checkpoints import read_history
 from .studies import Study, run_record, study_run_dir, study_timing_path
 
-__all__ = ['mean_std', 'welch', 'time_study', 'STUDY_TIME', 'study_results_path', 'collect_study', 'study_table', 'study_differences',
-           'plot_study']
-ALPHA = 0.05   # the significance level of a study's comparisons (two-sided Welch t-tests)
+__all__ = ['mean_std', 'welch', 'holm', 'time_study', 'STUDY_TIME', 'study_results_path', 'collect_study',
+           'study_tests', 'study_table', 'plot_study']
+ALPHA = 0.05   # the significance level of a study's comparisons (two-sided Welch t-tests, Holm-corrected per study)
 LAST = 3       # "last": the mean of a run's last LAST evaluations, steadier than its final one
 
 
@@ -110,10 +111,10 @@ STUDY_TIME = ("training time: on the CPU the process's CPU time in training step
 
 
 def _with_training_time(evals: list[dict[str, Any]], device: str) -> list[dict[str, Any]]:
-    """Each evaluation with "time" (seconds, STUDY_TIME) added: its cpu_seconds for a run on the CPU where logged,
-    else its wall-clock seconds."""
+    """Each evaluation with "time" (seconds, STUDY_TIME) added: its cpu_seconds for a run on the CPU (its
+    wall-clock seconds when logged before CPU time was kept: migrate_record), else its wall-clock seconds."""
     on_cpu = device.startswith("cpu")
-    return [{**e, "time": e.get("cpu_seconds", e["seconds"]) if on_cpu else e["seconds"]} for e in evals]
+    return [{**e, "time": e["cpu_seconds"] if on_cpu else e["seconds"]} for e in evals]
 
 
 def study_results_path(study: Study, runs_dir: str | Path = "model/studies", at: int | None = None) -> Path:
@@ -121,27 +122,29 @@ def study_results_path(study: Study, runs_dir: str | Path = "model/studies", at:
     return Path(runs_dir) / study.name / ("results.json" if at is None else f"results_at{at}.json")
 
 
-def collect_study(study: Study, runs_dir: str | Path = "model/studies", at: int | None = None) -> dict[str, Any]:
-    """Rebuild <runs_dir>/<study>/results.json from the finished runs' folders (made on any machine) and
-    return it: per arm, mean +- std over seeds of the best and final validation metric, the mean of each run's
-    last LAST evaluations, the metric at the iteration every run reached and at the training time every run
-    reached (STUDY_TIME; comparable only when the runs shared one kind of device), images seen, seconds per
-    iteration, the mean curve with its spread, and the evaluation protocol. `at` (an iteration) compares the
-    runs up to there: evaluations after it are left out, and runs stopped at a time limit after it count.
-    Written to study_results_path(). Runs not finished with the study's config are listed under "missing", runs that diverged (run.json's
-    "diverged") under "diverged"; neither enters a mean."""
-    # per arm: (seed, run.json, evaluations, the iteration the run started from: 0, or a fork's)
-    runs: dict[str, list[tuple[int, dict[str, Any], list[dict[str, Any]], int]]] = {arm: [] for arm in study.arms}
-    missing, diverged, devices = [], [], set()
-    timing_path = study_timing_path(study, runs_dir)   # `study time`: every arm timed in one process
-    timing = json.loads(timing_path.read_text()) if timing_path.is_file() else None
-    if timing is not None and (set(timing["sec_per_iter"]) != set(study.arms) or any(
-            Config.from_dict(timing["configs"][arm]) != study.config(arm, 0) for arm in study.arms)):
-        raise GanError(f"{timing_path} timed other arms or configs than the study's ({sorted(study.arms)}): "
+RunData = tuple[int, dict[str, Any], list[dict[str, Any]], int]   # seed, run.json, evaluations, first iteration
+
+
+def _study_timing(study: Study, runs_dir: str | Path) -> dict[str, Any] | None:
+    """The study's timing.json (`study time`: every arm timed in one process), None without one; GanError when it
+    timed other arms or configs than the study's."""
+    path = study_timing_path(study, runs_dir)
+    if not path.is_file():
+        return None
+    timing = json.loads(path.read_text())
+    if set(timing["sec_per_iter"]) != set(study.arms) or any(
+            Config.from_dict(timing["configs"][arm]) != study.config(arm, 0) for arm in study.arms):
+        raise GanError(f"{path} timed other arms or configs than the study's ({sorted(study.arms)}): "
                        f"time the study again (python gan_helpers.py study time FILE)")
-    if at is not None and (at <= 0 or at > study.iters or at % study.eval_every):
-        raise GanError(f"--at {at} is not an evaluation of study {study.name!r}: choose a multiple of its "
-                       f"eval_every ({study.eval_every}) up to its iters ({study.iters})")
+    return timing
+
+
+def _finished_runs(study: Study, runs_dir: str | Path, at: int | None, timing: dict[str, Any] | None
+                   ) -> tuple[dict[str, list[RunData]], list[str], list[str], set[str]]:
+    """Per arm the finished runs (seed, run.json, evaluations up to `at` with their training "time", the iteration
+    the run started from: 0, or a fork's), and the folders missing, the folders of diverged runs, the devices."""
+    runs: dict[str, list[RunData]] = {arm: [] for arm in study.arms}
+    missing, diverged, devices = [], [], set()
     for arm, seed in study.runs():
         folder = study_run_dir(study, arm, seed, runs_dir)
         record = run_record(folder, reached=at)
@@ -152,66 +155,97 @@ def collect_study(study: Study, runs_dir: str | Path = "model/studies", at: int 
             diverged.append(folder.name)
             continue
         devices.add(record["device"])
-        history = json.loads((folder / "history.json").read_text())
+        history = read_history(folder / "history.json")
         start = history.get("forked_from", {}).get("iteration", 0)
         kept = [e for e in history["eval"] if at is None or e["iter"] <= at]
         evals = (_with_training_time(kept, record["device"]) if timing is None else
                  [{**e, "time": (e["iter"] - start) * timing["sec_per_iter"][arm]} for e in kept])
         runs[arm].append((seed, record, evals, start))
+    return runs, missing, diverged, devices
+
+
+def _run_scores(run: RunData, equal_iter: int, equal_seconds: float) -> dict[str, Any]:
+    """One run's scores (best, final, mean of the last LAST, at the equal iteration and time), cost and device."""
+    seed, record, evals, start = run
+    cfg = Config.from_dict(record["config"])
+    best = min(evals, key=lambda e: e[SELECTION_KEY])
+    trained = evals[-1]["iter"] - start
+    return {"seed": seed, "best": best["fd"], "best_iter": best["iter"], "final": evals[-1]["fd"],
+            "last": float(np.mean([e["fd"] for e in evals[-LAST:]])),
+            "at_iter": _score_at(evals, "iter", equal_iter), "at_time": _score_at(evals, "time", equal_seconds),
+            "class_acc": best.get("class_acc"),   # of the samples of the best checkpoint
+            "seconds": evals[-1]["time"], "sec_per_iter": evals[-1]["time"] / trained,
+            "images_seen": trained * cfg.batch_size * cfg.n_critic, "device": record["device"]}
+
+
+def _arm_summary(sets: tuple[str, ...], arm_runs: list[RunData], equal_iter: int,
+                 equal_seconds: float) -> dict[str, Any]:
+    """An arm's entry of results.json: mean +- std over its runs of every score, and its mean curve."""
+    per_run = [_run_scores(run, equal_iter, equal_seconds) for run in arm_runs]
+    common = sorted(set.intersection(*({e["iter"] for e in evals} for _, _, evals, _ in arm_runs)))
+    curves = np.array([[e["fd"] for e in evals if e["iter"] in common] for _, _, evals, _ in arm_runs])
+    seconds = np.array([[e["time"] for e in evals if e["iter"] in common] for _, _, evals, _ in arm_runs])
+    return {"set": list(sets), "seeds": [r["seed"] for r in per_run],
+            **{key: mean_std([r[key] for r in per_run])
+               for key in ("best", "final", "last", "at_iter", "at_time", "best_iter", "sec_per_iter")},
+            "class_acc": (None if any(r["class_acc"] is None for r in per_run)
+                          else mean_std([r["class_acc"] for r in per_run])),
+            "images_seen": per_run[0]["images_seen"],
+            "curve": {"iter": common, "mean": curves.mean(0).tolist(),
+                      "std": (curves.std(0, ddof=1) if len(curves) > 1 else np.zeros(len(common))).tolist(),
+                      "seconds": seconds.mean(0).tolist()},
+            "runs": per_run}
+
+
+def _protocol(study: Study, first: dict[str, Any], at: int | None, equal_iter: int, equal_seconds: float,
+              timing: dict[str, Any] | None, devices: set[str]) -> dict[str, Any]:
+    """How a study's results were measured and compared (results.json's "protocol")."""
+    return {"metric": first["metric"], "n_fake": first["n_fake"], "n_real": first["n_real"],
+            "iters": study.iters, "eval_every": study.eval_every,
+            "best": "lowest validation metric over the evaluations of a run",
+            "last": f"mean of a run's last {LAST} evaluations",
+            "test": f"two-sided Welch t-test of each arm against the baseline (the study's first arm), Holm's "
+                    f"correction over the study's tests, level {ALPHA} (study_tests)",
+            **({"at": at} if at is not None else {}),
+            "spread": "mean and sample standard deviation (n - 1) over seeds",
+            "equal_iter": equal_iter, "equal_seconds": equal_seconds,
+            "seconds": STUDY_TIME if timing is None else
+            (f"training time: iterations x seconds per iteration of each arm, all timed in one "
+             f"process ({timing['clock']}, {timing['device']}, torch {timing['torch']}, "
+             f"{timing['date'][:10]}; timing.json)"),
+            "devices": sorted(devices)}
+
+
+def collect_study(study: Study, runs_dir: str | Path = "model/studies", at: int | None = None) -> dict[str, Any]:
+    """Rebuild <runs_dir>/<study>/results.json from the finished runs' folders (made on any machine) and
+    return it: per arm, mean +- std over seeds of the best and final validation metric, the mean of each run's
+    last LAST evaluations, the metric at the iteration every run reached and at the training time every run
+    reached (STUDY_TIME; comparable only when the runs shared one kind of device), images seen, seconds per
+    iteration, the mean curve with its spread, and the evaluation protocol; the baseline arm (the study's first)
+    and the tests of every other arm against it (study_tests). `at` (an iteration) compares the runs up to
+    there: evaluations after it are left out, and runs stopped at a time limit after it count. Written to
+    study_results_path(). Runs not finished with the study's config are listed under "missing", runs that
+    diverged (run.json's "diverged") under "diverged"; neither enters a mean."""
+    timing = _study_timing(study, runs_dir)
+    if at is not None and (at <= 0 or at > study.iters or at % study.eval_every):
+        raise GanError(f"--at {at} is not an evaluation of study {study.name!r}: choose a multiple of its "
+                       f"eval_every ({study.eval_every}) up to its iters ({study.iters})")
+    runs, missing, diverged, devices = _finished_runs(study, runs_dir, at, timing)
     done = [evals for arm_runs in runs.values() for _, _, evals, _ in arm_runs]
     if not done:
         raise GanError(f"no finished run of study {study.name!r} under {Path(runs_dir) / study.name}: "
                        f"run `python gan_helpers.py study run` first")
     equal_iter = min(evals[-1]["iter"] for evals in done)
     equal_seconds = min(evals[-1]["time"] for evals in done)
-    first = done[0][-1]
-    arms = {}
-    for arm, arm_runs in runs.items():
-        if not arm_runs:
-            continue
-        per_run = []
-        for seed, record, evals, start in arm_runs:
-            cfg = Config.from_dict(record["config"])
-            best = min(evals, key=lambda e: e[SELECTION_KEY])
-            trained = evals[-1]["iter"] - start
-            per_run.append({"seed": seed, "best": best["fd"], "best_iter": best["iter"], "final": evals[-1]["fd"],
-                            "last": float(np.mean([e["fd"] for e in evals[-LAST:]])),
-                            "at_iter": _score_at(evals, "iter", equal_iter),
-                            "at_time": _score_at(evals, "time", equal_seconds),
-                            "class_acc": best.get("class_acc"),   # of the samples of the best checkpoint
-                            "seconds": evals[-1]["time"], "sec_per_iter": evals[-1]["time"] / trained,
-                            "images_seen": trained * cfg.batch_size * cfg.n_critic,
-                            "device": record["device"]})
-        common = sorted(set.intersection(*({e["iter"] for e in evals} for _, _, evals, _ in arm_runs)))
-        curves = np.array([[e["fd"] for e in evals if e["iter"] in common] for _, _, evals, _ in arm_runs])
-        seconds = np.array([[e["time"] for e in evals if e["iter"] in common] for _, _, evals, _ in arm_runs])
-        arms[arm] = {"set": list(study.arms[arm]), "seeds": [r["seed"] for r in per_run],
-                     **{key: mean_std([r[key] for r in per_run])
-                        for key in ("best", "final", "last", "at_iter", "at_time", "best_iter", "sec_per_iter")},
-                     "class_acc": (None if any(r["class_acc"] is None for r in per_run)
-                                   else mean_std([r["class_acc"] for r in per_run])),
-                     "images_seen": per_run[0]["images_seen"],
-                     "curve": {"iter": common, "mean": curves.mean(0).tolist(),
-                               "std": (curves.std(0, ddof=1) if len(curves) > 1 else np.zeros(len(common))).tolist(),
-                               "seconds": seconds.mean(0).tolist()},
-                     "runs": per_run}
     results = {"study": study.name, "description": study.description, "preset": study.preset,
                "base": list(study.base), "seeds": list(study.seeds),
                **({"start_from": study.start_from} if study.start_from else {}),
-               "protocol": {"metric": first["metric"], "n_fake": first["n_fake"], "n_real": first["n_real"],
-                            "iters": study.iters, "eval_every": study.eval_every,
-                            "best": "lowest validation metric over the evaluations of a run",
-                            "last": f"mean of a run's last {LAST} evaluations",
-                            "test": f"two-sided Welch t-test, level {ALPHA} (study_differences)",
-                            **({"at": at} if at is not None else {}),
-                            "spread": "mean and sample standard deviation (n - 1) over seeds",
-                            "equal_iter": equal_iter, "equal_seconds": equal_seconds,
-                            "seconds": STUDY_TIME if timing is None else
-                            (f"training time: iterations x seconds per iteration of each arm, all timed in one "
-                             f"process ({timing['clock']}, {timing['device']}, torch {timing['torch']}, "
-                             f"{timing['date'][:10]}; timing.json)"),
-                            "devices": sorted(devices)},
-               "arms": arms, "missing": missing, "diverged": diverged}
+               "protocol": _protocol(study, done[0][-1], at, equal_iter, equal_seconds, timing, devices),
+               "baseline": next(iter(study.arms)),
+               "arms": {arm: _arm_summary(study.arms[arm], arm_runs, equal_iter, equal_seconds)
+                        for arm, arm_runs in runs.items() if arm_runs},
+               "missing": missing, "diverged": diverged}
+    results["tests"] = study_tests(results)
     write_json_atomic(results, study_results_path(study, runs_dir, at))
     return results
 
@@ -220,51 +254,73 @@ def _pm(s: dict[str, Any], digits: int = 4) -> str:
     return f"{s['mean']:.{digits}g}" + ("" if s["std"] is None else f" ± {s['std']:.2g}")
 
 
-def _vs(a: dict[str, Any], lead: dict[str, Any]) -> str:
-    """"+gap (p 0.012)*": how far an arm's mean best is above the lowest arm's, Welch's p-value where both have two
-    or more seeds, and '*' when p < ALPHA."""
-    gap = a["mean"] - lead["mean"]
-    test = welch(a["values"], lead["values"])
-    return f"+{gap:.3g}" + ("" if test is None else f" (p {test['p']:.2g})" + ("*" if test["p"] < ALPHA else ""))
+def holm(p_values: list[float]) -> list[float]:
+    """Holm's (1979) step-down adjusted p-values of one family of tests, in the order given: with the m raw
+    p-values sorted, p_(1) <= ... <= p_(m), the adjusted p_(i) = max over j <= i of min(1, (m - j + 1) p_(j)).
+    A test rejects at level alpha when its adjusted p < alpha: the family-wise error rate (any false rejection
+    in the family) stays under alpha whatever the dependence between the tests."""
+    adjusted = [0.0] * len(p_values)
+    running = 0.0
+    for rank, i in enumerate(np.argsort(p_values, kind="stable")):
+        running = max(running, min(1.0, (len(p_values) - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def _verdict(p: float, p_holm: float) -> str:
+    """"significant" (Holm-adjusted p < ALPHA), "suggestive" (only the raw p < ALPHA) or "not significant"."""
+    return "significant" if p_holm < ALPHA else "suggestive" if p < ALPHA else "not significant"
+
+
+def study_tests(results: dict[str, Any], key: str = "best") -> dict[str, dict[str, Any]]:
+    """Each arm against the study's baseline arm (results["baseline"], the study file's first arm), on the mean
+    `key` score ("best", "final", "last", "at_iter", "at_time") over seeds: welch(arm, baseline) (the gap, its
+    confidence interval, t, df, the raw two-sided p), "p_holm" (Holm's adjustment over this study's family of
+    tests, one per arm) and "verdict" (_verdict: "suggestive" when only the raw p is under ALPHA). Arms with a
+    single seed, and every arm when the baseline has one, are not tested; {} without a baseline's runs."""
+    arms, baseline = results["arms"], results["baseline"]
+    if baseline not in arms:
+        return {}
+    tests = {arm: welch(a[key]["values"], arms[baseline][key]["values"])
+             for arm, a in arms.items() if arm != baseline}
+    tests = {arm: t for arm, t in tests.items() if t is not None}
+    adjusted = holm([t["p"] for t in tests.values()])
+    return {arm: {**t, "p_holm": q, "verdict": _verdict(t["p"], q)} for (arm, t), q in zip(tests.items(), adjusted)}
+
+
+def _vs(arm: str, results: dict[str, Any], tests: dict[str, dict[str, Any]]) -> str:
+    """The table's last column: "baseline", or an arm's gap to it with the raw and Holm-adjusted p-values,
+    '*' when significant after Holm's correction and "suggestive" when only before it."""
+    if arm == results["baseline"]:
+        return "baseline"
+    if arm not in tests:   # a single seed: the gap alone
+        base = results["arms"].get(results["baseline"])
+        return "--" if base is None else f"{results['arms'][arm]['best']['mean'] - base['best']['mean']:+.3g}"
+    t = tests[arm]
+    mark = {"significant": "*", "suggestive": " suggestive", "not significant": ""}[t["verdict"]]
+    return f"{t['diff']:+.3g} (p {t['p']:.2g}, Holm {t['p_holm']:.2g}){mark}"
 
 
 def study_table(results: dict[str, Any], fmt: str = "markdown") -> str:
     """A results file as a markdown or LaTeX (booktabs) table: per arm, mean ± std over seeds of the best,
     final, last-evaluations mean, equal-iteration and equal-time validation metric, images seen, seconds per
-    iteration, and how far its best is from the arm with the lowest mean best, with the two-sided Welch p-value
-    of that gap ('*': p < ALPHA; no test with a single seed). Where any arm logged it, the class accuracy of the
-    best checkpoint's samples follows the scores ("--" for an arm without it, such as an unconditional one). The
-    metric and its sample counts (results["protocol"]) belong in the caption or the line under the table."""
+    iteration, and how far its best is from the baseline arm's with the two-sided Welch p-value of that gap and
+    its Holm-adjusted one (study_tests; '*': adjusted p < ALPHA; "suggestive": only the raw p < ALPHA; no test
+    with a single seed). Where any arm logged it, the class accuracy of the best checkpoint's samples follows
+    the scores ("--" for an arm without it, such as an unconditional one). The metric and its sample counts
+    (results["protocol"]) belong in the caption or the line under the table."""
     p, arms = results["protocol"], results["arms"]
-    lead = min(arms, key=lambda a: arms[a]["best"]["mean"])
+    tests = study_tests(results)
     with_acc = any(a.get("class_acc") for a in arms.values())
-    with_last = all("last" in a for a in arms.values())   # results collected before "last" existed lack it
-    head = ["arm", "seeds", "best", "final", *([f"last {LAST}"] if with_last else []), f"at {p['equal_iter']:,} it",
+    head = ["arm", "seeds", "best", "final", f"last {LAST}", f"at {p['equal_iter']:,} it",
             f"at {p['equal_seconds']:,.0f} s", *(["class acc."] if with_acc else []), "images seen", "s/it",
-            "best vs lowest"]
+            f"best vs {results['baseline']}"]
     rows = []
     for arm, a in arms.items():
-        rows.append([arm, str(len(a["seeds"])), _pm(a["best"]), _pm(a["final"]), *([_pm(a["last"])] if with_last else []),
-                     *(_pm(a[k]) for k in ("at_iter", "at_time")),
-                     *([_pm(a["class_acc"], 2) if a.get("class_acc") else "--"] if with_acc else []), f"{a['images_seen']:,}",
-                     _pm(a["sec_per_iter"], 3), "lowest" if arm == lead else _vs(a["best"], arms[lead]["best"])])
+        rows.append([arm, str(len(a["seeds"])), *(_pm(a[k]) for k in ("best", "final", "last", "at_iter", "at_time")),
+                     *([_pm(a["class_acc"], 2) if a.get("class_acc") else "--"] if with_acc else []),
+                     f"{a['images_seen']:,}", _pm(a["sec_per_iter"], 3), _vs(arm, results, tests)])
     return format_table(head, rows, fmt)
-
-
-def study_differences(results: dict[str, Any], key: str = "best") -> list[tuple[str, str, dict[str, float]]]:
-    """The pairs of arms whose mean `key` score ("best", "final", "last", "at_iter", "at_time"; lower is better)
-    differs at level ALPHA by a two-sided Welch t-test over seeds, as (lower arm, higher arm, welch(higher, lower):
-    the gap, its confidence interval, t, df, p), largest gap first. Arms with a single seed take part in no pair.
-    With k arms there are k(k-1)/2 pairs: at ALPHA = 0.05 about one in twenty equal pairs passes by chance."""
-    arms = {arm: a[key] for arm, a in results["arms"].items() if a[key]["n"] > 1}
-    pairs = []
-    for i, (u, su) in enumerate(arms.items()):
-        for v, sv in list(arms.items())[i + 1:]:
-            low, high = (u, v) if su["mean"] <= sv["mean"] else (v, u)
-            test = welch(arms[high]["values"], arms[low]["values"])
-            if test is not None and test["p"] < ALPHA:
-                pairs.append((low, high, test))
-    return sorted(pairs, key=lambda p: -p[2]["diff"])
 
 
 def plot_study(results: dict[str, Any], ax: Any = None, x: str = "iter") -> Any:

@@ -210,7 +210,7 @@ def _resume(run: _Run, source: Path, resuming: bool) -> dict[str, list]:
     if resuming:
         set_rng_state(state["rng"])
         run.history, run.seconds = state["history"], state.get("seconds", 0.0)
-        run.cpu_seconds = state.get("cpu_seconds", run.seconds)   # states from before CPU time was kept
+        run.cpu_seconds = state["cpu_seconds"]
     else:   # a fork: setup(cfg.seed) seeded its random stream; its history and time start here
         if run.start >= cfg.iters:
             raise GanError(f"cannot fork from {source}: it is at iteration {run.start:,}, and iters={cfg.iters:,} "

@@ -1,4 +1,5 @@
 """Checkpoints: clear errors for corrupt or foreign files; the shipped generators sample as they did."""
+import json
 from pathlib import Path
 
 import pytest
@@ -30,3 +31,32 @@ def test_shipped_checkpoints_sample_as_before():
     for name, images in reference.items():
         G = gh.load_generator(ROOT / "model" / f"{name}.pt")
         assert_close(gh.sample(G, len(images), seed=7), images, rtol=0, atol=1e-5)
+
+
+def test_every_file_under_model_loads_in_todays_format():
+    """Every checkpoint, history and study result under model/ (many written by earlier versions of the kit) reads
+    through the one migration (migrate_record, with migrate_config for configs) into what today's code reads:
+    generators rebuild, training states carry both clocks, histories have segments and CPU time, results tables
+    give each arm's test against the baseline."""
+    import gankit
+    model = ROOT / "model"
+    checkpoints = [p for p in sorted(model.rglob("*.pt")) if p.parent.name != "eval"]   # eval/: TorchScript
+    assert len(checkpoints) >= 2
+    for path in checkpoints:
+        ckpt = gh.load_checkpoint(path)
+        if ckpt["kind"] == "generator":
+            assert gankit.checkpoints.generator_from_checkpoint(ckpt, path).config.img_size > 0
+            assert {"data", "features_key", "validation_sha256"} <= set(ckpt["summary"]) and ckpt["metrics"]
+        else:
+            assert ckpt["cpu_seconds"] <= ckpt["seconds"] and isinstance(ckpt["history"]["segments"], list)
+    histories = sorted(model.rglob("*history.json"))
+    assert len(histories) >= 50
+    for path in histories:
+        history = gankit.checkpoints.read_history(path)
+        assert isinstance(history["segments"], list), path
+        assert all("cpu_seconds" in e for e in history["eval"] if "seconds" in e), path
+    results = sorted(model.rglob("results*.json"))
+    assert len(results) >= 10
+    for path in results:
+        found = json.loads(path.read_text())
+        assert f"| best vs {found['baseline']} |" in gh.study_table(found) and "last 3" in gh.study_table(found), path

@@ -191,15 +191,19 @@ def test_publish_refuses_worse_and_incomparable_models_and_keeps_replaced_files(
 
 def test_publish_refusal_compares_like_with_like():
     metrics = {"fd": 1.0, "kid": 0.1, "kid_std": 0.01, "n_fake": 5000, "n_real": 5000, "metric": "FD (proxy: x features)"}
-    old = {"iteration": 100, "metrics": metrics, "summary": {"data": "image folder data/cifar10-jpeg/train"}}
-    new = {"iteration": 200, "metrics": {**metrics, "fd": 0.9},
-           "summary": {"data": "image folder /home/me/kit/data/cifar10-jpeg/train", "validation_sha256": "ab"}}
+    def generator(**record):   # a checkpoint as load_checkpoint() gives it: summaries of old ones migrated
+        return gankit.checkpoints.migrate_record("generator", {"kind": "generator", **record})
+
+    old = generator(iteration=100, metrics=metrics, summary={"data": "image folder data/cifar10-jpeg/train"})
+    new = generator(iteration=200, metrics={**metrics, "fd": 0.9},
+                    summary={"data": "image folder /home/me/kit/data/cifar10-jpeg/train", "validation_sha256": "ab"})
     assert gankit.publishing.publish_refusal(new, old) is None                     # same data through another path
-    moved = {**new, "summary": {"data": "image folder /home/me/other/train"}}
+    moved = generator(**{**new, "summary": {"data": "image folder /home/me/other/train"}})
     assert "validation set" in gankit.publishing.publish_refusal(moved, old)
-    hashed_old = {**old, "summary": {**old["summary"], "validation_sha256": "cd"}}
+    hashed_old = generator(**{**old, "summary": {**old["summary"], "validation_sha256": "cd"}})
     assert "validation set 'ab' vs 'cd'" in gankit.publishing.publish_refusal(new, hashed_old)
-    assert "no validation score" in gankit.publishing.publish_refusal({**new, "metrics": None}, old)
+    unscored = generator(**{**new, "metrics": None})
+    assert "no validation score" in gankit.publishing.publish_refusal(unscored, old)
     assert "not lower" in gankit.publishing.publish_refusal({**new, "metrics": metrics}, old)  # equal is not better
 
 

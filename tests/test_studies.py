@@ -191,7 +191,8 @@ def test_training_time_is_recorded_per_evaluation_and_carried_across_resume(tmp_
 def test_study_time_is_cpu_time_on_the_cpu_and_wall_clock_elsewhere_or_when_not_logged():
     """A study compares CPU runs by their CPU time (other jobs on the machine do not inflate it), evaluations
     logged before CPU time was kept by their wall-clock time, and GPU runs by wall-clock time."""
-    evals = [{"iter": 0, "seconds": 0.0}, {"iter": 2, "seconds": 9.0, "cpu_seconds": 4.0}]
+    old = {"iter": [], "eval": [{"iter": 0, "seconds": 0.0}, {"iter": 2, "seconds": 9.0, "cpu_seconds": 4.0}]}
+    evals = gankit.checkpoints.migrate_record("history", old)["eval"]
     assert [e["time"] for e in gankit.study_results._with_training_time(evals, "cpu (1 thread)")] == [0.0, 4.0]
     assert [e["time"] for e in gankit.study_results._with_training_time(evals, "cuda (NVIDIA H100)")] == [0.0, 9.0]
 
@@ -304,7 +305,8 @@ def test_collect_rebuilds_results_and_prints_the_table(finished, capsys, tmp_pat
     assert json.loads((runs / "tiny" / "results.json").read_text()) == results
     out = capsys.readouterr().out
     assert "| none | 2 |" in out and "| a8 | 2 |" in out and "missing runs: none" in out
-    assert "differences in the best score, two-sided Welch t-test over seeds at p < 0.05: " in out
+    assert "each arm against none (best score, two-sided Welch t-test over seeds, Holm's correction over 1 tests" in out
+    assert f"a8 {results['tests']['a8']['diff']:+.3g} (95% CI" in out and results["baseline"] == "none"
 
 
 def test_cli_study_errors_are_one_line(tmp_path):
@@ -334,33 +336,63 @@ def fake_results(bests: dict[str, list[float]]) -> dict:
                      "sec_per_iter": gh.mean_std([0.5] * len(values)), "images_seen": 64_000,
                      "curve": {"iter": [0, 500, 1000], "mean": [9.0, s["mean"] + 1, s["mean"]],
                                "std": [0.0, 0.2, s["std"]], "seconds": [0.0, 250.0, 500.0]}}
-    return {"study": "fake", "arms": arms, "protocol": {"metric": "FD (proxy)", "n_fake": 2000, "n_real": 5000,
-                                                         "equal_iter": 1000, "equal_seconds": 500.0}}
+    return {"study": "fake", "arms": arms, "baseline": next(iter(arms)),
+            "protocol": {"metric": "FD (proxy)", "n_fake": 2000, "n_real": 5000, "equal_iter": 1000,
+                         "equal_seconds": 500.0}}
 
 
-def test_table_gives_the_welch_p_value_of_each_gap_to_the_lowest_arm():
+def test_table_gives_each_arms_gap_to_the_baseline_with_raw_and_holm_p_values():
     table = gh.study_table(fake_results({"a": [1.0, 1.1, 0.9], "b": [1.5, 1.6, 1.4], "c": [1.1, 1.5, 0.7]}))
     rows = {line.split(" | ")[0][2:]: line for line in table.splitlines()[2:]}
-    assert rows["a"].endswith("| lowest |") and "1 ± 0.1 |" in rows["a"]
-    # b - a: t = 0.5 / sqrt(0.01/3 + 0.01/3) = 6.12 on 4 df, p 0.0036; c - a: t 0.42 on 2.25 df, p 0.71
-    assert rows["b"].endswith("| +0.5 (p 0.0036)* |") and rows["c"].endswith("| +0.1 (p 0.71) |")
+    assert rows["a"].endswith("| baseline |") and "1 ± 0.1 |" in rows["a"] and "best vs a" in table
+    # b - a: t = 0.5 / sqrt(0.01/3 + 0.01/3) = 6.12 on 4 df, p 0.0036; c - a: t 0.42 on 2.25 df, p 0.71;
+    # Holm over the two: 2 x 0.0036 = 0.0072, then max(0.0072, 1 x 0.71) = 0.71
+    assert rows["b"].endswith("| +0.5 (p 0.0036, Holm 0.0072)* |")
+    assert rows["c"].endswith("| +0.1 (p 0.71, Holm 0.71) |")
     assert "64,000" in rows["a"] and "last 3" in table.splitlines()[0]
     latex = gh.study_table(fake_results({"a_1": [1.0, 1.1]}), "latex")
     assert r"a\_1 & 2 & 1.05 $\pm$ 0.071" in latex and latex.startswith(r"\begin{tabular}{lrrrrrrrrr}")
     single = gh.study_table(fake_results({"a": [1.0], "b": [2.0]}))
-    assert single.splitlines()[-1].endswith("| +1 |")     # one seed: no spread, so no mark
+    assert single.splitlines()[-1].endswith("| +1 |")     # one seed: no spread, so no test
     with pytest.raises(gh.GanError, match="choose 'markdown' or 'latex'"):
         gh.study_table(fake_results({"a": [1.0]}), "html")
 
 
-def test_differences_are_the_pairs_a_welch_test_separates():
+def test_holm_adjusts_by_hand():
+    """Holm (1979) by hand: p sorted 0.01 < 0.02 < 0.03 < 0.2 of m = 4 tests -> 4 x 0.01 = 0.04,
+    3 x 0.02 = 0.06, max(0.06, 2 x 0.03) = 0.06, max(0.06, 1 x 0.2) = 0.2, in the order given; capped at 1."""
+    holm = gankit.study_results.holm
+    assert holm([0.03, 0.2, 0.01, 0.02]) == pytest.approx([0.06, 0.2, 0.04, 0.06])
+    assert holm([0.5, 0.4]) == pytest.approx([0.8, 0.8]) and holm([0.7, 0.6]) == [1.0, 1.0]
+    assert holm([0.04]) == [0.04] and holm([]) == []
+
+
+@pytest.mark.parametrize("p", [[0.03, 0.2, 0.01, 0.02], [0.001, 0.04, 0.04, 0.5, 0.049], [0.3, 0.7, 0.02]])
+def test_holm_agrees_with_statsmodels(p):
+    multitest = pytest.importorskip("statsmodels.stats.multitest")   # a test-only reference (requirements-dev)
+    reject, adjusted, _, _ = multitest.multipletests(p, alpha=0.05, method="holm")
+    assert gankit.study_results.holm(p) == pytest.approx(adjusted.tolist())
+    assert [q < 0.05 for q in gankit.study_results.holm(p)] == reject.tolist()
+
+
+def test_each_arm_is_tested_against_the_baseline_only_holm_corrected():
     results = fake_results({"a": [1.0, 1.1, 0.9], "b": [1.5, 1.6, 1.4], "c": [1.1, 1.5, 0.7], "d": [3.0]})
-    # a: 1 ± 0.1, b: 1.5 ± 0.1, c: 1.1 ± 0.4; d has one seed, so no test
-    [(low, high, test)] = gankit.study_results.study_differences(results)
-    assert (low, high) == ("a", "b") and test["diff"] == pytest.approx(0.5) and test["p"] < 0.05
-    assert test["low"] < 0.5 < test["high"]
-    results["arms"]["c"]["final"] = gh.mean_std([3.0, 3.1, 2.9])
-    assert [(lo, hi) for lo, hi, _ in gankit.study_results.study_differences(results, "final")] == [("a", "c"), ("b", "c"), ("a", "b")]
+    # a (the baseline): 1 ± 0.1, b: 1.5 ± 0.1, c: 1.1 ± 0.4; d has one seed, so no test; b and c never meet
+    tests = gankit.study_results.study_tests(results)
+    assert list(tests) == ["b", "c"]
+    for arm in tests:
+        raw = gh.welch(results["arms"][arm]["best"]["values"], results["arms"]["a"]["best"]["values"])
+        assert {k: tests[arm][k] for k in raw} == pytest.approx(raw)
+    assert [t["p_holm"] for t in tests.values()] == pytest.approx(gankit.study_results.holm([t["p"] for t in tests.values()]))
+    assert tests["b"]["verdict"] == "significant" and tests["c"]["verdict"] == "not significant"
+    # two arms each at raw p 0.044 < 0.05, which Holm's correction makes 2 x 0.044 = 0.088: "suggestive"
+    close = fake_results({"a": [1.0, 1.1, 0.9], "b": [1.15, 1.3, 1.2], "c": [1.2, 1.3, 1.15]})
+    close_tests = gankit.study_results.study_tests(close)
+    assert [t["p_holm"] for t in close_tests.values()] == pytest.approx([2 * close_tests["c"]["p"]] * 2)
+    assert all(t["p"] < 0.05 and t["verdict"] == "suggestive" for t in close_tests.values())
+    assert gh.study_table(close).splitlines()[-1].endswith(" suggestive |")
+    results["baseline"] = "d"                                   # a baseline with one seed: nothing to test
+    assert gankit.study_results.study_tests(results) == {}
 
 
 @pytest.mark.parametrize("a, b", [([1.5, 1.6, 1.4], [1.0, 1.1, 0.9]), ([2.0, 2.9, 2.2, 2.4], [2.1, 2.3]),
