@@ -14,7 +14,8 @@ from .device import to_device
 from .config import Config
 from .build import build_models
 
-__all__ = ['RUN_FIELDS', 'TRAINING_FIELDS', 'RESUMABLE_FIELDS', 'FORK_FIELDS', 'migrate_record', 'read_history', 'load_checkpoint',
+__all__ = ['RUN_FIELDS', 'TRAINING_FIELDS', 'RESUMABLE_FIELDS', 'FORK_FIELDS', 'migrate_record', 'read_history',
+           'load_checkpoint',
            'generator_from_checkpoint', 'load_generator', 'load_discriminator', 'rng_state', 'set_rng_state']
 
 
@@ -27,8 +28,8 @@ RUN_FIELDS = ("iters", "eval_every", "eval_samples", "checkpoint_every", "amp", 
 
 # Training hyperparameters that leave every tensor's shape alone (learning rates, loss weights, steps per
 # round, batch size, augmentation): a change alters what G and D learn from that iteration on, like a schedule.
-TRAINING_FIELDS = ("g_lr", "d_lr", "n_critic", "n_gen", "batch_size", "acgan_weight", "info_weight", "drift", "gp_weight",
-                   "clip_value", "cr_weight", "diffaug", "hflip")
+TRAINING_FIELDS = ("g_lr", "d_lr", "n_critic", "n_gen", "batch_size", "acgan_weight", "info_weight", "drift",
+                   "gp_weight", "clip_value", "cr_weight", "diffaug", "hflip")
 
 
 RESUMABLE_FIELDS = RUN_FIELDS + TRAINING_FIELDS

@@ -18,7 +18,9 @@ from .data import ImageSet, load_dataset, split_record
 from .features import FeatureNet
 from .training import TrainingDiverged, train
 
-__all__ = ['STUDY_OWNED_FIELDS', 'SPLIT_FIELDS', 'STUDY_KEYS', 'Study', 'load_study', 'study_run_dir', 'study_timing_path', 'run_record', 'study_status', 'done_earlier', 'study_stats_dir', 'RunOutcome', 'train_study_run', 'run_study']
+__all__ = ['STUDY_OWNED_FIELDS', 'SPLIT_FIELDS', 'STUDY_KEYS', 'Study', 'load_study', 'study_run_dir',
+           'study_timing_path', 'run_record', 'study_status', 'done_earlier', 'study_stats_dir', 'RunOutcome',
+           'train_study_run', 'run_study']
 
 
 # Config fields a study sets for all its runs (from its own keys), never through an arm's overrides

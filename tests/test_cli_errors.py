@@ -1,4 +1,5 @@
-"""Bad input on the command line: one line naming the fix; exploding losses keep the last checkpoint; publish never loses a model."""
+"""Bad input on the command line: one line naming the fix; exploding losses keep the last checkpoint; publish never
+loses a model."""
 import hashlib
 import math
 from pathlib import Path
@@ -67,7 +68,8 @@ BAD = {   # command line -> a piece of the one line it must print
         ("train sagan --set num_classes=-1", "config num_classes must be >= 0"),
         ("train sagan --set loss=mse", "config loss='mse' is not one of"),
         ("train sagan --set lr=1", "--set expects key=value with key one of"),
-        ("train dcgan --data-dir {ws}/bad --feature-net {ws}/features.pt --val-size 2", "cannot read {ws}/bad/train/cat/broken.png"),
+        ("train dcgan --data-dir {ws}/bad --feature-net {ws}/features.pt --val-size 2",
+         "cannot read {ws}/bad/train/cat/broken.png"),
     ],
     "sample": [
         ("sample {ws}/run/best.pt --n 0 --out x.npz", "--n: must be >= 1, got 0"),
@@ -145,7 +147,8 @@ def test_exploding_losses_stop_training_and_keep_the_last_checkpoint(bad, tmp_pa
 
     train, val = gh.train_val_split(gh.synthetic_images(120), 20)
     with mock.patch.object(gankit.training, "train_step", step_then_explode):
-        with pytest.raises(gankit.training.TrainingDiverged, match=r"diverged at iteration 3 .*diverged_above=1e\+06.*iteration 2"):
+        expected = r"diverged at iteration 3 .*diverged_above=1e\+06.*iteration 2"
+        with pytest.raises(gankit.training.TrainingDiverged, match=expected):
             gh.train(tiny(iters=6), tmp_path, train, val, gh.load_feature_net(gh.RandomFeatures()), progress=False)
     assert torch.load(tmp_path / "last.pt", weights_only=True)["iteration"] == 2
 
@@ -190,7 +193,8 @@ def test_publish_refuses_worse_and_incomparable_models_and_keeps_replaced_files(
 
 
 def test_publish_refusal_compares_like_with_like():
-    metrics = {"fd": 1.0, "kid": 0.1, "kid_std": 0.01, "n_fake": 5000, "n_real": 5000, "metric": "FD (proxy: x features)"}
+    metrics = {"fd": 1.0, "kid": 0.1, "kid_std": 0.01, "n_fake": 5000, "n_real": 5000,
+               "metric": "FD (proxy: x features)"}
     def generator(**record):   # a checkpoint as load_checkpoint() gives it: summaries of old ones migrated
         return gankit.checkpoints.migrate_record("generator", {"kind": "generator", **record})
 

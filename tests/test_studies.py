@@ -230,7 +230,8 @@ def test_a_diverged_run_is_recorded_left_out_of_the_results_and_stops_no_other_r
                                                                                   finished):
     _, _, straight = finished
     study = gh.load_study(write_study(tmp_path, arms={**ARMS, "blowup": ["diverged_above=1e-9"]}))
-    lines = gankit.studies.run_study(study, data, features, tmp_path / "runs", stats_dir=tmp_path / "stats", progress=False)
+    lines = gankit.studies.run_study(study, data, features, tmp_path / "runs", stats_dir=tmp_path / "stats",
+                                     progress=False)
     assert_diverged_runs_recorded(study, tmp_path / "runs", lines, straight)
 
 
@@ -267,7 +268,8 @@ def test_changed_study_file_does_not_reuse_a_finished_run_without_its_state(tmp_
         (copy / name).write_text((runs / "tiny" / "none_s0" / name).read_text())
     changed = gh.load_study(write_study(tmp_path, iters=6, arms={"none": ARMS["none"]}, seeds=[0]))
     with pytest.raises(gh.GanError, match="another config and no last.pt"):
-        gankit.studies.run_study(changed, data, features, tmp_path / "runs", stats_dir=tmp_path / "stats", progress=False)
+        gankit.studies.run_study(changed, data, features, tmp_path / "runs", stats_dir=tmp_path / "stats",
+                                 progress=False)
     assert gankit.study_results.collect_study(study, tmp_path / "runs")["missing"] == ["a8_s0", "none_s1", "a8_s1"]
 
 
@@ -318,7 +320,8 @@ def test_cli_study_errors_are_one_line(tmp_path):
 
 def test_cli_study_time_writes_the_timing_file(tmp_path):
     r = subprocess.run([sys.executable, str(Path(gh.__file__)), "study", "time", str(write_study(tmp_path)),
-                        "--runs-dir", str(tmp_path / "runs"), "--timed-iters", "1", "--threads", "1", "--device", "cpu"],
+                        "--runs-dir", str(tmp_path / "runs"), "--timed-iters", "1", "--threads", "1",
+                        "--device", "cpu"],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     timing = json.loads((tmp_path / "runs" / "tiny" / "timing.json").read_text())
@@ -383,7 +386,8 @@ def test_each_arm_is_tested_against_the_baseline_only_holm_corrected():
     for arm in tests:
         raw = gh.welch(results["arms"][arm]["best"]["values"], results["arms"]["a"]["best"]["values"])
         assert {k: tests[arm][k] for k in raw} == pytest.approx(raw)
-    assert [t["p_holm"] for t in tests.values()] == pytest.approx(gankit.study_results.holm([t["p"] for t in tests.values()]))
+    holm = gankit.study_results.holm([t["p"] for t in tests.values()])
+    assert [t["p_holm"] for t in tests.values()] == pytest.approx(holm)
     assert tests["b"]["verdict"] == "significant" and tests["c"]["verdict"] == "not significant"
     # two arms each at raw p 0.044 < 0.05, which Holm's correction makes 2 x 0.044 = 0.088: "suggestive"
     close = fake_results({"a": [1.0, 1.1, 0.9], "b": [1.15, 1.3, 1.2], "c": [1.2, 1.3, 1.15]})
@@ -448,26 +452,27 @@ def test_plot_draws_the_mean_with_a_band_of_one_std():
 
 def test_status_tells_finished_in_progress_and_not_started_runs(tmp_path, data, features):
     study = gh.load_study(write_study(tmp_path, seeds=[0, 1], arms={"none": ARMS["none"]}))
-    gankit.studies.run_study(study, data, features, tmp_path / "runs", only=lambda arm, seed: seed == 0, stats_dir=tmp_path / "s",
-                 progress=False, time_limit=0)
+    gankit.studies.run_study(study, data, features, tmp_path / "runs", only=lambda arm, seed: seed == 0,
+                             stats_dir=tmp_path / "s", progress=False, time_limit=0)
     folder = gh.study_run_dir(study, "none", 0, tmp_path / "runs")
     assert gh.study_status(study, tmp_path / "runs") == [
         f"none seed 0 ({folder}): in progress: 1 of {ITERS:,} iterations",
         f"none seed 1 ({gh.study_run_dir(study, 'none', 1, tmp_path / 'runs')}): not started"]
-    gankit.studies.run_study(study, data, features, tmp_path / "runs", only=lambda arm, seed: seed == 0, stats_dir=tmp_path / "s",
-                 progress=False)
+    gankit.studies.run_study(study, data, features, tmp_path / "runs", only=lambda arm, seed: seed == 0,
+                             stats_dir=tmp_path / "s", progress=False)
     assert gh.study_status(study, tmp_path / "runs")[0] == f"none seed 0 ({folder}): finished"
 
 
 def test_time_limit_stops_the_study_with_a_resumable_state(tmp_path, data, features):
     study = gh.load_study(write_study(tmp_path, seeds=[0], arms={"none": ARMS["none"]}))
     folder = gh.study_run_dir(study, "none", 0, tmp_path / "runs")
-    lines = gankit.studies.run_study(study, data, features, tmp_path / "runs", stats_dir=tmp_path / "stats", progress=False,
-                         time_limit=0)
+    lines = gankit.studies.run_study(study, data, features, tmp_path / "runs", stats_dir=tmp_path / "stats",
+                                     progress=False, time_limit=0)
     assert lines == [f"{folder}: stopped at iteration 1 (time limit); run again to continue"]
     assert json.loads((folder / "run.json").read_text())["stopped"] == 1 and gh.run_record(folder) is None
     assert gh.load_checkpoint(folder / "last.pt")["iteration"] == 1
-    lines = gankit.studies.run_study(study, data, features, tmp_path / "runs", stats_dir=tmp_path / "stats", progress=False)
+    lines = gankit.studies.run_study(study, data, features, tmp_path / "runs", stats_dir=tmp_path / "stats",
+                                     progress=False)
     assert lines == [f"{folder}: trained to iteration {ITERS}"] and "stopped" not in gh.run_record(folder)
 
 
@@ -480,8 +485,9 @@ def test_collect_at_compares_every_run_up_to_an_iteration_stopped_runs_too(tmp_p
     folder = gh.study_run_dir(study, "none", 1, tmp_path / "runs")
     shutil.rmtree(folder)
     for _ in range(2):
-        gankit.studies.run_study(study, data, features, tmp_path / "runs", only=lambda arm, seed: (arm, seed) == ("none", 1),
-                     stats_dir=tmp_path / "stats", progress=False, time_limit=0)
+        gankit.studies.run_study(study, data, features, tmp_path / "runs",
+                                 only=lambda arm, seed: (arm, seed) == ("none", 1), stats_dir=tmp_path / "stats",
+                                 progress=False, time_limit=0)
     assert json.loads((folder / "run.json").read_text())["stopped"] == 2
     assert gankit.study_results.collect_study(study, tmp_path / "runs")["missing"] == ["none_s1"]
     at = gankit.study_results.collect_study(study, tmp_path / "runs", at=2)
