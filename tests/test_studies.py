@@ -288,6 +288,20 @@ def test_commands_are_one_standalone_line_per_run(tmp_path, capsys):
                == ("run", "d", "f.pt", 1, "cuda", "model/studies", True) for a in parsed)
 
 
+def test_each_study_sub_command_has_its_handler_and_only_its_options(capsys):
+    parse = gankit.cli.build_parser().parse_args
+    handlers = {action: parse(["study", action, "s.json"]).func for action in ("run", "commands", "collect", "status",
+                                                                                "time")}
+    assert handlers == {"run": gankit.cli._cmd_study_run, "commands": gankit.cli._cmd_study_commands,
+                        "collect": gankit.cli._cmd_study_collect, "status": gankit.cli._cmd_study_status,
+                        "time": gankit.cli._cmd_study_time}
+    assert parse(["study", "collect", "s.json", "--at", "500"]).at == 500
+    with pytest.raises(SystemExit):
+        parse(["study", "status", "s.json", "--engine", "ray"])      # a Ray option only `study run` takes
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unrecognized arguments: --engine ray" in err
+
+
 def test_run_stopped_before_any_run_finished_says_so_instead_of_failing_to_collect(tmp_path, capsys):
     path = write_study(tmp_path)
     stopped = [f"{tmp_path}/runs/tiny/none_s0: stopped at iteration 1 (time limit); run again to continue"]
