@@ -50,6 +50,10 @@ class Config:
     d_batchnorm: bool = True         # arch="dcgan": BatchNorm in D after every conv but the first (DCGAN); False =
                                      # none, as in SNGAN's CNN critic, where BatchNorm's division by the batch's
                                      # spread would undo spectral norm's Lipschitz bound (resnet, mlp: never any)
+    d_pool: str = "sum"              # arch="resnet": how D pools its last (N, C, 8, 8) features before the logit and
+                                     # the projection: "sum" over the 64 positions (SNGAN, BigGAN) or "mean" (the
+                                     # same features, 64x smaller outputs: spectral norm's per-layer bound then
+                                     # bounds the critic's scale without a factor of 64)
     spectral_norm: str = "gd"        # spectral norm on every conv/linear of: "none", "d" (D only), "gd" (G and D,
                                      # SAGAN, Zhang 2019; the paper's ablation compares the three)
     # --- objective and constraint: what D and G minimise (gankit/losses.py, gankit/step.py)
@@ -205,7 +209,7 @@ class Config:
         self.check_types()
         choices = {"dataset": ("auto", *DATASETS), "img_size": IMG_SIZES, "arch": tuple(ARCHS), "cond": tuple(CONDITIONINGS),
                    "spectral_norm": SPECTRAL_NORM, "loss": tuple(LOSSES), "lipschitz": ("none", "clip", "gp"),
-                   "optimizer": ("adam", "rmsprop"), "amp": PRECISIONS, "encoder": ENCODERS}
+                   "optimizer": ("adam", "rmsprop"), "amp": PRECISIONS, "encoder": ENCODERS, "d_pool": ("sum", "mean")}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise GanError(f"config {key}={getattr(self, key)!r} is not one of {allowed}")
@@ -218,6 +222,9 @@ class Config:
         if self.compile not in ("off", "cudagraph") and self.compile not in torch.compiler.list_backends(exclude_tags=()):
             raise GanError(f"config compile={self.compile!r} is not 'off', 'cudagraph' or a torch.compile backend: "
                            f"{torch.compiler.list_backends()}")
+        if self.compile not in ("off", "cudagraph") and self.lipschitz == "gp":   # AOTAutograd: no double backward
+            raise GanError(f"config compile={self.compile!r} cannot train lipschitz='gp': torch.compile does not "
+                           f"differentiate the gradient penalty twice; set compile='off' or 'cudagraph'")
         augment_policy(self.diffaug)
         if not 0 <= self.ema_decay < 1:
             raise GanError(f"config ema_decay must be in [0, 1), got {self.ema_decay}")
@@ -296,6 +303,8 @@ def _inert_fields(cfg: Config) -> dict[str, tuple[Any, str]]:
                            f"the gradient penalty is paid only with lipschitz='gp', not {cfg.lipschitz!r}"),
              "acgan_weight": (DEFAULTS["acgan_weight"], cond is not None and not cond.d_classifier,
                               f"cond={cfg.cond!r} gives D no class head (cond='acgan' or 'projection-ac' do)"),
+             "d_pool": (DEFAULTS["d_pool"], cfg.arch != "resnet",
+                        f"only the resnet D pools its features, not arch={cfg.arch!r}"),
              "info_weight": (DEFAULTS["info_weight"], not cfg.code_dim,
                              "there are no InfoGAN codes (set info_cat or info_cont)")}
     return {key: (neutral, why) for key, (neutral, inert, why) in rules.items() if inert}

@@ -172,3 +172,20 @@ def test_stages_follow_img_size():
     G, D = gh.build_models(tiny_cfg("dcgan", img_size=64, g_attn=(32,), d_attn=(8,)))
     assert len(G.convs) == 4 and [c.out_channels for c in G.convs] == [32, 16, 8, 4]   # 8c, 4c, 2c, c
     assert [c.out_channels for c in D.convs] == [4, 8, 16, 16]                         # c, 2c, 4c, 4c
+
+
+def test_mean_pooling_critic_scores_a_64th_of_the_sum():
+    """d_pool='mean': the resnet D's pooled features are the sum's over its 8x8 positions divided by 64, so with the
+    same weights (no bias, no spectral norm) its logits are the sum-pooling D's over 64."""
+    cfg = gh.Config.sagan(g_ch=16, d_ch=16, spectral_norm="none", lipschitz="gp", g_attn=(), d_attn=())
+    gh.setup(0)
+    _, summed = gh.build_models(cfg)
+    _, meaned = gh.build_models(dataclasses.replace(cfg, d_pool="mean"))
+    meaned.load_state_dict(summed.state_dict())
+    with torch.no_grad():
+        for D in (summed, meaned):
+            D.linear.bias.zero_()
+    x, y = torch.rand(4, 3, 32, 32) * 2 - 1, torch.arange(4)
+    torch.testing.assert_close(meaned(x, y) * 64, summed(x, y), rtol=1e-5, atol=1e-4)
+    with pytest.raises(gh.GanError, match="only the resnet D pools"):
+        gh.Config.dcgan(d_pool="mean").validate()

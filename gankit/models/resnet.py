@@ -91,7 +91,7 @@ class ResNetGenerator(nn.Module):
 class ResNetDiscriminator(nn.Module):
     """SNGAN's CIFAR discriminator: blocks S -> S/2 -> ... -> 8 (32: 32->16->8), then two blocks at 8x8,
     d_ch channels (SNGAN: 128); self-attention at S (inside the first block) or after the block producing
-    S/2, ..., 8; ReLU, global sum pooling, linear logit plus the class terms."""
+    S/2, ..., 8; ReLU, global sum pooling (or mean: cfg.d_pool), linear logit plus the class terms."""
 
     def __init__(self, cfg: Config):
         super().__init__()
@@ -118,7 +118,7 @@ class ResNetDiscriminator(nn.Module):
         h = join_label_planes(x, y, self.label_planes)                   # (N, 3 [+ K], S, S)
         for block, attn in zip(self.blocks, self.attns):
             h = attn(block(h))                                          # ends at (N, c, 8, 8)
-        phi = F.relu(h).sum((2, 3))                                     # (N, c)
+        phi = F.relu(h).sum((2, 3)) if self.config.d_pool == "sum" else F.relu(h).mean((2, 3))   # (N, c)
         return discriminator_output(self, self.linear(phi).squeeze(1), phi, y, with_classes, z, with_codes)
 
 
