@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+import torch
 import torch.nn as nn
 
 from .core import GanError, TEST_SAMPLES
@@ -34,21 +35,25 @@ def test_set_score(G: nn.Module, data_dir: str | Path, features: FeatureNet, n: 
     CIFAR-10's 10,000 test images by default). `split`, a checkpoint's record, must match the test set
     found in data_dir (check_split). Frechet distance, KID, IS and class accuracy (as evaluate_generator),
     the classifier's accuracy on the test images themselves ("real_class_acc"), diversity() of the samples
-    next to the test images' ("diversity") and nearest_neighbour_ratio() against as many test images
-    ("nn_ratio"); under "data", where the test images came from. Real statistics are cached in `stats_dir` (default <data_dir>/fid_stats).
+    next to the test images' ("diversity"), nearest_neighbour_ratio() against as many test images ("nn_ratio"),
+    precision, recall, density and coverage against the test images ("prdc") and those of n training images
+    (the first n of the training part's fixed shuffle; fewer if it has fewer) against the same test images
+    ("real_prdc", the real-vs-real reference); under "data", where the test images came from. Real
+    statistics are cached in `stats_dir` (default <data_dir>/fid_stats).
     An InfoGAN G with a categorical code also gets its cluster_accuracy() ("clusters", n images in all, when the
     net has a classifier), a BiGAN G the linear probe of its encoder (probe_encoder(), "probe": trained on the
     training split of its dataset, scored on these test images)."""
-    (test,) = load_dataset(G.config, data_dir, ("test",))
+    train, test = load_dataset(G.config, data_dir, ("train", "test"))
     if split is not None:
         check_split(split, test)
-    real = real_stats(test, "test", features, stats_dir or Path(data_dir) / "fid_stats")
-    result = sample_and_score(G, real, features, n, seed, test)
+    stats_dir = stats_dir or Path(data_dir) / "fid_stats"
+    real = real_stats(test, "test", features, stats_dir)
+    second_real = real_stats(train.subset(torch.arange(min(n, len(train)))), "train", features, stats_dir)
+    result = sample_and_score(G, real, features, n, seed, test, second_real.features)
     result["data"] = test.source
     if G.config.info_cat and features.classifier is not None:
         result["clusters"] = cluster_accuracy(G, features.classifier, max(n // G.config.info_cat, 1), seed)
     if getattr(G, "encoder", None) is not None:
-        (train,) = load_dataset(G.config, data_dir, ("train",))
         result["probe"] = probe_encoder(G, train, test)
     return result
 

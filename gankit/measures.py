@@ -1,10 +1,11 @@
 """Measures of generated images (registered in METRICS): Frechet distance, KID, Inception Score, class accuracy,
-diversity, nearest-neighbour ratio; the one-line summary and the score table."""
+diversity, nearest-neighbour ratio, precision / recall / density / coverage; the one-line summary and the score
+table."""
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 import torch.nn as nn
@@ -17,7 +18,7 @@ from .data import ImageSet, to_uint8
 from .sampling import latents, sample
 from .features import FeatureNet, NetOutputs, Stats
 
-__all__ = ['DUPLICATE_FRACTION', 'IS_SPLITS', 'frechet_distance', 'kernel_inception_distance', 'inception_score', 'class_accuracy', 'diversity', 'median_nearest_neighbour', 'nearest_neighbour_ratio', 'score', 'ScoreContext', 'measure', 'format_score', 'sample_and_score', 'format_diversity', 'score_table', 'evaluate_generator']
+__all__ = ['DUPLICATE_FRACTION', 'IS_SPLITS', 'frechet_distance', 'kernel_inception_distance', 'inception_score', 'class_accuracy', 'diversity', 'median_nearest_neighbour', 'nearest_neighbour_ratio', 'PR_K', 'knn_radii', 'precision_recall', 'score', 'ScoreContext', 'measure', 'format_score', 'sample_and_score', 'format_diversity', 'score_table', 'evaluate_generator']
 
 
 # two samples of a class are near-duplicates when closer in feature space than this fraction of the
@@ -29,6 +30,11 @@ KID_CHUNK = 10                     # KID subsets whose (m, m) kernel matrices ar
 
 
 IS_SPLITS = 10                     # the Inception Score's splits (Salimans et al. 2016; torch-fidelity: 10)
+
+
+PR_K = 3                           # k of the k-nearest-neighbour balls of precision and recall (Kynkaanniemi et
+                                   # al. 2019: 3); density and coverage use the same balls (Naeem et al. 2020 use 5)
+PR_CHUNK = 1000                    # rows of a distance matrix held at once ((1000, 10,000) in float64: 80 MB)
 
 
 def _sqrtm_psd(a: np.ndarray) -> np.ndarray:
@@ -150,6 +156,50 @@ def nearest_neighbour_ratio(fake: Tensor, real: Tensor) -> float:
     return median_nearest_neighbour(fake[:n]) / median_nearest_neighbour(real[:n])
 
 
+def _distance_chunks(x: Tensor, y: Tensor, chunk: int) -> Iterator[tuple[slice, Tensor]]:
+    """(rows, Euclidean distances (c, M)) for consecutive chunks of c <= `chunk` rows of x (N, D) against all of
+    y (M, D)."""
+    for start in range(0, len(x), chunk):
+        rows = slice(start, start + chunk)
+        yield rows, torch.cdist(x[rows], y)
+
+
+def knn_radii(x: Tensor, k: int = PR_K, chunk: int = PR_CHUNK) -> Tensor:
+    """Distance from each row of x (N, D) to its k-th nearest other row, (N,): the radii of the balls whose union
+    estimates the manifold of x. A row's distance to itself (0) is its smallest, so this is the (k+1)-th smallest."""
+    return torch.cat([d.kthvalue(k + 1, dim=1).values for _, d in _distance_chunks(x, x, chunk)])
+
+
+def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = PR_K, device: torch.device | str = "cpu",
+                     chunk: int = PR_CHUNK) -> dict[str, float]:
+    """Precision and recall (Kynkaanniemi et al. 2019) and density and coverage (Naeem et al. 2020) of generated
+    features `fake` (N, D) against real features `real` (M, D), with balls of radius knn_radii(k) round each
+    point (a point on a ball's edge is inside it, as in the paper's code; prdc counts it outside):
+      precision: fraction of generated points inside some real ball (realism; 1 = every sample looks real),
+      recall:    fraction of real points inside some generated ball (how much of the data G covers),
+      density:   real balls holding a generated point, averaged over generated points and divided by k
+                 (1 for a generator that samples the data's distribution; above 1 where samples crowd),
+      coverage:  fraction of real balls holding at least one generated point (recall robust to outliers).
+    Distances in float64 on `device`, `chunk` rows at a time (memory O(chunk * max(N, M))); they are exact to
+    about 1e-7 of a feature unit (torch.cdist's |x|^2 + |y|^2 - 2 x.y), so only a point that close to a ball's
+    edge could be counted differently by an exact computation."""
+    if min(len(real), len(fake)) <= k:
+        raise GanError(f"precision and recall with k = {k} need more than {k} real and generated images, got "
+                       f"{len(real)} real and {len(fake)} generated: score more images (n / --n)")
+    r, f = (torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float64, device=device) for a in (real, fake))
+    real_radii, fake_radii = knn_radii(r, k, chunk), knn_radii(f, k, chunk)              # (M,), (N,)
+    balls_holding = torch.empty(len(f), dtype=torch.int64, device=device)                # (N,) real balls per sample
+    recalled = torch.zeros(len(r), dtype=torch.bool, device=device)                      # (M,) in a generated ball
+    nearest = torch.full((len(r),), math.inf, dtype=torch.float64, device=device)        # (M,) nearest sample
+    for rows, d in _distance_chunks(f, r, chunk):                                        # d (c, M)
+        balls_holding[rows] = (d <= real_radii).sum(1)
+        recalled |= (d <= fake_radii[rows, None]).any(0)
+        nearest = torch.minimum(nearest, d.min(0).values)
+    return {"precision": (balls_holding > 0).double().mean().item(), "recall": recalled.double().mean().item(),
+            "density": balls_holding.double().mean().item() / k,
+            "coverage": (nearest <= real_radii).double().mean().item(), "k": k}
+
+
 def score(fake: Stats, real: Stats, label: str, device: torch.device | str = "cpu") -> dict[str, Any]:
     """Frechet distance and KID (on `device`) between generated and real statistics, with the sample counts."""
     kid, kid_std = kernel_inception_distance(fake.features, real.features, device=device)
@@ -167,11 +217,17 @@ class ScoreContext:
     net: FeatureNet
     num_classes: int               # classes G is conditioned on (0: none)
     test: ImageSet | None = None   # the real test images, for the test-set-only measures (None in validation)
+    train_features: np.ndarray | None = None   # features (n, D) of as many training images as samples: the
+                                               # real-vs-real precision and recall (test-set scores only)
+
+    @property
+    def device(self) -> torch.device:
+        """The feature network's device, where the measures on features run."""
+        return next(iter(self.net.module.parameters()), torch.empty(0)).device
 
 
 def _fd_kid(ctx: ScoreContext) -> dict[str, Any]:
-    device = next(iter(ctx.net.module.parameters()), torch.empty(0)).device   # the feature network's
-    return score(Stats.of(ctx.out.features), ctx.real, ctx.net.label, device)
+    return score(Stats.of(ctx.out.features), ctx.real, ctx.net.label, ctx.device)
 
 
 def _fd_kid_text(s: dict[str, Any]) -> str:
@@ -226,6 +282,28 @@ def _nearest_neighbours(ctx: ScoreContext) -> dict[str, Any]:
     return {"nn_ratio": nearest_neighbour_ratio(ctx.images, ctx.test.x[shuffled[:len(ctx.images)]])}
 
 
+def _precision_recall(ctx: ScoreContext) -> dict[str, Any]:
+    """Test-set scores only (validation scores stay cheap): precision_recall() of the samples against the test
+    images ("prdc") and, given training-image features, of those against the test images ("real_prdc": what a
+    generator sampling the data's distribution would score with as many images)."""
+    if ctx.test is None:
+        return {}
+    space = "Inception features" if ctx.net.is_inception else "proxy features"
+    result = {"prdc": {**precision_recall(ctx.real.features, ctx.out.features, device=ctx.device), "features": space}}
+    if ctx.train_features is not None:
+        result["real_prdc"] = precision_recall(ctx.real.features, ctx.train_features, device=ctx.device)
+    return result
+
+
+def _prdc_values(p: dict[str, float]) -> str:
+    return ", ".join(f"{key} {p[key]:.3f}" for key in ("precision", "recall", "density", "coverage"))
+
+
+def _prdc_text(s: dict[str, Any]) -> str:
+    real = f"; training images: {_prdc_values(s['real_prdc'])}" if "real_prdc" in s else ""
+    return f"{_prdc_values(s['prdc'])} (k = {s['prdc']['k']}, {s['prdc']['features']}{real})"
+
+
 def _when(key: str, text: Callable[[dict[str, Any]], str]) -> Callable[[dict[str, Any]], str | None]:
     return lambda s: text(s) if key in s else None
 
@@ -245,6 +323,9 @@ METRICS.add("diversity", Metric(_diversity, lambda s: None, column=(   # its own
     lambda r: f"{r['diversity']['dup_fake']:.4f} (real {r['diversity']['dup_real']:.4f})" if r.get("diversity") else "-")))
 METRICS.add("nn_ratio", Metric(_nearest_neighbours, lambda s: None, column=(
     lambda first: "nearest-neighbour ratio", lambda r: f"{r['nn_ratio']:.3f}" if "nn_ratio" in r else "-")))
+METRICS.add("prdc", Metric(_precision_recall, _when("prdc", _prdc_text), column=(
+    lambda first: f"precision / recall ({first['prdc']['features']})" if "prdc" in first else "precision / recall",
+    lambda r: f"{r['prdc']['precision']:.3f} / {r['prdc']['recall']:.3f}" if "prdc" in r else "-")))
 
 
 def measure(ctx: ScoreContext) -> dict[str, Any]:
@@ -258,13 +339,14 @@ def format_score(s: dict[str, Any]) -> str:
     return ", ".join(t for t in (metric.text(s) for metric in METRICS.values()) if t is not None)
 
 
-def sample_and_score(G: nn.Module, real: Stats, net: FeatureNet, n: int, seed: int,
-                     test: ImageSet | None = None) -> dict[str, Any]:
+def sample_and_score(G: nn.Module, real: Stats, net: FeatureNet, n: int, seed: int, test: ImageSet | None = None,
+                     train_features: np.ndarray | None = None) -> dict[str, Any]:
     """measure() of n images sampled from G with `seed` against `real`; with the test images `test`, the
-    test-set-only measures too."""
+    test-set-only measures too (and, given features (n, D) of training images, their real-vs-real values)."""
     _, labels = latents(G, n, seed=seed)
     images = to_uint8(sample(G, n, seed=seed))
-    return measure(ScoreContext(images, labels, net.outputs(images), real, net, G.config.cond_classes, test))
+    return measure(ScoreContext(images, labels, net.outputs(images), real, net, G.config.cond_classes, test,
+                                train_features))
 
 
 def format_diversity(s: dict[str, Any]) -> str:

@@ -150,7 +150,7 @@ def test_bad_infogan_settings_are_refused_in_one_line(overrides, message):
 def test_an_infogan_run_saves_loads_and_scores(tmp_path):
     train_data, val_data = gh.train_val_split(gh.synthetic_images(60, num_classes=3), val_size=20)
     features = gh.load_feature_net(gh.RandomFeatures(), classifier=gh.random_classifier())
-    cfg = info_cfg(iters=2, eval_every=2, eval_samples=20, checkpoint_every=2, batch_size=4)
+    cfg = info_cfg(iters=2, eval_every=2, eval_samples=20, checkpoint_every=2, batch_size=4, val_size=10)
     gh.train(cfg, tmp_path, train_data, val_data, features, progress=False)
     state = gh.load_checkpoint(tmp_path / "last.pt")
     G, _ = gh.build_models(gh.Config.from_dict(state["config"]))

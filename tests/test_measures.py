@@ -1,4 +1,5 @@
-"""Frechet distance and KID (closed forms, pytorch-fid), the Inception Score (hand, torch-fidelity), class accuracy, diversity and nearest-neighbour measures."""
+"""Frechet distance and KID (closed forms, pytorch-fid), the Inception Score (hand, torch-fidelity), class accuracy, diversity,
+nearest-neighbour measures, and precision / recall / density / coverage (hand, invariances, prdc)."""
 import math
 
 import numpy as np
@@ -174,3 +175,65 @@ def test_nearest_neighbour_ratio_of_a_copy_set_is_0_and_of_a_reshuffle_is_1():
     # (cdist's matrix-product form leaves float32 rounding in a zero distance)
     assert gankit.measures.nearest_neighbour_ratio(torch.cat([real[:40], real[:40]]), real) == pytest.approx(0.0, abs=0.01)
     assert gankit.measures.nearest_neighbour_ratio(real.flip(0), real) == pytest.approx(1.0)
+
+
+def test_precision_recall_density_coverage_on_a_line_are_the_hand_values():
+    real = np.arange(10.0)[:, None]                       # 0..9: k = 3 radii 3 at the ends, 2 inside
+    fake = np.array([0.0, 1, 2, 3, 20, 21, 22, 23])[:, None]  # radii 3, 2, 2, 3 in each cluster of four
+    radii = gankit.measures.knn_radii(torch.as_tensor(real), k=3)
+    assert radii.tolist() == [3, 2, 2, 2, 2, 2, 2, 2, 2, 3]
+    p = gankit.measures.precision_recall(real, fake, k=3)
+    # precision: 0..3 lie in the real balls' union [-3, 12], 20..23 do not
+    # density: 0, 1, 2, 3 lie in 3, 4, 5, 6 real balls (edges count): 18 / (3 * 8)
+    # recall: the generated balls cover [-3, 6] and [17, 26]: real 0..6
+    # coverage: real 0..5 have a sample within their radius (5: 2 from 3, radius 2), 6..9 do not
+    assert p == {"precision": 0.5, "density": 0.75, "recall": 0.7, "coverage": 0.6, "k": 3}
+
+
+def test_precision_recall_of_a_set_with_itself_and_with_roles_swapped():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(300, 8)), rng.normal(size=(200, 8)) + 0.5
+    same = gankit.measures.precision_recall(a, a)
+    assert (same["precision"], same["recall"], same["coverage"]) == (1.0, 1.0, 1.0)
+    ab, ba = gankit.measures.precision_recall(a, b), gankit.measures.precision_recall(b, a)
+    assert (ab["precision"], ab["recall"]) == (ba["recall"], ba["precision"])
+    assert 0 < ab["precision"] < 1 and 0 < ab["recall"] < 1
+
+
+def test_precision_recall_are_invariant_to_order_rigid_motion_scale_and_chunking():
+    rng = np.random.default_rng(1)
+    real, fake = rng.normal(size=(250, 6)), 1.3 * rng.normal(size=(180, 6)) + 0.3
+    base = gankit.measures.precision_recall(real, fake)
+    rotation, _ = np.linalg.qr(rng.normal(size=(6, 6)))
+    moved = lambda x: 2.5 * x @ rotation + 7.0  # noqa: E731
+    for r, f, chunk in ((real[::-1], fake[rng.permutation(180)], 1000), (moved(real), moved(fake), 1000), (real, fake, 7)):
+        assert gankit.measures.precision_recall(r, f, chunk=chunk) == pytest.approx(base, abs=1e-12)
+
+
+def test_precision_recall_agree_with_prdc():
+    prdc = pytest.importorskip("prdc")
+    rng = np.random.default_rng(2)
+    real, fake = rng.normal(size=(400, 10)), 0.8 * rng.normal(size=(300, 10)) + 0.2
+    ours = gankit.measures.precision_recall(real, fake, k=5)
+    theirs = prdc.compute_prdc(real_features=real, fake_features=fake, nearest_k=5)
+    assert {key: ours[key] for key in theirs} == pytest.approx(theirs, abs=1e-12)
+
+
+def test_precision_recall_need_more_points_than_k():
+    with pytest.raises(gh.GanError, match="need more than 3 real and generated images, got 10 real and 3"):
+        gankit.measures.precision_recall(np.zeros((10, 2)), np.zeros((3, 2)))
+
+
+def test_test_set_score_gives_precision_recall_and_the_real_vs_real_reference(tmp_path):
+    G, _ = gh.build_models(tiny(val_size=10))
+    for part, images in (("train", gh.synthetic_images(40, seed=1)), ("test", gh.synthetic_images(30, seed=2))):
+        for c, name in enumerate(images.classes):
+            chosen = images.y == c
+            gh.save_pngs(gh.to_float(images.x[chosen]), tmp_path / part / name, [str(i) for i in range(int(chosen.sum()))])
+    net = gh.load_feature_net(gh.RandomFeatures(), classifier=gh.random_classifier())
+    s = gh.test_set_score(G.eval(), tmp_path, net, n=20, stats_dir=tmp_path / "stats")
+    train, test = gankit.data.load_dataset(G.config, tmp_path, ("train", "test"))
+    expected = gankit.measures.precision_recall(net.features(test.x), net.features(train.x[:20]))
+    assert s["real_prdc"] == pytest.approx(expected, abs=1e-12)      # the first 20 of the 30 training images
+    assert s["prdc"]["features"] == "proxy features" and 0 <= s["prdc"]["precision"] <= 1
+    assert "precision" in gh.format_score(s) and "training images: precision" in gh.format_score(s)

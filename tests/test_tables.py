@@ -42,11 +42,12 @@ def test_format_table_markdown_and_escaped_latex():
 def test_score_table_gives_every_measure_in_markdown_and_latex():
     r = {"fd": 1.26043, "kid": 0.0064061, "kid_std": 0.00059, "n_fake": 10000, "n_real": 10000, "metric": "FD (proxy)",
          "is": 4.6787, "is_std": 0.094, "is_metric": "IS (proxy)", "class_acc": 0.3136, "real_class_acc": 0.8588,
-         "class_metric": "class accuracy (proxy)", "nn_ratio": 0.77595, "diversity": {"dup_fake": 0.00013, "dup_real": 0.00037}}
+         "class_metric": "class accuracy (proxy)", "nn_ratio": 0.77595, "diversity": {"dup_fake": 0.00013, "dup_real": 0.00037},
+         "prdc": {"precision": 0.71234, "recall": 0.4567, "features": "proxy features"}}
     md = gh.score_table({"SAGAN": r}).splitlines()
-    assert md[2] == "| SAGAN | 1.26 | 0.006406 ± 0.00059 | 4.679 ± 0.094 | 0.314 (real 0.859) | 0.0001 (real 0.0004) | 0.776 |"
+    assert md[2] == "| SAGAN | 1.26 | 0.006406 ± 0.00059 | 4.679 ± 0.094 | 0.314 (real 0.859) | 0.0001 (real 0.0004) | 0.776 | 0.712 / 0.457 |"
     assert md[-1] == "10000 generated vs 10000 real test images per model."
-    latex = gh.score_table({"SAGAN": r, "DCGAN": {k: v for k, v in r.items() if k not in ("is", "nn_ratio")}}, "latex")
+    latex = gh.score_table({"SAGAN": r, "DCGAN": {k: v for k, v in r.items() if k not in ("is", "nn_ratio", "prdc")}}, "latex")
     rows = latex.splitlines()
-    assert rows[0] == r"\begin{tabular}{lrrrrrr}" and rows[-1] == r"\end{tabular}"
-    assert rows[4].startswith(r"SAGAN & 1.26 & 0.006406 $\pm$ 0.00059 & 4.679 $\pm$ 0.094") and rows[5].endswith(r"& 1.26 & 0.006406 $\pm$ 0.00059 & - & 0.314 (real 0.859) & 0.0001 (real 0.0004) & - \\")
+    assert rows[0] == r"\begin{tabular}{lrrrrrrr}" and rows[-1] == r"\end{tabular}"
+    assert rows[4].startswith(r"SAGAN & 1.26 & 0.006406 $\pm$ 0.00059 & 4.679 $\pm$ 0.094") and rows[5].endswith(r"& 1.26 & 0.006406 $\pm$ 0.00059 & - & 0.314 (real 0.859) & 0.0001 (real 0.0004) & - & - \\")

@@ -1,5 +1,10 @@
-"""Write the three notebooks from the cell sources below, outputs stripped (the notebooks are generated:
-edit this file, then run `python tools/make_notebooks.py`; diffs stay reviewable because cell ids are fixed)."""
+"""Write the notebooks from the cell sources below, outputs stripped (the notebooks are generated: edit this
+file, then run `python tools/make_notebooks.py`; diffs stay reviewable because cell ids are fixed).
+
+final_evaluation.ipynb is committed with its outputs, added by a second step,
+`python tools/execute_final_notebook.py`. While its cells are unchanged, regenerating keeps that file (and
+its outputs) as it is; when they change, it is written without outputs and a line says to run that step."""
+import copy
 import sys
 from pathlib import Path
 
@@ -7,6 +12,7 @@ import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 NB_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+WITH_OUTPUTS = ("final_evaluation.ipynb",)   # committed executed (tools/execute_final_notebook.py)
 
 
 def md(text):
@@ -20,6 +26,16 @@ def code(text, tags=None):
     return cell
 
 
+def without_outputs(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """A copy of nb as this script writes it: no outputs, execution counts or widget state."""
+    nb = copy.deepcopy(nb)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    nb.metadata.pop("widgets", None)
+    return nb
+
+
 def write(name, cells, gpu=False):
     nb = new_notebook(cells=cells)
     nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
@@ -30,8 +46,14 @@ def write(name, cells, gpu=False):
     for i, cell in enumerate(nb.cells):
         cell["id"] = f"{stem}-{i:02d}"
     nbformat.validate(nb)
-    nbformat.write(nb, NB_DIR / name)
-    print("wrote", NB_DIR / name)
+    path = NB_DIR / name
+    if name in WITH_OUTPUTS and path.is_file():
+        if without_outputs(nbformat.read(path, as_version=4)) == nb:
+            print("kept", path, "(cells unchanged: its outputs stay)")
+            return
+        print(f"{name}: cells changed, written without outputs: run python tools/execute_final_notebook.py")
+    nbformat.write(nb, path)
+    print("wrote", path)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -87,6 +109,14 @@ print(f"repository root: {{ROOT}}")
 # ----------------------------------------------------------------------------------------------------
 # the training notebooks (DCGAN and SAGAN differ in the preset, the prose and the attention section)
 # ----------------------------------------------------------------------------------------------------
+
+RUNS_MD = """
+This notebook is stored without outputs: a full run takes hours. The real runs behind the shipped
+`model/{name}_best.pt` are in the repository: `model/{name}_history.json` (the losses at every iteration and
+every validation score), `model/states/` (the runs' compact training states, from which
+`python gan_helpers.py train --resume-from` continues them) and `docs/results.md` (their numbers and curves).
+`final_evaluation.ipynb` is stored with the outputs of its run against the shipped models.
+"""
 
 TRAIN = {
     "dcgan": dict(
@@ -196,7 +226,7 @@ The SAGAN preset (`Config.sagan()`):
 def train_notebook(key):
     spec = TRAIN[key]
     name, folder = key, spec["folder"]
-    cells = [md(spec["intro"]), md(SETUP_MD), code(SETUP_CODE.format(imports="", display="from IPython.display import Markdown, display\n"))]
+    cells = [md(spec["intro"] + RUNS_MD.format(name=key)), md(SETUP_MD), code(SETUP_CODE.format(imports="", display="from IPython.display import Markdown, display\n"))]
     cells += [md(f"""
 ## 2. Parameters
 
@@ -510,6 +540,11 @@ the CIFAR-10 test set. That cell is self-contained: it can be run on its own in 
 All logic lives in [`gan_helpers.py`](../gan_helpers.py); the cells here only call it. With the
 environment variable `GAN_SMOKE=1` the notebook first trains two tiny generators on synthetic images in a
 temporary folder and evaluates those instead (this is how the test suite runs it).
+
+The notebook is stored with the outputs of a run against the shipped models and the CIFAR-10 test images
+with the offline networks (`GAN_FEATURE_NET=../shared/eval/cifar10_features.pt`, written by
+`python tools/execute_final_notebook.py`): its FD, KID, IS and precision / recall are **proxies**, computed in
+the features of a small CIFAR-10 classifier instead of Inception's, and are labelled so wherever they appear.
 """),
              md(SETUP_MD),
              code(SETUP_CODE.format(imports="import json\n", display="from IPython.display import Markdown, display\n")),
@@ -522,6 +557,7 @@ temporary folder and evaluates those instead (this is how the test suite runs it
 - `FEATURE_NET`, `FID_WEIGHTS`: as in the training notebooks. `None` means real FID with pytorch-fid's
   Inception weights (downloaded, or a local file in `FID_WEIGHTS`); offline, `FEATURE_NET =
   ROOT.parent / "shared" / "eval" / "cifar10_features.pt"` gives a labelled proxy distance instead.
+  `FEATURE_NET` starts from the environment variable `GAN_FEATURE_NET`, which the ultimate cell reads too.
 - `CLASSIFIER`: the CIFAR-10 classifier for the class accuracy of the samples (and, with a proxy
   `FEATURE_NET`, the proxy IS); `None` is the kit's copy in `model/eval/`.
 - `N_TEST`: generated images per test-set score (against all 10,000 test images).
@@ -531,7 +567,7 @@ temporary folder and evaluates those instead (this is how the test suite runs it
 SMOKE = os.environ.get("GAN_SMOKE") == "1"  # train two tiny generators on synthetic data and use those
 MODEL_DIR = ROOT / "model"       # dcgan_best.pt, sagan_best.pt, *_history.json
 DATA_DIR = ROOT / "data"         # CIFAR-10
-FEATURE_NET = None               # None: Inception FID; offline: ROOT.parent / "shared" / "eval" / "cifar10_features.pt" (proxy)
+FEATURE_NET = os.environ.get("GAN_FEATURE_NET")  # None: Inception FID; offline: ROOT.parent / "shared" / "eval" / "cifar10_features.pt" (proxy)
 FID_WEIGHTS = None               # local copy of pytorch-fid's Inception weights, if there is no download
 CLASSIFIER = None                # None: the kit's CIFAR-10 classifier (model/eval/); a TorchScript path; "none"
 N_TEST = 10_000                  # generated images per test-set score
@@ -539,8 +575,8 @@ CLASSES = [0, 1, 3, 7]           # classes compared row by row
 """, tags=["parameters"]),
              md("""
 In smoke mode the next cell stands in for the two training notebooks (about half a minute): it trains a
-tiny DCGAN (60 iterations) and a tiny SAGAN (10 iterations) on synthetic images, writes a small synthetic
-stand-in for the test set and a random feature network, and points the final cell at them through the
+tiny DCGAN (60 iterations) and a tiny SAGAN (10 iterations) on synthetic images, writes small synthetic
+stand-ins for the training and test images and a random feature network, and points the final cell at them through the
 environment variables it reads. Every score below then compares synthetic images, not CIFAR-10, in the
 space of a random network. Otherwise the cell only names the published files.
 """),
@@ -554,18 +590,17 @@ if SMOKE:
     with gan_helpers.warnings_ignored():
         torch.jit.script(gan_helpers.RandomFeatures()).save(str(FEATURE_NET))
     smoke_features = gan_helpers.load_feature_net(FEATURE_NET)
-    tiny = dict(g_ch=16, d_ch=16, batch_size=16, eval_samples=100)
+    tiny = dict(g_ch=16, d_ch=16, batch_size=16, eval_samples=100, val_size=100)
     for name, cfg in {"dcgan": gan_helpers.Config.dcgan(iters=60, eval_every=30, **tiny),
                       "sagan": gan_helpers.Config.sagan(iters=10, eval_every=10, **tiny)}.items():
         print(f"smoke: training a tiny {name} for {cfg.iters} iterations on synthetic images")
         gan_helpers.train(cfg, smoke_dir / name, train_data, val_data, smoke_features, stats_dir=smoke_dir)
     CKPTS = {"DCGAN": smoke_dir / "dcgan" / "best.pt", "SAGAN": smoke_dir / "sagan" / "best.pt"}
     HISTORIES = {"DCGAN": smoke_dir / "dcgan" / "history.json", "SAGAN": smoke_dir / "sagan" / "history.json"}
-    test_images = gan_helpers.synthetic_images(200, seed=1)
     DATA_DIR = smoke_dir / "synthetic_data"          # named so that every score line says what it compares with
-    (DATA_DIR / "train").mkdir(parents=True)
-    gan_helpers.save_pngs(gan_helpers.to_float(test_images.x), DATA_DIR / "test" / "synthetic",
-                          [f"{i:04d}" for i in range(len(test_images))])
+    for part, images in (("train", gan_helpers.synthetic_images(300)), ("test", gan_helpers.synthetic_images(200, seed=1))):
+        gan_helpers.save_pngs(gan_helpers.to_float(images.x), DATA_DIR / part / "synthetic",
+                              [f"{i:04d}" for i in range(len(images))])
     N_TEST, STATS_DIR, CLASSIFIER = 200, smoke_dir / "fid_stats", gan_helpers.random_classifier()
     os.environ.update(GAN_FINAL_CKPT=str(CKPTS["SAGAN"]), GAN_FINAL_N="200", GAN_DATA_DIR=str(DATA_DIR),
                       GAN_FEATURE_NET=str(FEATURE_NET))
@@ -626,7 +661,12 @@ training or selection:
 - diversity: per class, the share of pairs of samples that are near-duplicates (closer in feature space
   than a quarter of the mean distance between two real images of the class), beside the same for real
   test images, and the median distance from each sample to its nearest other sample in pixel space as a
-  multiple of the same for real test images (below 1: samples repeat each other).
+  multiple of the same for real test images (below 1: samples repeat each other);
+- precision and recall (Kynkäänniemi et al. 2019) in the same feature space as the FID: the share of
+  samples that fall inside the real images' manifold (each test image's ball reaching to its third nearest
+  neighbour), and the share of test images inside the samples' manifold; density and coverage (Naeem et
+  al. 2020) are their outlier-robust versions. Beside them, the same for as many real training images:
+  what a generator that reproduced the data would score.
 
 Every number names its metric and whether it is a proxy; FID depends on the sample counts, so only
 scores with equal counts are comparable. When the test images or the feature network cannot be had,
@@ -731,8 +771,8 @@ for path in study_files:
 ## 10. The ultimate cell
 
 The assignment's final cell: it loads the best SAGAN generator, shows an 8×8 grid of its samples and
-prints its FID (with KID, IS, class accuracy and the diversity measures) on the CIFAR-10 test set with
-the sample counts. It imports everything it needs, so it
+prints its FID (with KID, IS, class accuracy, precision and recall and the diversity measures) on the
+CIFAR-10 test set with the sample counts. It imports everything it needs, so it
 runs on its own in a fresh kernel; for the same reason it ignores the parameters cell above. Environment
 variables change its inputs without editing it:
 `GAN_FINAL_CKPT` (another checkpoint, e.g. `model/dcgan_best.pt`), `GAN_DATA_DIR`, `GAN_FEATURE_NET`
