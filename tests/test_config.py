@@ -4,10 +4,12 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from helpers import tiny_cfg
 
 import gan_helpers as gh
 import gankit
+import gankit.build
 from gan_helpers import Config, GanError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,11 +67,24 @@ def test_config_validate():
     (dict(lipschitz="clip", gp_weight=5.0), "gp_weight=10.0"),
     (dict(cond="projection", acgan_weight=0.5), "acgan_weight=1.0"),
     (dict(info_weight=0.5), "info_weight=1.0"),
+    (dict(loss="wgan", lipschitz="gp", compile="aot_eager"), "compile='off' or 'cudagraph'"),
 ])
 def test_bad_combinations_give_one_line_errors(overrides, fix):
     with pytest.raises(GanError, match=fix) as info:
         tiny_cfg(**overrides).validate()
     assert "\n" not in str(info.value)
+
+
+def test_compile_is_refused_with_the_gradient_penalty_because_torch_compile_cannot_differentiate_twice():
+    """Why validate() refuses compile=<backend> with lipschitz='gp': the penalty's second backward through a
+    compiled D fails (AOTAutograd). When a torch release lifts this, this test fails and the refusal can go."""
+    cfg = tiny_cfg(loss="wgan", lipschitz="gp", cond="none", d_batchnorm=False)
+    _, D = gankit.build.build_models(cfg)
+    x = torch.randn(2, 3, 32, 32, requires_grad=True)
+    torch._dynamo.reset()
+    (grad,) = torch.autograd.grad(torch.compile(D, backend="aot_eager")(x).sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError):
+        grad.square().sum().backward()
 
 
 def test_presets_validate_cleanly():
