@@ -1,6 +1,8 @@
 """The notebooks, run as a user runs them: top to bottom in smoke mode (GAN_SMOKE=1: tiny networks, synthetic
-images, temporary run folders), and the ultimate cell of final_evaluation.ipynb alone in a fresh kernel, as a
-grader runs it, with a proxy feature network and with nothing to be had offline.
+images, temporary run folders; final_evaluation.ipynb through tools/execute_final_notebook.py, which stores its
+outputs), and the ultimate cell of final_evaluation.ipynb alone in a fresh kernel, as a grader runs it, with a
+proxy feature network and with nothing to be had offline. tools/execute_final_notebook.py may store
+final_evaluation.ipynb with its outputs; the other notebooks are stored without outputs.
 
 Each notebook runs in a copy of the repository layout under tmp_path (gan_helpers.py and notebooks/), so a
 notebook that wrongly published its model could not overwrite a real one; the tests check both the copy and
@@ -8,6 +10,7 @@ the real model/, DCGAN/ and SAGAN/ folders. Kernels inherit the test's environme
 image/png outputs exist), one thread per kernel (the machines are small and shared) and an HTTP proxy that
 refuses every connection, so downloads fail at once as they do offline."""
 import hashlib
+import importlib.util
 import re
 import shutil
 import subprocess
@@ -32,8 +35,20 @@ GAN_VARIABLES = ("GAN_SMOKE", "GAN_FINAL_CKPT", "GAN_DATA_DIR", "GAN_FEATURE_NET
 DEFINITION = re.compile(r"^\s*(async\s+)?(def|class)\s", re.MULTILINE)
 
 
+def tool(name: str):
+    """The module tools/<name>.py."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+make_notebooks, execute_final_notebook = tool("make_notebooks"), tool("execute_final_notebook")
+
+
 def read_notebook(name: str) -> nbformat.NotebookNode:
-    return nbformat.read(ROOT / "notebooks" / name, as_version=4)
+    """The stored notebook `name` as tools/make_notebooks.py writes it (final_evaluation.ipynb's outputs dropped)."""
+    return make_notebooks.without_outputs(nbformat.read(ROOT / "notebooks" / name, as_version=4))
 
 
 def deliverables(root: Path) -> dict[str, str]:
@@ -95,8 +110,8 @@ def kernel_env(monkeypatch, tmp_path):
 def tiny_checkpoint(tmp_path_factory) -> Path:
     """best.pt of a 2-iteration SAGAN on synthetic images, scored with a random feature network."""
     out = tmp_path_factory.mktemp("tiny_run")
-    cfg = gh.Config.sagan(g_ch=16, d_ch=16, batch_size=8, iters=2, eval_every=2, eval_samples=50)
-    train_data, val_data = gh.train_val_split(gh.synthetic_images(300), 100)
+    cfg = gh.Config.sagan(g_ch=16, d_ch=16, batch_size=8, iters=2, eval_every=2, eval_samples=50, val_size=50)
+    train_data, val_data = gh.train_val_split(gh.synthetic_images(300), 50)
     gh.train(cfg, out, train_data, val_data, gh.load_feature_net(gh.RandomFeatures()), progress=False)
     return out / "best.pt"
 
@@ -105,13 +120,21 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_stored_notebooks_are_clean_and_define_nothing(name):
-    nb = read_notebook(name)
+    nb = nbformat.read(ROOT / "notebooks" / name, as_version=4)
     nbformat.validate(nb)
     code = [cell for cell in nb.cells if cell.cell_type == "code"]
-    assert [cell.outputs for cell in code] == [[] for _ in code]
-    assert [cell.execution_count for cell in code] == [None] * len(code)
+    if name not in make_notebooks.WITH_OUTPUTS:
+        assert [cell.outputs for cell in code] == [[] for _ in code]
+        assert [cell.execution_count for cell in code] == [None] * len(code)
     assert [DEFINITION.findall(cell.source) for cell in code] == [[] for _ in code]  # logic lives in gan_helpers
     assert sum("parameters" in cell.metadata.get("tags", []) for cell in code) == 1
+
+
+@pytest.mark.parametrize("name", ("DCGAN_train.ipynb", "SAGAN_train.ipynb"))
+def test_training_notebooks_say_where_their_real_runs_are(name):
+    intro = read_notebook(name).cells[0].source
+    run = name.split("_")[0].lower()
+    assert all(place in intro for place in (f"model/{run}_history.json", "model/states/", "docs/results.md"))
 
 
 # ---------------------------------------------------------------- whole notebooks in smoke mode
@@ -125,7 +148,13 @@ def test_notebook_runs_top_to_bottom_in_smoke_mode(name, runs, kernel_env, tmp_p
     study = notebooks.parent / "model" / "studies" / "attention" / "results.json"   # a committed results file
     study.parent.mkdir(parents=True)
     shutil.copy(ROOT / "model" / "studies" / "attention" / "results.json", study)
-    text, images = outputs(execute(read_notebook(name), notebooks))
+    if name in make_notebooks.WITH_OUTPUTS:          # as tools/execute_final_notebook.py stores it, to tmp_path
+        executed = execute_final_notebook.execute_notebook(ROOT / "notebooks" / name, tmp_path / name, notebooks, 300)
+        assert nbformat.read(tmp_path / name, as_version=4) == executed
+        assert make_notebooks.without_outputs(executed) == read_notebook(name)
+    else:
+        executed = execute(read_notebook(name), notebooks)
+    text, images = outputs(executed)
     assert images > 0
     assert "FD (proxy" in text                       # the smoke metric is named as a proxy, never as FID
     assert len(list((tmp_path / "tmp").rglob("best.pt"))) == runs   # the runs went to temporary folders
@@ -188,4 +217,7 @@ def test_stored_notebooks_match_their_source(tmp_path):
     subprocess.run([sys.executable, str(ROOT / "tools" / "make_notebooks.py"), str(tmp_path)], check=True,
                    capture_output=True)
     for name in NOTEBOOKS:
-        assert (tmp_path / name).read_text() == (ROOT / "notebooks" / name).read_text(), name
+        if name in make_notebooks.WITH_OUTPUTS:        # stored with outputs: its cells are the generated ones
+            assert read_notebook(name) == nbformat.read(tmp_path / name, as_version=4), name
+        else:
+            assert (tmp_path / name).read_text() == (ROOT / "notebooks" / name).read_text(), name
