@@ -209,7 +209,7 @@ def _resume(run: _Run, source: Path, resuming: bool) -> dict[str, list]:
     run.start = state["iteration"]
     if resuming:
         set_rng_state(state["rng"])
-        run.history, run.seconds = state["history"], state.get("seconds", 0.0)
+        run.history, run.seconds = state["history"], state["seconds"]
         run.cpu_seconds = state["cpu_seconds"]
     else:   # a fork: setup(cfg.seed) seeded its random stream; its history and time start here
         if run.start >= cfg.iters:
@@ -312,7 +312,7 @@ def train(cfg: Config, out_dir: str | Path, train_data: ImageSet, val_data: Imag
     resuming, changed = resume and run.last_path.is_file(), {}
     if resuming or fork_from is not None:
         changed = _resume(run, run.last_path if resuming else Path(fork_from), resuming)
-    run.history.setdefault("segments", []).append(   # histories from before segments were logged have none
+    run.history["segments"].append(
         {"from_iter": run.start, "code": code_version(), "device": device_name(device),
          "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
          **({"changed": changed} if changed else {})})   # resumable fields set differently: [before, now]

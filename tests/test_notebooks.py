@@ -221,3 +221,23 @@ def test_stored_notebooks_match_their_source(tmp_path):
             assert read_notebook(name) == nbformat.read(tmp_path / name, as_version=4), name
         else:
             assert (tmp_path / name).read_text() == (ROOT / "notebooks" / name).read_text(), name
+
+
+MAX_STORED_BYTES = 1_000_000                     # the executed final notebook stays small (JPEG figures)
+
+
+def test_stored_final_notebook_shows_the_shipped_models_grid_and_proxy_score():
+    """The committed final notebook opens with its outputs: run top to bottom once without errors, its last cell
+    the shipped SAGAN's 8x8 grid and its test-set score, named a proxy; no path of the machine that ran it."""
+    path = ROOT / "notebooks" / "final_evaluation.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    code = [cell for cell in nb.cells if cell.cell_type == "code"]
+    assert [cell.execution_count for cell in code] == list(range(1, len(code) + 1))   # run top to bottom, once
+    assert [out for cell in code for out in cell.outputs if out.output_type == "error"] == []
+    last = nb.cells[-1].outputs
+    text = "".join(out.get("text", "") for out in last)
+    assert sum("image/jpeg" in out.get("data", {}) for out in last) == 1               # the 8x8 grid
+    assert "model/sagan_best.pt" in text and "test set" in text and "(10000 generated vs 10000 real)" in text
+    assert "FD (proxy: cifar10_features features)" in text and "FID" not in text         # named a proxy
+    assert "precision" in text and "proxy features" in text
+    assert "/work/" not in path.read_text() and 0 < path.stat().st_size <= MAX_STORED_BYTES

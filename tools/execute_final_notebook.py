@@ -10,17 +10,21 @@ feature network (--feature-net; the notebook's FEATURE_NET and its ultimate cell
 is labelled a proxy. Only outputs, execution counts and widget state are added to the cells
 make_notebooks.py writes (no timings, no kernel details): the stored cells stay equal to the generated ones."""
 import argparse
+import base64
+import io
 import os
 import sys
 from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
+from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from make_notebooks import NB_DIR, without_outputs  # noqa: E402
 
 NOTEBOOK = NB_DIR / "final_evaluation.ipynb"
+ROOT = NB_DIR.parent
 FEATURE_NET = NB_DIR.parents[1] / "shared" / "eval" / "cifar10_features.pt"   # beside the repository
 
 
@@ -37,9 +41,38 @@ def execute_notebook(source: Path, out: Path, cwd: Path, timeout: int | None = N
             cell.outputs, cell.execution_count = done.outputs, done.execution_count
     if "widgets" in run.nb.metadata:             # the explorer's last state, shown without a kernel
         clean.metadata["widgets"] = run.nb.metadata["widgets"]
+    compact_outputs(clean, ROOT)
     nbformat.validate(clean)
     nbformat.write(clean, out)
     return clean
+
+
+def compact_outputs(nb: nbformat.NotebookNode, root: Path, side: int = 640, quality: int = 60) -> None:
+    """In place: every PNG output re-encoded as a JPEG at most `side` pixels wide and high (a 32x32 sample still
+    shows at twice its size in an 8x8 grid; the stored notebook shrinks several times, which the tree and the GPU
+    call's carry need), and this machine's repository path left out of text outputs (paths read relative to the
+    repository, the repository itself as ".")."""
+    prefix = f"{root.resolve()}/"
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if "image/png" in data:
+                image = Image.open(io.BytesIO(base64.b64decode(data.pop("image/png")))).convert("RGB")
+                image.thumbnail((side, side), Image.Resampling.LANCZOS)   # keeps the aspect ratio
+                output.get("metadata", {}).pop("image/png", None)
+                buffer = io.BytesIO()
+                image.save(buffer, format="JPEG", quality=quality)
+                data["image/jpeg"] = base64.b64encode(buffer.getvalue()).decode("ascii")
+            for key in ("text/plain", "text/html"):
+                if key in data:
+                    data[key] = _without(data[key], prefix)
+            if "text" in output:
+                output["text"] = _without(output["text"], prefix)
+
+
+def _without(text: str | list[str], prefix: str) -> str | list[str]:
+    drop = lambda t: t.replace(prefix, "").replace(prefix[:-1], ".")   # noqa: E731
+    return [drop(t) for t in text] if isinstance(text, list) else drop(text)
 
 
 def main() -> None:
