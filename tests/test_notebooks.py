@@ -73,12 +73,13 @@ def execute(nb: nbformat.NotebookNode, cwd: Path) -> nbformat.NotebookNode:
 
 
 def outputs(nb: nbformat.NotebookNode) -> tuple[str, int]:
-    """All printed text of the executed notebook, and the number of PNG images it displayed."""
+    """All printed text of the executed notebook, and the number of images (PNG, or JPEG as the stored final notebook
+    keeps them) it displayed."""
     text, images = [], 0
     for cell in nb.cells:
         for out in cell.get("outputs", []):
             text.append(out.get("text", "") + out.get("data", {}).get("text/markdown", ""))
-            images += "image/png" in out.get("data", {})
+            images += any(kind in out.get("data", {}) for kind in ("image/png", "image/jpeg"))
     return "".join(text), images
 
 
