@@ -142,7 +142,8 @@ def _twenty_steps(cfg, step, optimizers):
     return [[float(v) for v in x.values()] for x in logs], [G, D] + ([G_ema] if G_ema is not None else [])
 
 
-@pytest.mark.parametrize("case", sorted(EQUIVALENCE_CASES))
+@pytest.mark.parametrize("case", [pytest.param(c, marks=() if c in ("dcgan", "sagan") else pytest.mark.slow)
+                                  for c in sorted(EQUIVALENCE_CASES)])   # the presets in the everyday subset
 def test_step_equals_the_plain_reference_step_over_20_iterations(case):
     cfg = EQUIVALENCE_CASES[case]()
     ours, models = _twenty_steps(cfg, gh.train_step, gh.make_optimizers)
@@ -171,6 +172,7 @@ def test_step_never_waits_for_the_device(preset):
     assert counted.total <= {"dcgan": 400, "sagan": 2000}[preset], counted.total
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", ["dcgan", "resnet"])
 def test_networks_compile_in_one_graph_and_match_eager(arch):
     """torch.compile(fullgraph=True) of G's and D's forward, spectral norm and attention included: no graph break
