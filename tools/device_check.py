@@ -171,7 +171,7 @@ def speed_child(args: argparse.Namespace, result: dict[str, Any]) -> int:
     import gan_helpers as gh
     device = torch.device("cpu" if args.dry_run else "cuda")
     full = gh.load_cifar10(args.work / "data", train=True)
-    train, _ = gh.train_val_split(full, val_size=min(5000, len(full) // 5))
+    train, val = gh.train_val_split(full, val_size=min(5000, len(full) // 5))
     small = {"g_ch": 8, "d_ch": 8, "batch_size": 8} if args.dry_run else {}
     configs = {name: dataclasses.replace(getattr(gh.Config, name)().with_overrides(list(SHIPPED[name])), **small)
                for name in SHIPPED}                                              # the recipes that ship
@@ -194,8 +194,7 @@ def speed_child(args: argparse.Namespace, result: dict[str, Any]) -> int:
         if kind == "evaluation":   # one validation evaluation of the SAGAN, real statistics cached
             net = gh.load_feature_net(inputs(args)[1], device=device)
             G = gh.to_device(gh.build_models(configs["sagan"])[0], device)
-            real = gh.real_stats(gh.train_val_split(full, val_size=min(5000, len(full) // 5))[1], "val", net,
-                                 args.work / "stats")
+            real = gh.real_stats(val, "val", net, args.work / "stats")
             n = min(spec[0], len(full)) if args.dry_run else spec[0]
             tick = time.perf_counter()
             gh.evaluate_generator(G, real, net, n)
