@@ -19,6 +19,7 @@ LAYERS = (
     "attention",         # SelfAttention (gamma starts at 0)
     "layers",            # conditional BatchNorm, spectral norm, where labels enter G and D
     "latent",            # InfoGAN's codes and Q head, BiGAN's encoder and joint head
+    "models.base",       # what every generator shares
     "models.mlp",        # MLP G and D
     "models.dcgan",      # DCGAN G and D
     "models.resnet",     # ResNet (SNGAN / SAGAN) G and D

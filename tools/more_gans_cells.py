@@ -47,18 +47,24 @@ features = gan_helpers.load_feature_net(gan_helpers.RandomFeatures() if SMOKE el
 print(f"{len(train_data):,} training, {len(val_data):,} validation, {len(test_data):,} test images; device {device}")
 """),
     ("md", """
-## InfoGAN
+## Training
 
-Training is the kit's usual loop; only the config differs. The validation score (FD) selects `best.pt` as for any
-run. A run stopped by the time limit resumes where it stopped when this cell runs again.
+Both runs use the kit's usual loop; only their configs differ. The validation score (FD) selects `best.pt` as for
+any run. A run stopped by the time limit resumes where it stopped when this cell runs again. BiGAN's E lives inside
+G: G's optimizer trains it and `best.pt` carries it, so the probe below runs from the model file.
 """),
     ("code", """
-info_history = gan_helpers.train(info_cfg, OUT_DIR / "infogan", train_data, val_data, features, device,
-                                 resume=True, time_limit=None if SMOKE else TIME_LIMIT_MINUTES * 60)
-info_G = gan_helpers.load_generator(OUT_DIR / "infogan" / "best.pt", device)
-gan_helpers.plot_losses(info_history);
+generators = {}
+for name, cfg in (("infogan", info_cfg), ("bigan", bigan_cfg)):
+    history = gan_helpers.train(cfg, OUT_DIR / name, train_data, val_data, features, device, resume=True,
+                                time_limit=None if SMOKE else TIME_LIMIT_MINUTES * 60)
+    generators[name] = gan_helpers.load_generator(OUT_DIR / name / "best.pt", device)
+    gan_helpers.plot_losses(history, title=name)
+info_G, bigan_G = generators["infogan"], generators["bigan"]
 """),
     ("md", """
+## InfoGAN
+
 **Traversals.** Each row holds one value of the categorical code, each column one step of a continuous code from
 -1 to 1; z and the other codes stay fixed. A code that means something changes the images the same way along every
 row.
@@ -83,15 +89,6 @@ print("code value -> class:", {v: test_data.classes[c] for v, c in clusters["map
     ("md", """
 ## BiGAN
 
-E lives inside G: G's optimizer trains it and `best.pt` carries it, so the probe below runs from the model file.
-"""),
-    ("code", """
-bigan_history = gan_helpers.train(bigan_cfg, OUT_DIR / "bigan", train_data, val_data, features, device,
-                                  resume=True, time_limit=None if SMOKE else TIME_LIMIT_MINUTES * 60)
-bigan_G = gan_helpers.load_generator(OUT_DIR / "bigan" / "best.pt", device)
-gan_helpers.plot_losses(bigan_history);
-"""),
-    ("md", """
 **Reconstructions.** Test images (odd rows) and G(E(x)) (even rows). BiGAN never trains on a reconstruction error;
 what survives the round trip is what E and G agree on.
 """),

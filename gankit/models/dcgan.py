@@ -9,40 +9,31 @@ from torch import Tensor
 from ..registry import ARCHS, CONDITIONINGS, Architecture
 from ..config import Config
 from ..attention import attention_stack
-from ..latent import latent_heads, make_encoder
-from ..layers import ConditionalBatchNorm, check_labels, discriminator_heads, discriminator_output, generator_input, join_label_embedding, join_label_planes, stages
+from ..latent import latent_heads
+from ..layers import ConditionalBatchNorm, discriminator_heads, discriminator_output, join_label_planes, stages
+from .base import BaseGenerator
 
 __all__ = ['DCGANGenerator', 'DCGANDiscriminator']
 
 
-class DCGANGenerator(nn.Module):
+class DCGANGenerator(BaseGenerator):
     """The reference report's DCGAN generator: z -> 4x4 (4c) -> 8x8 (2c) -> 16x16 (c) -> 32x32 (3) at
     img_size 32 (one more doubling stage per doubling of img_size: 8c at 4x4 for 64), each transposed conv
     followed by (conditional) BatchNorm and LeakyReLU(0.1); Tanh output. c = g_ch."""
+    first_attention = 4                                                  # 4, 8, ..., S/2
 
-    def __init__(self, cfg: Config):
-        super().__init__()
-        self.config, self.num_classes = cfg, cfg.cond_classes
-        c, k = cfg.g_ch, cfg.cond_classes if CONDITIONINGS[cfg.cond].g_cbn else 0
-        res = self.attention_resolutions(cfg.img_size)                   # 4, 8, ..., S/2
+    def build(self, cfg: Config, z_in: int, cbn_classes: int) -> None:
+        c, res = cfg.g_ch, self.attention_resolutions(cfg.img_size)
         widths = [c * 2 ** (len(res) - 1 - i) for i in range(len(res))]  # ..., 4c, 2c, c
-        self.label_embed, z_in = generator_input(cfg)
         self.convs = nn.ModuleList([nn.ConvTranspose2d(z_in, widths[0], 4, 1, 0, bias=False)]
                                    + [nn.ConvTranspose2d(a, b, 4, 2, 1, bias=False)
                                       for a, b in zip(widths, widths[1:])])
-        self.norms = nn.ModuleList([ConditionalBatchNorm(w, k) for w in widths])
+        self.norms = nn.ModuleList([ConditionalBatchNorm(w, cbn_classes) for w in widths])
         self.attns = nn.ModuleList([attention_stack(r, cfg.g_attn, w) for r, w in zip(res, widths)])
         self.out = nn.ConvTranspose2d(c, 3, 4, 2, 1, bias=False)
-        self.encoder = make_encoder(cfg)                                 # BiGAN's E (encoder='bigan')
 
-    @staticmethod
-    def attention_resolutions(img_size: int) -> tuple[int, ...]:
-        return tuple(4 * 2 ** i for i in range(stages(img_size, 4)))
-
-    def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
-        """z (N, z_dim), y (N,) int64 or None -> images (N, 3, S, S) in [-1, 1]."""
-        y = check_labels(y, self.num_classes)
-        h = join_label_embedding(self.label_embed, z, y)[:, :, None, None]  # (N, z_in, 1, 1)
+    def synthesise(self, h: Tensor, y: Tensor | None) -> Tensor:
+        h = h[:, :, None, None]                                          # (N, z_in, 1, 1)
         for conv, norm, attn in zip(self.convs, self.norms, self.attns):
             h = attn(F.leaky_relu(norm(conv(h), y), 0.1))
         return torch.tanh(self.out(h))

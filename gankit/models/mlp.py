@@ -8,37 +8,27 @@ from torch import Tensor
 
 from ..registry import ARCHS, CONDITIONINGS, Architecture
 from ..config import Config
-from ..layers import ConditionalBatchNorm, check_labels, discriminator_heads, discriminator_output, generator_input, join_label_embedding, join_label_planes
+from ..layers import ConditionalBatchNorm, discriminator_heads, discriminator_output, join_label_planes
+from .base import BaseGenerator
 
 __all__ = ['MLPGenerator', 'MLPDiscriminator']
 
 
-class MLPGenerator(nn.Module):
+class MLPGenerator(BaseGenerator):
     """The fully-connected GAN generator (Goodfellow et al. 2014): z -> two hidden layers of 16 g_ch units,
-    each Linear-(conditional) BatchNorm-ReLU -> Linear to 3 S^2 values -> Tanh."""
+    each Linear-(conditional) BatchNorm-ReLU -> Linear to 3 S^2 values -> Tanh. No attention, no encoder."""
 
-    def __init__(self, cfg: Config):
-        super().__init__()
-        self.config, self.num_classes = cfg, cfg.cond_classes
-        h, k = 16 * cfg.g_ch, cfg.cond_classes if CONDITIONINGS[cfg.cond].g_cbn else 0
-        self.label_embed, z_in = generator_input(cfg)
+    def build(self, cfg: Config, z_in: int, cbn_classes: int) -> None:
+        h = 16 * cfg.g_ch
         self.hidden = nn.ModuleList([nn.Linear(z_in, h), nn.Linear(h, h)])
-        self.norms = nn.ModuleList([ConditionalBatchNorm(h, k), ConditionalBatchNorm(h, k)])
+        self.norms = nn.ModuleList([ConditionalBatchNorm(h, cbn_classes), ConditionalBatchNorm(h, cbn_classes)])
         self.out = nn.Linear(h, 3 * cfg.img_size ** 2)
-        self.encoder = None                  # InfoGAN codes and BiGAN's encoder: dcgan and resnet only
 
-    @staticmethod
-    def attention_resolutions(img_size: int) -> tuple[int, ...]:
-        return ()
-
-    def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
-        """z (N, z_dim), y (N,) int64 or None -> images (N, 3, S, S) in [-1, 1]."""
-        y = check_labels(y, self.num_classes)
-        h = join_label_embedding(self.label_embed, z, y)                # (N, z_dim or 2 z_dim)
+    def synthesise(self, h: Tensor, y: Tensor | None) -> Tensor:
         for linear, norm in zip(self.hidden, self.norms):
             h = F.relu(norm(linear(h)[:, :, None, None], y).flatten(1))  # BN over (N, h, 1, 1) = BatchNorm1d
         s = self.config.img_size
-        return torch.tanh(self.out(h)).view(len(z), 3, s, s)
+        return torch.tanh(self.out(h)).view(len(h), 3, s, s)
 
 
 class MLPDiscriminator(nn.Module):

@@ -9,8 +9,9 @@ from torch import Tensor
 from ..registry import ARCHS, CONDITIONINGS, Architecture
 from ..config import Config
 from ..attention import attention_stack
-from ..latent import latent_heads, make_encoder
-from ..layers import ConditionalBatchNorm, check_labels, discriminator_heads, discriminator_output, generator_input, join_label_embedding, join_label_planes, stages
+from ..latent import latent_heads
+from ..layers import ConditionalBatchNorm, discriminator_heads, discriminator_output, join_label_planes, stages
+from .base import BaseGenerator
 
 __all__ = ['GBlock', 'DBlock', 'ResNetGenerator', 'ResNetDiscriminator']
 
@@ -57,32 +58,22 @@ class DBlock(nn.Module):
         return self._pool(h) + sc
 
 
-class ResNetGenerator(nn.Module):
+class ResNetGenerator(BaseGenerator):
     """z -> linear to 4x4 -> up-blocks to 8x8, 16x16, ..., SxS, each optionally followed by self-attention
     -> BN-ReLU-conv3x3 -> Tanh. All blocks have g_ch channels (SNGAN CIFAR: 256)."""
+    first_attention = 8                                                  # 8, 16, ..., S
 
-    def __init__(self, cfg: Config):
-        super().__init__()
-        self.config, self.num_classes = cfg, cfg.cond_classes
-        c, k = cfg.g_ch, cfg.cond_classes if CONDITIONINGS[cfg.cond].g_cbn else 0
+    def build(self, cfg: Config, z_in: int, cbn_classes: int) -> None:
+        c, res = cfg.g_ch, self.attention_resolutions(cfg.img_size)
         self.ch = c
-        res = self.attention_resolutions(cfg.img_size)                   # 8, 16, ..., S
-        self.label_embed, z_in = generator_input(cfg)
         self.linear = nn.Linear(z_in, 4 * 4 * c)
-        self.blocks = nn.ModuleList([GBlock(c, c, k) for _ in res])
+        self.blocks = nn.ModuleList([GBlock(c, c, cbn_classes) for _ in res])
         self.attns = nn.ModuleList([attention_stack(r, cfg.g_attn, c) for r in res])
         self.norm = nn.BatchNorm2d(c)
         self.out = nn.Conv2d(c, 3, 3, padding=1)
-        self.encoder = make_encoder(cfg)                                 # BiGAN's E (encoder='bigan')
 
-    @staticmethod
-    def attention_resolutions(img_size: int) -> tuple[int, ...]:
-        return tuple(8 * 2 ** i for i in range(stages(img_size, 4)))
-
-    def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
-        """z (N, z_dim), y (N,) int64 or None -> images (N, 3, S, S) in [-1, 1]."""
-        y = check_labels(y, self.num_classes)
-        h = self.linear(join_label_embedding(self.label_embed, z, y)).view(len(z), self.ch, 4, 4)  # (N, c, 4, 4)
+    def synthesise(self, h: Tensor, y: Tensor | None) -> Tensor:
+        h = self.linear(h).view(len(h), self.ch, 4, 4)                  # (N, c, 4, 4)
         for block, attn in zip(self.blocks, self.attns):
             h = attn(block(h, y))                                       # (N, c, 8|16|..|S, same)
         return torch.tanh(self.out(F.relu(self.norm(h))))
