@@ -23,10 +23,11 @@ from .plots import legend_below, log_y, metric_label
 from .checkpoints import read_history
 from .studies import Study, run_record, study_run_dir, study_timing_path
 
-__all__ = ['mean_std', 'welch', 'holm', 'time_study', 'STUDY_TIME', 'study_results_path', 'collect_study',
+__all__ = ['mean_std', 'welch', 'holm', 'critic_scale', 'time_study', 'STUDY_TIME', 'study_results_path', 'collect_study',
            'study_tests', 'study_table', 'plot_study']
 ALPHA = 0.05   # the significance level of a study's comparisons (two-sided Welch t-tests, Holm-corrected per study)
 LAST = 3       # "last": the mean of a run's last LAST evaluations, steadier than its final one
+CRITIC_WINDOW = 500   # critic_scale() reads D's logged outputs over a run's last CRITIC_WINDOW iterations
 
 
 def mean_std(values: list[float]) -> dict[str, Any]:
@@ -122,7 +123,24 @@ def study_results_path(study: Study, runs_dir: str | Path = "model/studies", at:
     return Path(runs_dir) / study.name / ("results.json" if at is None else f"results_at{at}.json")
 
 
-RunData = tuple[int, dict[str, Any], list[dict[str, Any]], int]   # seed, run.json, evaluations, first iteration
+RunData = tuple[int, dict[str, Any], list[dict[str, Any]], int, dict[str, float]]
+# seed, run.json, evaluations, first iteration, critic_scale()
+
+
+def critic_scale(history: dict[str, Any], until: int | None = None, window: int = CRITIC_WINDOW) -> dict[str, float]:
+    """The scale of D's outputs over the `window` logged iterations up to `until` (default: the last): "level_std",
+    the standard deviation over iterations of the batch mean of D on real images (how far D's output level moves
+    from one iteration to the next), "gap", the mean of D(x) - D(G(z)) (what a Wasserstein critic maximises: for a
+    K-Lipschitz critic K times its estimate of the distance), and "ratio", level_std / |gap|. With a ratio above 1
+    the level moves more between iterations than the difference D is trained to measure."""
+    it = np.asarray(history["iter"])
+    keep = it <= (it[-1] if until is None else until)
+    real = np.asarray(history["d_real"], dtype=np.float64)[keep][-window:]
+    gap = real - np.asarray(history["d_fake"], dtype=np.float64)[keep][-window:]
+    if len(real) < 2:
+        raise GanError(f"critic_scale needs at least 2 logged iterations up to {until}, not {len(real)}")
+    level_std, mean_gap = float(real.std(ddof=1)), float(gap.mean())
+    return {"level_std": level_std, "gap": mean_gap, "ratio": level_std / abs(mean_gap) if mean_gap else float("inf")}
 
 
 def _study_timing(study: Study, runs_dir: str | Path) -> dict[str, Any] | None:
@@ -142,7 +160,8 @@ def _study_timing(study: Study, runs_dir: str | Path) -> dict[str, Any] | None:
 def _finished_runs(study: Study, runs_dir: str | Path, at: int | None, timing: dict[str, Any] | None
                    ) -> tuple[dict[str, list[RunData]], list[str], list[str], set[str]]:
     """Per arm the finished runs (seed, run.json, evaluations up to `at` with their training "time", the iteration
-    the run started from: 0, or a fork's), and the folders missing, the folders of diverged runs, the devices."""
+    the run started from: 0, or a fork's, the critic's scale up to its last evaluation), and the folders missing,
+    the folders of diverged runs, the devices."""
     runs: dict[str, list[RunData]] = {arm: [] for arm in study.arms}
     missing, diverged, devices = [], [], set()
     for arm, seed in study.runs():
@@ -160,13 +179,13 @@ def _finished_runs(study: Study, runs_dir: str | Path, at: int | None, timing: d
         kept = [e for e in history["eval"] if at is None or e["iter"] <= at]
         evals = (_with_training_time(kept, record["device"]) if timing is None else
                  [{**e, "time": (e["iter"] - start) * timing["sec_per_iter"][arm]} for e in kept])
-        runs[arm].append((seed, record, evals, start))
+        runs[arm].append((seed, record, evals, start, critic_scale(history, until=evals[-1]["iter"])))
     return runs, missing, diverged, devices
 
 
 def _run_scores(run: RunData, equal_iter: int, equal_seconds: float) -> dict[str, Any]:
     """One run's scores (best, final, mean of the last LAST, at the equal iteration and time), cost and device."""
-    seed, record, evals, start = run
+    seed, record, evals, start, critic = run
     cfg = Config.from_dict(record["config"])
     best = min(evals, key=lambda e: e[SELECTION_KEY])
     trained = evals[-1]["iter"] - start
@@ -175,19 +194,21 @@ def _run_scores(run: RunData, equal_iter: int, equal_seconds: float) -> dict[str
             "at_iter": _score_at(evals, "iter", equal_iter), "at_time": _score_at(evals, "time", equal_seconds),
             "class_acc": best.get("class_acc"),   # of the samples of the best checkpoint
             "seconds": evals[-1]["time"], "sec_per_iter": evals[-1]["time"] / trained,
-            "images_seen": trained * cfg.batch_size * cfg.n_critic, "device": record["device"]}
+            "images_seen": trained * cfg.batch_size * cfg.n_critic, "device": record["device"],
+            **{f"critic_{key}": value for key, value in critic.items()}}
 
 
 def _arm_summary(sets: tuple[str, ...], arm_runs: list[RunData], equal_iter: int,
                  equal_seconds: float) -> dict[str, Any]:
     """An arm's entry of results.json: mean +- std over its runs of every score, and its mean curve."""
     per_run = [_run_scores(run, equal_iter, equal_seconds) for run in arm_runs]
-    common = sorted(set.intersection(*({e["iter"] for e in evals} for _, _, evals, _ in arm_runs)))
-    curves = np.array([[e["fd"] for e in evals if e["iter"] in common] for _, _, evals, _ in arm_runs])
-    seconds = np.array([[e["time"] for e in evals if e["iter"] in common] for _, _, evals, _ in arm_runs])
+    common = sorted(set.intersection(*({e["iter"] for e in evals} for _, _, evals, _, _ in arm_runs)))
+    curves = np.array([[e["fd"] for e in evals if e["iter"] in common] for _, _, evals, _, _ in arm_runs])
+    seconds = np.array([[e["time"] for e in evals if e["iter"] in common] for _, _, evals, _, _ in arm_runs])
     return {"set": list(sets), "seeds": [r["seed"] for r in per_run],
             **{key: mean_std([r[key] for r in per_run])
-               for key in ("best", "final", "last", "at_iter", "at_time", "best_iter", "sec_per_iter")},
+               for key in ("best", "final", "last", "at_iter", "at_time", "best_iter", "sec_per_iter",
+                           "critic_level_std", "critic_gap", "critic_ratio")},
             "class_acc": (None if any(r["class_acc"] is None for r in per_run)
                           else mean_std([r["class_acc"] for r in per_run])),
             "images_seen": per_run[0]["images_seen"],
@@ -231,7 +252,7 @@ def collect_study(study: Study, runs_dir: str | Path = "model/studies", at: int 
         raise GanError(f"--at {at} is not an evaluation of study {study.name!r}: choose a multiple of its "
                        f"eval_every ({study.eval_every}) up to its iters ({study.iters})")
     runs, missing, diverged, devices = _finished_runs(study, runs_dir, at, timing)
-    done = [evals for arm_runs in runs.values() for _, _, evals, _ in arm_runs]
+    done = [evals for arm_runs in runs.values() for _, _, evals, _, _ in arm_runs]
     if not done:
         raise GanError(f"no finished run of study {study.name!r} under {Path(runs_dir) / study.name}: "
                        f"run `python gan_helpers.py study run` first")

@@ -151,9 +151,28 @@ def test_results_hold_every_arm_and_seed_with_values_from_the_histories(finished
             assert run["sec_per_iter"] == pytest.approx(evals[-1]["cpu_seconds"] / ITERS)   # CPU runs: CPU time
             within = [e for e in evals if e["cpu_seconds"] <= p["equal_seconds"]]
             assert run["at_time"] == within[-1]["fd"]
+            logged = history(runs, arm, seed)
+            real, fake = np.array(logged["d_real"]), np.array(logged["d_fake"])
+            assert run["critic_level_std"] == pytest.approx(real.std(ddof=1))      # all ITERS < CRITIC_WINDOW
+            assert run["critic_gap"] == pytest.approx((real - fake).mean())
         curves = np.array([[e["fd"] for e in history(runs, arm, s)["eval"]] for s in SEEDS])
         np.testing.assert_allclose(a["curve"]["mean"], curves.mean(0))
         np.testing.assert_allclose(a["curve"]["std"], curves.std(0, ddof=1))
+        assert a["critic_gap"]["mean"] == pytest.approx(np.mean([r["critic_gap"] for r in a["runs"]]))
+
+
+def test_critic_scale_by_hand():
+    """D(x) batch means 1, 3, 5, 7 and D(G(z)) 0, 0, 4, 4 over iterations 1-4: level std of (1, 3, 5, 7) is
+    sqrt(20/3), the gap is the mean of (1, 3, 1, 3) = 2; a window and an end iteration pick the logged rows."""
+    h = {"iter": [1, 2, 3, 4], "d_real": [1.0, 3.0, 5.0, 7.0], "d_fake": [0.0, 0.0, 4.0, 4.0]}
+    s = gankit.study_results.critic_scale(h)
+    assert s["level_std"] == pytest.approx((20 / 3) ** 0.5) and s["gap"] == 2.0
+    assert s["ratio"] == pytest.approx((20 / 3) ** 0.5 / 2)
+    assert gankit.study_results.critic_scale(h, window=2) == {"level_std": pytest.approx(2 ** 0.5), "gap": 2.0,
+                                                             "ratio": pytest.approx(2 ** 0.5 / 2)}
+    assert gankit.study_results.critic_scale(h, until=2)["gap"] == 2.0       # rows 1-2: gaps 1, 3
+    with pytest.raises(gh.GanError, match="at least 2 logged iterations"):
+        gankit.study_results.critic_scale(h, until=1)
 
 
 def test_mean_and_std_over_seeds_are_the_sample_statistics(finished):
