@@ -31,13 +31,17 @@ HEADLINE_GPU = MODEL / "studies" / "h200"          # the headline study's runs o
 HEADLINE_AT = 3500                                 # the last evaluation every one of those runs reached
 CPU_SAGAN = MODEL / "studies" / "headline" / "sagan_s0"   # the same SAGAN recipe and seed 0 on the CPU, to 6,000
 STUDIES = {"attention": "attn8", "loss": "wgan-sn", "stabilisers": "sn-gd-ttur", "conditioning": "projection",
-           "update_ratio": "nc1"}                  # studies/<name>.json -> its baseline arm (the shared recipe)
+           "update_ratio": "nc1"}                  # studies/<name>.json -> its arm with the shared recipe (marked)
 REPORT_CLASSES = (0, 1, 3, 7, 8)                   # airplane, automobile, cat, horse, ship
 ATTENTION_CLASSES = (1, 7, 8)                      # test images of these classes (first of each) in D's maps
 MORE_GANS = MODEL / "studies" / "more_gans"         # InfoGAN and BiGAN runs and their measures (tools/measure_more_gans.py)
 SPEED_CPU = MODEL / "benchmarks" / "train_speed_cpu_1thread.txt"   # tests/benchmarks/train_speed.py's output
 SPEED_GPU = MODEL / "benchmarks" / "train_speed_cuda.json"         # tools/device_check.py's speed phase
-TEXT_WIDTH_IN = (21.0 - 2 * 2.3) / 2.54            # report.tex: a4paper, margin=2.3cm
+EVAL_NOISE = MODEL / "eval_noise_dcgan.json"       # the shipped DCGAN scored again with fresh samples (tools/eval_noise.py)
+LONG_RUN = MODEL / "runs" / "sagan" / "history.json"   # a longer, unshipped run of the SAGAN recipe
+EARLIER = ROOT / "report" / "evidence" / "earlier_sagan.json"   # an earlier run of the SAGAN recipe (see its "source")
+PREVIOUS = ROOT / "report" / "evidence" / "previous_report.json"   # the previous report's FIDs and their protocol
+TEXT_WIDTH_IN = (21.0 - 2 * 2.1) / 2.54            # report.tex: a4paper, margin=2.1cm
 MIN_PT = 7                                         # no text in a figure prints smaller than this
 
 
@@ -106,48 +110,111 @@ def headline() -> tuple[dict, dict]:
     return at, full
 
 
-def headline_table(at: dict, full: dict) -> str:
-    """Per arm: seeds, best, final and mean of the last three evaluations (mean $\\pm$ std over seeds) at
-    HEADLINE_AT, the DCGAN also at its full budget; then SAGAN minus DCGAN with Welch's interval and p."""
+def headline_runs() -> dict[str, list[dict]]:
+    """Arm -> per seed {"seed", "batch", "evals": [(iteration, training seconds, validation FD), ...]} of the
+    headline study's H200 runs (their history.json and run.json)."""
+    out = {}
+    for arm in ("sagan", "dcgan"):
+        runs = []
+        for seed in HEADLINE.seeds:
+            folder = HEADLINE_GPU / HEADLINE.name / f"{arm}_s{seed}"
+            history, record = read_json(folder / "history.json"), read_json(folder / "run.json")
+            runs.append({"seed": seed, "batch": record["config"]["batch_size"],
+                         "evals": [(e["iter"], e["seconds"], e["fd"]) for e in history["eval"]]})
+        out[arm] = runs
+    return out
+
+
+def budget_points(runs: dict[str, list[dict]]) -> dict[str, dict]:
+    """The SAGAN and the DCGAN compared at three equal budgets, each run read at one of its own evaluations:
+    "iterations": both at HEADLINE_AT; "images": the last DCGAN evaluation k whose images (k x its batch) the
+    SAGAN reaches at an evaluation of its own (k x the batch ratio), every seed; "time": the DCGAN at the end of
+    its budget and the SAGAN at its first evaluation at or after the latest DCGAN run's end, so the SAGAN trained
+    at least as long. Per comparison and arm: iteration, images, seconds (min, max over seeds), values; the Welch
+    test SAGAN - DCGAN and Holm's adjustment over the three."""
+    from gankit.study_results import holm
+    ratio = runs["dcgan"][0]["batch"] // runs["sagan"][0]["batch"]
+    s_iters = [{i for i, _, _ in r["evals"]} for r in runs["sagan"]]
+    d_iters = [{i for i, _, _ in r["evals"]} for r in runs["dcgan"]]
+    k = max(i for i in set.intersection(*d_iters) if i > 0 and all(i * ratio in its for its in s_iters))
+    d_end = max(r["evals"][-1][1] for r in runs["dcgan"])
+
+    def at_iter(arm: str, it: int) -> list[tuple]:
+        return [next(e for e in r["evals"] if e[0] == it) for r in runs[arm]]
+
+    def at_time(arm: str, seconds: float) -> list[tuple]:
+        return [next(e for e in r["evals"] if e[1] >= seconds) for r in runs[arm]]
+    picks = {"iterations": (at_iter("sagan", HEADLINE_AT), at_iter("dcgan", HEADLINE_AT)),
+             "images": (at_iter("sagan", k * ratio), at_iter("dcgan", k)),
+             "time": (at_time("sagan", d_end), [r["evals"][-1] for r in runs["dcgan"]])}
+    out = {}
+    for name, (s, d) in picks.items():
+        side = {}
+        for arm, evals in (("sagan", s), ("dcgan", d)):
+            iters = {e[0] for e in evals}
+            if len(iters) != 1:
+                raise gh.GanError(f"headline {name}: the {arm} runs were read at different iterations {iters}")
+            it = iters.pop()
+            side[arm] = {"iter": it, "images": it * runs[arm][0]["batch"], "values": [e[2] for e in evals],
+                         "seconds": (min(e[1] for e in evals), max(e[1] for e in evals))}
+        out[name] = {**side, "test": gh.welch(side["sagan"]["values"], side["dcgan"]["values"])}
+    for name, q in zip(out, holm([c["test"]["p"] for c in out.values()])):
+        out[name]["test"]["p_holm"] = q
+    return out
+
+
+def seconds_range(lo_hi: tuple[float, float]) -> str:
+    lo, hi = (round(x) for x in lo_hi)
+    return f"{lo}" if lo == hi else f"{lo}--{hi}"
+
+
+def headline_table(points: dict[str, dict]) -> str:
+    """Per budget: where each arm is read (iteration, images seen, training seconds), its validation FD there
+    (mean $\\pm$ std over seeds), SAGAN minus DCGAN with Welch's 95\\% interval, p and Holm's p."""
     rows = []
-    for label, arm, res in (("SAGAN", "sagan", at), ("DCGAN", "dcgan", at), ("DCGAN", "dcgan", full)):
-        a = res["arms"][arm]
-        its = res["protocol"].get("at", res["protocol"]["iters"])
-        rows.append([label, f"{its:,}", str(len(a["seeds"])), pm(a["best"]), pm(a["final"]), pm(a["last"]),
-                     f"{a['sec_per_iter']['mean'] * 1000:.0f}"])
-    s, d = at["arms"]["sagan"], at["arms"]["dcgan"]
-    tests = [gh.welch(s[k]["values"], d[k]["values"]) for k in ("best", "final", "last")]
-    footer = [["difference [95\\% CI]", f"{HEADLINE_AT:,}", "", *(interval(t) for t in tests), ""],
-              ["Welch $p$", "", "", *(p_value(t["p"]) for t in tests), ""]]
-    return tabular(["model", "iter.", "seeds", "best", "final", "mean of last 3", "ms/it"], rows, "lrrccccr", footer)
+    for name, c in points.items():
+        cells = [f"equal {name}"]
+        for arm in ("sagan", "dcgan"):
+            a = c[arm]
+            cells += [f"{a['iter']:,}", f"{a['images'] // 1000:,}k", seconds_range(a["seconds"]),
+                      pm(gh.mean_std(a["values"]))]
+        cells += [interval(c["test"]), p_value(c["test"]["p"]), p_value(c["test"]["p_holm"])]
+        rows.append(cells)
+    header = ["budget", "it.", "images", "s", "SAGAN FD", "it.", "images", "s", "DCGAN FD",
+              "SAGAN $-$ DCGAN [95\\% CI]", "$p$", "Holm $p$"]
+    return tabular(header, rows, "l@{\\hspace{6pt}}rrrc@{\\hspace{8pt}}rrrc@{\\hspace{8pt}}ccc")
 
 
-def headline_macros(at: dict, full: dict) -> list[str]:
+def headline_macros(at: dict, full: dict, points: dict[str, dict]) -> list[str]:
     s, d, d_full = at["arms"]["sagan"], at["arms"]["dcgan"], full["arms"]["dcgan"]
     lines = [macro("HeadAt", f"{HEADLINE_AT:,}"), macro("HeadIters", f"{HEADLINE.iters:,}"),
              macro("HeadSeeds", str(len(HEADLINE.seeds))), macro("HeadEvalEvery", f"{HEADLINE.eval_every:,}"),
              macro("HeadFake", f"{HEADLINE.eval_samples:,}"),
              macro("HeadSaganStopped", ", ".join(f"{json.loads(f.read_text())['stopped']:,}" for f in sorted(
-                 (HEADLINE_GPU / HEADLINE.name).glob("sagan_s*/run.json"))))]
-    for key in ("best", "final", "last"):
-        t = gh.welch(s[key]["values"], d[key]["values"])
-        name = key.capitalize()
-        lines += [macro(f"HeadSagan{name}", pm(s[key])), macro(f"HeadDcgan{name}", pm(d[key])),
-                  macro(f"HeadDcganFull{name}", pm(d_full[key])), macro(f"HeadDiff{name}", welch_text(t)),
-                  macro(f"HeadP{name}", p_value(t["p"]))]
-    t = gh.welch(s["at_time"]["values"], d["at_time"]["values"])
-    lines += [macro("HeadEqualSeconds", f"{at['protocol']['equal_seconds']:.0f}"),
-              macro("HeadSaganAtTime", pm(s["at_time"])), macro("HeadDcganAtTime", pm(d["at_time"])),
-              macro("HeadDiffAtTime", welch_text(t)),
-              macro("HeadSaganMs", f"{s['sec_per_iter']['mean'] * 1000:.0f}"),
-              macro("HeadDcganMs", f"{d['sec_per_iter']['mean'] * 1000:.0f}"),
-              macro("HeadDcganFullBestSeed", str(min(d_full["runs"], key=lambda r: r["best"])["seed"])),
-              macro("HeadDcganFullSeedRange", f"{min(d_full['best']['values']):.3f} to {max(d_full['best']['values']):.3f}")]
+                 (HEADLINE_GPU / HEADLINE.name).glob("sagan_s*/run.json")))),
+             macro("HeadSaganMs", f"{s['sec_per_iter']['mean'] * 1000:.0f}"),
+             macro("HeadDcganMs", f"{d['sec_per_iter']['mean'] * 1000:.0f}"),
+             macro("HeadDcganFullBest", pm(d_full["best"])),
+             macro("HeadDcganFullBestSeed", str(min(d_full["runs"], key=lambda r: r["best"])["seed"])),
+             macro("HeadDcganFullSeedRange", f"{min(d_full['best']['values']):.3f} to {max(d_full['best']['values']):.3f}")]
+    for name, c in points.items():
+        key = name.capitalize()
+        for arm in ("sagan", "dcgan"):
+            a, k = c[arm], f"Head{key}{arm.capitalize()}"
+            lines += [macro(f"{k}FD", pm(gh.mean_std(a["values"]))), macro(f"{k}It", f"{a['iter']:,}"),
+                      macro(f"{k}Images", f"{a['images']:,}"), macro(f"{k}Seconds", seconds_range(a["seconds"]))]
+        lines += [macro(f"Head{key}Diff", welch_text(c["test"])), macro(f"Head{key}P", p_value(c["test"]["p"])),
+                  macro(f"Head{key}Holm", p_value(c["test"]["p_holm"]))]
     cpu = read_json(CPU_SAGAN / "history.json")
     best = min(cpu["eval"], key=lambda e: e["fd"])
+    cpu_at = {e["iter"]: e["fd"] for e in cpu["eval"]}
+    runs = headline_runs()
+    half = cpu["iter"][-1] * runs["sagan"][0]["batch"] // runs["dcgan"][0]["batch"]   # the DCGAN's iteration with
+    d_half = [next(e[2] for e in r["evals"] if e[0] == half) for r in runs["dcgan"]]   # as many images seen
     lines += [macro("CpuSaganIters", f"{cpu['iter'][-1]:,}"), macro("CpuSaganBest", f"{best['fd']:.3f}"),
-              macro("CpuSaganBestAt", f"{best['iter']:,}"),
-              macro("CpuSaganAtHeadAt", f"{next(e['fd'] for e in cpu['eval'] if e['iter'] == HEADLINE_AT):.3f}")]
+              macro("CpuSaganBestAt", f"{best['iter']:,}"), macro("CpuSaganFinal", f"{cpu_at[cpu['iter'][-1]]:.3f}"),
+              macro("CpuSaganAtHeadAt", f"{cpu_at[HEADLINE_AT]:.3f}"),
+              macro("CpuHalfIters", f"{half:,}"), macro("CpuHalfDcgan", pm(gh.mean_std(d_half)))]
     return lines
 
 
@@ -164,12 +231,17 @@ def submitted() -> dict[str, tuple[dict, dict, gh.Config]]:
 
 
 def test_table(models: dict[str, tuple[dict, dict, gh.Config]]) -> str:
-    """Every test-set measure of the submitted generators, one column each, and the real test images' own value
-    where the measure has one (the same images for every column)."""
+    """Every test-set measure of the submitted generators, one column each, and the real images' own value where
+    the measure has one (the same test images for every column; precision to coverage: training images against
+    the test images, what a generator sampling the data would score)."""
     tests = {label: t for label, (_, t, _) in models.items()}
     real = next(iter(tests.values()))
-    if any(t["real_class_acc"] != real["real_class_acc"] or t["data"] != real["data"] for t in tests.values()):
+    if any(t["real_class_acc"] != real["real_class_acc"] or t["data"] != real["data"] or
+           t["real_prdc"] != real["real_prdc"] for t in tests.values()):
         raise gh.GanError("the submitted generators were scored on different test images: evaluate them again")
+    prdc = [[f"{key} (k = {real['prdc']['k']})" if key == "precision" else key,
+             *(f"{t['prdc'][key]:.3f}" for t in tests.values()), f"{real['real_prdc'][key]:.3f}"]
+            for key in ("precision", "recall", "density", "coverage")]
     rows = [["FD (proxy), lower is better", *(f"{t['fd']:.3f}" for t in tests.values()), "0"],
             ["KID (proxy), lower is better", *(f"{t['kid']:.4f} $\\pm$ {t['kid_std']:.4f}" for t in tests.values()),
              "0"],
@@ -177,8 +249,11 @@ def test_table(models: dict[str, tuple[dict, dict, gh.Config]]) -> str:
              "--"],
             ["class accuracy (proxy)", *(f"{t['class_acc']:.3f}" for t in tests.values()),
              f"{real['real_class_acc']:.3f}"],
-            ["nearest-neighbour ratio", *(f"{t['nn_ratio']:.3f}" for t in tests.values()), "1"]]
-    return tabular(["measure", *tests, "real test images"], rows, "l" + "c" * (len(tests) + 1))
+            *prdc,
+            ["feature distance within a class", *(f"{t['diversity']['dist_fake']:.2f}" for t in tests.values()),
+             f"{real['diversity']['dist_real']:.2f}"],
+            ["pixel nearest-neighbour ratio", *(f"{t['nn_ratio']:.3f}" for t in tests.values()), "1"]]
+    return tabular(["measure", *tests, "real images"], rows, "l" + "c" * (len(tests) + 1))
 
 
 def submitted_macros(models: dict[str, tuple[dict, dict, gh.Config]]) -> list[str]:
@@ -192,11 +267,97 @@ def submitted_macros(models: dict[str, tuple[dict, dict, gh.Config]]) -> list[st
                   macro(f"{label.capitalize()}Device", ", ".join(devices)),
                   macro(f"{label.capitalize()}TestFD", f"{test['fd']:.3f}"),
                   macro(f"{label.capitalize()}TestAcc", f"{test['class_acc']:.3f}"),
+                  macro(f"{label.capitalize()}TestKid", f"{test['kid']:.4f}"),
+                  macro(f"{label.capitalize()}NnRatio", f"{test['nn_ratio']:.3f}"),
+                  macro(f"{label.capitalize()}FeatureDist", f"{test['diversity']['dist_fake']:.2f}"),
+                  *(macro(f"{label.capitalize()}{key.capitalize()}", f"{test['prdc'][key]:.3f}")
+                    for key in ("precision", "recall", "density", "coverage")),
                   macro(f"{label.capitalize()}GParams", f"{gh.count_parameters(gh.build_models(cfg)[0]):,}")]
     test = next(iter(models.values()))[1]
     lines += [macro("TestN", f"{test['n_fake']:,}"), macro("TestReal", f"{test['n_real']:,}"),
-              macro("ClassifierAcc", f"{100 * test['real_class_acc']:.1f}")]
+              macro("ClassifierAcc", f"{100 * test['real_class_acc']:.1f}"),
+              macro("RealFeatureDist", f"{test['diversity']['dist_real']:.2f}"),
+              macro("PrdcK", str(test["prdc"]["k"])),
+              *(macro(f"Real{key.capitalize()}", f"{test['real_prdc'][key]:.3f}")
+                for key in ("precision", "recall", "density", "coverage"))]
     return lines
+
+
+# ------------------------------------------------------------------------- evidence beside the shipped models
+
+def evidence_macros() -> list[str]:
+    """Numbers that qualify the shipped models' scores: the DCGAN checkpoint scored again (EVAL_NOISE), the
+    earlier run of the SAGAN recipe (EARLIER), the longer unshipped SAGAN run (LONG_RUN), the previous report's
+    recipes re-run with this protocol (model/ref_*) and the previous report's own FID (PREVIOUS)."""
+    noise = read_json(EVAL_NOISE)
+    dcgan = read_json(MODEL / "dcgan_history.json")
+    selected = next(e for e in dcgan["eval"] if e["iter"] == gh.load_checkpoint(MODEL / "dcgan_best.pt")["iteration"])
+    earlier = read_json(EARLIER)
+    e_best = min(earlier["eval"], key=lambda e: e["fd"])
+    long = read_json(LONG_RUN)
+    l_evals = {e["iter"]: e["fd"] for e in long["eval"]}
+    l_last = long["iter"][-1]
+    l_best = min(long["eval"], key=lambda e: e["fd"])
+    previous = read_json(PREVIOUS)
+    refs = {name: (read_json(MODEL / f"ref_{name}_test.json"), read_json(MODEL / f"ref_{name}_history.json"))
+            for name in ("sagan", "dcgan")}
+    lines = [macro("NoiseMean", f"{noise['mean']:.3f}"), macro("NoiseStd", f"{noise['std']:.3f}"),
+             macro("NoiseRepeats", str(len(noise["fd"]))), macro("NoiseFake", f"{noise['n_fake']:,}"),
+             macro("NoiseRange", f"{min(noise['fd']):.3f} to {max(noise['fd']):.3f}"),
+             macro("DcganSelectedFD", f"{selected['fd']:.3f}"),
+             macro("EarlierBestFD", f"{e_best['fd']:.3f}"), macro("EarlierBestAt", f"{e_best['iter']:,}"),
+             macro("EarlierIters", f"{earlier['eval'][-1]['iter']:,}"),
+             macro("EarlierFinalFD", f"{earlier['eval'][-1]['fd']:.3f}"),
+             macro("EarlierTestFD", f"{earlier['test']['fd']:.3f}"),
+             macro("LongIters", f"{l_last:,}"), macro("LongBestFD", f"{l_best['fd']:.3f}"),
+             macro("LongBestAt", f"{l_best['iter']:,}"), macro("LongFinalFD", f"{l_evals[l_last]:.3f}"),
+             macro("LongPlateauFrom", f"{l_last - 2000:,}"), macro("LongPlateauFD", f"{l_evals[l_last - 2000]:.3f}"),
+             macro("LongEmaChange", f"{next(g['from_iter'] for g in long['segments'] if 'changed' in g):,}"),
+             macro("PrevFidDcgan", f"{previous['fid']['dcgan']:.1f}"), macro("PrevFidSagan", f"{previous['fid']['sagan']:.1f}"),
+             macro("PrevFake", f"{previous['n_fake']:,}"), macro("PrevReal", f"{previous['n_real']:,}"),
+             macro("PrevDims", f"{previous['feature_dims']:,}")]
+    for name, (test, history) in refs.items():
+        best = min(history["eval"], key=lambda e: e["fd"])
+        k = "Ref" + name.capitalize()
+        lines += [macro(f"{k}TestFD", f"{test['fd']:.3f}"), macro(f"{k}Iters", f"{history['iter'][-1]:,}"),
+                  macro(f"{k}BestFD", f"{best['fd']:.3f}")]
+    return lines
+
+
+# ------------------------------------------------------------------------------------------------ critic scale
+
+def critic_stats(history: dict) -> dict:
+    """The shipped SAGAN's critic outputs per iteration (the batch means d_real = mean D(x), d_fake = mean
+    D(G(z)) of each training batch): their spread over iterations, the range that holds 98% of them (1st to 99th
+    percentile of real and generated together), the lag-1 correlation of d_real, and the real-fake gap."""
+    real, fake = np.asarray(history["d_real"]), np.asarray(history["d_fake"])
+    both, gap = np.concatenate([real, fake]), real - fake
+    return {"std_real": real.std(), "std_fake": fake.std(), "low": np.percentile(both, 1),
+            "high": np.percentile(both, 99), "lag1": np.corrcoef(real[:-1], real[1:])[0, 1],
+            "corr": np.corrcoef(real, fake)[0, 1], "gap_median": np.median(gap),
+            "gap_low": np.percentile(gap, 1), "gap_high": np.percentile(gap, 99)}
+
+
+def long_gap(history: dict, window: int = 1000) -> list[tuple[int, float]]:
+    """(last iteration of the window, mean real-fake gap over it) for consecutive windows of the longer run."""
+    it, gap = np.asarray(history["iter"]), np.asarray(history["d_real"]) - np.asarray(history["d_fake"])
+    return [(int(it[i + window - 1]), float(gap[i:i + window].mean())) for i in range(0, len(it) - window + 1, window)]
+
+
+def critic_macros(history: dict) -> list[str]:
+    c = critic_stats(history)
+    long = read_json(LONG_RUN)
+    gaps = dict(long_gap(long))
+    last = max(gaps)
+    return [macro("CriticStdReal", f"{c['std_real']:.0f}"), macro("CriticStdFake", f"{c['std_fake']:.0f}"),
+            macro("CriticLow", f"{c['low']:.0f}"), macro("CriticHigh", f"{c['high']:.0f}"),
+            macro("CriticLag", f"{c['lag1']:.2f}"), macro("CriticCorr", f"{c['corr']:.2f}"),
+            macro("CriticGapMedian", f"{c['gap_median']:.0f}"),
+            macro("CriticGapRange", f"{c['gap_low']:.0f} to {c['gap_high']:.0f}"),
+            macro("CriticDrift", f"{gh.load_checkpoint(MODEL / 'sagan_best.pt')['config']['drift']:g}"),
+            macro("LongGapFirst", f"{gaps[min(gaps)]:.0f}"), macro("LongGapFirstTo", f"{min(gaps):,}"),
+            macro("LongGapLast", f"{gaps[last]:.0f}"), macro("LongGapLastTo", f"{last:,}"),
+            macro("LongGapLastFrom", f"{last - 999:,}")]
 
 
 def hyperparameter_table(cfgs: dict[str, gh.Config]) -> str:
@@ -237,53 +398,60 @@ def studies() -> dict[str, dict]:
     return {name: read_json(MODEL / "studies" / name / "results.json") for name in STUDIES}
 
 
-def study_gaps(name: str, results: dict) -> dict[str, tuple[float, dict | None]]:
-    """Arm -> (cost per iteration relative to the study's baseline arm, Welch test of its mean best against the
-    lowest arm's; None for the lowest arm itself)."""
-    arms = results["arms"]
-    lead = min(arms, key=lambda a: arms[a]["best"]["mean"])
-    base = arms[STUDIES[name]]["sec_per_iter"]["mean"]
-    return {arm: (a["sec_per_iter"]["mean"] / base,
-                  None if arm == lead else gh.welch(a["best"]["values"], arms[lead]["best"]["values"]))
-            for arm, a in arms.items()}
+def verdict_text(test: dict) -> str:
+    """A study test's verdict as the tables print it: "suggestive" below ALPHA before Holm's correction only."""
+    return {"significant": "significant", "suggestive": "suggestive", "not significant": "--"}[test["verdict"]]
 
 
 def study_table(name: str, results: dict) -> str:
     """Per arm: seeds, best and final score (mean $\\pm$ std), class accuracy of the best checkpoints' samples,
-    cost per iteration relative to the study's baseline arm (all arms timed in one process), and the gap of the
-    mean best to the lowest arm with Welch's interval and p."""
+    cost per iteration relative to the study's baseline (its first arm; all arms timed in one process), and the
+    study's own test of the arm against that baseline (results["tests"]: Welch's difference of the mean best
+    with its 95\\% interval, p, Holm's p over the study's tests, verdict)."""
+    arms, tests, base = results["arms"], results["tests"], results["baseline"]
     rows = []
-    for arm, (cost, test) in study_gaps(name, results).items():
-        a = results["arms"][arm]
-        rows.append([tex_name(arm) + (" (baseline)" if arm == STUDIES[name] else ""), str(len(a["seeds"])),
-                     pm(a["best"], 2), pm(a["final"], 2),
+    for arm, a in arms.items():
+        t = tests.get(arm)
+        label = tex_name(arm) + (" (baseline)" if arm == base else "") + ("*" if arm == STUDIES[name] else "")
+        rows.append([label, pm(a["best"], 2), pm(a["final"], 2),
                      f"{a['class_acc']['mean']:.3f}" if a.get("class_acc") else "--",
-                     f"{cost:.1f}$\\times$", "lowest" if test is None else welch_text(test)])
-    return tabular(["arm", "seeds", "best", "final", "class acc.", "cost / it", "best $-$ lowest [95\\% CI], $p$"],
-                   rows, "lrcccrl")
+                     f"{a['sec_per_iter']['mean'] / arms[base]['sec_per_iter']['mean']:.1f}$\\times$",
+                     *(["--"] * 4 if t is None else [interval(t), p_value(t["p"]), p_value(t["p_holm"]), verdict_text(t)])])
+    return tabular(["arm", "best", "final", "class acc.", "cost / it", "$-$ baseline [95\\% CI]", "$p$",
+                    "Holm $p$", "verdict"], rows, "l@{\\hspace{8pt}}cc@{\\hspace{8pt}}c@{\\hspace{8pt}}r@{\\hspace{8pt}}c@{\\hspace{8pt}}ccc")
 
 
 def study_macros(all_results: dict[str, dict]) -> list[str]:
-    """Per study: <Study>Seeds, <Study>Iters; per arm: mean best (...Best), Welch p of its gap to the study's
-    lowest arm (...P), cost per iteration relative to the baseline arm (...Cost), class accuracy (...Acc)."""
-    lines = []
+    """Per study: <Study>Seeds, <Study>Iters, <Study>Baseline; per arm: mean best (...Best), cost per iteration
+    relative to the baseline (...Cost), class accuracy (...Acc) and, for arms tested against the baseline, the
+    raw and Holm-adjusted p (...P, ...Holm)."""
+    lines, lowest_holm = [], []
     for name, results in all_results.items():
         arms, key = results["arms"], "Study" + letters_key(name)
         lines += [macro(f"{key}Seeds", str(min(len(a["seeds"]) for a in arms.values()))),
-                  macro(f"{key}Iters", f"{results['protocol']['iters']:,}")]
-        for arm, (cost, test) in study_gaps(name, results).items():
-            a, k = arms[arm], key + letters_key(arm)
-            lines += [macro(f"{k}Best", f"{a['best']['mean']:.2f}"), macro(f"{k}Cost", f"{cost:.1f}")]
-            if test is not None:
-                lines.append(macro(f"{k}P", p_value(test["p"])))
+                  macro(f"{key}Iters", f"{results['protocol']['iters']:,}"),
+                  macro(f"{key}Baseline", tex_name(results["baseline"]))]
+        base = arms[results["baseline"]]["sec_per_iter"]["mean"]
+        for arm, a in arms.items():
+            k = key + letters_key(arm)
+            lines += [macro(f"{k}Best", f"{a['best']['mean']:.2f}"),
+                      macro(f"{k}Cost", f"{a['sec_per_iter']['mean'] / base:.1f}")]
+            if arm in results["tests"]:
+                t = results["tests"][arm]
+                lines += [macro(f"{k}P", p_value(t["p"])), macro(f"{k}Holm", p_value(t["p_holm"]))]
+                lowest_holm.append(t["p_holm"])
             if a.get("class_acc"):
                 lines.append(macro(f"{k}Acc", f"{a['class_acc']['mean']:.3f}"))
+    verdicts = [t["verdict"] for r in all_results.values() for t in r["tests"].values()]
     p = next(iter(all_results.values()))["protocol"]
     width = {json.loads((ROOT / "studies" / f"{name}.json").read_text())["width"] for name in all_results}
     if len(width) != 1:
         raise gh.GanError(f"the studies of STUDIES train at different widths {sorted(width)}: the report gives one")
     lines += [macro("StudyWidth", str(width.pop())), macro("StudyFake", f"{p['n_fake']:,}"), macro("StudyReal", f"{p['n_real']:,}"),
-              macro("StudyEvalEvery", f"{p['eval_every']:,}")]
+              macro("StudyEvalEvery", f"{p['eval_every']:,}"), macro("StudyTests", str(len(verdicts))),
+              macro("StudySignificant", str(verdicts.count("significant"))),
+              macro("StudySuggestive", str(verdicts.count("suggestive"))),
+              macro("StudyLowestHolm", p_value(min(lowest_holm)))]
     return lines
 
 
@@ -346,7 +514,8 @@ def speed_table() -> str:
 # ---------------------------------------------------------------------------------------------------- numbers
 
 def numbers(at: dict, full: dict, models: dict, all_results: dict) -> str:
-    lines = headline_macros(at, full) + submitted_macros(models) + study_macros(all_results) + more_gans_macros()
+    lines = (headline_macros(at, full, budget_points(headline_runs())) + submitted_macros(models) + evidence_macros()
+             + critic_macros(models["SAGAN"][0]) + study_macros(all_results) + more_gans_macros())
     return "\n".join(lines) + "\n"
 
 
@@ -357,7 +526,7 @@ def tables() -> dict[str, str]:
     cfgs = {label: cfg for label, (_, _, cfg) in models.items()}
     return {**architecture_tables(cfgs),
             **{f"study_{name}.tex": study_table(name, r) for name, r in all_results.items()},
-            "headline.tex": headline_table(at, full), "test.tex": test_table(models),
+            "headline.tex": headline_table(budget_points(headline_runs())), "test.tex": test_table(models),
             "hyperparameters.tex": hyperparameter_table(cfgs), "speed.tex": speed_table(),
             "numbers.tex": numbers(at, full, models, all_results)}
 
@@ -386,26 +555,97 @@ def save_upscaled(picture, path: Path, factor: int = 4) -> None:
 
 
 def headline_figure(at: dict, full: dict):
-    """Validation FD over iterations of every headline run: per arm the mean over seeds with a band of one
-    standard deviation (the DCGAN to its full budget, the SAGAN to where all its runs got), and the CPU run of
-    the SAGAN recipe (seed 0) to its full budget; legend beside the axes."""
+    """Validation FD of the headline runs against images seen (left) and training seconds (right): per arm the mean
+    over seeds with a band of one standard deviation (the DCGAN to its full budget, the SAGAN to where all its
+    runs got), and on the left the CPU run of the SAGAN recipe (seed 0) to its full budget."""
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(6.3, 2.9))
-    curves = {"SAGAN, H200": at["arms"]["sagan"]["curve"], "DCGAN, H200": full["arms"]["dcgan"]["curve"]}
-    for (label, c), colour in zip(curves.items(), ("C0", "C1")):
-        xs, mean, std = np.asarray(c["iter"]), np.asarray(c["mean"]), np.asarray(c["std"])
-        ax.plot(xs[1:], mean[1:], color=colour, label=f"{label}, mean of {len(HEADLINE.seeds)} seeds")
-        ax.fill_between(xs[1:], (mean - std)[1:], (mean + std)[1:], color=colour, alpha=0.25, linewidth=0)
+    fig, axes = plt.subplots(1, 2, figsize=(6.3, 2.3), sharey=True)
+    runs = headline_runs()
+    for arm, label, colour in (("sagan", "SAGAN", "C0"), ("dcgan", "DCGAN", "C1")):
+        common = min(len(r["evals"]) for r in runs[arm])
+        its = np.asarray([e[0] for e in runs[arm][0]["evals"][:common]])
+        fd = np.asarray([[e[2] for e in r["evals"][:common]] for r in runs[arm]])
+        secs = np.asarray([[e[1] for e in r["evals"][:common]] for r in runs[arm]]).mean(0)
+        mean, std = fd.mean(0), fd.std(0, ddof=1)
+        for ax, x in ((axes[0], its * runs[arm][0]["batch"] / 1000), (axes[1], secs)):
+            ax.plot(x[1:], mean[1:], color=colour, label=f"{label}, H200, {len(runs[arm])} seeds")
+            ax.fill_between(x[1:], (mean - std)[1:], (mean + std)[1:], color=colour, alpha=0.25, linewidth=0)
     cpu = read_json(CPU_SAGAN / "history.json")["eval"][1:]
-    ax.plot([e["iter"] for e in cpu], [e["fd"] for e in cpu], color="C0", linestyle="--", label="SAGAN, CPU, seed 0")
-    ax.axvline(HEADLINE_AT, color="grey", linestyle=":", linewidth=1)
-    ax.set_xlabel("iteration")
-    ax.set_ylabel("validation FD (proxy)")
-    ax.set_yscale("log")
-    ax.set_yticks([1.5, 2, 3, 4, 6], ["1.5", "2", "3", "4", "6"])
-    ax.set_yticks([], minor=True)
-    ax.grid(True, alpha=0.3)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False)
+    axes[0].plot([e["iter"] * runs["sagan"][0]["batch"] / 1000 for e in cpu], [e["fd"] for e in cpu], color="C0",
+                 linestyle="--", label="SAGAN, CPU, seed 0")
+    axes[0].set_xlabel("images seen (thousands)")
+    axes[1].set_xlabel("training time on the shared H200 (s)")
+    axes[0].set_ylabel("validation FD (proxy)")
+    for ax in axes:
+        ax.set_yscale("log")
+        ax.set_yticks([1.5, 2, 3, 4, 6], ["1.5", "2", "3", "4", "6"])
+        ax.set_yticks([], minor=True)
+        ax.grid(True, alpha=0.3)
+        ax.tick_params(labelsize=8)
+        ax.xaxis.label.set_size(8)
+        ax.yaxis.label.set_size(8)
+    axes[0].legend(fontsize=7, frameon=False, loc="upper right")
+    return fig
+
+
+def losses_figure(models: dict[str, tuple[dict, dict, gh.Config]], window: int = 100):
+    """One row per submitted model: its D and G losses, and its mean D outputs on real and generated images
+    (moving averages over `window` iterations), with D's loss and mean output on validation and training images
+    at every evaluation (markers); one legend per panel kind under the row of its model."""
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(len(models), 2, figsize=(6.3, 3.9))
+
+    def smooth(v):
+        v = np.asarray(v, dtype=float)
+        c = np.cumsum(np.insert(v, 0, 0.0))
+        return np.concatenate([c[1:window] / np.arange(1, window), (c[window:] - c[:-window]) / window])
+    for row, (label, (history, _, _)) in zip(axes, models.items()):
+        it, evals = np.asarray(history["iter"]), [e for e in history["eval"] if "d_loss_val" in e]
+        ei = [e["iter"] for e in evals]
+        row[0].plot(it, smooth(history["d_loss"]), color="C0", label="D")
+        row[0].plot(it, smooth(history["g_loss"]), color="C1", label="G")
+        row[0].plot(ei, [e["d_loss_train"] for e in evals], "o", color="C2", mfc="none", ms=4, label="D, training images")
+        row[0].plot(ei, [e["d_loss_val"] for e in evals], "s", color="C3", mfc="none", ms=4, label="D, validation images")
+        row[1].plot(it, smooth(history["d_real"]), color="C0", label="D(x)")
+        row[1].plot(it, smooth(history["d_fake"]), color="C1", label="D(G(z))")
+        row[1].plot(ei, [e["d_real_train"] for e in evals], "o", color="C2", mfc="none", ms=4, label="D(x), training")
+        row[1].plot(ei, [e["d_real_val"] for e in evals], "s", color="C3", mfc="none", ms=4, label="D(x), validation")
+        row[0].set_ylabel(f"{label}: loss", fontsize=8)
+        row[1].set_ylabel(f"{label}: mean D output", fontsize=8)
+        for ax in row:
+            ax.tick_params(labelsize=7)
+            ax.grid(True, alpha=0.3)
+            ax.legend(fontsize=7, frameon=False, ncol=2, loc="best", handlelength=1.2, columnspacing=0.8)
+    for ax in axes[-1]:
+        ax.set_xlabel("iteration", fontsize=8)
+    return fig
+
+
+def critic_figure(history: dict):
+    """Left: the shipped SAGAN's batch means of D(x) and the real-fake gap at every iteration of its last 1,000.
+    Right: the longer run's gap (mean over windows of 1,000 iterations) and its validation FD."""
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 2, figsize=(6.3, 2.3))
+    it, real, fake = (np.asarray(history[k]) for k in ("iter", "d_real", "d_fake"))
+    last = it > it[-1] - 1000
+    axes[0].plot(it[last], real[last], color="C0", linewidth=0.5, label="batch mean of D(x)")
+    axes[0].plot(it[last], (real - fake)[last], color="C3", linewidth=0.5, label="D(x) $-$ D(G(z))")
+    axes[0].set_xlabel("iteration (shipped SAGAN)", fontsize=8)
+    axes[0].set_ylabel("critic output", fontsize=8)
+    axes[0].legend(fontsize=7, frameon=False, loc="lower left", ncol=2)
+    long = read_json(LONG_RUN)
+    gaps = long_gap(long)
+    axes[1].plot([g[0] for g in gaps], [g[1] for g in gaps], "o-", color="C3", ms=3, label="mean D(x) $-$ D(G(z))")
+    axes[1].set_xlabel("iteration (longer SAGAN run)", fontsize=8)
+    axes[1].set_ylabel("real $-$ fake gap", fontsize=8, color="C3")
+    twin = axes[1].twinx()
+    evals = long["eval"][1:]
+    twin.plot([e["iter"] for e in evals], [e["fd"] for e in evals], "s--", color="C0", ms=3)
+    twin.set_ylabel("validation FD (proxy)", fontsize=8, color="C0")
+    for ax in (*axes, twin):
+        ax.tick_params(labelsize=7)
+    for ax in axes:
+        ax.grid(True, alpha=0.3)
     return fig
 
 
@@ -416,8 +656,8 @@ def figures() -> None:
     at, full = headline()
     save_figure(headline_figure(at, full), "headline.pdf")
     models = submitted()
-    for label, (history, _, _) in models.items():
-        save_figure(gh.plot_losses(history, title=""), f"losses_{SUBMITTED[label]}.pdf", 0.85)
+    save_figure(losses_figure(models), "losses.pdf")
+    save_figure(critic_figure(models["SAGAN"][0]), "critic.pdf")
     generators = {label: gh.load_generator(MODEL / f"{name}_best.pt") for label, name in SUBMITTED.items()}
     for label, G in generators.items():
         save_upscaled(gh.image_grid(gh.sample(G, 64, seed=0)), OUT / f"grid_{SUBMITTED[label]}.png")
@@ -430,10 +670,10 @@ def figures() -> None:
     ax.set_title("")
     save_figure(ax.figure, "study_attention.pdf", 0.9)
     more_gans_figure()
-    if (ROOT / "data").exists() and (CPU_SAGAN / "last.pt").is_file():   # D's maps need the data and D's weights
+    if (ROOT / "data").exists():   # D's maps need the test images
         attention_figure()
     else:
-        print("no data/ or no training state of the SAGAN run: kept the committed attention.pdf and attention.tex")
+        print("no data/: kept the committed attention.pdf and attention.tex")
     plt.close("all")
 
 
@@ -461,11 +701,73 @@ def more_gans_figure() -> None:
     save_figure(fig, "more_gans.pdf")
 
 
+def shipped_discriminator() -> tuple[torch.nn.Module, str, int]:
+    """The SAGAN's D for the attention maps, its source in words and its iteration: the shipped generator's own
+    training state where it is present (CPU_SAGAN/last.pt), else the compact training state model/states/sagan.pt
+    (a run of the same recipe)."""
+    from gankit.states import load_state
+    own = CPU_SAGAN / "last.pt"
+    state = load_state(own if own.is_file() else MODEL / "states" / "sagan.pt")
+    D = gh.build_models(gh.Config.from_dict(state["config"]))[1]
+    D.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state["D"].items()})
+    return D.eval(), "same" if own.is_file() else "other", state["iteration"]
+
+
+def attention_panels(picked: dict[str, tuple], queries: tuple[tuple[int, int], ...] = ((8, 8), (8, 24), (24, 16))):
+    """One row per image: the image with its queries marked and numbered, then each query's attention over the
+    positions as a multiple of the uniform weight 1/N (log scale centred on 1, diverging colours, so a uniform map
+    is white and only departures from it are coloured), one colour bar for all rows."""
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import LogNorm
+    from matplotlib.patches import Rectangle
+    from gankit.data import to_uint8
+    rows, cols = len(picked), len(queries) + 1
+    fig = plt.figure(figsize=(6.3, 1.3 * rows + 0.3))
+    grid = fig.add_gridspec(rows, cols + 1, width_ratios=[1] * cols + [0.06])
+    ratios = []
+    for images, attn in picked.values():
+        n = attn.shape[-1]
+        side = int(np.sqrt(n))
+        scale = images.shape[-1] // side
+        ratios.append([attn[0][(q[0] // scale) * side + q[1] // scale].view(side, side).double().numpy() * n
+                       for q in queries])
+    top = max(2.0, float(max(r.max() for rr in ratios for r in rr)))
+    norm = LogNorm(vmin=1 / top, vmax=top)
+    for row, ((name, (images, attn)), maps) in enumerate(zip(picked.items(), ratios)):
+        side = int(np.sqrt(attn.shape[-1]))
+        scale = images.shape[-1] // side
+        ax = fig.add_subplot(grid[row, 0])
+        ax.imshow(to_uint8(images[0]).permute(1, 2, 0).numpy())
+        ax.set_ylabel(name, fontsize=7)
+        for k, (q, m) in enumerate(zip(queries, maps), start=1):
+            ax.add_patch(Rectangle((q[1] // scale * scale - 0.5, q[0] // scale * scale - 0.5), scale, scale,
+                                   fill=False, edgecolor="white", linewidth=1.2))
+            ax.text(q[1] + 2.5, q[0] + 1, str(k), color="white", fontsize=7, fontweight="bold", va="center")
+            hx = fig.add_subplot(grid[row, k])
+            shown = hx.imshow(m, cmap="RdBu_r", norm=norm, interpolation="nearest")
+            hx.add_patch(Rectangle((q[1] // scale - 0.5, q[0] // scale - 0.5), 1, 1, fill=False, edgecolor="black",
+                                   linewidth=1.2))
+            hx.set_xticks([])
+            hx.set_yticks([])
+            if row == 0:
+                hx.set_title(f"query {k}", fontsize=7)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if row == 0:
+            ax.set_title("image", fontsize=7)
+    bar = fig.colorbar(shown, cax=fig.add_subplot(grid[:, cols]))
+    ticks = [t for t in (1 / 8, 1 / 4, 1 / 2, 1, 2, 4, 8, 16, 32) if 1 / top <= t <= top]
+    bar.set_ticks(ticks, labels=[("1 = uniform" if t == 1 else f"{t:g}") for t in ticks])
+    bar.ax.tick_params(labelsize=7)
+    bar.set_label(f"weight $\\times$ N (N = {attn.shape[-1]} positions)", fontsize=7)
+    return fig
+
+
 def attention_figure() -> None:
-    """attention.pdf and attention.tex: the SAGAN run's attention (its EMA generator from best.pt, D from the
-    training state) on its own samples and on real test images, and how much the maps depend on the query."""
+    """attention.pdf and attention.tex: the SAGAN's attention (its EMA generator from sagan_best.pt, D from
+    shipped_discriminator()) on its own samples and on real test images, and how much the maps depend on the query."""
     G = gh.load_generator(MODEL / "sagan_best.pt")
-    D = gh.load_discriminator(CPU_SAGAN / "last.pt")
+    D, source, iteration = shipped_discriminator()
     real = gh.load_dataset(G.config, ROOT / "data", parts=("test",))[0]
     real = real.subset(torch.randperm(len(real), generator=torch.Generator().manual_seed(0))[:64])
     n = 64
@@ -480,14 +782,16 @@ def attention_figure() -> None:
     (OUT / "attention.tex").write_text("\n".join([
         macro("GQueryDependence", dependence(generated)), macro("DRealQueryDependence", dependence(on_real)),
         macro("GammaG", gammas(G)), macro("GammaD", gammas(D)), macro("AttentionImages", str(n)),
-        macro("AttentionDIteration", f"{gh.load_checkpoint(CPU_SAGAN / 'last.pt')['iteration']:,}")]) + "\n")
+        macro("AttentionDIteration", f"{iteration:,}"),
+        macro("AttentionDSource", "the same run's training state" if source == "same" else
+              "the training state of a second run of the same recipe")]) + "\n")
     names = gh.CIFAR10_CLASSES
     first = {c: int((real.y == c).nonzero()[0, 0]) for c in ATTENTION_CLASSES}
     horse = names.index("horse")
     picked = gh.by_image(next(iter(generated.values())), [f"G, sample\n({names[horse]})"], [horse])
     picked.update(gh.by_image(next(iter(on_real.values())), [f"D, real\n{names[c]}" for c in ATTENTION_CLASSES],
                               [first[c] for c in ATTENTION_CLASSES]))
-    save_figure(gh.attention_figure(picked), "attention.pdf")
+    save_figure(attention_panels(picked), "attention.pdf", 0.72)
 
 
 def main() -> None:
