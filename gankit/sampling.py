@@ -1,6 +1,8 @@
 """Sampling: fixed latents per seed, batched generation, interpolation, standing BatchNorm statistics."""
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -11,7 +13,7 @@ from .device import device_of, eval_mode
 from .config import Config
 from .latent import draw_latents
 
-__all__ = ['latents', 'generate', 'sample', 'slerp', 'interpolate_latents', 'interpolate_classes', 'traversal_latents', 'traversal', 'encode', 'reconstruct', 'standing_batch_norm']
+__all__ = ['latents', 'generate', 'sample', 'slerp', 'interpolate_latents', 'interpolate_classes', 'traversal_latents', 'traversal', 'encode', 'reconstruct', 'standing_batches', 'standing_batch_norm']
 
 
 def latents(G: nn.Module, n: int, labels: Tensor | int | None = None, seed: int = 0) -> tuple[Tensor, Tensor | None]:
@@ -130,8 +132,18 @@ def reconstruct(G: nn.Module, images: Tensor) -> Tensor:
     return generate(G, encode(G, images), None)
 
 
+STANDING_BATCHES, STANDING_BATCH_SIZE = 16, 128   # standing statistics: at most 16 batches of 128 (2,048 samples)
+
+
+def standing_batches(n_samples: int) -> int:
+    """How many standing-statistics batches an evaluation on n_samples generated images takes: enough to cover
+    them, at most STANDING_BATCHES (every evaluation of 1,921 samples or more takes all 16)."""
+    return max(1, min(STANDING_BATCHES, math.ceil(n_samples / STANDING_BATCH_SIZE)))
+
+
 @torch.no_grad()
-def standing_batch_norm(G: nn.Module, n_batches: int = 16, batch_size: int = 128, seed: int = 99_991) -> nn.Module:
+def standing_batch_norm(G: nn.Module, n_batches: int = STANDING_BATCHES, batch_size: int = STANDING_BATCH_SIZE,
+                        seed: int = 99_991) -> nn.Module:
     """Recompute G's BatchNorm running statistics as the average over n_batches of its own batches
     ("standing statistics", Brock et al. 2019). An EMA generator needs this before it is evaluated or
     saved: the statistics copied from the trained G belong to other weights, and with them the EMA

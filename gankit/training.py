@@ -23,7 +23,7 @@ from .build import build_models
 from .losses import d_loss
 from .step import LOG_KEYS, ema_decay, make_optimizers, stack_logs, train_step
 from .capture import CapturedStep, capture_unsupported
-from .sampling import encode, latents, sample, standing_batch_norm
+from .sampling import encode, latents, sample, standing_batch_norm, standing_batches
 from .features import FeatureNet, Stats, real_stats
 from .measures import evaluate_generator
 from .checkpoints import FORK_FIELDS, RESUMABLE_FIELDS, load_checkpoint, rng_state, set_rng_state
@@ -239,7 +239,8 @@ def _evaluate(run: _Run, iteration: int, data: tuple[ImageSet, ImageSet], real: 
     validation losses and a snapshot, and keep best.pt when the score is the run's best so far."""
     train_data, val_data = data
     if run.G_ema is not None:
-        standing_batch_norm(run.G_ema)   # its copied BN statistics belong to G's weights, not the EMA's
+        # its copied BN statistics belong to G's weights, not the EMA's
+        standing_batch_norm(run.G_ema, standing_batches(run.cfg.eval_samples))
     result = {"iter": iteration, "seconds": round(run.seconds, 3), "cpu_seconds": round(run.cpu_seconds, 3),
               **evaluate_generator(run.G_eval, real, features, run.cfg.eval_samples),
               **validation_losses(run.cfg, run.D, run.G, train_data, val_data)}

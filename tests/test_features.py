@@ -93,7 +93,7 @@ def test_missing_inception_weights_name_the_options(tmp_path, monkeypatch):
 
 
 def test_half_precision_features_keep_the_distance_within_0_1_percent():
-    a, b = gh.synthetic_images(400, seed=1).x, gh.synthetic_images(400, seed=2).x.flip(3)
+    a, b = gh.synthetic_images(100, seed=1).x, gh.synthetic_images(100, seed=2).x.flip(3)
     fd = {}
     for half in (False, True):
         net = gh.load_feature_net(gh.RandomFeatures(), half=half)

@@ -56,3 +56,8 @@ def test_slerp_keeps_the_norm_and_soft_labels_mix_the_conditioning():
     soft = torch.tensor([[0.25, 0.75, 0.0]]).expand(2, 3)
     mixed = 0.25 * cbn(x, torch.tensor([0, 0])) + 0.75 * cbn(x, torch.tensor([1, 1]))
     assert_close(cbn(x, soft), mixed)
+
+
+def test_an_evaluation_takes_standing_batches_to_cover_its_samples_at_most_16_of_128():
+    assert [gankit.sampling.standing_batches(n) for n in (1, 40, 128, 129, 1920, 1921, 2000, 5000, 10_000)] == \
+        [1, 1, 1, 2, 15, 16, 16, 16, 16]
