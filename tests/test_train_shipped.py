@@ -65,3 +65,21 @@ def test_pack_writes_a_state_once_and_then_waits_for_the_run_to_move_on(tmp_path
 @pytest.mark.parametrize("name", ["sagan", "dcgan"])
 def test_the_shipped_recipes_are_valid_configs(name):
     assert getattr(gh.Config, name)().with_overrides(list(ts.SHIPPED[name])).validate().name == name
+
+
+def test_a_started_run_takes_only_the_cpu_others_leave():
+    """A child in its own session is its own scheduling group where Linux has autogroups: yield_cpu gives that group
+    nice 19 (the process's own nice alone would not hold it back against other sessions)."""
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"], start_new_session=True)
+    try:
+        group = Path(f"/proc/{child.pid}/autogroup")
+        if not group.exists():
+            assert ts.yield_cpu(child.pid) is False
+            pytest.skip("this kernel has no autogroups")
+        if not ts.yield_cpu(child.pid):
+            pytest.skip(f"{group} is not writable here")
+        assert group.read_text().split()[-1] == "19"
+    finally:
+        child.kill()
+        child.wait()
+    assert ts.yield_cpu(child.pid) is False                                  # gone: refused, no error

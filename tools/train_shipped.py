@@ -1,5 +1,6 @@
 """Keep the two shipped runs (model/states/: sagan, dcgan) training on this machine's CPU, in the background, one
-thread and `nice -n 19` each, so that other work goes on beside them; and pack their states for git.
+thread and the lowest priority each (nice 19, and autogroup nice 19 where Linux has autogroups), so that other work
+goes on beside them; and pack their states for git.
 
 Each run trains in RUNS/<name>/ (last.pt every 1,000 iterations, best.pt, history.json; its output appended to
 RUNS/<name>.log) from the newest state there is: its own last.pt when that is as far as model/states/<name>.pt or
@@ -49,6 +50,17 @@ def training_pid(out: Path) -> int | None:
     return None
 
 
+def yield_cpu(pid: int) -> bool:
+    """Give process `pid`'s scheduling group the lowest weight (Linux autogroup nice 19), so that it takes only the CPU
+    that other work leaves: with autogroups on, every session is one group and `nice` alone ranks processes only
+    within their own group. False where the kernel has no autogroups (then `nice -n 19` is what holds it back)."""
+    try:
+        Path(f"/proc/{pid}/autogroup").write_text("19")
+    except OSError:
+        return False
+    return True
+
+
 def start(args: argparse.Namespace, name: str) -> str:
     out, state = args.runs_dir / name, args.states_dir / f"{name}.pt"
     pid = training_pid(out)
@@ -62,6 +74,7 @@ def start(args: argparse.Namespace, name: str) -> str:
     with (args.runs_dir / f"{name}.log").open("a") as log:
         child = subprocess.Popen(["nice", "-n", "19", *argv], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
                                  env={**os.environ, "OMP_NUM_THREADS": "1"}, start_new_session=True)
+    yield_cpu(child.pid)
     return f"{name}: started (process {child.pid}; log {args.runs_dir / f'{name}.log'}): {command}"
 
 
