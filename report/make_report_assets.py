@@ -30,6 +30,7 @@ HEADLINE = gh.load_study(ROOT / "studies" / "headline.json")
 HEADLINE_GPU = MODEL / "studies" / "h200"          # the headline study's runs on the H200 (tools/device_check.py)
 HEADLINE_AT = 3500                                 # the last evaluation every one of those runs reached
 CPU_SAGAN = MODEL / "studies" / "headline" / "sagan_s0"   # the same SAGAN recipe and seed 0 on the CPU, to 6,000
+CPU_SAGAN_TEST = ROOT / "report" / "evidence" / "headline_sagan_s0_test.json"   # its best generator's test scores
 STUDIES = {"attention": "attn8", "loss": "wgan-sn", "stabilisers": "sn-gd-ttur", "conditioning": "projection",
            "update_ratio": "nc1"}                  # studies/<name>.json -> its arm with the shared recipe (marked)
 REPORT_CLASSES = (0, 1, 3, 7, 8)                   # airplane, automobile, cat, horse, ship
@@ -39,7 +40,6 @@ SPEED_CPU = MODEL / "benchmarks" / "train_speed_cpu_1thread.txt"   # tests/bench
 SPEED_GPU = MODEL / "benchmarks" / "train_speed_cuda.json"         # tools/device_check.py's speed phase
 EVAL_NOISE = MODEL / "eval_noise_dcgan.json"       # the shipped DCGAN scored again with fresh samples (tools/eval_noise.py)
 LONG_RUN = MODEL / "runs" / "sagan" / "history.json"   # a longer, unshipped run of the SAGAN recipe
-EARLIER = ROOT / "report" / "evidence" / "earlier_sagan.json"   # an earlier run of the SAGAN recipe (see its "source")
 PREVIOUS = ROOT / "report" / "evidence" / "previous_report.json"   # the previous report's FIDs and their protocol
 TEXT_WIDTH_IN = (21.0 - 2 * 2.1) / 2.54            # report.tex: a4paper, margin=2.1cm
 MIN_PT = 7                                         # no text in a figure prints smaller than this
@@ -260,11 +260,10 @@ def submitted_macros(models: dict[str, tuple[dict, dict, gh.Config]]) -> list[st
     lines = []
     for label, (history, test, cfg) in models.items():
         best = min(history["eval"], key=lambda e: e["fd"])
-        devices = sorted({s["device"] for s in history.get("segments", [])})
         lines += [macro(f"{label.capitalize()}Iters", f"{history['iter'][-1]:,}"),
                   macro(f"{label.capitalize()}BestFD", f"{best['fd']:.3f}"),
                   macro(f"{label.capitalize()}BestAt", f"{best['iter']:,}"),
-                  macro(f"{label.capitalize()}Device", ", ".join(devices)),
+                  macro(f"{label.capitalize()}FinalFD", f"{history['eval'][-1]['fd']:.3f}"),
                   macro(f"{label.capitalize()}TestFD", f"{test['fd']:.3f}"),
                   macro(f"{label.capitalize()}TestAcc", f"{test['class_acc']:.3f}"),
                   macro(f"{label.capitalize()}TestKid", f"{test['kid']:.4f}"),
@@ -287,13 +286,13 @@ def submitted_macros(models: dict[str, tuple[dict, dict, gh.Config]]) -> list[st
 
 def evidence_macros() -> list[str]:
     """Numbers that qualify the shipped models' scores: the DCGAN checkpoint scored again (EVAL_NOISE), the
-    earlier run of the SAGAN recipe (EARLIER), the longer unshipped SAGAN run (LONG_RUN), the previous report's
-    recipes re-run with this protocol (model/ref_*) and the previous report's own FID (PREVIOUS)."""
+    headline study's run of the shipped SAGAN's recipe and seed scored on the test set (CPU_SAGAN_TEST), the longer
+    unshipped SAGAN run (LONG_RUN), the previous report's recipes re-run with this protocol (model/ref_*) and the
+    previous report's own FID (PREVIOUS)."""
     noise = read_json(EVAL_NOISE)
     dcgan = read_json(MODEL / "dcgan_history.json")
     selected = next(e for e in dcgan["eval"] if e["iter"] == gh.load_checkpoint(MODEL / "dcgan_best.pt")["iteration"])
-    earlier = read_json(EARLIER)
-    e_best = min(earlier["eval"], key=lambda e: e["fd"])
+    rerun = read_json(CPU_SAGAN_TEST)
     long = read_json(LONG_RUN)
     l_evals = {e["iter"]: e["fd"] for e in long["eval"]}
     l_last = long["iter"][-1]
@@ -305,10 +304,7 @@ def evidence_macros() -> list[str]:
              macro("NoiseRepeats", str(len(noise["fd"]))), macro("NoiseFake", f"{noise['n_fake']:,}"),
              macro("NoiseRange", f"{min(noise['fd']):.3f} to {max(noise['fd']):.3f}"),
              macro("DcganSelectedFD", f"{selected['fd']:.3f}"),
-             macro("EarlierBestFD", f"{e_best['fd']:.3f}"), macro("EarlierBestAt", f"{e_best['iter']:,}"),
-             macro("EarlierIters", f"{earlier['eval'][-1]['iter']:,}"),
-             macro("EarlierFinalFD", f"{earlier['eval'][-1]['fd']:.3f}"),
-             macro("EarlierTestFD", f"{earlier['test']['fd']:.3f}"),
+             macro("CpuSaganTestFD", f"{rerun['fd']:.3f}"), macro("CpuSaganTestKid", f"{rerun['kid']:.4f}"),
              macro("LongIters", f"{l_last:,}"), macro("LongBestFD", f"{l_best['fd']:.3f}"),
              macro("LongBestAt", f"{l_best['iter']:,}"), macro("LongFinalFD", f"{l_evals[l_last]:.3f}"),
              macro("LongPlateauFrom", f"{l_last - 2000:,}"), macro("LongPlateauFD", f"{l_evals[l_last - 2000]:.3f}"),
@@ -345,7 +341,9 @@ def long_gap(history: dict, window: int = 1000) -> list[tuple[int, float]]:
 
 
 def critic_macros(history: dict) -> list[str]:
-    c = critic_stats(history)
+    """The shipped SAGAN's critic statistics (Critic...), the same for the headline study's run of its recipe and
+    seed (Rerun...), and the longer run's gap at its first and last window (LongGap...)."""
+    c, r = critic_stats(history), critic_stats(read_json(CPU_SAGAN / "history.json"))
     long = read_json(LONG_RUN)
     gaps = dict(long_gap(long))
     last = max(gaps)
@@ -354,13 +352,19 @@ def critic_macros(history: dict) -> list[str]:
             macro("CriticLag", f"{c['lag1']:.2f}"), macro("CriticCorr", f"{c['corr']:.2f}"),
             macro("CriticGapMedian", f"{c['gap_median']:.0f}"),
             macro("CriticGapRange", f"{c['gap_low']:.0f} to {c['gap_high']:.0f}"),
+            macro("RerunStdReal", f"{r['std_real']:.0f}"), macro("RerunStdFake", f"{r['std_fake']:.0f}"),
+            macro("RerunLag", f"{r['lag1']:.2f}"), macro("RerunCorr", f"{r['corr']:.2f}"),
+            macro("RerunGapMedian", f"{r['gap_median']:.0f}"),
             macro("CriticDrift", f"{gh.load_checkpoint(MODEL / 'sagan_best.pt')['config']['drift']:g}"),
             macro("LongGapFirst", f"{gaps[min(gaps)]:.0f}"), macro("LongGapFirstTo", f"{min(gaps):,}"),
             macro("LongGapLast", f"{gaps[last]:.0f}"), macro("LongGapLastTo", f"{last:,}"),
             macro("LongGapLastFrom", f"{last - 999:,}")]
 
 
-def hyperparameter_table(cfgs: dict[str, gh.Config]) -> str:
+def hyperparameter_table(models: dict[str, tuple[dict, dict, gh.Config]]) -> str:
+    """The submitted runs' settings from the config in each checkpoint; the iterations trained and the iteration
+    of the kept generator from its history (a config's `iters` is the budget asked for, which a run may stop short of)."""
+    cfgs = {label: cfg for label, (_, _, cfg) in models.items()}
     attn = lambda res: ", ".join(f"{r}$\\times${r}" for r in res) or "--"   # noqa: E731
     rows = {
         "backbone": lambda c: c.arch,
@@ -376,9 +380,10 @@ def hyperparameter_table(cfgs: dict[str, gh.Config]) -> str:
         "$D$ steps per $G$ step": lambda c: str(c.n_critic),
         "batch": lambda c: str(c.batch_size),
         "EMA of $G$": lambda c: f"{c.ema_decay:g} from it.\\ {c.ema_start:,}" if c.ema_decay else "--",
-        "iterations": lambda c: f"{c.iters:,}",
     }
     body = [[name] + [fn(c) for c in cfgs.values()] for name, fn in rows.items()]
+    body.append(["iterations trained (kept)", *(f"{h['iter'][-1]:,} ({min(h['eval'], key=lambda e: e['fd'])['iter']:,})"
+                                                 for h, _, _ in models.values())])
     return tabular(["setting"] + list(cfgs), body, "l" + "c" * len(cfgs))
 
 
@@ -527,7 +532,7 @@ def tables() -> dict[str, str]:
     return {**architecture_tables(cfgs),
             **{f"study_{name}.tex": study_table(name, r) for name, r in all_results.items()},
             "headline.tex": headline_table(budget_points(headline_runs())), "test.tex": test_table(models),
-            "hyperparameters.tex": hyperparameter_table(cfgs), "speed.tex": speed_table(),
+            "hyperparameters.tex": hyperparameter_table(models), "speed.tex": speed_table(),
             "numbers.tex": numbers(at, full, models, all_results)}
 
 
@@ -588,18 +593,24 @@ def headline_figure(at: dict, full: dict):
     return fig
 
 
-def losses_figure(models: dict[str, tuple[dict, dict, gh.Config]], window: int = 100):
-    """One row per submitted model: its D and G losses, and its mean D outputs on real and generated images
+def loss_runs(models: dict[str, tuple[dict, dict, gh.Config]]) -> dict[str, dict]:
+    """Row label -> history for the loss figure: the shipped DCGAN's run; for the SAGAN the headline study's run of
+    the same recipe and seed (CPU_SAGAN), since the shipped SAGAN's run logged no D losses at its evaluations."""
+    return {"SAGAN rerun": read_json(CPU_SAGAN / "history.json"), "DCGAN": models["DCGAN"][0]}
+
+
+def losses_figure(runs: dict[str, dict], window: int = 100):
+    """One row per run (label -> history): its D and G losses, and its mean D outputs on real and generated images
     (moving averages over `window` iterations), with D's loss and mean output on validation and training images
     at every evaluation (markers); one legend per panel kind under the row of its model."""
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(len(models), 2, figsize=(6.3, 3.9))
+    fig, axes = plt.subplots(len(runs), 2, figsize=(6.3, 3.4))
 
     def smooth(v):
         v = np.asarray(v, dtype=float)
         c = np.cumsum(np.insert(v, 0, 0.0))
         return np.concatenate([c[1:window] / np.arange(1, window), (c[window:] - c[:-window]) / window])
-    for row, (label, (history, _, _)) in zip(axes, models.items()):
+    for row, (label, history) in zip(axes, runs.items()):
         it, evals = np.asarray(history["iter"]), [e for e in history["eval"] if "d_loss_val" in e]
         ei = [e["iter"] for e in evals]
         row[0].plot(it, smooth(history["d_loss"]), color="C0", label="D")
@@ -656,7 +667,7 @@ def figures() -> None:
     at, full = headline()
     save_figure(headline_figure(at, full), "headline.pdf")
     models = submitted()
-    save_figure(losses_figure(models), "losses.pdf")
+    save_figure(losses_figure(loss_runs(models)), "losses.pdf")
     save_figure(critic_figure(models["SAGAN"][0]), "critic.pdf")
     generators = {label: gh.load_generator(MODEL / f"{name}_best.pt") for label, name in SUBMITTED.items()}
     for label, G in generators.items():
@@ -701,16 +712,14 @@ def more_gans_figure() -> None:
     save_figure(fig, "more_gans.pdf")
 
 
-def shipped_discriminator() -> tuple[torch.nn.Module, str, int]:
-    """The SAGAN's D for the attention maps, its source in words and its iteration: the shipped generator's own
-    training state where it is present (CPU_SAGAN/last.pt), else the compact training state model/states/sagan.pt
-    (a run of the same recipe)."""
+def sagan_discriminator() -> tuple[torch.nn.Module, int]:
+    """A SAGAN D for the attention maps and its iteration: the shipped generator's run kept no training state, so
+    D comes from the compact training state model/states/sagan.pt (another run of the same recipe)."""
     from gankit.states import load_state
-    own = CPU_SAGAN / "last.pt"
-    state = load_state(own if own.is_file() else MODEL / "states" / "sagan.pt")
+    state = load_state(MODEL / "states" / "sagan.pt")
     D = gh.build_models(gh.Config.from_dict(state["config"]))[1]
     D.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state["D"].items()})
-    return D.eval(), "same" if own.is_file() else "other", state["iteration"]
+    return D.eval(), state["iteration"]
 
 
 def attention_panels(picked: dict[str, tuple], queries: tuple[tuple[int, int], ...] = ((8, 8), (8, 24), (24, 16))):
@@ -733,6 +742,8 @@ def attention_panels(picked: dict[str, tuple], queries: tuple[tuple[int, int], .
                        for q in queries])
     top = max(2.0, float(max(r.max() for rr in ratios for r in rr)))
     norm = LogNorm(vmin=1 / top, vmax=top)
+    cmap = plt.get_cmap("RdBu_r")
+    cmap = cmap.with_extremes(bad=cmap(0.0))   # a weight of exactly 0 (softmax underflow) is masked by LogNorm
     for row, ((name, (images, attn)), maps) in enumerate(zip(picked.items(), ratios)):
         side = int(np.sqrt(attn.shape[-1]))
         scale = images.shape[-1] // side
@@ -744,7 +755,7 @@ def attention_panels(picked: dict[str, tuple], queries: tuple[tuple[int, int], .
                                    fill=False, edgecolor="white", linewidth=1.2))
             ax.text(q[1] + 2.5, q[0] + 1, str(k), color="white", fontsize=7, fontweight="bold", va="center")
             hx = fig.add_subplot(grid[row, k])
-            shown = hx.imshow(m, cmap="RdBu_r", norm=norm, interpolation="nearest")
+            shown = hx.imshow(m, cmap=cmap, norm=norm, interpolation="nearest")
             hx.add_patch(Rectangle((q[1] // scale - 0.5, q[0] // scale - 0.5), 1, 1, fill=False, edgecolor="black",
                                    linewidth=1.2))
             hx.set_xticks([])
@@ -765,9 +776,9 @@ def attention_panels(picked: dict[str, tuple], queries: tuple[tuple[int, int], .
 
 def attention_figure() -> None:
     """attention.pdf and attention.tex: the SAGAN's attention (its EMA generator from sagan_best.pt, D from
-    shipped_discriminator()) on its own samples and on real test images, and how much the maps depend on the query."""
+    sagan_discriminator()) on its own samples and on real test images, and how much the maps depend on the query."""
     G = gh.load_generator(MODEL / "sagan_best.pt")
-    D, source, iteration = shipped_discriminator()
+    D, iteration = sagan_discriminator()
     real = gh.load_dataset(G.config, ROOT / "data", parts=("test",))[0]
     real = real.subset(torch.randperm(len(real), generator=torch.Generator().manual_seed(0))[:64])
     n = 64
@@ -783,8 +794,7 @@ def attention_figure() -> None:
         macro("GQueryDependence", dependence(generated)), macro("DRealQueryDependence", dependence(on_real)),
         macro("GammaG", gammas(G)), macro("GammaD", gammas(D)), macro("AttentionImages", str(n)),
         macro("AttentionDIteration", f"{iteration:,}"),
-        macro("AttentionDSource", "the same run's training state" if source == "same" else
-              "the training state of a second run of the same recipe")]) + "\n")
+        macro("AttentionDSource", "the training state of another run of the same recipe")]) + "\n")
     names = gh.CIFAR10_CLASSES
     first = {c: int((real.y == c).nonzero()[0, 0]) for c in ATTENTION_CLASSES}
     horse = names.index("horse")
