@@ -602,9 +602,9 @@ def loss_runs(models: dict[str, tuple[dict, dict, gh.Config]]) -> dict[str, dict
 def losses_figure(runs: dict[str, dict], window: int = 100):
     """One row per run (label -> history): its D and G losses, and its mean D outputs on real and generated images
     (moving averages over `window` iterations), with D's loss and mean output on validation and training images
-    at every evaluation (markers); one legend per panel kind under the row of its model."""
+    at every evaluation (markers); one legend per column, under the bottom row, outside the data."""
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(len(runs), 2, figsize=(6.3, 3.4))
+    fig, axes = plt.subplots(len(runs), 2, figsize=(6.3, 3.7))
 
     def smooth(v):
         v = np.asarray(v, dtype=float)
@@ -626,9 +626,10 @@ def losses_figure(runs: dict[str, dict], window: int = 100):
         for ax in row:
             ax.tick_params(labelsize=7)
             ax.grid(True, alpha=0.3)
-            ax.legend(fontsize=7, frameon=False, ncol=2, loc="best", handlelength=1.2, columnspacing=0.8)
     for ax in axes[-1]:
         ax.set_xlabel("iteration", fontsize=8)
+        ax.legend(fontsize=7, frameon=False, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.32),
+                  handlelength=1.2, columnspacing=0.8)
     return fig
 
 
