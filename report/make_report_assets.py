@@ -20,6 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import gan_helpers as gh  # noqa: E402
+import gankit.study_results  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
@@ -40,6 +41,7 @@ SPEED_CPU = MODEL / "benchmarks" / "train_speed_cpu_1thread.txt"   # tests/bench
 SPEED_GPU = MODEL / "benchmarks" / "train_speed_cuda.json"         # tools/device_check.py's speed phase
 EVAL_NOISE = MODEL / "eval_noise_dcgan.json"       # the shipped DCGAN scored again with fresh samples (tools/eval_noise.py)
 LONG_RUN = MODEL / "runs" / "sagan" / "history.json"   # a longer, unshipped run of the SAGAN recipe
+CRITIC_STUDY = MODEL / "studies" / "critic" / "results.json"   # D's sum vs mean pooling (studies/critic.json)
 PREVIOUS = ROOT / "report" / "evidence" / "previous_report.json"   # the previous report's FIDs and their protocol
 TEXT_WIDTH_IN = (21.0 - 2 * 2.1) / 2.54            # report.tex: a4paper, margin=2.1cm
 MIN_PT = 7                                         # no text in a figure prints smaller than this
@@ -361,6 +363,37 @@ def critic_macros(history: dict) -> list[str]:
             macro("LongGapLastFrom", f"{last - 999:,}")]
 
 
+def critic_study_table(results: dict) -> str:
+    """Per arm of the critic study (D's pooling): best and final validation score, and over each run's last
+    CRITIC_WINDOW iterations D's level swing, its real-fake gap and their ratio (mean $\\pm$ std over seeds); the
+    arm's test against the baseline (Welch, Holm's p over the study's tests)."""
+    rows = []
+    for arm, a in results["arms"].items():
+        t = results["tests"].get(arm)
+        rows.append([tex_name(arm) + (" (baseline)" if arm == results["baseline"] else ""), pm(a["best"], 2),
+                     pm(a["final"], 2), pm(a["critic_level_std"], 1), pm(a["critic_gap"], 1),
+                     pm(a["critic_ratio"], 2), "--" if t is None else p_value(t["p_holm"])])
+    return tabular(["pooling", "best", "final", "level std", "gap", "ratio", "Holm $p$"], rows,
+                   "l@{\\hspace{8pt}}cc@{\\hspace{8pt}}ccc@{\\hspace{8pt}}c")
+
+
+def critic_study_macros(results: dict) -> list[str]:
+    """The critic study's protocol (CriticStudy...: seeds, iterations, window) and per arm its mean best and final
+    score and mean level swing, gap and ratio; the mean arm's test against the sum baseline."""
+    lines = [macro("CriticStudySeeds", str(min(len(a["seeds"]) for a in results["arms"].values()))),
+             macro("CriticStudyIters", f"{results['protocol']['iters']:,}"),
+             macro("CriticStudyWindow", f"{gankit.study_results.CRITIC_WINDOW:,}")]
+    for arm, a in results["arms"].items():
+        k = "CriticStudy" + letters_key(arm)
+        lines += [macro(f"{k}Best", f"{a['best']['mean']:.2f}"), macro(f"{k}Final", f"{a['final']['mean']:.2f}"),
+                  macro(f"{k}Level", f"{a['critic_level_std']['mean']:.0f}"),
+                  macro(f"{k}Gap", f"{a['critic_gap']['mean']:.0f}"), macro(f"{k}Ratio", f"{a['critic_ratio']['mean']:.2f}")]
+        if arm in results["tests"]:
+            t = results["tests"][arm]
+            lines += [macro(f"{k}Diff", interval(t)), macro(f"{k}P", p_value(t["p"])), macro(f"{k}Holm", p_value(t["p_holm"]))]
+    return lines
+
+
 def hyperparameter_table(models: dict[str, tuple[dict, dict, gh.Config]]) -> str:
     """The submitted runs' settings from the config in each checkpoint; the iterations trained and the iteration
     of the kept generator from its history (a config's `iters` is the budget asked for, which a run may stop short of)."""
@@ -520,7 +553,8 @@ def speed_table() -> str:
 
 def numbers(at: dict, full: dict, models: dict, all_results: dict) -> str:
     lines = (headline_macros(at, full, budget_points(headline_runs())) + submitted_macros(models) + evidence_macros()
-             + critic_macros(models["SAGAN"][0]) + study_macros(all_results) + more_gans_macros())
+             + critic_macros(models["SAGAN"][0]) + critic_study_macros(read_json(CRITIC_STUDY))
+             + study_macros(all_results) + more_gans_macros())
     return "\n".join(lines) + "\n"
 
 
@@ -533,6 +567,7 @@ def tables() -> dict[str, str]:
             **{f"study_{name}.tex": study_table(name, r) for name, r in all_results.items()},
             "headline.tex": headline_table(budget_points(headline_runs())), "test.tex": test_table(models),
             "hyperparameters.tex": hyperparameter_table(models), "speed.tex": speed_table(),
+            "critic_study.tex": critic_study_table(read_json(CRITIC_STUDY)),
             "numbers.tex": numbers(at, full, models, all_results)}
 
 
