@@ -1,0 +1,41 @@
+"""tools/rescore_validation.py on a tiny run of a synthetic image folder: a checkpoint scored again on its own validation split with train()'s sample count
+and sampling seed gives the score it stored; another seed gives another score."""
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from unittest import mock
+
+import pytest
+import torch
+
+import gan_helpers as gh
+
+ROOT = Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location("rescore_validation", ROOT / "tools" / "rescore_validation.py")
+rescore = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(rescore)
+
+
+
+def test_the_stored_validation_score_is_reproduced_and_another_seed_moves_it(tmp_path):
+    data, net = tmp_path / "folder", tmp_path / "features.pt"
+    images = gh.synthetic_images(48, num_classes=2, seed=0, size=32)
+    for c, name in enumerate(("cat", "dog")):
+        picked = images.x[images.y == c]
+        gh.save_pngs(gh.to_float(picked), data / name, [f"{i:03d}" for i in range(len(picked))])
+    with gh.warnings_ignored():
+        torch.jit.script(gh.RandomFeatures()).save(str(net))
+    assert gh.main([str(a) for a in ("train", "dcgan", "--iters", 2, "--out", tmp_path / "run", "--data-dir", data,
+                                     "--feature-net", net, "--eval-every", 2, "--eval-samples", 12, "--set", "g_ch=4",
+                                     "d_ch=4", "batch_size=4", "val_size=6")]) == 0
+    best, out = tmp_path / "run" / "best.pt", tmp_path / "rescore.json"
+    argv = ["rescore_validation.py", str(best), "--data-dir", str(data), "--feature-net", str(net), "--json", str(out)]
+    with mock.patch.object(sys, "argv", argv):
+        rescore.main()
+    result = json.loads(out.read_text())
+    entry = result["scores"][str(best)]
+    assert result["seeds"] == [rescore.TRAIN_SEED, 1] and entry["n_fake"] == 12
+    assert entry["fd"][0] == pytest.approx(entry["stored"], rel=1e-9, abs=1e-12)   # train()'s samples, again
+    assert entry["fd"][1] != entry["fd"][0]
+    assert entry["iteration"] == gh.load_checkpoint(best)["iteration"]
