@@ -1,5 +1,5 @@
-"""tools/rescore_validation.py on a tiny run of a synthetic image folder: a checkpoint scored again on its own validation split with train()'s sample count
-and sampling seed gives the score it stored; another seed gives another score."""
+"""tools/rescore_validation.py on a tiny run of a synthetic image folder: a checkpoint scored again on its own
+validation split with train()'s sample count and sampling seed gives the score it stored; another seed moves it."""
 import importlib.util
 import json
 import sys
