@@ -13,7 +13,8 @@ from .device import device_of, eval_mode
 from .config import Config
 from .latent import draw_latents
 
-__all__ = ['latents', 'generate', 'sample', 'slerp', 'interpolate_latents', 'interpolate_classes', 'traversal_latents', 'traversal', 'encode', 'reconstruct', 'standing_batches', 'standing_batch_norm']
+__all__ = ['latents', 'generate', 'sample', 'slerp', 'interpolate_latents', 'interpolate_classes', 'traversal_latents',
+           'traversal', 'encode', 'reconstruct', 'standing_batches', 'standing_batch_norm']
 
 
 def latents(G: nn.Module, n: int, labels: Tensor | int | None = None, seed: int = 0) -> tuple[Tensor, Tensor | None]:

@@ -23,8 +23,8 @@ from .plots import legend_below, log_y, metric_label
 from .checkpoints import read_history
 from .studies import Study, run_record, study_run_dir, study_timing_path
 
-__all__ = ['mean_std', 'welch', 'holm', 'critic_scale', 'time_study', 'STUDY_TIME', 'study_results_path', 'collect_study',
-           'study_tests', 'study_table', 'plot_study']
+__all__ = ['mean_std', 'welch', 'holm', 'critic_scale', 'time_study', 'STUDY_TIME', 'study_results_path',
+           'collect_study', 'study_tests', 'study_table', 'plot_study']
 ALPHA = 0.05   # the significance level of a study's comparisons (two-sided Welch t-tests, Holm-corrected per study)
 LAST = 3       # "last": the mean of a run's last LAST evaluations, steadier than its final one
 CRITIC_WINDOW = 500   # critic_scale() reads D's logged outputs over a run's last CRITIC_WINDOW iterations

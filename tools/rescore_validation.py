@@ -11,8 +11,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import gan_helpers as gh  # noqa: E402
-from gankit.files import write_json_atomic  # noqa: E402
-from gankit.measures import evaluate_generator  # noqa: E402
 
 TRAIN_SEED = 12345   # the sampling seed of every evaluation in train() (evaluate_generator's default)
 
@@ -32,15 +30,14 @@ def main() -> None:
     out = {"command": "python tools/rescore_validation.py " + " ".join(sys.argv[1:]), "seeds": args.seeds, "scores": {}}
     for path in args.checkpoints:
         ckpt, G = gh.load_checkpoint(path), gh.load_generator(path, device)
-        _, val = gh.load_dataset(G.config, args.data_dir, ("train", "val"))
-        real = gh.real_stats(val, "val", features, args.stats_dir or Path(args.data_dir) / "fid_stats")
+        real = gh.validation_stats(args.data_dir, features, args.stats_dir, cfg=G.config)
         n = ckpt["metrics"]["n_fake"]
-        scores = [evaluate_generator(G, real, features, n, seed=s)["fd"] for s in args.seeds]
+        scores = [gh.evaluate_generator(G, real, features, n, seed=s)["fd"] for s in args.seeds]
         out["scores"][path] = {"iteration": ckpt["iteration"], "stored": ckpt["metrics"]["fd"], "n_fake": n,
                                "metric": ckpt["metrics"]["metric"], "fd": scores}
         print(f"{path}: stored {ckpt['metrics']['fd']:.4f}, today {', '.join(f'{s:.4f}' for s in scores)} "
               f"(seeds {args.seeds})", flush=True)
-    write_json_atomic(out, args.json)
+    gh.write_json_atomic(out, args.json)
 
 
 if __name__ == "__main__":
