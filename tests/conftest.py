@@ -1,5 +1,6 @@
-"""Make `import gan_helpers` work however pytest is started (the module lives in the repository root), and
-fixtures shared by the test files."""
+"""Make `import gan_helpers` work however pytest is started (the module lives in the repository root), share the
+cores among pytest-xdist's workers (`-n auto`), and fixtures shared by the test files."""
+import os
 import sys
 from pathlib import Path
 from unittest import mock
@@ -16,6 +17,9 @@ from helpers import tiny  # noqa: E402
 
 import gan_helpers as gh  # noqa: E402  (after the path is set)
 import gankit  # noqa: E402
+
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):   # each worker's torch takes its share of the cores, not all of them
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
 
 
 @pytest.fixture(scope="session")

@@ -56,8 +56,8 @@ def test_speed_table_has_every_loop_and_the_feature_timing(dry_run):
         ref = rows[(model, "reference", "off", "off")]
         assert r["vs_reference"] == pytest.approx(ref["sec_per_it"] / r["sec_per_it"], abs=5e-4)   # 3 decimals
         assert r["img_s"] == pytest.approx(r["batch"] / r["sec_per_it"], rel=1e-2)
-    assert [(f["half"], f["batch"], f["images"]) for f in speed["features"]] == [(True, 500, 300), (True, 50, 300),
-                                                                                  (False, 500, 300)]
+    assert [(f["half"], f["batch"], f["images"]) for f in speed["features"]] == [(True, 500, 48), (True, 50, 48),
+                                                                                  (False, 500, 48)]
     assert speed["evaluation"]["samples"] == 300 and speed["evaluation"]["seconds"] > 0   # one validation evaluation
     assert speed["stopped"] is None and "| sagan | 8 | reference | off | off |" in (out / "speed_cuda.md").read_text()
 

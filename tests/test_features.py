@@ -68,19 +68,23 @@ def test_features_do_not_depend_on_batch_size(features):
 
 
 @pytest.mark.slow
-def test_fid_cli_equals_pytorch_fid_cli(tmp_path, random_inception_home):
+def test_fid_cli_equals_pytorch_fid_cli(tmp_path, inception_weights):
+    """`gan_helpers.py fid` and `python -m pytorch_fid` on the same two folders and the same (scaled random) weights:
+    the same FID, and one clearly above zero (weights whose features vanish would give 0 = 0)."""
+    home = tmp_path / "torch_home"
+    (home / "hub" / "checkpoints").mkdir(parents=True)
+    (home / "hub" / "checkpoints" / inception_weights.name).symlink_to(inception_weights)
     a, b = gh.synthetic_images(24, seed=1), gh.synthetic_images(24, seed=2)
     gh.save_pngs(gh.to_float(a.x), tmp_path / "a", [f"{i:03d}" for i in range(24)])
     gh.save_pngs(gh.to_float(b.x).flip(3), tmp_path / "b", [f"{i:03d}" for i in range(24)])
-    env = {"TORCH_HOME": str(random_inception_home), "PATH": "", "PYTHONPATH": str(ROOT)}
-    theirs = subprocess.run([sys.executable, "-m", "pytorch_fid", str(tmp_path / "a"), str(tmp_path / "b"),
-                             "--device", "cpu", "--num-workers", "0"],
-                            capture_output=True, text=True, env=env, check=True).stdout
-    ours = subprocess.run([sys.executable, str(ROOT / "gan_helpers.py"), "fid", str(tmp_path / "a"),
-                           str(tmp_path / "b"), "--device", "cpu"], capture_output=True, text=True, env=env,
-                          check=True).stdout
+    env = {"TORCH_HOME": str(home), "PATH": "", "PYTHONPATH": str(ROOT)}
+    folders = [str(tmp_path / "a"), str(tmp_path / "b")]
+    theirs, ours = (subprocess.run(argv, capture_output=True, text=True, env=env, check=True).stdout
+                    for argv in ([sys.executable, "-m", "pytorch_fid", *folders, "--device", "cpu", "--num-workers", "0"],
+                                 [sys.executable, str(ROOT / "gan_helpers.py"), "fid", *folders, "--device", "cpu"]))
     their_fid = float(theirs.split("FID:")[1].split()[0])
     assert ours.startswith("FID: ")
+    assert their_fid > 0.1
     assert float(ours.split()[1]) == pytest.approx(their_fid, rel=1e-3)
 
 

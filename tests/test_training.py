@@ -210,7 +210,7 @@ def test_ema_generator_is_saved_with_its_own_batch_norm_statistics(tmp_path, dat
 def test_short_run_learns_synthetic_data(tmp_path):
     """The proxy distance to held-out synthetic images drops clearly below its value at initialisation."""
     train_data, val_data = gh.train_val_split(gh.synthetic_images(1000), val_size=200)
-    cfg = tiny(iters=120, eval_every=60, eval_samples=200, batch_size=32, ema_decay=0.9, ema_start=20)
+    cfg = tiny(iters=80, eval_every=40, eval_samples=200, batch_size=32, ema_decay=0.9, ema_start=20)
     history = gh.train(cfg, tmp_path, train_data, val_data, gh.load_feature_net(gh.RandomFeatures()),
                        progress=False)
     fd = [e["fd"] for e in history["eval"]]

@@ -176,7 +176,7 @@ def speed_child(args: argparse.Namespace, result: dict[str, Any]) -> int:
     configs = {name: dataclasses.replace(getattr(gh.Config, name)().with_overrides(list(SHIPPED[name])), **small)
                for name in SHIPPED}                                              # the recipes that ship
     amp, backend = ("bf16", "aot_eager") if args.dry_run else ("auto", "inductor")
-    n_feat = min(FEATURE_IMAGES, len(full))
+    n_feat = min(48 if args.dry_run else FEATURE_IMAGES, len(full))    # the dry run: a few, fp16 is slow on a CPU
     result.update(device=gh.device_name(device), torch=torch.__version__, date=datetime.date.today().isoformat(),
                   iters=args.iters, warmup=args.warmup, amp=f"{amp} -> {gh.precision(amp, device).dtype}",
                   compile=backend, reference="DataLoader over a TensorDataset (float images in [-1, 1] on the host), a "
@@ -202,7 +202,7 @@ def speed_child(args: argparse.Namespace, result: dict[str, Any]) -> int:
         elif kind == "features":   # what every evaluation runs: the features and the classifier's logits, one pass
             half, bs = spec
             net = gh.load_feature_net(inputs(args)[1], device=device, half=half)
-            net.features(full.x[:bs])                                           # warm-up
+            net.features(full.x[:min(bs, n_feat)])                              # warm-up
             tick = time.perf_counter()
             net.features(full.x[:n_feat], batch_size=bs)
             sec = time.perf_counter() - tick
