@@ -81,6 +81,66 @@ def _score_pair(D: nn.Module, real: Tensor, fake: Tensor, y_real: Tensor | None,
     return DOutputs(*(p[0] for p in parts)), DOutputs(*(p[1] for p in parts))
 
 
+def _critic_loss(cfg: Config, D: nn.Module, real: Tensor, fake: Tensor, labels: tuple[Tensor | None, Tensor | None],
+                 latents: tuple[Tensor | None, Tensor | None], joint: bool, prec: Precision
+                 ) -> tuple[Tensor, Tensor, Tensor]:
+    """D's loss on a real and a (detached) generated batch (n each, as D sees them: augmented where cfg.diffaug) with
+    their `labels` (y_real, y_fake) and BiGAN/InfoGAN `latents` (z_real, z_fake): the objective, plus each term cfg
+    asks for (ACGAN's classes, InfoGAN's codes, the drift, bCR's consistency, the gradient penalty). Returns the loss
+    and D's logits (n,) on the real and the generated batch."""
+    d_loss_fn, _ = loss_pair(cfg.loss)
+    (y_real, y_fake), (z_real, z_fake) = labels, latents
+    with prec.autocast():
+        (real_logits, real_classes, _), (fake_logits, _, fake_codes) = _score_pair(
+            D, real, fake, y_real, y_fake, z_real, z_fake, joint)
+    loss = d_loss_fn(real_logits, fake_logits)
+    if real_classes is not None:   # ACGAN: D also learns to classify real images
+        loss = loss + cfg.acgan_weight * class_loss(real_classes, y_real)
+    if fake_codes is not None:     # InfoGAN: D's Q head learns to read G's codes back from its images
+        loss = loss + cfg.info_weight * info_loss(fake_codes, z_fake[:, cfg.z_dim:], cfg.info_cat)
+    if cfg.drift:
+        loss = loss + cfg.drift * real_logits.pow(2).mean()
+    if cfg.cr_weight:              # bCR: D's scores of real and generated images barely move under a shift
+        real_moved, fake_moved = consistency_shift(real), consistency_shift(fake)
+        with prec.autocast():
+            real_shifted, fake_shifted = (o.logits for o in _score_pair(
+                D, real_moved, fake_moved, y_real, y_fake, z_real, z_fake, joint))
+        loss = loss + cfg.cr_weight * (consistency_penalty(real_logits, real_shifted)
+                                       + consistency_penalty(fake_logits, fake_shifted))
+    if cfg.lipschitz == "gp":
+        eps = torch.rand(len(real), 1, 1, 1, device=real.device)
+        loss = loss + cfg.gp_weight * gradient_penalty(D, real, fake.float(), y_real, eps)
+    return loss, real_logits, fake_logits
+
+
+@torch.no_grad()
+def _clip_critic(D: nn.Module, clip_value: float) -> None:
+    """Weight clipping (WGAN): the critic's weights into [-clip_value, clip_value]; InfoGAN's Q head reads codes, it
+    scores nothing, so it is left alone."""
+    q_head = set(map(id, D.q_head.parameters())) if getattr(D, "q_head", None) is not None else set()
+    critic = [p for p in D.parameters() if id(p) not in q_head]
+    torch._foreach_clamp_min_(critic, -clip_value)
+    torch._foreach_clamp_max_(critic, clip_value)
+
+
+def _generator_loss(cfg: Config, D: nn.Module, fake: Tensor, y_fake: Tensor | None, z_fake: Tensor,
+                    real: Tensor, encoder: nn.Module | None, prec: Precision) -> Tensor:
+    """G's loss on its batch `fake` (with G's graph), scored by D, plus ACGAN's and InfoGAN's terms where cfg asks for
+    them. BiGAN (`encoder`): G and E flip D's labels, each pushing its pairs towards the other side: (G(z), z) as
+    real, (x, E(x)) of the last `real` batch as generated (non-saturating for bce)."""
+    d_loss_fn, g_loss_fn = loss_pair(cfg.loss)
+    with prec.autocast():
+        g_logits, g_classes, g_codes = discriminate(D, diff_augment(fake, cfg.diffaug), y_fake, z_fake)
+        if encoder is not None:    # E's pairs, with E's gradient
+            e_logits = discriminate(D, diff_augment(real, cfg.diffaug), None, encoder(real)).logits
+    loss = g_loss_fn(g_logits) if encoder is None else d_loss_fn(g_logits, e_logits)
+    if g_classes is not None:      # ACGAN: G makes images D classifies as their labels
+        loss = loss + cfg.acgan_weight * class_loss(g_classes, y_fake)
+    if g_codes is not None:        # InfoGAN: G makes its codes readable from its images
+        loss = loss + cfg.info_weight * info_loss(g_codes, z_fake[:, cfg.z_dim:], cfg.info_cat)
+    return loss
+
+
 def train_step(cfg: Config, G: nn.Module, D: nn.Module, G_ema: nn.Module | None,
                opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
                real_batch: Callable[[], tuple[Tensor, Tensor]], decay: float | Tensor = 0.0,
@@ -99,7 +159,6 @@ def train_step(cfg: Config, G: nn.Module, D: nn.Module, G_ema: nn.Module | None,
     images (D(x), D(G(z))) of the last D step. Nothing in the step waits for the device (no .item(), no
     tensor-valued branch): the training loop moves these values to the host in chunks (stack_logs), and a CUDA
     graph can record the whole step (gankit/capture.py)."""
-    d_loss_fn, g_loss_fn = loss_pair(cfg.loss)
     device = next(G.parameters()).device
     encoder = getattr(G, "encoder", None)
     prec = prec or Precision(device.type)
@@ -119,34 +178,12 @@ def train_step(cfg: Config, G: nn.Module, D: nn.Module, G_ema: nn.Module | None,
         with torch.no_grad(), prec.autocast():                          # BiGAN: real images pair with E(x)
             z_real = None if encoder is None else encoder(real)
         seen_real, seen_fake = diff_augment(real, cfg.diffaug), diff_augment(fake.detach(), cfg.diffaug)
-        with prec.autocast():
-            (real_logits, real_classes, _), (fake_logits, _, fake_codes) = _score_pair(
-                D, seen_real, seen_fake, y_real, y_fake, z_real, z_fake, joint)
-        loss_d = d_loss_fn(real_logits, fake_logits)
-        if real_classes is not None:   # ACGAN: D also learns to classify real images
-            loss_d = loss_d + cfg.acgan_weight * class_loss(real_classes, y_real)
-        if fake_codes is not None:     # InfoGAN: D's Q head learns to read G's codes back from its images
-            loss_d = loss_d + cfg.info_weight * info_loss(fake_codes, z_fake[:, cfg.z_dim:], cfg.info_cat)
-        if cfg.drift:
-            loss_d = loss_d + cfg.drift * real_logits.pow(2).mean()
-        if cfg.cr_weight:              # bCR: D's scores of real and generated images barely move under a shift
-            real_moved, fake_moved = consistency_shift(seen_real), consistency_shift(seen_fake)
-            with prec.autocast():
-                real_shifted, fake_shifted = (o.logits for o in _score_pair(
-                    D, real_moved, fake_moved, y_real, y_fake, z_real, z_fake, joint))
-            loss_d = loss_d + cfg.cr_weight * (consistency_penalty(real_logits, real_shifted)
-                                               + consistency_penalty(fake_logits, fake_shifted))
-        if cfg.lipschitz == "gp":
-            eps = torch.rand(n, 1, 1, 1, device=device)
-            loss_d = loss_d + cfg.gp_weight * gradient_penalty(D, seen_real, seen_fake.float(), y_real, eps)
+        loss_d, real_logits, fake_logits = _critic_loss(cfg, D, seen_real, seen_fake, (y_real, y_fake),
+                                                        (z_real, z_fake), joint, prec)
         opt_d.zero_grad(set_to_none=True)
         prec.step(loss_d, opt_d, prec.scaler_d)
-        if cfg.lipschitz == "clip":    # the critic's weights; InfoGAN's Q head reads codes, it scores nothing
-            q_head = set(map(id, D.q_head.parameters())) if getattr(D, "q_head", None) is not None else set()
-            critic = [p for p in D.parameters() if id(p) not in q_head]
-            with torch.no_grad():
-                torch._foreach_clamp_min_(critic, -cfg.clip_value)
-                torch._foreach_clamp_max_(critic, cfg.clip_value)
+        if cfg.lipschitz == "clip":
+            _clip_critic(D, cfg.clip_value)
     # (2) Update G cfg.n_gen times: minimise g_loss, scored by the updated D; the first step reuses the last
     # critic step's batch, later ones draw a new one
     for step in range(cfg.n_gen):
@@ -156,16 +193,7 @@ def train_step(cfg: Config, G: nn.Module, D: nn.Module, G_ema: nn.Module | None,
             z_fake = draw_latents(cfg, n, device=device)
             with prec.autocast():
                 fake = G(z_fake, y_fake)
-        with prec.autocast():
-            g_logits, g_classes, g_codes = discriminate(D, diff_augment(fake, cfg.diffaug), y_fake, z_fake)
-            if encoder is not None:    # BiGAN: E's pairs (x, E(x)) of the last real batch, with E's gradient
-                e_logits = discriminate(D, diff_augment(real, cfg.diffaug), None, encoder(real)).logits
-        # BiGAN: G and E flip D's labels, each pushing its pairs towards the other side (non-saturating for bce)
-        loss_g = g_loss_fn(g_logits) if encoder is None else d_loss_fn(g_logits, e_logits)
-        if g_classes is not None:      # ACGAN: G makes images D classifies as their labels
-            loss_g = loss_g + cfg.acgan_weight * class_loss(g_classes, y_fake)
-        if g_codes is not None:        # InfoGAN: G makes its codes readable from its images
-            loss_g = loss_g + cfg.info_weight * info_loss(g_codes, z_fake[:, cfg.z_dim:], cfg.info_cat)
+        loss_g = _generator_loss(cfg, D, fake, y_fake, z_fake, real, encoder, prec)
         opt_g.zero_grad(set_to_none=True)
         prec.step(loss_g, opt_g, prec.scaler_g, inputs=list(G.parameters()))   # no gradients for D's weights
     if G_ema is not None:
