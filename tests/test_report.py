@@ -119,6 +119,9 @@ def test_evidence_and_critic_numbers_are_their_files(assets, macros):
     assert macros["NoiseMean"] == f"{np.mean(noise['fd']):.3f}" and macros["NoiseStd"] == f"{np.std(noise['fd'], ddof=1):.3f}"
     rerun = json.loads(assets.CPU_SAGAN_TEST.read_text())
     assert macros["CpuSaganTestFD"] == f"{rerun['fd']:.3f}" and macros["CpuSaganTestKid"] == f"{rerun['kid']:.4f}"
+    former = json.loads(assets.HEADLINE_DCGAN_TEST.read_text())                 # the DCGAN the shipped one replaced
+    assert macros["HeadDcganTestFD"] == f"{former['fd']:.3f}" and former["fd"] > json.loads(
+        (ROOT / "model" / "dcgan_test.json").read_text())["fd"]
     rerun_history = json.loads((assets.CPU_SAGAN / "history.json").read_text())
     assert macros["CpuSaganBest"] == f"{min(e['fd'] for e in rerun_history['eval']):.3f}"
     assert any("d_loss_val" in e for e in rerun_history["eval"])     # the SAGAN row of the loss figure
