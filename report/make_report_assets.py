@@ -362,7 +362,7 @@ def critic_macros(history: dict) -> list[str]:
 
 
 def critic_study_table(results: dict) -> str:
-    """Per arm of the critic study (D's pooling): best and final validation score, and over each run's last
+    """Per arm of the critic study (D's pooling, the drift weight): best and final validation score, and over each run's last
     CRITIC_WINDOW iterations D's level swing, its real-fake gap and their ratio (mean $\\pm$ std over seeds); the
     arm's test against the baseline (Welch, Holm's p over the study's tests)."""
     rows = []
@@ -371,13 +371,13 @@ def critic_study_table(results: dict) -> str:
         rows.append([tex_name(arm) + (" (baseline)" if arm == results["baseline"] else ""), pm(a["best"], 2),
                      pm(a["final"], 2), pm(a["critic_level_std"], 1), pm(a["critic_gap"], 1),
                      pm(a["critic_ratio"], 2), "--" if t is None else p_value(t["p_holm"])])
-    return tabular(["pooling", "best", "final", "level std", "gap", "ratio", "Holm $p$"], rows,
+    return tabular(["arm", "best", "final", "level std", "gap", "ratio", "Holm $p$"], rows,
                    "l@{\\hspace{8pt}}cc@{\\hspace{8pt}}ccc@{\\hspace{8pt}}c")
 
 
 def critic_study_macros(results: dict) -> list[str]:
     """The critic study's protocol (CriticStudy...: seeds, iterations, window) and per arm its mean best and final
-    score and mean level swing, gap and ratio; the mean arm's test against the sum baseline."""
+    score and mean level swing, gap and ratio; each other arm's test against the sum baseline."""
     lines = [macro("CriticStudySeeds", str(min(len(a["seeds"]) for a in results["arms"].values()))),
              macro("CriticStudyIters", f"{results['protocol']['iters']:,}"),
              macro("CriticStudyWindow", f"{gankit.study_results.CRITIC_WINDOW:,}")]
