@@ -12,7 +12,7 @@ from .config import Config
 from .data import check_split, load_dataset
 from .sampling import sample
 from .features import FeatureNet, Stats, load_feature_net, real_stats
-from .measures import format_diversity, format_score, sample_and_score
+from .measures import EVAL_SEED, format_diversity, format_score, sample_and_score
 from .probes import cluster_accuracy, format_probes, probe_encoder
 from .checkpoints import generator_from_checkpoint, load_checkpoint
 from .plots import show_grid
@@ -30,7 +30,7 @@ def validation_stats(data_dir: str | Path, features: FeatureNet, stats_dir: str 
 
 def test_set_score(G: nn.Module, data_dir: str | Path, features: FeatureNet, n: int = TEST_SAMPLES,
                    stats_dir: str | Path | None = None, split: dict[str, Any] | None = None,
-                   seed: int = 12345) -> dict[str, Any]:
+                   seed: int = EVAL_SEED) -> dict[str, Any]:
     """The final numbers: n generated images vs the test images of G's dataset (load_dataset with G.config:
     CIFAR-10's 10,000 test images by default). `split`, a checkpoint's record, must match the test set
     found in data_dir (check_split). Frechet distance, KID, IS and class accuracy (as evaluate_generator),

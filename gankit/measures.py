@@ -18,7 +18,7 @@ from .data import ImageSet, to_uint8
 from .sampling import latents, sample
 from .features import FeatureNet, NetOutputs, Stats
 
-__all__ = ['DUPLICATE_FRACTION', 'IS_SPLITS', 'frechet_distance', 'kernel_inception_distance', 'inception_score', 'class_accuracy', 'diversity', 'median_nearest_neighbour', 'nearest_neighbour_ratio', 'PR_K', 'knn_radii', 'precision_recall', 'score', 'ScoreContext', 'measure', 'format_score', 'sample_and_score', 'format_diversity', 'score_table', 'evaluate_generator']
+__all__ = ['DUPLICATE_FRACTION', 'EVAL_SEED', 'IS_SPLITS', 'frechet_distance', 'kernel_inception_distance', 'inception_score', 'class_accuracy', 'diversity', 'median_nearest_neighbour', 'nearest_neighbour_ratio', 'PR_K', 'knn_radii', 'precision_recall', 'score', 'ScoreContext', 'measure', 'format_score', 'sample_and_score', 'format_diversity', 'score_table', 'evaluate_generator']
 
 
 # two samples of a class are near-duplicates when closer in feature space than this fraction of the
@@ -34,6 +34,7 @@ IS_SPLITS = 10                     # the Inception Score's splits (Salimans et a
 
 PR_K = 3                           # k of the k-nearest-neighbour balls of precision and recall (Kynkaanniemi et
                                    # al. 2019: 3); density and coverage use the same balls (Naeem et al. 2020 use 5)
+EVAL_SEED = 12345                  # the sampling seed of every evaluation (train()'s validation scores, the test set)
 PR_CHUNK = 1000                    # rows of a distance matrix held at once ((1000, 10,000) in float64: 80 MB)
 
 
@@ -369,7 +370,7 @@ def score_table(results: dict[str, dict[str, Any]], fmt: str = "markdown") -> st
             + f"\n\n{first['n_fake']} generated vs {first['n_real']} real test images per model.")
 
 
-def evaluate_generator(G: nn.Module, real: Stats, net: FeatureNet, n: int, seed: int = 12345) -> dict[str, Any]:
+def evaluate_generator(G: nn.Module, real: Stats, net: FeatureNet, n: int, seed: int = EVAL_SEED) -> dict[str, Any]:
     """Score `n` images sampled from G (a fixed seed, so every evaluation sees the same z and labels):
     Frechet distance and KID, and from the same forward pass IS and class accuracy where available."""
     return sample_and_score(G, real, net, n, seed)

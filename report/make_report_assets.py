@@ -42,7 +42,7 @@ SPEED_CPU = MODEL / "benchmarks" / "train_speed_cpu_1thread.txt"   # tests/bench
 SPEED_GPU = MODEL / "benchmarks" / "train_speed_cuda.json"         # tools/device_check.py's speed phase
 EVAL_NOISE = MODEL / "eval_noise_dcgan.json"       # the shipped DCGAN scored again with fresh samples (tools/eval_noise.py)
 LONG_RUN = MODEL / "runs" / "sagan" / "history.json"   # a longer, unshipped run of the SAGAN recipe
-CRITIC_STUDY = MODEL / "studies" / "critic" / "results.json"   # D's sum vs mean pooling (studies/critic.json)
+CRITIC_STUDY = MODEL / "studies" / "critic" / "results.json"   # D's pooling and drift weight (studies/critic.json)
 PREVIOUS = ROOT / "report" / "evidence" / "previous_report.json"   # the previous report's FIDs and their protocol
 TEXT_WIDTH_IN = (21.0 - 2 * 2.1) / 2.54            # report.tex: a4paper, margin=2.1cm
 MIN_PT = 7                                         # no text in a figure prints smaller than this
@@ -362,9 +362,9 @@ def critic_macros(history: dict) -> list[str]:
 
 
 def critic_study_table(results: dict) -> str:
-    """Per arm of the critic study (D's pooling, the drift weight): best and final validation score, and over each run's last
-    CRITIC_WINDOW iterations D's level swing, its real-fake gap and their ratio (mean $\\pm$ std over seeds); the
-    arm's test against the baseline (Welch, Holm's p over the study's tests)."""
+    """Per arm of the critic study (D's pooling, the drift weight): best and final validation score, and over each
+    run's last CRITIC_WINDOW iterations D's level swing, its real-fake gap and their ratio (mean $\\pm$ std over
+    seeds); the arm's test against the baseline (Welch, Holm's p over the study's tests)."""
     rows = []
     for arm, a in results["arms"].items():
         t = results["tests"].get(arm)
@@ -549,9 +549,9 @@ def speed_table() -> str:
 
 # ---------------------------------------------------------------------------------------------------- numbers
 
-def numbers(at: dict, full: dict, models: dict, all_results: dict) -> str:
+def numbers(at: dict, full: dict, models: dict, all_results: dict, critic_study: dict) -> str:
     lines = (headline_macros(at, full, budget_points(headline_runs())) + submitted_macros(models) + evidence_macros()
-             + critic_macros(models["SAGAN"][0]) + critic_study_macros(read_json(CRITIC_STUDY))
+             + critic_macros(models["SAGAN"][0]) + critic_study_macros(critic_study)
              + study_macros(all_results) + more_gans_macros())
     return "\n".join(lines) + "\n"
 
@@ -559,14 +559,14 @@ def numbers(at: dict, full: dict, models: dict, all_results: dict) -> str:
 def tables() -> dict[str, str]:
     """File name -> content of every generated .tex fragment (the attention numbers come with the figures)."""
     at, full = headline()
-    models, all_results = submitted(), studies()
+    models, all_results, critic_study = submitted(), studies(), read_json(CRITIC_STUDY)
     cfgs = {label: cfg for label, (_, _, cfg) in models.items()}
     return {**architecture_tables(cfgs),
             **{f"study_{name}.tex": study_table(name, r) for name, r in all_results.items()},
             "headline.tex": headline_table(budget_points(headline_runs())), "test.tex": test_table(models),
             "hyperparameters.tex": hyperparameter_table(models), "speed.tex": speed_table(),
-            "critic_study.tex": critic_study_table(read_json(CRITIC_STUDY)),
-            "numbers.tex": numbers(at, full, models, all_results)}
+            "critic_study.tex": critic_study_table(critic_study),
+            "numbers.tex": numbers(at, full, models, all_results, critic_study)}
 
 
 # ---------------------------------------------------------------------------------------------------- figures

@@ -35,7 +35,7 @@ def test_the_stored_validation_score_is_reproduced_and_another_seed_moves_it(tmp
         rescore.main()
     result = json.loads(out.read_text())
     entry = result["scores"][str(best)]
-    assert result["seeds"] == [rescore.TRAIN_SEED, 1] and entry["n_fake"] == 12
+    assert result["seeds"] == [rescore.EVAL_SEED, 1] and entry["n_fake"] == 12
     assert entry["fd"][0] == pytest.approx(entry["stored"], rel=1e-9, abs=1e-12)   # train()'s samples, again
     assert entry["fd"][1] != entry["fd"][0]
     assert entry["iteration"] == gh.load_checkpoint(best)["iteration"]

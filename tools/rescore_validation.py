@@ -11,8 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import gan_helpers as gh  # noqa: E402
-
-TRAIN_SEED = 12345   # the sampling seed of every evaluation in train() (evaluate_generator's default)
+from gankit.measures import EVAL_SEED  # noqa: E402  (the sampling seed of train()'s evaluations)
 
 
 def main() -> None:
@@ -22,7 +21,7 @@ def main() -> None:
     p.add_argument("--stats-dir", help="real-statistics cache (default <data-dir>/fid_stats)")
     p.add_argument("--feature-net")
     p.add_argument("--fid-weights")
-    p.add_argument("--seeds", type=int, nargs="+", default=[TRAIN_SEED, 1], help="sampling seeds (first: train()'s)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[EVAL_SEED, 1], help="sampling seeds (first: train()'s)")
     p.add_argument("--json", required=True)
     args = p.parse_args()
     device = gh.setup(0, "cpu")
