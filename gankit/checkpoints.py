@@ -1,6 +1,7 @@
 """Checkpoints: loading (clear errors for missing, corrupt or foreign files), generators from them, RNG states."""
 from __future__ import annotations
 
+import gzip
 import json
 import random
 from pathlib import Path
@@ -10,12 +11,13 @@ import torch
 import torch.nn as nn
 
 from .core import GanError
+from .files import atomic_path
 from .device import to_device
 from .config import Config
 from .build import build_models
 
-__all__ = ['RUN_FIELDS', 'TRAINING_FIELDS', 'RESUMABLE_FIELDS', 'FORK_FIELDS', 'migrate_record', 'read_history',
-           'load_checkpoint',
+__all__ = ['RUN_FIELDS', 'TRAINING_FIELDS', 'RESUMABLE_FIELDS', 'FORK_FIELDS', 'migrate_record', 'HISTORY_FILES',
+           'history_file', 'read_history', 'compress_history', 'load_checkpoint',
            'generator_from_checkpoint', 'load_generator', 'load_discriminator', 'rng_state', 'set_rng_state']
 
 
@@ -69,9 +71,38 @@ def migrate_record(kind: str, record: dict[str, Any]) -> dict[str, Any]:
     raise GanError(f"no migration for records of kind {kind!r}: use history, train_state, compact_state or generator")
 
 
+# a run folder's history: as train() writes it while the run goes on; as a study run keeps it once trained
+# (compress_history: gzip, about 2.4 times smaller, for the histories committed under model/studies/)
+HISTORY_FILES = ("history.json", "history.json.gz")
+
+
+def history_file(folder: str | Path) -> Path | None:
+    """The history of run folder `folder`: its history.json when there is one (train() writes it as it goes, so it is
+    the newest), else its history.json.gz; None when it has neither."""
+    return next((Path(folder) / name for name in HISTORY_FILES if (Path(folder) / name).is_file()), None)
+
+
 def read_history(path: str | Path) -> dict[str, Any]:
-    """A run's history.json (train()'s per-iteration losses, evaluations and segments), in today's format."""
-    return migrate_record("history", json.loads(Path(path).read_text()))
+    """A run's history (train()'s per-iteration losses, evaluations and segments), in today's format. `path`: a
+    history.json, a history.json.gz, or a run folder holding one (history_file)."""
+    path = Path(path)
+    if path.is_dir():
+        found = history_file(path)
+        if found is None:
+            raise GanError(f"no {' or '.join(HISTORY_FILES)} in {path}: it holds no run (or one not started)")
+        path = found
+    data = path.read_bytes()
+    return migrate_record("history", json.loads(gzip.decompress(data) if path.suffix == ".gz" else data))
+
+
+def compress_history(folder: str | Path) -> Path:
+    """Replace run folder `folder`'s history.json by history.json.gz (gzip, no timestamp inside, so the same history
+    gives the same bytes; written atomically before the JSON is removed). Returns the .gz file's path."""
+    source, target = (Path(folder) / name for name in HISTORY_FILES)
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(gzip.compress(source.read_bytes(), compresslevel=9, mtime=0))
+    source.unlink()
+    return target
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:

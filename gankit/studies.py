@@ -13,7 +13,7 @@ from .core import GanError
 from .device import device_name
 from .config import Config, PRESETS
 from .files import write_json_atomic
-from .checkpoints import read_history
+from .checkpoints import compress_history, history_file, read_history
 from .data import ImageSet, load_dataset, split_record
 from .features import FeatureNet
 from .training import TrainingDiverged, train
@@ -156,7 +156,7 @@ def _share(study: Study, arm: str, ref: str, path: Path) -> None:
 
 def study_run_dir(study: Study, arm: str, seed: int, runs_dir: str | Path = "model/studies") -> Path:
     """<runs_dir>/<study>/<arm>_s<seed>/ (of the owning study and arm for a shared arm): last.pt, best.pt
-    (not committed), history.json, run.json."""
+    (not committed), history.json.gz (history.json while it trains), run.json."""
     owner, owner_arm = study.owner(arm)
     return Path(runs_dir) / owner / f"{owner_arm}_s{seed}"
 
@@ -171,12 +171,12 @@ def run_record(folder: Path, reached: int | None = None) -> dict[str, Any] | Non
     message), or None when the run has not finished. A run stopped at a time limit has one too, with "stopped":
     the iteration it reached; it counts as finished only up to `reached`, when it was evaluated there."""
     path = folder / "run.json"
-    if not (path.is_file() and (folder / "history.json").is_file()):
+    if not (path.is_file() and history_file(folder) is not None):
         return None
     record = json.loads(path.read_text())
     if "stopped" not in record:
         return record
-    evals = read_history(folder / "history.json")["eval"] if reached is not None else []
+    evals = read_history(folder)["eval"] if reached is not None else []
     return record if any(e["iter"] == reached for e in evals) else None
 
 
@@ -243,7 +243,8 @@ def train_study_run(study: Study, arm: str, seed: int, data: str | Path | tuple[
     study_stats_dir(data, stats_dir). `time_limit`: seconds, then the run saves its state and stops. A
     finished run gets run.json (config, split, device); so does a run that diverges (TrainingDiverged), with
     "diverged": the message, so that it stops no other run, is not trained again and is left out of the
-    results (collect_study lists it); so does a run stopped at the time limit, with "stopped": its iteration."""
+    results (collect_study lists it); so does a run stopped at the time limit, with "stopped": its iteration.
+    Each then keeps its history compressed (compress_history: history.json.gz, what git holds)."""
     cfg, folder = study.config(arm, seed), study_run_dir(study, arm, seed, runs_dir)
     split = tuple(getattr(cfg, k) for k in SPLIT_FIELDS)
     loaded = {} if loaded is None else loaded
@@ -258,14 +259,18 @@ def train_study_run(study: Study, arm: str, seed: int, data: str | Path | tuple[
         history = train(cfg, folder, *images, features, device, resume=True, progress=progress,
                         stats_dir=study_stats_dir(data, stats_dir), time_limit=time_limit, fork_from=study.start_from)
     except TrainingDiverged as exc:
-        write_json_atomic({**record, "diverged": str(exc)}, folder / "run.json")
-        return RunOutcome("diverged", f"{folder}: diverged, left out of the results ({exc})")
-    if history["iter"][-1:] != [cfg.iters]:   # recorded, so that `study collect --at` can compare it where it got to
-        write_json_atomic({**record, "stopped": history["iter"][-1]}, folder / "run.json")
-        return RunOutcome("stopped", f"{folder}: stopped at iteration {history['iter'][-1]} (time limit); run "
-                                     f"again to continue")
+        outcome = RunOutcome("diverged", f"{folder}: diverged, left out of the results ({exc})")
+        record["diverged"] = str(exc)
+    else:
+        outcome = RunOutcome("trained", f"{folder}: trained to iteration {cfg.iters}")
+        if history["iter"][-1:] != [cfg.iters]:   # recorded, so that `study collect --at` can compare it there
+            outcome = RunOutcome("stopped", f"{folder}: stopped at iteration {history['iter'][-1]} (time limit); "
+                                            f"run again to continue")
+            record["stopped"] = history["iter"][-1]
     write_json_atomic(record, folder / "run.json")
-    return RunOutcome("trained", f"{folder}: trained to iteration {cfg.iters}")
+    if (folder / "history.json").is_file():   # what is committed: the history, compressed (a resumed run rewrites it)
+        compress_history(folder)
+    return outcome
 
 
 def run_study(study: Study, data: str | Path | tuple[ImageSet, ImageSet], features: FeatureNet,

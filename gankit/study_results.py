@@ -174,7 +174,7 @@ def _finished_runs(study: Study, runs_dir: str | Path, at: int | None, timing: d
             diverged.append(folder.name)
             continue
         devices.add(record["device"])
-        history = read_history(folder / "history.json")
+        history = read_history(folder)
         start = history.get("forked_from", {}).get("iteration", 0)
         kept = [e for e in history["eval"] if at is None or e["iter"] <= at]
         evals = (_with_training_time(kept, record["device"]) if timing is None else

@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import gan_helpers as gh  # noqa: E402
 import gankit.study_results  # noqa: E402
+from gankit.checkpoints import read_history  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
@@ -115,13 +116,13 @@ def headline() -> tuple[dict, dict]:
 
 def headline_runs() -> dict[str, list[dict]]:
     """Arm -> per seed {"seed", "batch", "evals": [(iteration, training seconds, validation FD), ...]} of the
-    headline study's H200 runs (their history.json and run.json)."""
+    headline study's H200 runs (their histories and run.json)."""
     out = {}
     for arm in ("sagan", "dcgan"):
         runs = []
         for seed in HEADLINE.seeds:
             folder = HEADLINE_GPU / HEADLINE.name / f"{arm}_s{seed}"
-            history, record = read_json(folder / "history.json"), read_json(folder / "run.json")
+            history, record = read_history(folder), read_json(folder / "run.json")
             runs.append({"seed": seed, "batch": record["config"]["batch_size"],
                          "evals": [(e["iter"], e["seconds"], e["fd"]) for e in history["eval"]]})
         out[arm] = runs
@@ -208,7 +209,7 @@ def headline_macros(at: dict, full: dict, points: dict[str, dict]) -> list[str]:
                       macro(f"{k}Images", f"{a['images']:,}"), macro(f"{k}Seconds", seconds_range(a["seconds"]))]
         lines += [macro(f"Head{key}Diff", welch_text(c["test"])), macro(f"Head{key}P", p_value(c["test"]["p"])),
                   macro(f"Head{key}Holm", p_value(c["test"]["p_holm"]))]
-    cpu = read_json(CPU_SAGAN / "history.json")
+    cpu = read_history(CPU_SAGAN)
     best = min(cpu["eval"], key=lambda e: e["fd"])
     cpu_at = {e["iter"]: e["fd"] for e in cpu["eval"]}
     runs = headline_runs()
@@ -343,7 +344,7 @@ def long_gap(history: dict, window: int = 1000) -> list[tuple[int, float]]:
 def critic_macros(history: dict) -> list[str]:
     """The shipped SAGAN's critic statistics (Critic...), the same for the headline study's run of its recipe and
     seed (Rerun...), and the longer run's gap at its first and last window (LongGap...)."""
-    c, r = critic_stats(history), critic_stats(read_json(CPU_SAGAN / "history.json"))
+    c, r = critic_stats(history), critic_stats(read_history(CPU_SAGAN))
     long = read_json(LONG_RUN)
     gaps = dict(long_gap(long))
     last = max(gaps)
@@ -608,7 +609,7 @@ def headline_figure(at: dict, full: dict):
         for ax, x in ((axes[0], its * runs[arm][0]["batch"] / 1000), (axes[1], secs)):
             ax.plot(x[1:], mean[1:], color=colour, label=f"{label}, H200, {len(runs[arm])} seeds")
             ax.fill_between(x[1:], (mean - std)[1:], (mean + std)[1:], color=colour, alpha=0.25, linewidth=0)
-    cpu = read_json(CPU_SAGAN / "history.json")["eval"][1:]
+    cpu = read_history(CPU_SAGAN)["eval"][1:]
     axes[0].plot([e["iter"] * runs["sagan"][0]["batch"] / 1000 for e in cpu], [e["fd"] for e in cpu], color="C0",
                  linestyle="--", label="SAGAN, CPU, seed 0")
     axes[0].set_xlabel("images seen (thousands)")
@@ -629,7 +630,7 @@ def headline_figure(at: dict, full: dict):
 def loss_runs(models: dict[str, tuple[dict, dict, gh.Config]]) -> dict[str, dict]:
     """Row label -> history for the loss figure: the shipped DCGAN's run; for the SAGAN the headline study's run of
     the same recipe and seed (CPU_SAGAN), since the shipped SAGAN's run logged no D losses at its evaluations."""
-    return {"SAGAN rerun": read_json(CPU_SAGAN / "history.json"), "DCGAN": models["DCGAN"][0]}
+    return {"SAGAN rerun": read_history(CPU_SAGAN), "DCGAN": models["DCGAN"][0]}
 
 
 def losses_figure(runs: dict[str, dict], window: int = 100):

@@ -49,8 +49,8 @@ def test_every_file_under_model_loads_in_todays_format():
             assert {"data", "features_key", "validation_sha256"} <= set(ckpt["summary"]) and ckpt["metrics"]
         else:
             assert ckpt["cpu_seconds"] <= ckpt["seconds"] and isinstance(ckpt["history"]["segments"], list)
-    histories = sorted(model.rglob("*history.json"))
-    assert len(histories) >= 50
+    histories = sorted(p for p in model.rglob("*history.json*") if p.name.endswith(gankit.checkpoints.HISTORY_FILES))
+    assert len(histories) >= 50 and any(p.suffix == ".gz" for p in histories)
     for path in histories:
         history = gankit.checkpoints.read_history(path)
         assert isinstance(history["segments"], list), path
@@ -60,3 +60,23 @@ def test_every_file_under_model_loads_in_todays_format():
     for path in results:
         found = json.loads(path.read_text())
         assert f"| best vs {found['baseline']} |" in gh.study_table(found) and "last 3" in gh.study_table(found), path
+
+
+def test_a_compressed_history_reads_as_the_json_it_replaced_and_the_json_wins_while_a_run_writes_it(tmp_path):
+    from gankit.checkpoints import compress_history, history_file, read_history
+    history = {"iter": [1, 2], "d_loss": [0.5, -1.25], "g_loss": [2.0, 3.5], "eval": [{"iter": 2, "fd": 4.0}],
+               "segments": [{"from_iter": 0, "code": "abc", "device": "cpu"}]}
+    (tmp_path / "history.json").write_text(json.dumps(history))
+    assert read_history(tmp_path) == read_history(tmp_path / "history.json") == history
+    gz = compress_history(tmp_path)
+    assert gz == tmp_path / "history.json.gz" and not (tmp_path / "history.json").exists()
+    assert read_history(tmp_path) == read_history(gz) == history
+    first = gz.read_bytes()
+    (tmp_path / "history.json").write_text(json.dumps(history))
+    assert compress_history(tmp_path).read_bytes() == first          # no timestamp inside: same history, same bytes
+    newer = {**history, "iter": [1, 2, 3]}
+    (tmp_path / "history.json").write_text(json.dumps(newer))         # a resumed run writes the JSON again
+    assert history_file(tmp_path) == tmp_path / "history.json" and read_history(tmp_path) == newer
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(gh.GanError, match="no history.json or history.json.gz in"):
+        read_history(tmp_path / "empty")

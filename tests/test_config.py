@@ -7,7 +7,6 @@ import pytest
 import torch
 from helpers import tiny_cfg
 
-import gan_helpers as gh
 import gankit
 import gankit.build
 from gan_helpers import Config, GanError

@@ -15,6 +15,7 @@ import torch
 
 import gan_helpers as gh
 import gankit
+from gankit.checkpoints import read_history
 from test_studies import ARMS, ITERS, assert_diverged_runs_recorded, write_study
 
 TIME_KEYS = {"seconds", "cpu_seconds", "time", "at_time", "sec_per_iter", "equal_seconds", "segments"}
@@ -32,7 +33,7 @@ def untimed(value):
 
 def run_files(runs: Path, arm: str, seed: int) -> tuple[dict, dict]:
     folder = runs / "tiny" / f"{arm}_s{seed}"
-    return json.loads((folder / "run.json").read_text()), untimed(json.loads((folder / "history.json").read_text()))
+    return json.loads((folder / "run.json").read_text()), untimed(read_history(folder))
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +107,7 @@ def test_a_run_whose_worker_dies_is_retried_from_its_last_checkpoint_with_the_sa
     assert lines == [f"{folder}: trained to iteration {ITERS}"] and marker.exists()
     lines = gankit.engines.run_study_ray(study, data, gh.RandomFeatures(), runs, stats_dir=tmp_path / "stats", progress=False)
     assert lines.count(f"{folder}: finished earlier") == 1
-    segments = json.loads((runs / "tiny" / "a8_s1" / "history.json").read_text())["segments"]
+    segments = read_history(runs / "tiny" / "a8_s1")["segments"]
     assert [s["from_iter"] for s in segments] == [0, 2]          # the retry resumed from the checkpoint
     assert_same_runs(study, runs, local_runs, expected)
 

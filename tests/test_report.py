@@ -11,6 +11,7 @@ import pytest
 from scipy import stats
 
 import gan_helpers as gh
+from gankit.checkpoints import read_history
 
 ROOT = Path(__file__).resolve().parents[1]
 REPORT = ROOT / "report"
@@ -69,7 +70,7 @@ def holm_adjust(p: list[float]) -> list[float]:
 
 
 def test_headline_budgets_are_the_run_histories_and_scipy_welch_tests_with_holm(assets, macros, tables):
-    runs = {arm: [json.loads((assets.HEADLINE_GPU / "headline" / f"{arm}_s{seed}" / "history.json").read_text())
+    runs = {arm: [read_history(assets.HEADLINE_GPU / "headline" / f"{arm}_s{seed}")
                   for seed in (0, 1, 2)] for arm in ("sagan", "dcgan")}
 
     def at(arm: str, it: int) -> list[float]:
@@ -122,7 +123,7 @@ def test_evidence_and_critic_numbers_are_their_files(assets, macros):
     former = json.loads(assets.HEADLINE_DCGAN_TEST.read_text())                 # the DCGAN the shipped one replaced
     assert macros["HeadDcganTestFD"] == f"{former['fd']:.3f}" and former["fd"] > json.loads(
         (ROOT / "model" / "dcgan_test.json").read_text())["fd"]
-    rerun_history = json.loads((assets.CPU_SAGAN / "history.json").read_text())
+    rerun_history = read_history(assets.CPU_SAGAN)
     assert macros["CpuSaganBest"] == f"{min(e['fd'] for e in rerun_history['eval']):.3f}"
     assert any("d_loss_val" in e for e in rerun_history["eval"])     # the SAGAN row of the loss figure
     assert any("d_loss_val" in e for e in json.loads((ROOT / "model" / "dcgan_history.json").read_text())["eval"])

@@ -17,6 +17,7 @@ import torch
 
 import gan_helpers as gh
 import gankit
+from gankit.checkpoints import read_history
 
 ARMS = {"none": ["g_attn=()", "d_attn=()"], "a8": ["g_attn=(8,)", "d_attn=(8,)"]}
 SEEDS = [0, 1]
@@ -53,7 +54,7 @@ def finished(tmp_path_factory, data, features) -> tuple[gh.Study, Path, dict]:
 
 
 def history(runs: Path, arm: str, seed: int) -> dict:
-    return json.loads((runs / "tiny" / f"{arm}_s{seed}" / "history.json").read_text())
+    return read_history(runs / "tiny" / f"{arm}_s{seed}")
 
 
 # ---------------------------------------------------------------------------------------------- description
@@ -283,8 +284,8 @@ def test_changed_study_file_does_not_reuse_a_finished_run_without_its_state(tmp_
     study, runs, _ = finished
     copy = tmp_path / "runs" / "tiny" / "none_s0"
     copy.mkdir(parents=True)
-    for name in ("run.json", "history.json"):      # what a fresh clone has: the committed files, no .pt
-        (copy / name).write_text((runs / "tiny" / "none_s0" / name).read_text())
+    for name in ("run.json", "history.json.gz"):      # what a fresh clone has: the committed files, no .pt
+        (copy / name).write_bytes((runs / "tiny" / "none_s0" / name).read_bytes())
     changed = gh.load_study(write_study(tmp_path, iters=6, arms={"none": ARMS["none"]}, seeds=[0]))
     with pytest.raises(gh.GanError, match="another config and no last.pt"):
         gankit.studies.run_study(changed, data, features, tmp_path / "runs", stats_dir=tmp_path / "stats",
@@ -504,9 +505,12 @@ def test_time_limit_stops_the_study_with_a_resumable_state(tmp_path, data, featu
     assert lines == [f"{folder}: stopped at iteration 1 (time limit); run again to continue"]
     assert json.loads((folder / "run.json").read_text())["stopped"] == 1 and gh.run_record(folder) is None
     assert gh.load_checkpoint(folder / "last.pt")["iteration"] == 1
+    assert not (folder / "history.json").exists() and read_history(folder)["iter"] == [1]   # kept compressed
     lines = gankit.studies.run_study(study, data, features, tmp_path / "runs", stats_dir=tmp_path / "stats",
                                      progress=False)
     assert lines == [f"{folder}: trained to iteration {ITERS}"] and "stopped" not in gh.run_record(folder)
+    assert sorted(p.name for p in folder.glob("history.json*")) == ["history.json.gz"]   # the resumed run's, whole
+    assert read_history(folder)["iter"] == list(range(1, ITERS + 1))
 
 
 def test_collect_at_compares_every_run_up_to_an_iteration_stopped_runs_too(tmp_path, finished, data, features):
@@ -641,7 +645,7 @@ def test_a_study_can_fork_every_run_from_one_training_state(tmp_path, data, feat
     study = gh.load_study(write_study(tmp_path, arms=arms, iters=8, start_from=str(parent / "last.pt")))
     gankit.studies.run_study(study, data, features, tmp_path / "runs", stats_dir=tmp_path / "stats", progress=False)
     results = gankit.study_results.collect_study(study, tmp_path / "runs")
-    forked = json.loads((tmp_path / "runs" / "tiny" / "fast_s1" / "history.json").read_text())
+    forked = read_history(tmp_path / "runs" / "tiny" / "fast_s1")
     assert forked["iter"] == [5, 6, 7, 8] and forked["forked_from"]["iteration"] == 4
     assert forked["segments"][0]["changed"] == {"d_lr": [4e-4, 1e-3]}
     assert results["start_from"] == str(parent / "last.pt")
@@ -651,7 +655,7 @@ def test_a_study_can_fork_every_run_from_one_training_state(tmp_path, data, feat
         for run in a["runs"]:
             assert run["sec_per_iter"] == pytest.approx(run["seconds"] / 4)
     start = [results["arms"][arm]["runs"][0]["best"] for arm in arms]       # the forks' first evaluation: the
-    firsts = [json.loads((tmp_path / "runs" / "tiny" / f"{arm}_s0" / "history.json").read_text())["eval"][0]["fd"]
+    firsts = [read_history(tmp_path / "runs" / "tiny" / f"{arm}_s0")["eval"][0]["fd"]
               for arm in arms]                                               # state's own generator, in every arm
     assert firsts[0] == pytest.approx(firsts[1]) and all(b <= f for b, f in zip(start, firsts))
 

@@ -250,7 +250,7 @@ def save_speed(args: argparse.Namespace, r: dict[str, Any]) -> None:
              "same pass, as every evaluation runs it):"), "", "| precision | batch | seconds | images/s |",
         "|---|---|---|---|", *(f"| {'fp16 autocast' if f['half'] else 'float32'} | {f['batch']} | {f['seconds']:.2f} | "
                                f"{f['img_s']:.0f} |" for f in r["features"]),
-        *([f"", f"One validation evaluation ({r['evaluation']['label']}, the SAGAN, {r['evaluation']['samples']} "
+        *(["", f"One validation evaluation ({r['evaluation']['label']}, the SAGAN, {r['evaluation']['samples']} "
                f"generated images, real statistics cached): {r['evaluation']['seconds']:.2f} s."]
           if r.get("evaluation") else []),
         "", *(f"{k.title()}: {r[k]}" for k in ("stopped", "error") if r.get(k))]) + "\n")

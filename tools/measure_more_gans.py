@@ -29,6 +29,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import gan_helpers as gh  # noqa: E402
+from gankit.checkpoints import read_history  # noqa: E402
 
 # measures summarised per arm: cluster_accuracy()'s and probe_encoder()'s accuracies, the differences, training time
 SUMMARISED = ("cluster_acc", "shuffled_acc", "encoder", "random_encoder", "pixels", "encoder_minus_random",
@@ -81,7 +82,7 @@ def measure_run(kind: str, folder: Path, args: argparse.Namespace, classifier: t
         found = gh.probe_encoder(G, train, test, n_train=args.n_train or len(train), n_test=len(test))
         measures = {**found, "encoder_minus_random": found["encoder"] - found["random_encoder"],
                     "encoder_minus_pixels": found["encoder"] - found["pixels"], "train_images": len(train)}
-    history = json.loads((folder / "history.json").read_text())
+    history = read_history(folder)
     return {"iteration": ckpt["iteration"], "kind": kind, "measures": measures,
             "train_cpu_seconds": history["eval"][-1]["cpu_seconds"],
             "seconds": round(time.perf_counter() - start, 1), "cpu_seconds": round(time.process_time() - cpu, 1)}

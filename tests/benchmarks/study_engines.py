@@ -20,6 +20,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import gan_helpers as gh  # noqa: E402
 import gankit  # noqa: E402
+from gankit.checkpoints import read_history  # noqa: E402
 
 
 def write_study(folder: Path, iters: int) -> Path:
@@ -32,7 +33,7 @@ def write_study(folder: Path, iters: int) -> Path:
 
 
 def scores(runs: Path) -> dict[str, list[float]]:
-    return {d.name: [e["fd"] for e in json.loads((d / "history.json").read_text())["eval"]]
+    return {d.name: [e["fd"] for e in read_history(d)["eval"]]
             for d in sorted((runs / "bench").iterdir()) if d.is_dir()}
 
 
