@@ -276,6 +276,9 @@ def submitted_macros(models: dict[str, tuple[dict, dict, gh.Config]]) -> list[st
                   *(macro(f"{label.capitalize()}{key.capitalize()}", f"{test['prdc'][key]:.3f}")
                     for key in ("precision", "recall", "density", "coverage")),
                   macro(f"{label.capitalize()}GParams", f"{gh.count_parameters(gh.build_models(cfg)[0]):,}")]
+    s_best = min(models["SAGAN"][0]["eval"], key=lambda e: e["fd"])["iter"]   # the DCGAN run where the SAGAN was kept
+    d_at = max((e for e in models["DCGAN"][0]["eval"] if e["iter"] <= s_best), key=lambda e: e["iter"])
+    lines += [macro("DcganAtSaganBestIt", f"{d_at['iter']:,}"), macro("DcganAtSaganBestFD", f"{d_at['fd']:.3f}")]
     test = next(iter(models.values()))[1]
     lines += [macro("TestN", f"{test['n_fake']:,}"), macro("TestReal", f"{test['n_real']:,}"),
               macro("ClassifierAcc", f"{100 * test['real_class_acc']:.1f}"),

@@ -123,6 +123,10 @@ def test_evidence_and_critic_numbers_are_their_files(assets, macros):
     former = json.loads(assets.HEADLINE_DCGAN_TEST.read_text())                 # the DCGAN the shipped one replaced
     assert macros["HeadDcganTestFD"] == f"{former['fd']:.3f}" and former["fd"] > json.loads(
         (ROOT / "model" / "dcgan_test.json").read_text())["fd"]
+    dcgan_evals = {e["iter"]: e["fd"] for e in json.loads((ROOT / "model" / "dcgan_history.json").read_text())["eval"]}
+    assert macros["DcganAtSaganBestIt"] == macros["SaganBestAt"]    # the DCGAN run read where the SAGAN was kept
+    assert macros["DcganAtSaganBestFD"] == f"{dcgan_evals[int(macros['SaganBestAt'].replace(',', ''))]:.3f}"
+    assert float(macros["DcganAtSaganBestFD"]) > float(macros["SaganBestFD"])   # "behind the SAGAN's" in the text
     rerun_history = read_history(assets.CPU_SAGAN)
     assert macros["CpuSaganBest"] == f"{min(e['fd'] for e in rerun_history['eval']):.3f}"
     assert any("d_loss_val" in e for e in rerun_history["eval"])     # the SAGAN row of the loss figure
