@@ -832,7 +832,7 @@ def attention_figure() -> None:
         macro("GQueryDependence", dependence(generated)), macro("DRealQueryDependence", dependence(on_real)),
         macro("GammaG", gammas(G)), macro("GammaD", gammas(D)), macro("AttentionImages", str(n)),
         macro("AttentionDIteration", f"{iteration:,}"),
-        macro("AttentionDSource", "the training state of another run of the same recipe")]) + "\n")
+        macro("AttentionDSource", "the training state of another run of the recipe, with drift weight 0.01")]) + "\n")
     names = gh.CIFAR10_CLASSES
     first = {c: int((real.y == c).nonzero()[0, 0]) for c in ATTENTION_CLASSES}
     horse = names.index("horse")
