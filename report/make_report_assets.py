@@ -261,9 +261,9 @@ def test_table(models: dict[str, tuple[dict, dict, gh.Config]]) -> str:
 
 
 def submitted_macros(models: dict[str, tuple[dict, dict, gh.Config]]) -> list[str]:
-    lines = []
+    lines, kept = [], {}
     for label, (history, test, cfg) in models.items():
-        best = min(history["eval"], key=lambda e: e["fd"])
+        best = kept[label] = min(history["eval"], key=lambda e: e["fd"])
         lines += [macro(f"{label.capitalize()}Iters", f"{history['iter'][-1]:,}"),
                   macro(f"{label.capitalize()}BestFD", f"{best['fd']:.3f}"),
                   macro(f"{label.capitalize()}BestAt", f"{best['iter']:,}"),
@@ -276,8 +276,8 @@ def submitted_macros(models: dict[str, tuple[dict, dict, gh.Config]]) -> list[st
                   *(macro(f"{label.capitalize()}{key.capitalize()}", f"{test['prdc'][key]:.3f}")
                     for key in ("precision", "recall", "density", "coverage")),
                   macro(f"{label.capitalize()}GParams", f"{gh.count_parameters(gh.build_models(cfg)[0]):,}")]
-    s_best = min(models["SAGAN"][0]["eval"], key=lambda e: e["fd"])["iter"]   # the DCGAN run where the SAGAN was kept
-    d_at = max((e for e in models["DCGAN"][0]["eval"] if e["iter"] <= s_best), key=lambda e: e["iter"])
+    d_at = max((e for e in models["DCGAN"][0]["eval"] if e["iter"] <= kept["SAGAN"]["iter"]),   # the DCGAN run where
+               key=lambda e: e["iter"])                                                        # the SAGAN was kept
     lines += [macro("DcganAtSaganBestIt", f"{d_at['iter']:,}"), macro("DcganAtSaganBestFD", f"{d_at['fd']:.3f}")]
     test = next(iter(models.values()))[1]
     lines += [macro("TestN", f"{test['n_fake']:,}"), macro("TestReal", f"{test['n_real']:,}"),
@@ -750,14 +750,15 @@ def more_gans_figure() -> None:
     save_figure(fig, "more_gans.pdf")
 
 
-def sagan_discriminator() -> tuple[torch.nn.Module, int]:
-    """A SAGAN D for the attention maps and its iteration: the shipped generator's run kept no training state, so
-    D comes from the compact training state model/states/sagan.pt (another run of the same recipe)."""
+def sagan_discriminator() -> tuple[torch.nn.Module, int, gh.Config]:
+    """A SAGAN D for the attention maps, its iteration and its run's config: the shipped generator's run kept no
+    training state, so D comes from the compact training state model/states/sagan.pt (another run of the recipe)."""
     from gankit.states import load_state
     state = load_state(MODEL / "states" / "sagan.pt")
-    D = gh.build_models(gh.Config.from_dict(state["config"]))[1]
+    cfg = gh.Config.from_dict(state["config"])
+    D = gh.build_models(cfg)[1]
     D.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state["D"].items()})
-    return D.eval(), state["iteration"]
+    return D.eval(), state["iteration"], cfg
 
 
 def attention_panels(picked: dict[str, tuple], queries: tuple[tuple[int, int], ...] = ((8, 8), (8, 24), (24, 16))):
@@ -816,7 +817,7 @@ def attention_figure() -> None:
     """attention.pdf and attention.tex: the SAGAN's attention (its EMA generator from sagan_best.pt, D from
     sagan_discriminator()) on its own samples and on real test images, and how much the maps depend on the query."""
     G = gh.load_generator(MODEL / "sagan_best.pt")
-    D, iteration = sagan_discriminator()
+    D, iteration, d_cfg = sagan_discriminator()
     real = gh.load_dataset(G.config, ROOT / "data", parts=("test",))[0]
     real = real.subset(torch.randperm(len(real), generator=torch.Generator().manual_seed(0))[:64])
     n = 64
@@ -832,7 +833,7 @@ def attention_figure() -> None:
         macro("GQueryDependence", dependence(generated)), macro("DRealQueryDependence", dependence(on_real)),
         macro("GammaG", gammas(G)), macro("GammaD", gammas(D)), macro("AttentionImages", str(n)),
         macro("AttentionDIteration", f"{iteration:,}"),
-        macro("AttentionDSource", "the training state of another run of the recipe, with drift weight 0.01")]) + "\n")
+        macro("AttentionDSource", f"the training state of another run of the recipe, with drift weight {d_cfg.drift:g}")]) + "\n")
     names = gh.CIFAR10_CLASSES
     first = {c: int((real.y == c).nonzero()[0, 0]) for c in ATTENTION_CLASSES}
     horse = names.index("horse")
