@@ -128,8 +128,9 @@ class Config:
         """The baseline: the reference report's DCGAN (BCE, Adam 2e-4, beta1 0.5, batch 128), made
         class-conditional with projection plus ACGAN's class head: at equal iterations its samples carry their
         class twice as often as with projection alone, at a lower FD (studies/dcgan_recipe.json, 3 seeds).
-        No EMA: an EMA of G (0.999) scored worse than G itself for this DCGAN, even with standing BatchNorm
-        statistics (model/rescore_dcgan_10000.json)."""
+        No EMA: at iteration 10,000 an EMA of G (0.999) scored worse than G itself for this DCGAN, even with
+        standing BatchNorm statistics (model/rescore_dcgan_10000.json); tools/rescore_ema.py compares the two
+        later in a run."""
         base = dict(name="dcgan", arch="dcgan", z_dim=100, cond="projection-ac", g_ch=64, d_ch=32, g_attn=(),
                     d_attn=(), spectral_norm="none", loss="bce", drift=0.0, g_lr=2e-4, d_lr=2e-4,
                     betas=(0.5, 0.999), batch_size=128, ema_decay=0.0)

@@ -63,6 +63,19 @@ def write_image_tree(root, images: gh.ImageSet) -> None:
             gh.save_pngs(gh.to_float(images.x[sel]), root / split / name, [str(i) for i in range(int(sel.sum()))])
 
 
+def two_class_folder_and_features(tmp: Path) -> tuple[Path, Path]:
+    """48 synthetic 32x32 images as tmp/folder/{cat,dog}/NNN.png and a random TorchScript feature network at
+    tmp/features.pt: what `train --data-dir ... --feature-net ...` needs offline."""
+    data, net = tmp / "folder", tmp / "features.pt"
+    images = gh.synthetic_images(48, num_classes=2, seed=0, size=32)
+    for c, name in enumerate(("cat", "dog")):
+        picked = images.x[images.y == c]
+        gh.save_pngs(gh.to_float(picked), data / name, [f"{i:03d}" for i in range(len(picked))])
+    with gh.warnings_ignored():
+        torch.jit.script(gh.RandomFeatures()).save(str(net))
+    return data, net
+
+
 def step_and_its_draws(cond: str, **overrides):
     """One train_step of a tiny DCGAN (acgan_weight 0.7 where D has a class head) on six fixed real images, and
     what a hand computation needs: G and D before the step (G0, D0), D after it, the real batch and labels, the

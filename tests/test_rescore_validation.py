@@ -7,9 +7,9 @@ from pathlib import Path
 from unittest import mock
 
 import pytest
-import torch
 
 import gan_helpers as gh
+from helpers import two_class_folder_and_features
 
 ROOT = Path(__file__).resolve().parents[1]
 spec = importlib.util.spec_from_file_location("rescore_validation", ROOT / "tools" / "rescore_validation.py")
@@ -17,15 +17,8 @@ rescore = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(rescore)
 
 
-
 def test_the_stored_validation_score_is_reproduced_and_another_seed_moves_it(tmp_path):
-    data, net = tmp_path / "folder", tmp_path / "features.pt"
-    images = gh.synthetic_images(48, num_classes=2, seed=0, size=32)
-    for c, name in enumerate(("cat", "dog")):
-        picked = images.x[images.y == c]
-        gh.save_pngs(gh.to_float(picked), data / name, [f"{i:03d}" for i in range(len(picked))])
-    with gh.warnings_ignored():
-        torch.jit.script(gh.RandomFeatures()).save(str(net))
+    data, net = two_class_folder_and_features(tmp_path)
     assert gh.main([str(a) for a in ("train", "dcgan", "--iters", 2, "--out", tmp_path / "run", "--data-dir", data,
                                      "--feature-net", net, "--eval-every", 2, "--eval-samples", 12, "--set", "g_ch=4",
                                      "d_ch=4", "batch_size=4", "val_size=6")]) == 0
