@@ -29,7 +29,7 @@ from .measures import evaluate_generator
 from .checkpoints import FORK_FIELDS, RESUMABLE_FIELDS, load_checkpoint, rng_state, set_rng_state
 from .images import save_snapshot, snapshot_path
 
-__all__ = ['VALIDATION_LOSS_IMAGES', 'validation_losses', 'TrainingDiverged', 'diverged', 'new_history', 'code_version', 'describe_segments', 'best_eval', 'train']
+__all__ = ['VALIDATION_LOSS_IMAGES', 'validation_losses', 'TrainingDiverged', 'diverged', 'new_history', 'code_version', 'describe_segments', 'ema_began', 'best_eval', 'train']
 
 
 # images of each kind (validation, training, generated) in the validation-loss check of every evaluation
@@ -109,6 +109,16 @@ def describe_segments(history: dict[str, list]) -> str:
     origin = f"forked from {fork['name']} (seed {fork['seed']}) at iteration {fork['iteration']:,}, then " if fork else ""
     return (f"{origin}trained in {len(segments)} stretch{'es' * (len(segments) > 1)} ({stretches}); "
             f"{code}{settings}")
+
+
+def ema_began(history: dict[str, list], cfg: Config) -> int | None:
+    """The iteration from which the run's EMA of G averaged G's weights: cfg.ema_start, or the last resume that
+    switched the EMA on (ema_decay 0 -> > 0, an EMA started from G there), whichever is later; None without an EMA."""
+    if not cfg.ema_decay:
+        return None
+    switched_on = [s["from_iter"] for s in history.get("segments", [])
+                   if s.get("changed", {}).get("ema_decay", [None, None])[0] == 0]
+    return max([cfg.ema_start, *switched_on[-1:]])
 
 
 def best_eval(history: dict[str, list]) -> dict[str, Any] | None:

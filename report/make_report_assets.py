@@ -22,6 +22,7 @@ sys.path.insert(0, str(ROOT))
 import gan_helpers as gh  # noqa: E402
 import gankit.study_results  # noqa: E402
 from gankit.checkpoints import read_history  # noqa: E402
+from gankit.training import ema_began  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
@@ -414,9 +415,10 @@ def hyperparameter_table(models: dict[str, tuple[dict, dict, gh.Config]]) -> str
         "learning rate $G$ / $D$": lambda c: f"{c.g_lr:g} / {c.d_lr:g}",
         "$D$ steps per $G$ step": lambda c: str(c.n_critic),
         "batch": lambda c: str(c.batch_size),
-        "EMA of $G$": lambda c: f"{c.ema_decay:g} from it.\\ {c.ema_start:,}" if c.ema_decay else "--",
     }
     body = [[name] + [fn(c) for c in cfgs.values()] for name, fn in rows.items()]
+    body.append(["EMA of $G$", *(f"{c.ema_decay:g} from it.\\ {ema_began(h, c):,}" if c.ema_decay else "--"
+                                 for h, _, c in models.values())])
     body.append(["iterations trained (kept)", *(f"{h['iter'][-1]:,} ({min(h['eval'], key=lambda e: e['fd'])['iter']:,})"
                                                  for h, _, _ in models.values())])
     return tabular(["setting"] + list(cfgs), body, "l" + "c" * len(cfgs))

@@ -82,8 +82,24 @@ def test_resume_with_another_ema_decay_changes_only_the_ema_and_logs_it(tmp_path
     assert not all(torch.equal(a["G_ema"][name], b["G_ema"][name]) for name in a["G_ema"])
     assert history["segments"][1]["changed"] == {"ema_decay": [0.5, 0.9]} and "changed" not in history["segments"][0]
     assert gankit.training.describe_segments(history).endswith("; ema_decay 0.5 -> 0.9 at iteration 2")
+    assert gankit.training.ema_began(history, tiny(ema_decay=0.9)) == tiny().ema_start   # on since ema_start
     with pytest.raises(gh.GanError, match="betas"):   # settings outside RESUMABLE_FIELDS may not change
         gh.train(tiny(iters=6, ema_decay=0.9, betas=(0.5, 0.99)), split, *data, features, progress=False, resume=True)
+
+
+def test_an_ema_switched_on_at_a_resume_starts_from_g_there_and_is_dated_from_it(tmp_path, data, features):
+    """A run without an EMA, resumed with one: at the resume the EMA is a copy of G (one EMA step later it lies
+    between G before and after that step), and ema_began() dates it from the resume, not from cfg.ema_start."""
+    gh.train(tiny(iters=2, ema_decay=0.0), tmp_path, *data, features, progress=False)
+    before = torch.load(tmp_path / "last.pt", weights_only=True)["G"]
+    history = gh.train(tiny(iters=3, ema_decay=0.5), tmp_path, *data, features, progress=False, resume=True)
+    after = torch.load(tmp_path / "last.pt", weights_only=True)
+    name = next(n for n, t in before.items()   # a weight, not a BatchNorm statistic (those are copied)
+                if "running" not in n and t.is_floating_point() and not torch.equal(t, after["G"][n]))
+    assert torch.allclose(after["G_ema"][name], 0.5 * before[name] + 0.5 * after["G"][name], atol=1e-6)
+    assert history["segments"][-1]["changed"]["ema_decay"] == [0.0, 0.5]
+    assert gankit.training.ema_began(history, tiny(ema_decay=0.5)) == 2
+    assert gankit.training.ema_began(history, tiny(ema_decay=0.0)) is None
 
 
 def test_resume_with_another_learning_rate_scales_the_next_adam_step(tmp_path, data, features):
