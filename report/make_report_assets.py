@@ -279,7 +279,8 @@ def submitted_macros(models: dict[str, tuple[dict, dict, gh.Config]]) -> list[st
                   macro(f"{label.capitalize()}GParams", f"{gh.count_parameters(gh.build_models(cfg)[0]):,}")]
     d_at = max((e for e in models["DCGAN"][0]["eval"] if e["iter"] <= kept["SAGAN"]["iter"]),   # the DCGAN run where
                key=lambda e: e["iter"])                                                        # the SAGAN was kept
-    lines += [macro("DcganAtSaganBestIt", f"{d_at['iter']:,}"), macro("DcganAtSaganBestFD", f"{d_at['fd']:.3f}")]
+    lines += [macro("DcganAtSaganBestIt", f"{d_at['iter']:,}"), macro("DcganAtSaganBestFD", f"{d_at['fd']:.3f}"),
+              macro("DcganEmaFrom", f"{ema_began(models['DCGAN'][0], models['DCGAN'][2]):,}")]
     test = next(iter(models.values()))[1]
     lines += [macro("TestN", f"{test['n_fake']:,}"), macro("TestReal", f"{test['n_real']:,}"),
               macro("ClassifierAcc", f"{100 * test['real_class_acc']:.1f}"),
@@ -328,7 +329,7 @@ def evidence_macros() -> list[str]:
 # ------------------------------------------------------------------------------------------------ critic scale
 
 def critic_stats(history: dict) -> dict:
-    """The shipped SAGAN's critic outputs per iteration (the batch means d_real = mean D(x), d_fake = mean
+    """A SAGAN run's critic outputs per iteration (the batch means d_real = mean D(x), d_fake = mean
     D(G(z)) of each training batch): their spread over iterations, the range that holds 98% of them (1st to 99th
     percentile of real and generated together), the lag-1 correlation of d_real, and the real-fake gap."""
     real, fake = np.asarray(history["d_real"]), np.asarray(history["d_fake"])
@@ -345,10 +346,12 @@ def long_gap(history: dict, window: int = 1000) -> list[tuple[int, float]]:
     return [(int(it[i + window - 1]), float(gap[i:i + window].mean())) for i in range(0, len(it) - window + 1, window)]
 
 
-def critic_macros(history: dict) -> list[str]:
-    """The shipped SAGAN's critic statistics (Critic...), the same for the headline study's run of its recipe and
-    seed (Rerun...), and the longer run's gap at its first and last window (LongGap...)."""
-    c, r = critic_stats(history), critic_stats(read_history(CPU_SAGAN))
+def critic_macros(shipped: dict) -> list[str]:
+    """The critic statistics of the SAGAN recipe with the preset's drift weight, from the headline study's CPU run
+    of seed 0 (Critic..., and that drift weight, CriticDrift), the same for the shipped SAGAN (`shipped`, its
+    history; Shipped..., its own drift weight ShippedDrift), and the longer run's gap at its first and last window
+    (LongGap...)."""
+    c, r = critic_stats(read_history(CPU_SAGAN)), critic_stats(shipped)
     long = read_json(LONG_RUN)
     gaps = dict(long_gap(long))
     last = max(gaps)
@@ -357,10 +360,10 @@ def critic_macros(history: dict) -> list[str]:
             macro("CriticLag", f"{c['lag1']:.2f}"), macro("CriticCorr", f"{c['corr']:.2f}"),
             macro("CriticGapMedian", f"{c['gap_median']:.0f}"),
             macro("CriticGapRange", f"{c['gap_low']:.0f} to {c['gap_high']:.0f}"),
-            macro("RerunStdReal", f"{r['std_real']:.0f}"), macro("RerunStdFake", f"{r['std_fake']:.0f}"),
-            macro("RerunLag", f"{r['lag1']:.2f}"), macro("RerunCorr", f"{r['corr']:.2f}"),
-            macro("RerunGapMedian", f"{r['gap_median']:.0f}"),
-            macro("CriticDrift", f"{gh.load_checkpoint(MODEL / 'sagan_best.pt')['config']['drift']:g}"),
+            macro("ShippedStdReal", f"{r['std_real']:.0f}"), macro("ShippedStdFake", f"{r['std_fake']:.0f}"),
+            macro("ShippedLag", f"{r['lag1']:.2f}"), macro("ShippedGapMedian", f"{r['gap_median']:.0f}"),
+            macro("CriticDrift", f"{read_json(CPU_SAGAN / 'run.json')['config']['drift']:g}"),
+            macro("ShippedDrift", f"{gh.load_checkpoint(MODEL / 'sagan_best.pt')['config']['drift']:g}"),
             macro("LongGapFirst", f"{gaps[min(gaps)]:.0f}"), macro("LongGapFirstTo", f"{min(gaps):,}"),
             macro("LongGapLast", f"{gaps[last]:.0f}"), macro("LongGapLastTo", f"{last:,}"),
             macro("LongGapLastFrom", f"{last - 999:,}")]
@@ -633,9 +636,9 @@ def headline_figure(at: dict, full: dict):
 
 
 def loss_runs(models: dict[str, tuple[dict, dict, gh.Config]]) -> dict[str, dict]:
-    """Row label -> history for the loss figure: the shipped DCGAN's run; for the SAGAN the headline study's run of
-    the same recipe and seed (CPU_SAGAN), since the shipped SAGAN's run logged no D losses at its evaluations."""
-    return {"SAGAN rerun": read_history(CPU_SAGAN), "DCGAN": models["DCGAN"][0]}
+    """Row label -> history for the loss figure: the shipped runs, whose evaluations log D's losses on validation
+    and training images."""
+    return {"SAGAN": models["SAGAN"][0], "DCGAN": models["DCGAN"][0]}
 
 
 def losses_figure(runs: dict[str, dict], window: int = 100):
@@ -672,16 +675,17 @@ def losses_figure(runs: dict[str, dict], window: int = 100):
     return fig
 
 
-def critic_figure(history: dict):
-    """Left: the shipped SAGAN's batch means of D(x) and the real-fake gap at every iteration of its last 1,000.
-    Right: the longer run's gap (mean over windows of 1,000 iterations) and its validation FD."""
+def critic_figure():
+    """Left: the batch means of D(x) and the real-fake gap at every iteration of the last 1,000 of the headline
+    study's CPU run of the SAGAN recipe (seed 0, the preset's drift weight). Right: the longer run's gap (mean over
+    windows of 1,000 iterations) and its validation FD."""
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(1, 2, figsize=(6.3, 2.3))
-    it, real, fake = (np.asarray(history[k]) for k in ("iter", "d_real", "d_fake"))
+    it, real, fake = (np.asarray(read_history(CPU_SAGAN)[k]) for k in ("iter", "d_real", "d_fake"))
     last = it > it[-1] - 1000
     axes[0].plot(it[last], real[last], color="C0", linewidth=0.5, label="batch mean of D(x)")
     axes[0].plot(it[last], (real - fake)[last], color="C3", linewidth=0.5, label="D(x) $-$ D(G(z))")
-    axes[0].set_xlabel("iteration (shipped SAGAN)", fontsize=8)
+    axes[0].set_xlabel("iteration (SAGAN recipe, seed 0)", fontsize=8)
     axes[0].set_ylabel("critic output", fontsize=8)
     axes[0].legend(fontsize=7, frameon=False, loc="lower left", ncol=2)
     long = read_json(LONG_RUN)
@@ -708,7 +712,7 @@ def figures() -> None:
     save_figure(headline_figure(at, full), "headline.pdf")
     models = submitted()
     save_figure(losses_figure(loss_runs(models)), "losses.pdf")
-    save_figure(critic_figure(models["SAGAN"][0]), "critic.pdf")
+    save_figure(critic_figure(), "critic.pdf")
     generators = {label: gh.load_generator(MODEL / f"{name}_best.pt") for label, name in SUBMITTED.items()}
     for label, G in generators.items():
         save_upscaled(gh.image_grid(gh.sample(G, 64, seed=0)), OUT / f"grid_{SUBMITTED[label]}.png")
@@ -752,15 +756,20 @@ def more_gans_figure() -> None:
     save_figure(fig, "more_gans.pdf")
 
 
-def sagan_discriminator() -> tuple[torch.nn.Module, int, gh.Config]:
-    """A SAGAN D for the attention maps, its iteration and its run's config: the shipped generator's run kept no
-    training state, so D comes from the compact training state model/states/sagan.pt (another run of the recipe)."""
+def sagan_discriminator() -> tuple[torch.nn.Module, int, str]:
+    """A SAGAN D for the attention maps, its iteration and where it comes from: the compact training state
+    model/states/sagan.pt (a generator file holds no D), the shipped generator's own run when the state's history
+    holds the shipped generator's evaluation, else another run of the recipe."""
     from gankit.states import load_state
     state = load_state(MODEL / "states" / "sagan.pt")
     cfg = gh.Config.from_dict(state["config"])
     D = gh.build_models(cfg)[1]
     D.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state["D"].items()})
-    return D.eval(), state["iteration"], cfg
+    shipped = gh.load_checkpoint(MODEL / "sagan_best.pt")
+    own = any(e["iter"] == shipped["iteration"] and e["fd"] == shipped["metrics"]["fd"] for e in state["history"]["eval"])
+    source = ("the training state of the shipped SAGAN's own run" if own else
+              f"the training state of another run of the recipe, with drift weight {cfg.drift:g}")
+    return D.eval(), state["iteration"], source
 
 
 def attention_panels(picked: dict[str, tuple], queries: tuple[tuple[int, int], ...] = ((8, 8), (8, 24), (24, 16))):
@@ -819,7 +828,7 @@ def attention_figure() -> None:
     """attention.pdf and attention.tex: the SAGAN's attention (its EMA generator from sagan_best.pt, D from
     sagan_discriminator()) on its own samples and on real test images, and how much the maps depend on the query."""
     G = gh.load_generator(MODEL / "sagan_best.pt")
-    D, iteration, d_cfg = sagan_discriminator()
+    D, iteration, d_source = sagan_discriminator()
     real = gh.load_dataset(G.config, ROOT / "data", parts=("test",))[0]
     real = real.subset(torch.randperm(len(real), generator=torch.Generator().manual_seed(0))[:64])
     n = 64
@@ -835,7 +844,7 @@ def attention_figure() -> None:
         macro("GQueryDependence", dependence(generated)), macro("DRealQueryDependence", dependence(on_real)),
         macro("GammaG", gammas(G)), macro("GammaD", gammas(D)), macro("AttentionImages", str(n)),
         macro("AttentionDIteration", f"{iteration:,}"),
-        macro("AttentionDSource", f"the training state of another run of the recipe, with drift weight {d_cfg.drift:g}")]) + "\n")
+        macro("AttentionDSource", d_source)]) + "\n")
     names = gh.CIFAR10_CLASSES
     first = {c: int((real.y == c).nonzero()[0, 0]) for c in ATTENTION_CLASSES}
     horse = names.index("horse")
