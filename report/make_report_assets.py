@@ -675,13 +675,13 @@ def losses_figure(runs: dict[str, dict], window: int = 100):
     return fig
 
 
-def critic_figure():
-    """Left: the batch means of D(x) and the real-fake gap at every iteration of the last 1,000 of the headline
-    study's CPU run of the SAGAN recipe (seed 0, the preset's drift weight). Right: the longer run's gap (mean over
-    windows of 1,000 iterations) and its validation FD."""
+def critic_figure(history: dict):
+    """Left: a SAGAN run's (`history`: the headline study's CPU run of the recipe, seed 0, the preset's drift weight)
+    batch means of D(x) and the real-fake gap at every iteration of its last 1,000. Right: the longer run's gap (mean
+    over windows of 1,000 iterations) and its validation FD."""
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(1, 2, figsize=(6.3, 2.3))
-    it, real, fake = (np.asarray(read_history(CPU_SAGAN)[k]) for k in ("iter", "d_real", "d_fake"))
+    it, real, fake = (np.asarray(history[k]) for k in ("iter", "d_real", "d_fake"))
     last = it > it[-1] - 1000
     axes[0].plot(it[last], real[last], color="C0", linewidth=0.5, label="batch mean of D(x)")
     axes[0].plot(it[last], (real - fake)[last], color="C3", linewidth=0.5, label="D(x) $-$ D(G(z))")
@@ -712,7 +712,7 @@ def figures() -> None:
     save_figure(headline_figure(at, full), "headline.pdf")
     models = submitted()
     save_figure(losses_figure(loss_runs(models)), "losses.pdf")
-    save_figure(critic_figure(), "critic.pdf")
+    save_figure(critic_figure(read_history(CPU_SAGAN)), "critic.pdf")
     generators = {label: gh.load_generator(MODEL / f"{name}_best.pt") for label, name in SUBMITTED.items()}
     for label, G in generators.items():
         save_upscaled(gh.image_grid(gh.sample(G, 64, seed=0)), OUT / f"grid_{SUBMITTED[label]}.png")
