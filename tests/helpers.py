@@ -63,14 +63,19 @@ def write_image_tree(root, images: gh.ImageSet) -> None:
             gh.save_pngs(gh.to_float(images.x[sel]), root / split / name, [str(i) for i in range(int(sel.sum()))])
 
 
+def write_folder(root: Path, n: int, size: int, classes=("cat", "dog"), seed: int = 0) -> None:
+    """n synthetic images as root/<class>/NNN.png (no train/test split), `size` pixels."""
+    imgs = gh.synthetic_images(n, num_classes=len(classes), seed=seed, size=size)
+    for c, name in enumerate(classes):
+        picked = imgs.x[imgs.y == c]
+        gh.save_pngs(gh.to_float(picked), root / name, [f"{i:03d}" for i in range(len(picked))])
+
+
 def two_class_folder_and_features(tmp: Path) -> tuple[Path, Path]:
     """48 synthetic 32x32 images as tmp/folder/{cat,dog}/NNN.png and a random TorchScript feature network at
     tmp/features.pt: what `train --data-dir ... --feature-net ...` needs offline."""
     data, net = tmp / "folder", tmp / "features.pt"
-    images = gh.synthetic_images(48, num_classes=2, seed=0, size=32)
-    for c, name in enumerate(("cat", "dog")):
-        picked = images.x[images.y == c]
-        gh.save_pngs(gh.to_float(picked), data / name, [f"{i:03d}" for i in range(len(picked))])
+    write_folder(data, 48, 32)
     with gh.warnings_ignored():
         torch.jit.script(gh.RandomFeatures()).save(str(net))
     return data, net

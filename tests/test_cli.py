@@ -7,20 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import write_image_tree
+from helpers import write_folder, write_image_tree
 
 import gan_helpers as gh
 from gan_helpers import GanError
 
 pytestmark = pytest.mark.slow      # every test here runs the command line in a new process
-
-
-def write_folder(root: Path, n: int, size: int, classes=("cat", "dog"), seed: int = 0) -> None:
-    """n synthetic images as root/<class>/NNN.png (no train/test split), `size` pixels."""
-    imgs = gh.synthetic_images(n, num_classes=len(classes), seed=seed, size=size)
-    for c, name in enumerate(classes):
-        picked = imgs.x[imgs.y == c]
-        gh.save_pngs(gh.to_float(picked), root / name, [f"{i:03d}" for i in range(len(picked))])
 
 
 def _run_cli(*argv: str) -> None:

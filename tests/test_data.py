@@ -6,19 +6,11 @@ from unittest import mock
 import numpy as np
 import pytest
 import torch
-from helpers import tiny_cfg
+from helpers import tiny_cfg, write_folder
 
 import gan_helpers as gh
 import gankit
 from gan_helpers import Config, GanError
-
-
-def write_folder(root: Path, n: int, size: int, classes=("cat", "dog"), seed: int = 0) -> None:
-    """n synthetic images as root/<class>/NNN.png (no train/test split), `size` pixels."""
-    imgs = gh.synthetic_images(n, num_classes=len(classes), seed=seed, size=size)
-    for c, name in enumerate(classes):
-        picked = imgs.x[imgs.y == c]
-        gh.save_pngs(gh.to_float(picked), root / name, [f"{i:03d}" for i in range(len(picked))])
 
 
 @pytest.fixture(scope="module")
