@@ -27,7 +27,8 @@ Where things are (gankit/<module>.py, lowest layer first; see gankit/__init__.py
   measures          evaluate_generator, sample_and_score, format_score, format_diversity, score_table: FD, KID,
                     IS, class accuracy, diversity
   probes            cluster_accuracy, probe_encoder, format_probes: InfoGAN's code, BiGAN's encoder
-  checkpoints       load_checkpoint, load_generator, load_discriminator, generator_from_checkpoint
+  checkpoints       load_checkpoint, load_generator, load_discriminator, generator_from_checkpoint,
+                    read_history (a history.json or history.json.gz)
   images            image_grid, save_pngs
   training          train, best_eval: validation metric every eval_every iterations, best.pt, last.pt, resume
   publishing        publish: a run's best generator to model/ (only when its validation score is lower)
@@ -63,7 +64,8 @@ from gankit.features import (KIT_CLASSIFIER, RandomFeatures, load_classifier, lo
                              real_stats, warnings_ignored)
 from gankit.measures import evaluate_generator, format_diversity, format_score, sample_and_score, score_table
 from gankit.probes import cluster_accuracy, format_probes, probe_encoder
-from gankit.checkpoints import generator_from_checkpoint, load_checkpoint, load_discriminator, load_generator
+from gankit.checkpoints import (generator_from_checkpoint, load_checkpoint, load_discriminator, load_generator,
+                                read_history)
 from gankit.images import image_grid, save_pngs
 from gankit.training import best_eval, train
 from gankit.publishing import publish
@@ -91,7 +93,7 @@ __all__ = [
     "warnings_ignored",
     "evaluate_generator", "format_diversity", "format_score", "sample_and_score", "score_table",
     "cluster_accuracy", "format_probes", "probe_encoder",
-    "generator_from_checkpoint", "load_checkpoint", "load_discriminator", "load_generator",
+    "generator_from_checkpoint", "load_checkpoint", "load_discriminator", "load_generator", "read_history",
     "image_grid", "save_pngs",
     "best_eval", "train",
     "publish",

@@ -17,7 +17,7 @@ from .config import Config
 from .build import build_models
 
 __all__ = ['RUN_FIELDS', 'TRAINING_FIELDS', 'RESUMABLE_FIELDS', 'FORK_FIELDS', 'migrate_record', 'HISTORY_FILES',
-           'history_file', 'read_history', 'compress_history', 'load_checkpoint',
+           'history_file', 'read_history', 'write_history', 'compress_history', 'load_checkpoint',
            'generator_from_checkpoint', 'load_generator', 'load_discriminator', 'rng_state', 'set_rng_state']
 
 
@@ -72,7 +72,8 @@ def migrate_record(kind: str, record: dict[str, Any]) -> dict[str, Any]:
 
 
 # a run folder's history: as train() writes it while the run goes on; as a study run keeps it once trained
-# (compress_history: gzip, about 2.4 times smaller, for the histories committed under model/studies/)
+# (compress_history: gzip, about 2.4 times smaller, for the histories committed under model/; publish writes the
+# shipped models' histories compressed too)
 HISTORY_FILES = ("history.json", "history.json.gz")
 
 
@@ -95,12 +96,25 @@ def read_history(path: str | Path) -> dict[str, Any]:
     return migrate_record("history", json.loads(gzip.decompress(data) if path.suffix == ".gz" else data))
 
 
+def _gzip(data: bytes) -> bytes:
+    """gzip without a timestamp inside, so that the same history gives the same bytes (and no change for git)."""
+    return gzip.compress(data, compresslevel=9, mtime=0)
+
+
+def write_history(history: dict[str, Any], path: str | Path) -> Path:
+    """Write a history to `path` atomically: as JSON, gzip-compressed when the name ends in .gz. Returns `path`."""
+    path, data = Path(path), json.dumps(history).encode()
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(_gzip(data) if path.suffix == ".gz" else data)
+    return path
+
+
 def compress_history(folder: str | Path) -> Path:
-    """Replace run folder `folder`'s history.json by history.json.gz (gzip, no timestamp inside, so the same history
-    gives the same bytes; written atomically before the JSON is removed). Returns the .gz file's path."""
+    """Replace run folder `folder`'s history.json by history.json.gz (its bytes gzipped as they are, written
+    atomically before the JSON is removed). Returns the .gz file's path."""
     source, target = (Path(folder) / name for name in HISTORY_FILES)
     with atomic_path(target) as tmp:
-        tmp.write_bytes(gzip.compress(source.read_bytes(), compresslevel=9, mtime=0))
+        tmp.write_bytes(_gzip(source.read_bytes()))
     source.unlink()
     return target
 

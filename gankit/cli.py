@@ -22,7 +22,7 @@ from .measures import format_score, frechet_distance
 from .checkpoints import generator_from_checkpoint, load_checkpoint
 from .images import save_class_samples, save_pngs
 from .training import best_eval, train
-from .publishing import publish
+from .publishing import publish, published_history
 from .states import MIN_ADVANCE, resume_from_state, write_compact_state
 from .evaluation import final_evaluation
 from .studies import Study, load_study, run_record, run_study, study_run_dir, study_status, study_timing_path
@@ -110,7 +110,7 @@ def _cmd_fid(args: argparse.Namespace) -> None:
 
 def _cmd_publish(args: argparse.Namespace) -> None:
     target = publish(args.run_dir, args.name, args.model_dir, args.sample_dir, args.force)
-    print(f"wrote {target} and {Path(args.model_dir) / (args.name + '_history.json')}"
+    print(f"wrote {target} and {published_history(args.model_dir, args.name)}"
           + (f" and one image per class in {args.sample_dir}" if args.sample_dir else ""))
 
 
@@ -366,7 +366,7 @@ def _add_fid(sub: Subparsers) -> None:
 
 def _add_publish(sub: Subparsers) -> None:
     pub = sub.add_parser("publish", help="copy a run's best.pt and history to model/<name>_best.pt and "
-                                         "_history.json")
+                                         "_history.json.gz")
     pub.add_argument("run_dir")
     pub.add_argument("name")
     pub.add_argument("--model-dir", default="model")

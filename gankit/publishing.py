@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import Any
 
 from .core import GanError, SELECTION_KEY
-from .files import save_atomic, write_json_atomic
+from .files import save_atomic
 from .data import image_files
-from .checkpoints import generator_from_checkpoint, load_checkpoint, read_history
+from .checkpoints import generator_from_checkpoint, load_checkpoint, read_history, write_history
 from .images import save_class_samples
 
-__all__ = ['publish_refusal', 'publish']
+__all__ = ['published_history', 'publish_refusal', 'publish']
 
 
 def _validation_set(ckpt: dict[str, Any], by_hash: bool) -> str:
@@ -49,9 +49,15 @@ def publish_refusal(new: dict[str, Any], old: dict[str, Any]) -> str | None:
     return None
 
 
+def published_history(model_dir: str | Path, name: str) -> Path:
+    """Where publish keeps published model `name`'s training history: model/<name>_history.json.gz (gzip: the
+    per-iteration log of a long run is megabytes of JSON; read it with read_history)."""
+    return Path(model_dir) / f"{name}_history.json.gz"
+
+
 def publish(run_dir: str | Path, name: str, model_dir: str | Path = "model", sample_dir: str | Path | None = None,
             force: bool = False) -> Path:
-    """Copy a run's best generator and history to model/<name>_best.pt and model/<name>_history.json and,
+    """Copy a run's best generator and history to model/<name>_best.pt and model/<name>_history.json.gz and,
     with `sample_dir`, write its one-image-per-class PNGs there. An existing published model is replaced
     only when the new one's validation score is lower and was measured the same way (publish_refusal),
     or with force=True; whatever is replaced is moved to model/replaced/<time>/, never deleted."""
@@ -60,14 +66,15 @@ def publish(run_dir: str | Path, name: str, model_dir: str | Path = "model", sam
     history_src = run_dir / "history.json"
     if not history_src.is_file():
         raise GanError(f"{history_src} not found: publish a run folder written by train()")
-    target, history = model_dir / f"{name}_best.pt", model_dir / f"{name}_history.json"
+    target, history = model_dir / f"{name}_best.pt", published_history(model_dir, name)
     if target.is_file() and not force:
         reason = publish_refusal(ckpt, load_checkpoint(target))
         if reason is not None:
             raise GanError(f"not publishing {run_dir / 'best.pt'} over {target}: {reason}; to replace it anyway, "
                            f"pass --force (force=True; FORCE_PUBLISH = True in a notebook): the old files are "
                            f"then moved to {model_dir / 'replaced'}/")
-    old = [p for p in (target, history) if p.is_file()]
+    uncompressed = history.with_suffix("")   # where versions before gzip kept it
+    old = [p for p in (target, history, uncompressed) if p.is_file()]
     old += image_files(Path(sample_dir)) if sample_dir is not None and Path(sample_dir).is_dir() else []
     if old:
         stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -81,7 +88,7 @@ def publish(run_dir: str | Path, name: str, model_dir: str | Path = "model", sam
             os.replace(p, dest)
         print(f"moved the replaced files to {keep}")
     save_atomic(ckpt, target)
-    write_json_atomic(read_history(history_src), history)
+    write_history(read_history(history_src), history)
     if sample_dir is not None:
         save_class_samples(generator_from_checkpoint(ckpt, target), sample_dir)
     return target

@@ -1,7 +1,7 @@
 """Regenerate every figure, table and quoted number of the report from the logs and checkpoints in model/.
 
 Nothing here is typed by hand: tables (.tex fragments) and the numbers quoted in the text (numbers.tex, one
-\\newcommand each) are computed from model/<name>_history.json and model/<name>_test.json of the submitted
+\\newcommand each) are computed from model/<name>_history.json.gz and model/<name>_test.json of the submitted
 generators, the headline study's runs (model/studies/h200/headline/, model/studies/headline/), the studies'
 results files (model/studies/<study>/results.json), the speed benchmarks (model/benchmarks/) and the configs in
 model/*_best.pt; figures are drawn from the same files and generators.
@@ -22,13 +22,14 @@ sys.path.insert(0, str(ROOT))
 import gan_helpers as gh  # noqa: E402
 import gankit.study_results  # noqa: E402
 from gankit.checkpoints import read_history  # noqa: E402
+from gankit.publishing import published_history  # noqa: E402
 from gankit.training import ema_began  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 MODEL = ROOT / "model"
 OUT = ROOT / "report" / "generated"
-SUBMITTED = {"SAGAN": "sagan", "DCGAN": "dcgan"}   # label -> model/<name>_best.pt, _history.json, _test.json
+SUBMITTED = {"SAGAN": "sagan", "DCGAN": "dcgan"}   # label -> model/<name>_best.pt, _history.json.gz, _test.json
 HEADLINE = gh.load_study(ROOT / "studies" / "headline.json")
 HEADLINE_GPU = MODEL / "studies" / "h200"          # the headline study's runs on the H200 (tools/device_check.py)
 HEADLINE_AT = 3500                                 # the last evaluation every one of those runs reached
@@ -43,7 +44,7 @@ MORE_GANS = MODEL / "studies" / "more_gans"         # InfoGAN and BiGAN runs and
 SPEED_CPU = MODEL / "benchmarks" / "train_speed_cpu_1thread.txt"   # tests/benchmarks/train_speed.py's output
 SPEED_GPU = MODEL / "benchmarks" / "train_speed_cuda.json"         # tools/device_check.py's speed phase
 EVAL_NOISE = MODEL / "eval_noise_dcgan.json"       # the shipped DCGAN scored again with fresh samples (tools/eval_noise.py)
-LONG_RUN = MODEL / "runs" / "sagan" / "history.json"   # a longer, unshipped run of the SAGAN recipe
+LONG_RUN = MODEL / "runs" / "sagan"                # a longer, unshipped run of the SAGAN recipe (its history)
 CRITIC_STUDY = MODEL / "studies" / "critic" / "results.json"   # D's pooling and drift weight (studies/critic.json)
 PREVIOUS = ROOT / "report" / "evidence" / "previous_report.json"   # the previous report's FIDs and their protocol
 TEXT_WIDTH_IN = (21.0 - 2 * 2.1) / 2.54            # report.tex: a4paper, margin=2.1cm
@@ -59,6 +60,14 @@ def read_json(path: Path) -> dict:
     if not path.is_file():
         raise gh.GanError(f"{path} is missing: run the commands in docs/reproduce.md first")
     return json.loads(path.read_text())
+
+
+def read_published(name: str) -> dict:
+    """The training history of published model `name` (model/<name>_history.json.gz)."""
+    path = published_history(MODEL, name)
+    if not path.is_file():
+        raise gh.GanError(f"{path} is missing: run the commands in docs/reproduce.md first")
+    return read_history(path)
 
 
 def tabular(header: list[str], rows: list[list[str]], align: str, footer: list[list[str]] = ()) -> str:
@@ -230,7 +239,7 @@ def submitted() -> dict[str, tuple[dict, dict, gh.Config]]:
     out = {}
     for label, name in SUBMITTED.items():
         ckpt = gh.load_checkpoint(MODEL / f"{name}_best.pt")
-        out[label] = (read_json(MODEL / f"{name}_history.json"), read_json(MODEL / f"{name}_test.json"),
+        out[label] = (read_published(name), read_json(MODEL / f"{name}_test.json"),
                       gh.Config.from_dict(ckpt["config"]))
     return out
 
@@ -300,12 +309,12 @@ def evidence_macros() -> list[str]:
     previous report's own FID (PREVIOUS)."""
     noise = read_json(EVAL_NOISE)
     rerun = read_json(CPU_SAGAN_TEST)
-    long = read_json(LONG_RUN)
+    long = read_history(LONG_RUN)
     l_evals = {e["iter"]: e["fd"] for e in long["eval"]}
     l_last = long["iter"][-1]
     l_best = min(long["eval"], key=lambda e: e["fd"])
     previous = read_json(PREVIOUS)
-    refs = {name: (read_json(MODEL / f"ref_{name}_test.json"), read_json(MODEL / f"ref_{name}_history.json"))
+    refs = {name: (read_json(MODEL / f"ref_{name}_test.json"), read_published(f"ref_{name}"))
             for name in ("sagan", "dcgan")}
     lines = [macro("NoiseMean", f"{noise['mean']:.3f}"), macro("NoiseStd", f"{noise['std']:.3f}"),
              macro("NoiseRepeats", str(len(noise["fd"]))), macro("NoiseFake", f"{noise['n_fake']:,}"),
@@ -352,7 +361,7 @@ def critic_macros(shipped: dict) -> list[str]:
     history; Shipped..., its own drift weight ShippedDrift), and the longer run's gap at its first and last window
     (LongGap...)."""
     c, r = critic_stats(read_history(CPU_SAGAN)), critic_stats(shipped)
-    long = read_json(LONG_RUN)
+    long = read_history(LONG_RUN)
     gaps = dict(long_gap(long))
     last = max(gaps)
     return [macro("CriticStdReal", f"{c['std_real']:.0f}"), macro("CriticStdFake", f"{c['std_fake']:.0f}"),
@@ -688,7 +697,7 @@ def critic_figure(history: dict):
     axes[0].set_xlabel("iteration (SAGAN recipe, seed 0)", fontsize=8)
     axes[0].set_ylabel("critic output", fontsize=8)
     axes[0].legend(fontsize=7, frameon=False, loc="lower left", ncol=2)
-    long = read_json(LONG_RUN)
+    long = read_history(LONG_RUN)
     gaps = long_gap(long)
     axes[1].plot([g[0] for g in gaps], [g[1] for g in gaps], "o-", color="C3", ms=3, label="mean D(x) $-$ D(G(z))")
     axes[1].set_xlabel("iteration (longer SAGAN run)", fontsize=8)

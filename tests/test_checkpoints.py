@@ -80,3 +80,14 @@ def test_a_compressed_history_reads_as_the_json_it_replaced_and_the_json_wins_wh
     (tmp_path / "empty").mkdir()
     with pytest.raises(gh.GanError, match="no history.json or history.json.gz in"):
         read_history(tmp_path / "empty")
+
+
+def test_write_history_writes_json_or_gzip_by_name_and_the_same_history_gives_the_same_bytes(tmp_path):
+    from gankit.checkpoints import read_history, write_history
+    history = {"iter": [1, 2, 3], "d_loss": [0.5, -1.25, 0.125], "eval": [{"iter": 3, "fd": 2.5}], "segments": []}
+    plain, packed = write_history(history, tmp_path / "a.json"), write_history(history, tmp_path / "a.json.gz")
+    assert json.loads(plain.read_text()) == history and packed.read_bytes()[:2] == b"\x1f\x8b"    # gzip's magic
+    assert read_history(packed) == read_history(plain) == history
+    again = write_history(history, tmp_path / "b.json.gz")
+    assert again.read_bytes() == packed.read_bytes() and sorted(p.name for p in tmp_path.iterdir()) == \
+        ["a.json", "a.json.gz", "b.json.gz"]                                # no temporary file left behind

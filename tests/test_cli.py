@@ -64,8 +64,9 @@ def test_cli_publish_copies_best_generator_and_history(cli_run):
     r = cli("publish", "run", "tiny", "--model-dir", "published", cwd=cli_run)
     assert r.returncode == 0, r.stderr
     assert gh.load_checkpoint(cli_run / "published" / "tiny_best.pt")["kind"] == "generator"
-    assert json.loads((cli_run / "published" / "tiny_history.json").read_text()) == \
+    assert gh.read_history(cli_run / "published" / "tiny_history.json.gz") == \
         json.loads((cli_run / "run" / "history.json").read_text())
+    assert "published/tiny_history.json.gz" in r.stdout
 
 
 def test_cli_evaluate_prints_test_score_and_writes_grid(cli_run):

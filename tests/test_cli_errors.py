@@ -166,7 +166,7 @@ def test_publish_refuses_worse_and_incomparable_models_and_keeps_replaced_files(
     good = fake_run(ws, tmp_path / "good", 1.0)
     target = gh.publish(good, "tiny", model, sample_dir=samples)
     assert sorted(p.name for p in samples.iterdir())[:2] == ["00_airplane.png", "01_automobile.png"]
-    published = {p: sha(p) for p in [target, model / "tiny_history.json", *samples.iterdir()]}
+    published = {p: sha(p) for p in [target, model / "tiny_history.json.gz", *samples.iterdir()]}
 
     for run, reason in [(fake_run(ws, tmp_path / "worse", 2.0), "is not lower than the published 1"),
                         (fake_run(ws, tmp_path / "other_count", 0.5, n_fake=999), "generated images 999 vs 40"),
@@ -187,9 +187,19 @@ def test_publish_refuses_worse_and_incomparable_models_and_keeps_replaced_files(
 
     kept = sorted((model / "replaced").iterdir())
     first = {p.relative_to(kept[0]) for p in kept[0].rglob("*") if p.is_file()}
-    assert {Path("tiny_best.pt"), Path("tiny_history.json"), Path("DCGAN/00_airplane.png")} <= first
+    assert {Path("tiny_best.pt"), Path("tiny_history.json.gz"), Path("DCGAN/00_airplane.png")} <= first
     recovered = {p: sha(kept[0] / (p.name if p.parent == model else f"DCGAN/{p.name}")) for p in published}
     assert recovered == published                                   # the first published files, byte for byte
+
+
+def test_publish_moves_an_uncompressed_history_of_an_earlier_version_aside(ws, tmp_path):
+    model = tmp_path / "model"
+    gh.publish(fake_run(ws, tmp_path / "good", 1.0), "tiny", model)
+    legacy = model / "tiny_history.json"           # what publish wrote before histories were gzipped
+    legacy.write_text((ws / "run" / "history.json").read_text())
+    gh.publish(fake_run(ws, tmp_path / "better", 0.5), "tiny", model)
+    assert not legacy.exists() and (model / "tiny_history.json.gz").is_file()
+    assert [p.name for p in (model / "replaced").rglob("tiny_history.json")] == ["tiny_history.json"]
 
 
 def test_publish_refusal_compares_like_with_like():

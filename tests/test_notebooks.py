@@ -135,7 +135,7 @@ def test_stored_notebooks_are_clean_and_define_nothing(name):
 def test_training_notebooks_say_where_their_real_runs_are(name):
     intro = read_notebook(name).cells[0].source
     run = name.split("_")[0].lower()
-    assert all(place in intro for place in (f"model/{run}_history.json", "model/states/", "docs/results.md"))
+    assert all(place in intro for place in (f"model/{run}_history.json.gz", "model/states/", "docs/results.md"))
 
 
 # ---------------------------------------------------------------- whole notebooks in smoke mode

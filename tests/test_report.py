@@ -93,7 +93,7 @@ def test_headline_budgets_are_the_run_histories_and_scipy_welch_tests_with_holm(
 
 def test_submitted_models_numbers_are_their_histories_and_test_files(assets, macros, tables):
     for label, name in assets.SUBMITTED.items():
-        history = json.loads((ROOT / "model" / f"{name}_history.json").read_text())
+        history = read_history(ROOT / "model" / f"{name}_history.json.gz")
         test = json.loads((ROOT / "model" / f"{name}_test.json").read_text())
         best = min(history["eval"], key=lambda e: e["fd"])
         key = label.capitalize()
@@ -107,7 +107,7 @@ def test_submitted_models_numbers_are_their_histories_and_test_files(assets, mac
         assert macros[f"{key}TestKid"] == f"{test['kid']:.4f}"
         assert macros[f"{key}FeatureDist"] == f"{test['diversity']['dist_fake']:.2f}"
         assert macros[f"{key}Iters"] == f"{history['iter'][-1]:,}" and macros[f"{key}FinalFD"] == f"{history['eval'][-1]['fd']:.3f}"
-    trained = [f"{json.loads((ROOT / 'model' / f'{name}_history.json').read_text())['iter'][-1]:,} "
+    trained = [f"{read_history(ROOT / 'model' / f'{name}_history.json.gz')['iter'][-1]:,} "
                f"({gh.load_checkpoint(ROOT / 'model' / f'{name}_best.pt')['iteration']:,})" for name in assets.SUBMITTED.values()]
     assert "iterations trained (kept) & " + " & ".join(trained) + " \\\\" in tables["hyperparameters.tex"]
     test = json.loads((ROOT / "model" / "sagan_test.json").read_text())
@@ -123,18 +123,18 @@ def test_evidence_and_critic_numbers_are_their_files(assets, macros):
     former = json.loads(assets.HEADLINE_DCGAN_TEST.read_text())                 # the DCGAN the shipped one replaced
     assert macros["HeadDcganTestFD"] == f"{former['fd']:.3f}" and former["fd"] > json.loads(
         (ROOT / "model" / "dcgan_test.json").read_text())["fd"]
-    dcgan_evals = {e["iter"]: e["fd"] for e in json.loads((ROOT / "model" / "dcgan_history.json").read_text())["eval"]}
+    dcgan_evals = {e["iter"]: e["fd"] for e in read_history(ROOT / "model" / "dcgan_history.json.gz")["eval"]}
     assert macros["DcganAtSaganBestIt"] == macros["SaganBestAt"]    # the DCGAN run read where the SAGAN was kept
     assert macros["DcganAtSaganBestFD"] == f"{dcgan_evals[int(macros['SaganBestAt'].replace(',', ''))]:.3f}"
     assert float(macros["DcganAtSaganBestFD"]) > float(macros["SaganBestFD"])   # "behind the SAGAN's" in the text
     rerun_history = read_history(assets.CPU_SAGAN)
     assert macros["CpuSaganBest"] == f"{min(e['fd'] for e in rerun_history['eval']):.3f}"
-    assert any("d_loss_val" in e for e in json.loads((ROOT / "model" / "sagan_history.json").read_text())["eval"])
-    assert any("d_loss_val" in e for e in json.loads((ROOT / "model" / "dcgan_history.json").read_text())["eval"])
+    assert any("d_loss_val" in e for e in read_history(ROOT / "model" / "sagan_history.json.gz")["eval"])
+    assert any("d_loss_val" in e for e in read_history(ROOT / "model" / "dcgan_history.json.gz")["eval"])
     for name in ("sagan", "dcgan"):
         ref = json.loads((ROOT / "model" / f"ref_{name}_test.json").read_text())
         assert macros[f"Ref{name.capitalize()}TestFD"] == f"{ref['fd']:.3f}"
-    long = json.loads(assets.LONG_RUN.read_text())
+    long = read_history(assets.LONG_RUN)
     assert macros["LongFinalFD"] == f"{long['eval'][-1]['fd']:.3f}"
     gap = np.asarray(long["d_real"]) - np.asarray(long["d_fake"])
     assert macros["LongGapFirst"] == f"{gap[:1000].mean():.0f}" and macros["LongGapLast"] == f"{gap[-1000:].mean():.0f}"
@@ -145,7 +145,7 @@ def test_evidence_and_critic_numbers_are_their_files(assets, macros):
     both = np.concatenate([real, fake])
     assert (macros["CriticLow"], macros["CriticHigh"]) == (f"{np.percentile(both, 1):.0f}", f"{np.percentile(both, 99):.0f}")
     assert macros["CriticLag"] == f"{np.corrcoef(real[:-1], real[1:])[0, 1]:.2f}"
-    shipped = json.loads((ROOT / "model" / "sagan_history.json").read_text())
+    shipped = read_history(ROOT / "model" / "sagan_history.json.gz")
     real, fake = (np.asarray(shipped[k]) for k in ("d_real", "d_fake"))
     assert macros["ShippedStdReal"] == f"{real.std():.0f}" and macros["ShippedStdFake"] == f"{fake.std():.0f}"
     assert macros["ShippedLag"] == f"{np.corrcoef(real[:-1], real[1:])[0, 1]:.2f}"

@@ -112,7 +112,7 @@ print(f"repository root: {{ROOT}}")
 
 RUNS_MD = """
 This notebook is stored without outputs: a full run takes hours. The real runs behind the shipped
-`model/{name}_best.pt` are in the repository: `model/{name}_history.json` (the losses at every iteration and
+`model/{name}_best.pt` are in the repository: `model/{name}_history.json.gz` (the losses at every iteration and
 every validation score), `model/states/` (the runs' compact training states, from which
 `python gan_helpers.py train --resume-from` continues them) and `docs/results.md` (their numbers and curves).
 `final_evaluation.ipynb` is stored with the outputs of its run against the shipped models.
@@ -139,7 +139,7 @@ What the run produces:
 - `runs/dcgan/best.pt`: the generator at its lowest validation FID;
 - `runs/dcgan/history.json`: losses at every iteration and every validation score;
 - `runs/dcgan/snapshots/`: a grid of the same latents and labels at every evaluation;
-- after training, `model/dcgan_best.pt` and `model/dcgan_history.json` (the deliverable model) and ten
+- after training, `model/dcgan_best.pt` and `model/dcgan_history.json.gz` (the deliverable model) and ten
   images, one per class, in `DCGAN/`.
 
 Setting the environment variable `GAN_SMOKE=1` before starting Jupyter turns the notebook into a smoke
@@ -192,7 +192,7 @@ What the run produces:
 - `runs/sagan/best.pt`: the generator at its lowest validation FID;
 - `runs/sagan/history.json`: losses at every iteration and every validation score;
 - `runs/sagan/snapshots/`: a grid of the same latents and labels at every evaluation;
-- after training, `model/sagan_best.pt` and `model/sagan_history.json` (the deliverable model) and ten
+- after training, `model/sagan_best.pt` and `model/sagan_history.json.gz` (the deliverable model) and ten
   images, one per class, in `SAGAN/`;
 - at the end, maps of what the self-attention layers look at.
 
@@ -428,7 +428,7 @@ plt.show()
 ## 11. Deliverables
 
 The best generator and the run's history are copied to `model/{name}_best.pt` and
-`model/{name}_history.json`, where the final-evaluation notebook looks for them, and ten generated images,
+`model/{name}_history.json.gz`, where the final-evaluation notebook looks for them, and ten generated images,
 one per class, are saved as PNGs in `{folder}/` (named `<index>_<class>.png`). A model already published
 there is replaced only when this run's validation score is lower and was measured the same way (same
 metric, feature network, sample counts and validation images); otherwise one line says why nothing was
@@ -442,7 +442,7 @@ else:
     try:
         published = gan_helpers.publish(OUT_DIR, "{name}", ROOT / "model", sample_dir=ROOT / "{folder}",
                                         force=FORCE_PUBLISH)
-        print(f"published {{published}}, {{published.with_name('{name}_history.json')}} and one image per class in {{ROOT / '{folder}'}}")
+        print(f"published {{published}}, {{published.with_name('{name}_history.json.gz')}} and one image per class in {{ROOT / '{folder}'}}")
     except gan_helpers.GanError as exc:
         print(exc)
 """)]
@@ -553,7 +553,7 @@ the features of a small CIFAR-10 classifier instead of Inception's, and are labe
 ## 2. Parameters
 
 - `MODEL_DIR`: where the training notebooks published `dcgan_best.pt`, `sagan_best.pt` and the two
-  `*_history.json` files.
+  `*_history.json.gz` files.
 - `DATA_DIR`: CIFAR-10 (its 10,000 **test** images are used here, for the first time in the study).
 - `FEATURE_NET`, `FID_WEIGHTS`: as in the training notebooks. `None` means real FID with pytorch-fid's
   Inception weights (downloaded, or a local file in `FID_WEIGHTS`); offline, `FEATURE_NET =
@@ -566,7 +566,7 @@ the features of a small CIFAR-10 classifier instead of Inception's, and are labe
 """),
              code("""
 SMOKE = os.environ.get("GAN_SMOKE") == "1"  # train two tiny generators on synthetic data and use those
-MODEL_DIR = ROOT / "model"       # dcgan_best.pt, sagan_best.pt, *_history.json
+MODEL_DIR = ROOT / "model"       # dcgan_best.pt, sagan_best.pt, *_history.json.gz
 DATA_DIR = ROOT / "data"         # CIFAR-10
 FEATURE_NET = os.environ.get("GAN_FEATURE_NET")  # None: Inception FID; offline: ROOT.parent / "shared" / "eval" / "cifar10_features.pt" (proxy)
 FID_WEIGHTS = None               # local copy of pytorch-fid's Inception weights, if there is no download
@@ -607,7 +607,7 @@ if SMOKE:
                       GAN_FEATURE_NET=str(FEATURE_NET))
 else:
     CKPTS = {"DCGAN": MODEL_DIR / "dcgan_best.pt", "SAGAN": MODEL_DIR / "sagan_best.pt"}
-    HISTORIES = {"DCGAN": MODEL_DIR / "dcgan_history.json", "SAGAN": MODEL_DIR / "sagan_history.json"}
+    HISTORIES = {"DCGAN": MODEL_DIR / "dcgan_history.json.gz", "SAGAN": MODEL_DIR / "sagan_history.json.gz"}
 """),
              md("""
 ## 3. The two generators
@@ -700,7 +700,7 @@ run's best point circled; then the IS and class accuracy at each evaluation (his
 these were logged have none); below them, each run's losses with D's validation losses.
 """),
              code("""
-histories = {name: json.loads(path.read_text()) for name, path in HISTORIES.items() if path.is_file()}
+histories = {name: gan_helpers.read_history(path) for name, path in HISTORIES.items() if path.is_file()}
 if histories:
     gan_helpers.plot_metric(histories)
     gan_helpers.plot_scores(histories)
