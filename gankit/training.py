@@ -29,7 +29,7 @@ from .measures import evaluate_generator
 from .checkpoints import FORK_FIELDS, RESUMABLE_FIELDS, load_checkpoint, rng_state, set_rng_state
 from .images import save_snapshot, snapshot_path
 
-__all__ = ['VALIDATION_LOSS_IMAGES', 'validation_losses', 'TrainingDiverged', 'diverged', 'new_history', 'code_version', 'describe_segments', 'ema_began', 'best_eval', 'train']
+__all__ = ['VALIDATION_LOSS_IMAGES', 'validation_losses', 'TrainingDiverged', 'diverged', 'new_history', 'code_version', 'describe_segments', 'ema_began', 'setting_schedule', 'best_eval', 'train']
 
 
 # images of each kind (validation, training, generated) in the validation-loss check of every evaluation
@@ -119,6 +119,16 @@ def ema_began(history: dict[str, list], cfg: Config) -> int | None:
     switched_on = [s["from_iter"] for s in history.get("segments", [])
                    if s.get("changed", {}).get("ema_decay", [None, None])[0] == 0]
     return max([cfg.ema_start, *switched_on[-1:]])
+
+
+def setting_schedule(history: dict[str, list], field: str, value: Any) -> list[tuple[int, Any]]:
+    """Config field `field` over a run, as (from iteration, value) pairs: its value from iteration 0, then each
+    resume that changed it (the history's segments); [(0, value)] when no resume changed it (`value`: the config's)."""
+    changes = [(s["from_iter"], s["changed"][field]) for s in history.get("segments", [])
+               if field in s.get("changed", {})]
+    if not changes:
+        return [(0, value)]
+    return [(0, changes[0][1][0])] + [(start, after) for start, (_, after) in changes]
 
 
 def best_eval(history: dict[str, list]) -> dict[str, Any] | None:

@@ -23,7 +23,7 @@ import gan_helpers as gh  # noqa: E402
 import gankit.study_results  # noqa: E402
 from gankit.checkpoints import read_history  # noqa: E402
 from gankit.publishing import published_history  # noqa: E402
-from gankit.training import ema_began  # noqa: E402
+from gankit.training import ema_began, setting_schedule  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
@@ -409,6 +409,15 @@ def critic_study_macros(results: dict) -> list[str]:
     return lines
 
 
+def learning_rates(history: dict, cfg: gh.Config) -> str:
+    """G's and D's learning rates over a run, e.g. "0.0002 / 0.0002, 5e-05 / 5e-05 from it. 64,000" for a run
+    resumed at lower rates (setting_schedule)."""
+    g, d = setting_schedule(history, "g_lr", cfg.g_lr), setting_schedule(history, "d_lr", cfg.d_lr)
+    at = lambda schedule, it: [v for start, v in schedule if start <= it][-1]   # noqa: E731
+    return ", ".join(f"{at(g, it):g} / {at(d, it):g}" + (f" from it.\\ {it:,}" if it else "")
+                     for it in sorted({start for start, _ in g + d}))
+
+
 def hyperparameter_table(models: dict[str, tuple[dict, dict, gh.Config]]) -> str:
     """The submitted runs' settings from the config in each checkpoint; the iterations trained and the iteration
     of the kept generator from its history (a config's `iters` is the budget asked for, which a run may stop short of)."""
@@ -424,11 +433,12 @@ def hyperparameter_table(models: dict[str, tuple[dict, dict, gh.Config]]) -> str
         "spectral norm": lambda c: {"none": "no", "d": "$D$ only", "gd": "$G$ and $D$"}[c.spectral_norm],
         "loss": lambda c: c.loss + (f", drift {c.drift:g}" if c.drift else ""),
         "optimizer": lambda c: c.optimizer + (f" $\\beta=({c.betas[0]:g}, {c.betas[1]:g})$" if c.optimizer == "adam" else ""),
-        "learning rate $G$ / $D$": lambda c: f"{c.g_lr:g} / {c.d_lr:g}",
         "$D$ steps per $G$ step": lambda c: str(c.n_critic),
         "batch": lambda c: str(c.batch_size),
     }
     body = [[name] + [fn(c) for c in cfgs.values()] for name, fn in rows.items()]
+    body.insert(list(rows).index("$D$ steps per $G$ step"),
+                ["learning rate $G$ / $D$", *(learning_rates(h, c) for h, _, c in models.values())])
     body.append(["EMA of $G$", *(f"{c.ema_decay:g} from it.\\ {ema_began(h, c):,}" if c.ema_decay else "--"
                                  for h, _, c in models.values())])
     body.append(["iterations trained (kept)", *(f"{h['iter'][-1]:,} ({min(h['eval'], key=lambda e: e['fd'])['iter']:,})"

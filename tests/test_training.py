@@ -119,6 +119,8 @@ def test_resume_with_another_learning_rate_scales_the_next_adam_step(tmp_path, d
     state = torch.load(tmp_path / "b" / "last.pt", weights_only=True)
     assert state["opt_g"]["param_groups"][0]["lr"] == b and state["opt_d"]["param_groups"][0]["lr"] == tiny().d_lr
     assert history["segments"][1]["changed"] == {"g_lr": [a, b]}
+    assert gankit.training.setting_schedule(history, "g_lr", b) == [(0, a), (2, b)]
+    assert gankit.training.setting_schedule(history, "d_lr", tiny().d_lr) == [(0, tiny().d_lr)]   # never changed
 
 
 @pytest.mark.slow
