@@ -16,6 +16,7 @@ import json
 import re
 import sys
 from pathlib import Path
+from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -409,13 +410,18 @@ def critic_study_macros(results: dict) -> list[str]:
     return lines
 
 
-def learning_rates(history: dict, cfg: gh.Config) -> str:
-    """G's and D's learning rates over a run, e.g. "0.0002 / 0.0002, 5e-05 / 5e-05 from it. 64,000" for a run
-    resumed at lower rates (setting_schedule)."""
-    g, d = setting_schedule(history, "g_lr", cfg.g_lr), setting_schedule(history, "d_lr", cfg.d_lr)
+def over_run(history: dict, cfg: gh.Config, fields: tuple[str, ...], show: Callable[..., str]) -> str:
+    """Settings `fields` over a run as one cell: show(values) from iteration 0, then again at each resume that changed
+    one of them (setting_schedule), e.g. "0.0002 / 0.0002, 5e-05 / 5e-05 from it. 64,000" for learning rates."""
+    schedules = [setting_schedule(history, field, getattr(cfg, field)) for field in fields]
     at = lambda schedule, it: [v for start, v in schedule if start <= it][-1]   # noqa: E731
-    return ", ".join(f"{at(g, it):g} / {at(d, it):g}" + (f" from it.\\ {it:,}" if it else "")
-                     for it in sorted({start for start, _ in g + d}))
+    starts = sorted({start for schedule in schedules for start, _ in schedule})
+    return ", ".join(show(*(at(s, it) for s in schedules)) + (f" from it.\\ {it:,}" if it else "") for it in starts)
+
+
+def learning_rates(history: dict, cfg: gh.Config) -> str:
+    """G's and D's learning rates over a run (over_run)."""
+    return over_run(history, cfg, ("g_lr", "d_lr"), lambda g, d: f"{g:g} / {d:g}")
 
 
 def hyperparameter_table(models: dict[str, tuple[dict, dict, gh.Config]]) -> str:
@@ -439,6 +445,8 @@ def hyperparameter_table(models: dict[str, tuple[dict, dict, gh.Config]]) -> str
     body = [[name] + [fn(c) for c in cfgs.values()] for name, fn in rows.items()]
     body.insert(list(rows).index("$D$ steps per $G$ step"),
                 ["learning rate $G$ / $D$", *(learning_rates(h, c) for h, _, c in models.values())])
+    body.append(["DiffAugment of $D$'s inputs", *(over_run(h, c, ("diffaug",), lambda p: "--" if p == "none" else
+                                                           p.replace(",", ", ")) for h, _, c in models.values())])
     body.append(["EMA of $G$", *(f"{c.ema_decay:g} from it.\\ {ema_began(h, c):,}" if c.ema_decay else "--"
                                  for h, _, c in models.values())])
     body.append(["iterations trained (kept)", *(f"{h['iter'][-1]:,} ({min(h['eval'], key=lambda e: e['fd'])['iter']:,})"

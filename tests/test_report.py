@@ -273,9 +273,13 @@ def test_critic_study_numbers_are_its_results_file(assets, macros, tables):
     assert macros["CriticStudyWindow"] == f"{assets.gankit.study_results.CRITIC_WINDOW:,}"
 
 
-def test_learning_rate_row_shows_a_resume_at_other_rates(assets):
+def test_settings_rows_show_each_resume_that_changed_them(assets):
     cfg = gh.Config.dcgan(g_lr=5e-5, d_lr=5e-5)      # a checkpoint's config holds the rates it last ran with
     resumed = {"segments": [{"from_iter": 0}, {"from_iter": 64000, "changed": {"g_lr": [2e-4, 5e-5],
                                                                                "d_lr": [2e-4, 5e-5]}}]}
     assert assets.learning_rates(resumed, cfg) == "0.0002 / 0.0002, 5e-05 / 5e-05 from it.\\ 64,000"
     assert assets.learning_rates({"segments": []}, gh.Config.dcgan()) == "0.0002 / 0.0002"
+    augmented = {"segments": [{"from_iter": 0}, {"from_iter": 75000, "changed": {"diffaug": ["none", "translation,cutout"]}}]}
+    show = lambda p: "--" if p == "none" else p   # noqa: E731
+    assert assets.over_run(augmented, gh.Config.dcgan(diffaug="translation,cutout"), ("diffaug",), show) == \
+        "--, translation,cutout from it.\\ 75,000"
