@@ -290,7 +290,12 @@ def submitted_macros(models: dict[str, tuple[dict, dict, gh.Config]]) -> list[st
     d_at = max((e for e in models["DCGAN"][0]["eval"] if e["iter"] <= kept["SAGAN"]["iter"]),   # the DCGAN run where
                key=lambda e: e["iter"])                                                        # the SAGAN was kept
     lines += [macro("DcganAtSaganBestIt", f"{d_at['iter']:,}"), macro("DcganAtSaganBestFD", f"{d_at['fd']:.3f}"),
-              macro("DcganEmaFrom", f"{ema_began(models['DCGAN'][0], models['DCGAN'][2]):,}")]
+              macro("DcganEmaFrom", f"{ema_began(models['DCGAN'][0], models['DCGAN'][2]):,}"),
+              *(macro(name, f"{last_change(models['DCGAN'][0], field):,}")   # where the run's settings last changed
+                for name, field in (("DcganLrFrom", "g_lr"), ("DcganAugFrom", "diffaug")))]
+    before_aug = next(e for e in models["DCGAN"][0]["eval"] if e["iter"] == last_change(models["DCGAN"][0], "diffaug"))
+    lines += [macro("DcganDLossTrainBeforeAug", f"{before_aug['d_loss_train']:.2f}"),   # D's losses on training and
+              macro("DcganDLossValBeforeAug", f"{before_aug['d_loss_val']:.2f}")]     # validation images then
     test = next(iter(models.values()))[1]
     lines += [macro("TestN", f"{test['n_fake']:,}"), macro("TestReal", f"{test['n_real']:,}"),
               macro("ClassifierAcc", f"{100 * test['real_class_acc']:.1f}"),
@@ -417,6 +422,14 @@ def over_run(history: dict, cfg: gh.Config, fields: tuple[str, ...], show: Calla
     at = lambda schedule, it: [v for start, v in schedule if start <= it][-1]   # noqa: E731
     starts = sorted({start for schedule in schedules for start, _ in schedule})
     return ", ".join(show(*(at(s, it) for s in schedules)) + (f" from it.\\ {it:,}" if it else "") for it in starts)
+
+
+def last_change(history: dict, field: str) -> int:
+    """The iteration of the last resume that changed config field `field` (GanError if none did)."""
+    starts = [start for start, _ in setting_schedule(history, field, None)[1:]]
+    if not starts:
+        raise gh.GanError(f"no resume of the run changed {field}: the report's text says one did")
+    return starts[-1]
 
 
 def learning_rates(history: dict, cfg: gh.Config) -> str:
@@ -846,6 +859,7 @@ def attention_panels(picked: dict[str, tuple], queries: tuple[tuple[int, int], .
     bar = fig.colorbar(shown, cax=fig.add_subplot(grid[:, cols]))
     ticks = [t for t in (1 / 8, 1 / 4, 1 / 2, 1, 2, 4, 8, 16, 32) if 1 / top <= t <= top]
     bar.set_ticks(ticks, labels=[("1 = uniform" if t == 1 else f"{t:g}") for t in ticks])
+    bar.ax.minorticks_off()          # a log axis would label its minor ticks too, in another notation
     bar.ax.tick_params(labelsize=7)
     bar.set_label(f"weight $\\times$ N (N = {attn.shape[-1]} positions)", fontsize=7)
     return fig

@@ -283,3 +283,13 @@ def test_settings_rows_show_each_resume_that_changed_them(assets):
     show = lambda p: "--" if p == "none" else p   # noqa: E731
     assert assets.over_run(augmented, gh.Config.dcgan(diffaug="translation,cutout"), ("diffaug",), show) == \
         "--, translation,cutout from it.\\ 75,000"
+
+
+def test_the_dcgan_runs_setting_changes_quoted_in_the_text_are_its_logs(macros):
+    history = read_history(ROOT / "model" / "dcgan_history.json.gz")
+    changed = lambda field: [s["from_iter"] for s in history["segments"] if field in s.get("changed", {})]  # noqa: E731
+    assert macros["DcganLrFrom"] == f"{changed('g_lr')[-1]:,}" and macros["DcganAugFrom"] == f"{changed('diffaug')[-1]:,}"
+    then = next(e for e in history["eval"] if e["iter"] == changed("diffaug")[-1])
+    assert macros["DcganDLossTrainBeforeAug"] == f"{then['d_loss_train']:.2f}"
+    assert macros["DcganDLossValBeforeAug"] == f"{then['d_loss_val']:.2f}"
+    assert then["d_loss_train"] < then["d_loss_val"]       # "began to learn the training images themselves"

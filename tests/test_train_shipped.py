@@ -30,7 +30,7 @@ def test_each_run_starts_from_the_newest_state_and_a_running_one_is_left_alone(t
     assert sagan.endswith(f"--device cpu --set g_ch=64 d_ch=64 ema_decay=0.999 ema_start=500 drift=0.01 "
                           f"--resume-from {tmp_path / 'states' / 'sagan.pt'}")
     assert "--iters 100000 --eval-every 1000 --eval-samples 5000" in dcgan and dcgan.endswith(
-        "--device cpu --set ema_decay=0.999 ema_start=500 diffaug=translation,cutout --resume")
+        "--device cpu --set ema_decay=0.999 ema_start=500 g_lr=5e-5 d_lr=5e-5 diffaug=translation,cutout --resume")
     out = tmp_path / "runs" / "dcgan"
     out.mkdir(parents=True)
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", "gan_helpers.py", "train",
