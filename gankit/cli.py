@@ -323,9 +323,9 @@ def _add_train(sub: Subparsers) -> None:
     t.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     t.add_argument("--resume-from", metavar="STATE", help="continue the run of a compact state (model/states/"
                    "<name>.pt) on this device: expanded into OUT/last.pt, unless that is as far or further")
-    t.add_argument("--fork-from", metavar="STATE", help="start from another run's training state (its last.pt) "
-                   "with these settings (a new name and seed; learning rates, loss weights, steps, batch size and "
-                   "augmentation may differ), when OUT holds no last.pt yet")
+    t.add_argument("--fork-from", metavar="STATE", help="start from another run's training state (its last.pt, or a "
+                   "compact state) with these settings (a new name and seed; learning rates, loss weights, steps, "
+                   "batch size and augmentation may differ), when OUT holds no last.pt yet")
     t.add_argument("--time-limit", type=_positive_minutes, metavar="MINUTES",
                    help="stop after this many minutes, saving last.pt (continue later with --resume)")
     t.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",

@@ -49,8 +49,9 @@ class Study:
     # arm -> (study, arm) whose runs it shares: the same config (checked by load_study), trained once, in the
     # other study's folders; e.g. every study's baseline arm is one set of runs
     shared: dict[str, tuple[str, str]] = dataclasses.field(default_factory=dict)
-    # a training state (a run's last.pt) every run forks from (train(fork_from=...)) instead of starting from
-    # new networks: arms then ask what a change does from that point of a run; iters counts from 0, as the state's
+    # a training state (a run's last.pt or a compact state) every run forks from (train(fork_from=...)) instead of
+    # starting from new networks: arms then ask what a change does from that point of a run; iters counts from 0,
+    # as the state's iteration does
     start_from: str | None = None
     # arm -> the preset it starts from instead of `preset` (an arm given as {"preset": ..., "set": [...]}), so that
     # recipes of different presets (e.g. the DCGAN and the SAGAN) are compared in one study

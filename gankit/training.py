@@ -27,6 +27,7 @@ from .sampling import encode, latents, sample, standing_batch_norm, standing_bat
 from .features import FeatureNet, Stats, real_stats
 from .measures import evaluate_generator
 from .checkpoints import FORK_FIELDS, RESUMABLE_FIELDS, load_checkpoint, rng_state, set_rng_state
+from .states import load_state
 from .images import save_snapshot, snapshot_path
 
 __all__ = ['VALIDATION_LOSS_IMAGES', 'validation_losses', 'TrainingDiverged', 'diverged', 'new_history', 'code_version', 'describe_segments', 'ema_began', 'setting_schedule', 'best_eval', 'train']
@@ -218,9 +219,7 @@ def _setup(cfg: Config, out_dir: Path, device: torch.device, resume: bool) -> _R
 def _resume(run: _Run, source: Path, resuming: bool) -> dict[str, list]:
     """Load a training state: resuming (source is out_dir's last.pt: history, clock and random state go on) or
     forking (another run's state: weights and optimizers only). Returns the settings that changed."""
-    cfg, state = run.cfg, load_checkpoint(source)
-    if state["kind"] != "train_state":
-        raise GanError(f"{source} holds no training state to {'resume' if resuming else 'fork'} from")
+    cfg, state = run.cfg, load_state(source)    # a run's last.pt, or a compact state (model/states/) expanded
     saved = Config.from_dict(state["config"])
     _check_resumable(saved, cfg, source, RESUMABLE_FIELDS + (() if resuming else FORK_FIELDS))
     changed = {f: [getattr(saved, f), getattr(cfg, f)] for f in RESUMABLE_FIELDS   # iters: every resume's
@@ -307,7 +306,8 @@ def train(cfg: Config, out_dir: str | Path, train_data: ImageSet, val_data: Imag
     """Train G and D for cfg.iters iterations (in total, counting resumed ones), or until `time_limit`
     seconds have passed (then last.pt is written and resume=True continues; e.g. a Colab or batch session).
 
-    fork_from: a training state (another run's last.pt) to start from when out_dir holds none: its weights,
+    fork_from: a training state (another run's last.pt, or a compact state such as model/states/<name>.pt) to
+    start from when out_dir holds none: its weights,
     EMA and optimizer states at its iteration, with cfg's resumable settings (RESUMABLE_FIELDS, e.g. a lower
     learning rate), its own name and seed: the random stream (data order, latents) starts from cfg.seed, so
     forks of one state with one seed see the same batches and differ only in their settings. The fork's

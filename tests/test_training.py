@@ -16,6 +16,7 @@ import gan_helpers as gh
 import gankit.features
 import gankit.images
 import gankit.losses
+import gankit.states
 import gankit.plots
 import gankit.sampling
 import gankit.training
@@ -152,6 +153,24 @@ def test_fork_starts_a_new_run_from_another_runs_state(tmp_path, data, features)
         gh.train(tiny(iters=2), tmp_path / "none", *data, features, progress=False, fork_from=parent)
     with pytest.raises(gh.GanError, match="another config.*arch"):
         gh.train(tiny("dcgan", iters=4), tmp_path / "arch", *data, features, progress=False, fork_from=parent)
+
+
+@pytest.mark.slow
+def test_a_fork_starts_from_a_compact_state_as_from_the_state_it_packs(tmp_path, data, features):
+    """A compact state (model/states/<name>.pt) forks like the last.pt it packs: the fork starts at its iteration
+    from its weights (bf16-rounded); a generator alone is refused with the files that would do."""
+    gh.train(tiny(iters=2), tmp_path / "parent", *data, features, progress=False)
+    compact = tmp_path / "compact.pt"
+    gankit.states.write_compact_state(tmp_path / "parent", compact)
+    fork = gh.train(tiny(iters=3, name="fork"), tmp_path / "fork", *data, features, progress=False, fork_from=compact)
+    assert fork["forked_from"] == {"state": str(compact), "name": "sagan", "seed": 0, "iteration": 2}
+    assert fork["iter"] == [3] and [e["iter"] for e in fork["eval"]] == [2, 3]
+    expanded = gankit.states.load_state(compact)["G"]
+    full = torch.load(tmp_path / "parent" / "last.pt", weights_only=True)["G"]
+    assert any(not torch.equal(expanded[k], full[k]) for k in full if full[k].is_floating_point())   # rounded
+    with pytest.raises(gh.GanError, match="holds only a generator: give a run folder, its last.pt or a compact state"):
+        gh.train(tiny(iters=3, name="fork"), tmp_path / "g", *data, features, progress=False,
+                 fork_from=tmp_path / "parent" / "best.pt")
 
 
 def test_segments_sentence_names_stretches_and_code_changes():
