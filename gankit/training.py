@@ -112,16 +112,6 @@ def describe_segments(history: dict[str, list]) -> str:
             f"{code}{settings}")
 
 
-def ema_began(history: dict[str, list], cfg: Config) -> int | None:
-    """The iteration from which the run's EMA of G averaged G's weights: cfg.ema_start, or the last resume that
-    switched the EMA on (ema_decay 0 -> > 0, an EMA started from G there), whichever is later; None without an EMA."""
-    if not cfg.ema_decay:
-        return None
-    switched_on = [s["from_iter"] for s in history.get("segments", [])
-                   if s.get("changed", {}).get("ema_decay", [None, None])[0] == 0]
-    return max([cfg.ema_start, *switched_on[-1:]])
-
-
 def setting_schedule(history: dict[str, list], field: str, value: Any) -> list[tuple[int, Any]]:
     """Config field `field` over a run, as (from iteration, value) pairs: its value from iteration 0, then each
     resume that changed it (the history's segments); [(0, value)] when no resume changed it (`value`: the config's)."""
@@ -130,6 +120,16 @@ def setting_schedule(history: dict[str, list], field: str, value: Any) -> list[t
     if not changes:
         return [(0, value)]
     return [(0, changes[0][1][0])] + [(start, after) for start, (_, after) in changes]
+
+
+def ema_began(history: dict[str, list], cfg: Config) -> int | None:
+    """The iteration from which the run's EMA of G averaged G's weights: cfg.ema_start, or the last resume that
+    switched the EMA on (ema_decay 0 -> > 0, an EMA started from G there), whichever is later; None without an EMA."""
+    if not cfg.ema_decay:
+        return None
+    schedule = setting_schedule(history, "ema_decay", cfg.ema_decay)
+    switched_on = [start for (_, before), (start, _) in zip(schedule, schedule[1:]) if before == 0]
+    return max([cfg.ema_start, *switched_on[-1:]])
 
 
 def best_eval(history: dict[str, list]) -> dict[str, Any] | None:
@@ -307,10 +307,9 @@ def train(cfg: Config, out_dir: str | Path, train_data: ImageSet, val_data: Imag
     seconds have passed (then last.pt is written and resume=True continues; e.g. a Colab or batch session).
 
     fork_from: a training state (another run's last.pt, or a compact state such as model/states/<name>.pt) to
-    start from when out_dir holds none: its weights,
-    EMA and optimizer states at its iteration, with cfg's resumable settings (RESUMABLE_FIELDS, e.g. a lower
-    learning rate), its own name and seed: the random stream (data order, latents) starts from cfg.seed, so
-    forks of one state with one seed see the same batches and differ only in their settings. The fork's
+    start from when out_dir holds none: its weights, EMA and optimizer states at its iteration, with cfg's
+    resumable settings (RESUMABLE_FIELDS, e.g. a lower learning rate), its own name and seed: the random stream
+    (data order, latents) starts from cfg.seed, so forks of one state with one seed see the same batches and differ only in their settings. The fork's
     history starts at that iteration with an evaluation (its curve's starting point) and records the state
     it came from (history["forked_from"]); its training time counts from the fork.
 
