@@ -289,12 +289,13 @@ def submitted_macros(models: dict[str, tuple[dict, dict, gh.Config]]) -> list[st
                   macro(f"{label.capitalize()}GParams", f"{gh.count_parameters(gh.build_models(cfg)[0]):,}")]
     d_at = max((e for e in models["DCGAN"][0]["eval"] if e["iter"] <= kept["SAGAN"]["iter"]),   # the DCGAN run where
                key=lambda e: e["iter"])                                                        # the SAGAN was kept
+    dcgan = models["DCGAN"][0]
+    lr_from, aug_from = last_change(dcgan, "g_lr"), last_change(dcgan, "diffaug")   # the run's last setting changes
+    before_aug = next(e for e in dcgan["eval"] if e["iter"] == aug_from)
     lines += [macro("DcganAtSaganBestIt", f"{d_at['iter']:,}"), macro("DcganAtSaganBestFD", f"{d_at['fd']:.3f}"),
-              macro("DcganEmaFrom", f"{ema_began(models['DCGAN'][0], models['DCGAN'][2]):,}"),
-              *(macro(name, f"{last_change(models['DCGAN'][0], field):,}")   # where the run's settings last changed
-                for name, field in (("DcganLrFrom", "g_lr"), ("DcganAugFrom", "diffaug")))]
-    before_aug = next(e for e in models["DCGAN"][0]["eval"] if e["iter"] == last_change(models["DCGAN"][0], "diffaug"))
-    lines += [macro("DcganDLossTrainBeforeAug", f"{before_aug['d_loss_train']:.2f}"),   # D's losses on training and
+              macro("DcganEmaFrom", f"{ema_began(dcgan, models['DCGAN'][2]):,}"),
+              macro("DcganLrFrom", f"{lr_from:,}"), macro("DcganAugFrom", f"{aug_from:,}"),
+              macro("DcganDLossTrainBeforeAug", f"{before_aug['d_loss_train']:.2f}"),   # D's losses on training and
               macro("DcganDLossValBeforeAug", f"{before_aug['d_loss_val']:.2f}")]     # validation images then
     test = next(iter(models.values()))[1]
     lines += [macro("TestN", f"{test['n_fake']:,}"), macro("TestReal", f"{test['n_real']:,}"),
