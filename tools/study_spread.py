@@ -56,7 +56,7 @@ def main() -> None:
         test = s["vs_first"]
         versus = "" if test is None else (f"; minus {first}: {test['diff']:+.4f} (95% CI {test['low']:+.4f} to "
                                           f"{test['high']:+.4f}, Welch p {test['p']:.3g})")
-        print(f"{arm}: {s['mean']:.4f}{spread} over {s['n']} seeds{versus}")
+        print(f"{arm}: {s['mean']:.4f}{spread} over {s['n']} seed{'s' if s['n'] > 1 else ''}{versus}")
     out = Path(args.runs_dir) / study.name / "spread.json"
     gh.write_json_atomic({"command": "python tools/study_spread.py " + " ".join(sys.argv[1:]), "n": args.n,
                           "sampling_seed": EVAL_SEED, "metric": "nearest-neighbour ratio (pixels, vs validation)",
