@@ -1,29 +1,45 @@
 """How spread out each run's samples are, for every finished run of a study: the nearest-neighbour ratio of its best
-generator (gankit.measures.nearest_neighbour_ratio: the median pixel distance from each sample to its nearest other
-sample, over that of as many validation images; 1 = as spread out as real images) on N samples (classes in turn,
-the test-set score's sampling seed) against N validation images of the run's own split, shuffled. Per arm: mean and
-spread over seeds, and Welch's test of every arm against the first. Writes RUNS_DIR/<study>/spread.json.
+generator (best.pt) or its last (last.pt: the EMA generator with standing BatchNorm statistics, as train() scores
+it; for runs that fork a state, whose best may be the state itself) (gankit.measures.nearest_neighbour_ratio: the
+median pixel distance from each sample to its nearest other sample, over that of as many validation images; 1 = as
+spread out as real images) on N samples (classes in turn, the test-set score's sampling seed) against N validation
+images of the run's own split, shuffled. Per arm: mean and spread over seeds, and Welch's test of every arm against
+the first. Writes RUNS_DIR/<study>/spread_<best|last>.json.
 
-    python tools/study_spread.py studies/dcgan_class_weight.json --data-dir data
+    python tools/study_spread.py studies/dcgan_class_weight.json --data-dir data --generator last
 """
 import argparse
 import sys
 from pathlib import Path
 
 import torch
+from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import gan_helpers as gh  # noqa: E402
 from gankit.data import to_uint8  # noqa: E402
 from gankit.measures import EVAL_SEED, nearest_neighbour_ratio  # noqa: E402
+from gankit.sampling import standing_batches  # noqa: E402  (how many batches train()'s standing statistics take)
+
+CHECKPOINTS = {"best": "best.pt", "last": "last.pt"}
 
 
-def run_spread(best: Path, data_dir: str, n: int) -> float:
-    """The nearest-neighbour ratio of generator checkpoint `best` against n shuffled validation images."""
-    G = gh.load_generator(best)
+def run_generator(path: Path) -> nn.Module:
+    """The generator of best.pt as kept, or last.pt's as train() scores it (an EMA gets standing statistics: the
+    BatchNorm statistics it carries are the trained G's)."""
+    ckpt = gh.load_checkpoint(path)
+    G = gh.to_device(gh.generator_from_checkpoint(ckpt, path), "cpu")         # train()'s memory layout
+    if ckpt["kind"] == "train_state" and ckpt.get("G_ema"):
+        gh.standing_batch_norm(G, standing_batches(G.config.eval_samples))
+    return G
+
+
+def run_spread(path: Path, data_dir: str, n: int) -> float:
+    """The nearest-neighbour ratio of the generator of checkpoint `path` against n shuffled validation images."""
+    G = run_generator(path)
     (val,) = gh.load_dataset(G.config, data_dir, ("val",))
     if len(val) < n:
-        raise SystemExit(f"{best}: its validation split has {len(val)} images, fewer than --n {n}; pass --n {len(val)}")
+        raise SystemExit(f"{path}: its validation split has {len(val)} images, fewer than --n {n}; pass --n {len(val)}")
     shuffled = torch.randperm(len(val), generator=torch.Generator().manual_seed(0))[:n]
     return nearest_neighbour_ratio(to_uint8(gh.sample(G, n, seed=EVAL_SEED)), val.x[shuffled])
 
@@ -34,16 +50,19 @@ def main() -> None:
     p.add_argument("--data-dir", default="data")
     p.add_argument("--runs-dir", default="model/studies")
     p.add_argument("--n", type=int, default=5000, help="generated and validation images per run (default 5,000)")
+    p.add_argument("--generator", choices=sorted(CHECKPOINTS), default="best",
+                   help="each run's best generator (default) or its last one")
     args = p.parse_args()
     gh.setup(0, "cpu")
     study = gh.load_study(args.study)
     ratios: dict[str, list[float]] = {}
     for arm, seed in study.runs():
         folder = gh.study_run_dir(study, arm, seed, args.runs_dir)
-        if gh.run_record(folder) is None or not (folder / "best.pt").is_file():
-            print(f"{folder}: not finished here (no run.json or best.pt); left out")
+        path = folder / CHECKPOINTS[args.generator]
+        if gh.run_record(folder) is None or not path.is_file():
+            print(f"{folder}: not finished here (no run.json or {path.name}); left out")
             continue
-        ratios.setdefault(arm, []).append(run_spread(folder / "best.pt", args.data_dir, args.n))
+        ratios.setdefault(arm, []).append(run_spread(path, args.data_dir, args.n))
         print(f"{arm} seed {seed}: nearest-neighbour ratio {ratios[arm][-1]:.4f}", flush=True)
     if not ratios:
         raise SystemExit(f"no finished run of {study.name} in {args.runs_dir}: run `python gan_helpers.py study run "
@@ -57,10 +76,10 @@ def main() -> None:
         versus = "" if test is None else (f"; minus {first}: {test['diff']:+.4f} (95% CI {test['low']:+.4f} to "
                                           f"{test['high']:+.4f}, Welch p {test['p']:.3g})")
         print(f"{arm}: {s['mean']:.4f}{spread} over {s['n']} seed{'s' if s['n'] > 1 else ''}{versus}")
-    out = Path(args.runs_dir) / study.name / "spread.json"
+    out = Path(args.runs_dir) / study.name / f"spread_{args.generator}.json"
     gh.write_json_atomic({"command": "python tools/study_spread.py " + " ".join(sys.argv[1:]), "n": args.n,
-                          "sampling_seed": EVAL_SEED, "metric": "nearest-neighbour ratio (pixels, vs validation)",
-                          "arms": arms}, out)
+                          "generator": args.generator, "sampling_seed": EVAL_SEED,
+                          "metric": "nearest-neighbour ratio (pixels, vs validation)", "arms": arms}, out)
     print(f"wrote {out}")
 
 
