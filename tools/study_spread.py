@@ -34,10 +34,14 @@ def run_generator(path: Path) -> nn.Module:
     return G
 
 
-def run_spread(path: Path, data_dir: str, n: int) -> float:
-    """The nearest-neighbour ratio of the generator of checkpoint `path` against n shuffled validation images."""
+def run_spread(path: Path, data_dir: str, n: int, loaded: dict[tuple, gh.ImageSet]) -> float:
+    """The nearest-neighbour ratio of the generator of checkpoint `path` against n shuffled validation images;
+    `loaded` (split fields -> validation images) keeps the splits read so far for the next runs."""
     G = run_generator(path)
-    (val,) = gh.load_dataset(G.config, data_dir, ("val",))
+    split = tuple(getattr(G.config, k) for k in gh.SPLIT_FIELDS)
+    if split not in loaded:
+        (loaded[split],) = gh.load_dataset(G.config, data_dir, ("val",))
+    val = loaded[split]
     if len(val) < n:
         raise SystemExit(f"{path}: its validation split has {len(val)} images, fewer than --n {n}; pass --n {len(val)}")
     shuffled = torch.randperm(len(val), generator=torch.Generator().manual_seed(0))[:n]
@@ -56,13 +60,14 @@ def main() -> None:
     gh.setup(0, "cpu")
     study = gh.load_study(args.study)
     ratios: dict[str, list[float]] = {}
+    loaded: dict[tuple, gh.ImageSet] = {}
     for arm, seed in study.runs():
         folder = gh.study_run_dir(study, arm, seed, args.runs_dir)
         path = folder / CHECKPOINTS[args.generator]
         if gh.run_record(folder) is None or not path.is_file():
             print(f"{folder}: not finished here (no run.json or {path.name}); left out")
             continue
-        ratios.setdefault(arm, []).append(run_spread(path, args.data_dir, args.n))
+        ratios.setdefault(arm, []).append(run_spread(path, args.data_dir, args.n, loaded))
         print(f"{arm} seed {seed}: nearest-neighbour ratio {ratios[arm][-1]:.4f}", flush=True)
     if not ratios:
         raise SystemExit(f"no finished run of {study.name} in {args.runs_dir}: run `python gan_helpers.py study run "
