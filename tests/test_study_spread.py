@@ -53,5 +53,6 @@ def test_each_finished_run_gets_its_own_ratio_and_arms_are_tested_against_the_fi
         logged["fd"], rel=1e-9, abs=1e-12)
     assert all(v > 0 for a in (*best.values(), *last.values()) for v in a["values"]) and best["w1"]["vs_first"] is None
     assert best["w025"]["vs_first"]["diff"] == pytest.approx(best["w025"]["mean"] - best["w1"]["mean"], rel=1e-12)
+    assert best["w025"]["vs_first"]["p_holm"] == best["w025"]["vs_first"]["p"]     # a family of one test
     with mock.patch.object(sys, "argv", [*argv[:-1], str(VAL + 1)]), pytest.raises(SystemExit, match="--n 6"):
         spread.main()

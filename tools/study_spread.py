@@ -4,7 +4,8 @@ it; for runs that fork a state, whose best may be the state itself) (gankit.meas
 median pixel distance from each sample to its nearest other sample, over that of as many validation images; 1 = as
 spread out as real images) on N samples (classes in turn, the test-set score's sampling seed) against N validation
 images of the run's own split, shuffled. Per arm: mean and spread over seeds, and Welch's test of every arm against
-the first. Writes RUNS_DIR/<study>/spread_<best|last>.json.
+the first with Holm's correction (gankit.study_results.study_tests, as `study collect` tests the scores). Writes
+RUNS_DIR/<study>/spread_<best|last>.json.
 
     python tools/study_spread.py studies/dcgan_class_weight.json --data-dir data --generator last
 """
@@ -20,6 +21,7 @@ import gan_helpers as gh  # noqa: E402
 from gankit.data import to_uint8  # noqa: E402
 from gankit.measures import EVAL_SEED, nearest_neighbour_ratio  # noqa: E402
 from gankit.sampling import standing_batches  # noqa: E402  (how many batches train()'s standing statistics take)
+from gankit.study_results import study_tests  # noqa: E402
 
 CHECKPOINTS = {"best": "best.pt", "last": "last.pt"}
 
@@ -73,13 +75,15 @@ def main() -> None:
         raise SystemExit(f"no finished run of {study.name} in {args.runs_dir}: run `python gan_helpers.py study run "
                          f"{args.study}` first")
     first = next(iter(ratios))
-    arms = {arm: {**gh.mean_std(v), "vs_first": gh.welch(v, ratios[first]) if arm != first else None}
-            for arm, v in ratios.items()}
+    tests = study_tests({"arms": {arm: {"spread": gh.mean_std(v)} for arm, v in ratios.items()}, "baseline": first},
+                        key="spread")
+    arms = {arm: {**gh.mean_std(v), "vs_first": tests.get(arm)} for arm, v in ratios.items()}
     for arm, s in arms.items():
         spread = "" if s["std"] is None else f" +- {s['std']:.4f}"
         test = s["vs_first"]
         versus = "" if test is None else (f"; minus {first}: {test['diff']:+.4f} (95% CI {test['low']:+.4f} to "
-                                          f"{test['high']:+.4f}, Welch p {test['p']:.3g})")
+                                          f"{test['high']:+.4f}, Welch p {test['p']:.3g}, Holm {test['p_holm']:.3g}: "
+                                          f"{test['verdict']})")
         print(f"{arm}: {s['mean']:.4f}{spread} over {s['n']} seed{'s' if s['n'] > 1 else ''}{versus}")
     out = Path(args.runs_dir) / study.name / f"spread_{args.generator}.json"
     gh.write_json_atomic({"command": "python tools/study_spread.py " + " ".join(sys.argv[1:]), "n": args.n,
