@@ -31,7 +31,7 @@ RUN_FIELDS = ("iters", "eval_every", "eval_samples", "checkpoint_every", "amp", 
 # Training hyperparameters that leave every tensor's shape alone (learning rates, loss weights, steps per
 # round, batch size, augmentation): a change alters what G and D learn from that iteration on, like a schedule.
 TRAINING_FIELDS = ("g_lr", "d_lr", "n_critic", "n_gen", "batch_size", "acgan_weight", "info_weight", "drift",
-                   "gp_weight", "clip_value", "cr_weight", "diffaug", "hflip")
+                   "gp_weight", "clip_value", "cr_weight", "ms_weight", "diffaug", "hflip")
 
 
 RESUMABLE_FIELDS = RUN_FIELDS + TRAINING_FIELDS

@@ -72,6 +72,9 @@ class Config:
                                      # cr_weight x the squared change of its logits when its real and generated
                                      # inputs are flipped and shifted a little (consistency_shift); 0 = off
                                      # (the paper: 10)
+    ms_weight: float = 0.0           # mode seeking (MSGAN, Mao et al. 2019): G's batch is drawn in two halves with
+                                     # the same labels, and G pays ms_weight / (mean |x1 - x2| / mean |z1 - z2|
+                                     # + 1e-5) over the pairs (mode_seeking_loss); 0 = off (the paper: 1)
     # --- optimisation
     optimizer: str = "adam"          # "adam" or "rmsprop" (the reference report's SAGAN used RMSprop)
     g_lr: float = 1e-4               # TTUR: G learning rate (SAGAN: 1e-4)
@@ -254,9 +257,12 @@ class Config:
         for key in ("g_lr", "d_lr", "clip_value", "diverged_above"):
             if not getattr(self, key) > 0:
                 raise GanError(f"config {key} must be > 0, got {getattr(self, key)}")
-        for key in ("num_classes", "ema_start", "seed", "drift", "gp_weight", "cr_weight", "info_cont"):
+        for key in ("num_classes", "ema_start", "seed", "drift", "gp_weight", "cr_weight", "ms_weight",
+                    "info_cont"):
             if getattr(self, key) < 0:
                 raise GanError(f"config {key} must be >= 0, got {getattr(self, key)}")
+        if self.ms_weight and self.batch_size < 2:
+            raise GanError(f"ms_weight={self.ms_weight} compares pairs of G's batch: set batch_size >= 2 or ms_weight=0")
         self._validate_latent_models()
         if not all(0 <= b < 1 for b in self.betas):
             raise GanError(f"config betas must both be in [0, 1), got {self.betas}")

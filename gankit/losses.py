@@ -1,4 +1,5 @@
-"""Losses: pure functions of logits (registered in LOSSES), ACGAN's class loss, the gradient penalty."""
+"""Losses: pure functions of logits (registered in LOSSES), ACGAN's class loss, InfoGAN's and MSGAN's terms, the
+gradient penalty."""
 from __future__ import annotations
 
 from typing import Callable, NamedTuple
@@ -10,7 +11,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from .registry import LOSSES
 
-__all__ = ['loss_pair', 'd_loss', 'g_loss', 'class_loss', 'info_loss', 'DOutputs', 'discriminate', 'gradient_penalty']
+__all__ = ['loss_pair', 'd_loss', 'g_loss', 'class_loss', 'info_loss', 'mode_seeking_loss', 'DOutputs', 'discriminate', 'gradient_penalty']
 
 
 def _wgan_d(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
@@ -78,6 +79,16 @@ def info_loss(q: Tensor, codes: Tensor, info_cat: int) -> Tensor:
     if codes.shape[1] > info_cat:
         loss = loss + 0.5 * (q[:, info_cat:] - codes[:, info_cat:]).pow(2).sum(1).mean()
     return loss
+
+
+def mode_seeking_loss(fake: Tensor, z: Tensor, eps: float = 1e-5) -> Tensor:
+    """Mode seeking (MSGAN, Mao et al. 2019): 1 / (mean |x1 - x2| / mean |z1 - z2| + eps) for generated images
+    fake (N, C, H, W) and their latents z (N, Z), row i paired with row m + i (m = N // 2; an odd last row is left
+    out) -> scalar in float32. Large when G maps distinct latents to nearly the same image; G minimises it."""
+    m = len(fake) // 2
+    images = (fake[:m].float() - fake[m:2 * m].float()).abs().mean()
+    latents = (z[:m].float() - z[m:2 * m].float()).abs().mean()
+    return 1.0 / (images / latents + eps)
 
 
 class DOutputs(NamedTuple):

@@ -11,7 +11,8 @@ from .device import Precision
 from .config import Config
 from .latent import draw_latents
 from .layers import power_iteration
-from .losses import DOutputs, class_loss, discriminate, gradient_penalty, info_loss, loss_pair
+from .losses import (DOutputs, class_loss, discriminate, gradient_penalty, info_loss, loss_pair,
+                     mode_seeking_loss)
 from .augment import consistency_penalty, consistency_shift, diff_augment
 
 __all__ = ['LOG_KEYS', 'ema_update', 'ema_decay', 'make_optimizers', 'random_labels', 'scores_jointly', 'train_step', 'stack_logs']
@@ -50,9 +51,15 @@ def make_optimizers(cfg: Config, G: nn.Module, D: nn.Module) -> tuple[torch.opti
                  for model, lr in ((G, cfg.g_lr), (D, cfg.d_lr)))
 
 
-def random_labels(n: int, num_classes: int, device: torch.device) -> Tensor | None:
-    """Uniform class labels (n,) for generated images, or None for an unconditional model."""
-    return torch.randint(num_classes, (n,), device=device) if num_classes else None
+def random_labels(n: int, num_classes: int, device: torch.device, paired: bool = False) -> Tensor | None:
+    """Uniform class labels (n,) for generated images, or None for an unconditional model. `paired` (mode
+    seeking): rows m..2m-1 (m = n // 2) repeat rows 0..m-1, so that row i and row m + i share a label; the same n
+    values are drawn either way, so the random stream after the draw does not depend on it."""
+    if not num_classes:
+        return None
+    y = torch.randint(num_classes, (n,), device=device)
+    m = n // 2
+    return torch.cat([y[:m], y[:m], y[2 * m:]]) if paired else y
 
 
 def scores_jointly(D: nn.Module) -> bool:
@@ -125,8 +132,8 @@ def _clip_critic(D: nn.Module, clip_value: float) -> None:
 
 def _generator_loss(cfg: Config, D: nn.Module, fake: Tensor, y_fake: Tensor | None, z_fake: Tensor,
                     real: Tensor, encoder: nn.Module | None, prec: Precision) -> Tensor:
-    """G's loss on its batch `fake` (with G's graph), scored by D, plus ACGAN's and InfoGAN's terms where cfg asks for
-    them. BiGAN (`encoder`): G and E flip D's labels, each pushing its pairs towards the other side: (G(z), z) as
+    """G's loss on its batch `fake` (with G's graph), scored by D, plus ACGAN's, InfoGAN's and MSGAN's terms where cfg
+    asks for them. BiGAN (`encoder`): G and E flip D's labels, each pushing its pairs towards the other side: (G(z), z) as
     real, (x, E(x)) of the last `real` batch as generated (non-saturating for bce)."""
     d_loss_fn, g_loss_fn = loss_pair(cfg.loss)
     with prec.autocast():
@@ -138,6 +145,8 @@ def _generator_loss(cfg: Config, D: nn.Module, fake: Tensor, y_fake: Tensor | No
         loss = loss + cfg.acgan_weight * class_loss(g_classes, y_fake)
     if g_codes is not None:        # InfoGAN: G makes its codes readable from its images
         loss = loss + cfg.info_weight * info_loss(g_codes, z_fake[:, cfg.z_dim:], cfg.info_cat)
+    if cfg.ms_weight:              # MSGAN: G keeps the pairs of its batch (same label, other latents) apart
+        loss = loss + cfg.ms_weight * mode_seeking_loss(fake, z_fake)
     return loss
 
 
@@ -154,6 +163,8 @@ def train_step(cfg: Config, G: nn.Module, D: nn.Module, G_ema: nn.Module | None,
     InfoGAN (cfg.info_cat, info_cont): G's latents carry codes, and D (with its Q head) and G both pay
     info_weight x info_loss() of Q's reading of them. BiGAN (cfg.encoder): D scores pairs, (x, E(x)) as real
     and (G(z), z) as generated; G and E (inside G, in G's optimizer) minimise D's loss with the two swapped.
+    Mode seeking (cfg.ms_weight): every generated batch is drawn in two halves with the same labels, and G pays
+    ms_weight x mode_seeking_loss() over the pairs.
 
     Returns 0-d tensors on the models' device (LOG_KEYS): the last losses and mean D logits on real and generated
     images (D(x), D(G(z))) of the last D step. Nothing in the step waits for the device (no .item(), no
@@ -170,7 +181,7 @@ def train_step(cfg: Config, G: nn.Module, D: nn.Module, G_ema: nn.Module | None,
         real, y_real = real_batch()
         y_real = y_real if cfg.cond_classes else None
         n = len(real)
-        y_fake = random_labels(n, cfg.cond_classes, device)
+        y_fake = random_labels(n, cfg.cond_classes, device, paired=cfg.ms_weight > 0)
         z_fake = draw_latents(cfg, n, device=device)                    # (n, latent_dim): z [, codes]
         # the last critic step keeps G's graph: (2) reuses its batch, saving one G forward (pytorch/examples)
         with torch.set_grad_enabled(step == cfg.n_critic - 1), prec.autocast():
@@ -189,7 +200,7 @@ def train_step(cfg: Config, G: nn.Module, D: nn.Module, G_ema: nn.Module | None,
     for step in range(cfg.n_gen):
         if step > 0:
             power_iteration(G)
-            y_fake = random_labels(n, cfg.cond_classes, device)
+            y_fake = random_labels(n, cfg.cond_classes, device, paired=cfg.ms_weight > 0)
             z_fake = draw_latents(cfg, n, device=device)
             with prec.autocast():
                 fake = G(z_fake, y_fake)

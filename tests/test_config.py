@@ -66,6 +66,8 @@ def test_config_validate():
     (dict(lipschitz="clip", gp_weight=5.0), "gp_weight=10.0"),
     (dict(cond="projection", acgan_weight=0.5), "acgan_weight=1.0"),
     (dict(info_weight=0.5), "info_weight=1.0"),
+    (dict(ms_weight=-1.0), "ms_weight must be >= 0"),
+    (dict(ms_weight=1.0, batch_size=1), "batch_size >= 2 or ms_weight=0"),
     (dict(loss="wgan", lipschitz="gp", compile="aot_eager"), "compile='off' or 'cudagraph'"),
 ])
 def test_bad_combinations_give_one_line_errors(overrides, fix):

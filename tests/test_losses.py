@@ -1,4 +1,5 @@
-"""The losses against hand computations: Wasserstein, hinge, BCE values and gradient signs, the gradient penalty, the ACGAN and CGAN terms."""
+"""The losses against hand computations: Wasserstein, hinge, BCE values and gradient signs, the gradient penalty, the ACGAN,
+CGAN and mode-seeking terms."""
 import copy
 import dataclasses
 import math
@@ -198,6 +199,52 @@ def test_projection_ac_adds_the_class_cross_entropy_to_the_projection_losses():
         g_logit, g_phi = _hand_dcgan_d(D, fake)
         g_logit = g_logit + (D.embed(y_fake) * g_phi).sum(1)
         g_expected = -torch.log(torch.sigmoid(g_logit)).mean() + 0.7 * _cross_entropy(D.classifier(g_phi), y_fake)
+    assert float(out["d_loss"]) == pytest.approx(d_expected.item(), rel=1e-5)
+    assert float(out["g_loss"]) == pytest.approx(g_expected.item(), rel=1e-5)
+
+
+def test_mode_seeking_loss_is_one_over_the_image_to_latent_distance_ratio_of_the_halves():
+    """MSGAN: rows i and m + i are pairs; 1 / (mean |x_i - x_m+i| / mean |z_i - z_m+i| + 1e-5); an odd last row
+    takes no part."""
+    fake = torch.tensor([[0.0, 1.0], [1.0, 1.0], [0.5, 0.0], [1.0, -1.0], [9.0, 9.0]]).view(5, 2, 1, 1)
+    z = torch.tensor([[0.0, 0.0, 0.0], [1.0, 2.0, 3.0], [3.0, 0.0, 0.0], [1.0, 2.0, 0.0], [7.0, 7.0, 7.0]])
+    images = (0.5 + 1.0 + 0.0 + 2.0) / 4                 # |[0, 1] - [.5, 0]|, |[1, 1] - [1, -1]|
+    latents = (3.0 + 0 + 0 + 0 + 0 + 3.0) / 6            # |[0, 0, 0] - [3, 0, 0]|, |[1, 2, 3] - [1, 2, 0]|
+    assert float(gankit.losses.mode_seeking_loss(fake, z)) == pytest.approx(1 / (images / latents + 1e-5))
+    assert float(gankit.losses.mode_seeking_loss(fake[:4], z[:4])) == float(gankit.losses.mode_seeking_loss(fake, z))
+    identical = torch.cat([fake[:2], fake[:2]])          # two latents, one image: the loss is 1 / eps
+    assert float(gankit.losses.mode_seeking_loss(identical, z[:4])) == pytest.approx(1e5)
+
+
+def test_paired_labels_repeat_the_first_half_and_draw_as_many_values():
+    """random_labels(paired=True): row m + i has row i's label; the stream after the draw is the unpaired one's."""
+    draws = []
+    for paired in (False, True):
+        torch.manual_seed(3)
+        draws.append((gankit.step.random_labels(7, 10, torch.device("cpu"), paired), torch.randn(4)))
+    (plain, after_plain), (paired, after_paired) = draws
+    assert torch.equal(paired[:3], plain[:3]) and torch.equal(paired[3:6], plain[:3]) and paired[6] == plain[6]
+    assert torch.equal(after_paired, after_plain)
+
+
+def test_ms_weight_adds_the_mode_seeking_term_to_the_g_loss_over_same_label_pairs():
+    """ms_weight: G's batch is drawn in halves with the same labels, and G's loss gains ms_weight x
+    mode_seeking_loss of its images and latents (here on top of projection-ac's BCE and class terms); D's loss
+    is unchanged."""
+    G0, D0, D, real, y_real, y_drawn, z, out = step_and_its_draws("projection-ac", ms_weight=0.5)
+    y_fake = torch.cat([y_drawn[:3], y_drawn[:3]])        # the pairing the step applies to its draw
+    with torch.no_grad():
+        fake = G0(z, y_fake)
+        r_logit, r_phi = _hand_dcgan_d(D0, real)
+        f_logit, f_phi = _hand_dcgan_d(D0, fake)
+        r_logit = r_logit + (D0.embed(y_real) * r_phi).sum(1)
+        f_logit = f_logit + (D0.embed(y_fake) * f_phi).sum(1)
+        d_expected = _bce_d(r_logit, f_logit) + 0.7 * _cross_entropy(D0.classifier(r_phi), y_real)
+        g_logit, g_phi = _hand_dcgan_d(D, fake)
+        g_logit = g_logit + (D.embed(y_fake) * g_phi).sum(1)
+        spread = (fake[:3] - fake[3:]).abs().mean() / (z[:3] - z[3:]).abs().mean()
+        g_expected = (-torch.log(torch.sigmoid(g_logit)).mean() + 0.7 * _cross_entropy(D.classifier(g_phi), y_fake)
+                      + 0.5 / (spread + 1e-5))
     assert float(out["d_loss"]) == pytest.approx(d_expected.item(), rel=1e-5)
     assert float(out["g_loss"]) == pytest.approx(g_expected.item(), rel=1e-5)
 
