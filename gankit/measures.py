@@ -18,7 +18,7 @@ from .data import ImageSet, to_uint8
 from .sampling import latents, sample
 from .features import FeatureNet, NetOutputs, Stats
 
-__all__ = ['DUPLICATE_FRACTION', 'EVAL_SEED', 'IS_SPLITS', 'frechet_distance', 'kernel_inception_distance', 'inception_score', 'class_accuracy', 'diversity', 'median_nearest_neighbour', 'nearest_neighbour_ratio', 'PR_K', 'knn_radii', 'precision_recall', 'score', 'ScoreContext', 'measure', 'format_score', 'sample_and_score', 'format_diversity', 'score_table', 'evaluate_generator']
+__all__ = ['DUPLICATE_FRACTION', 'EVAL_SEED', 'IS_SPLITS', 'frechet_distance', 'kernel_inception_distance', 'inception_score', 'class_accuracy', 'diversity', 'nearest_neighbours', 'median_nearest_neighbour', 'nearest_neighbour_ratio', 'PR_K', 'knn_radii', 'precision_recall', 'score', 'ScoreContext', 'measure', 'format_score', 'sample_and_score', 'format_diversity', 'score_table', 'evaluate_generator']
 
 
 # two samples of a class are near-duplicates when closer in feature space than this fraction of the
@@ -138,16 +138,24 @@ def diversity(fake: np.ndarray, fake_labels: np.ndarray | None, real: np.ndarray
     return {**{key: float(np.mean(v)) for key, v in rows.items()}, "per_class": rows, "classes": groups}
 
 
-def median_nearest_neighbour(images: Tensor, chunk: int = 500) -> float:
-    """Median over images (N, 3, H, W) of the pixel-space Euclidean distance (values in [0, 1]) to the
-    nearest other image of the set: small when a generator repeats itself."""
+def nearest_neighbours(images: Tensor, chunk: int = 500) -> tuple[Tensor, Tensor]:
+    """For each of images (N, C, H, W) (uint8, read as values in [0, 1], or float as they are), the Euclidean
+    distance to the nearest other image of the set and that image's index: two (N,) tensors."""
     x = images.flatten(1).float() / 255.0 if images.dtype == torch.uint8 else images.flatten(1).float()
-    nearest = []
+    distances, indices = [], []
     for i in range(0, len(x), chunk):
         d = torch.cdist(x[i:i + chunk], x)                              # (chunk, N)
         d[torch.arange(len(d)), torch.arange(i, i + len(d))] = float("inf")   # not itself
-        nearest.append(d.min(1).values)
-    return float(torch.cat(nearest).median())
+        nearest = d.min(1)
+        distances.append(nearest.values)
+        indices.append(nearest.indices)
+    return torch.cat(distances), torch.cat(indices)
+
+
+def median_nearest_neighbour(images: Tensor, chunk: int = 500) -> float:
+    """Median over images (N, 3, H, W) of the pixel-space Euclidean distance (values in [0, 1]) to the
+    nearest other image of the set: small when a generator repeats itself."""
+    return float(nearest_neighbours(images, chunk)[0].median())
 
 
 def nearest_neighbour_ratio(fake: Tensor, real: Tensor) -> float:
