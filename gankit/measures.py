@@ -138,10 +138,15 @@ def diversity(fake: np.ndarray, fake_labels: np.ndarray | None, real: np.ndarray
     return {**{key: float(np.mean(v)) for key, v in rows.items()}, "per_class": rows, "classes": groups}
 
 
+def _unit(images: Tensor) -> Tensor:
+    """uint8 images as floats in [0, 1]; float images as they are (in float32)."""
+    return images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
+
+
 def nearest_neighbours(images: Tensor, chunk: int = 500) -> tuple[Tensor, Tensor]:
     """For each of images (N, C, H, W) (uint8, read as values in [0, 1], or float as they are), the Euclidean
     distance to the nearest other image of the set and that image's index: two (N,) tensors."""
-    x = images.flatten(1).float() / 255.0 if images.dtype == torch.uint8 else images.flatten(1).float()
+    x = _unit(images).flatten(1)
     distances, indices = [], []
     for i in range(0, len(x), chunk):
         d = torch.cdist(x[i:i + chunk], x)                              # (chunk, N)
@@ -158,11 +163,16 @@ def median_nearest_neighbour(images: Tensor, chunk: int = 500) -> float:
     return float(nearest_neighbours(images, chunk)[0].median())
 
 
-def nearest_neighbour_ratio(fake: Tensor, real: Tensor) -> float:
-    """median_nearest_neighbour of generated uint8 images over that of as many real ones (1: as spread
-    out as real images; below 1: samples closer to each other than real images are)."""
+def nearest_neighbour_ratio(fake: Tensor, real: Tensor, match_contrast: bool = False) -> float:
+    """median_nearest_neighbour of generated images over that of as many real ones (uint8, or floats in [0, 1]) (1:
+    as spread out as real images; below 1: samples closer to each other than real images are). `match_contrast`: the
+    generated images are first shifted and scaled so that their pixels' mean and standard deviation over the set
+    equal the real images' (then more contrast alone cannot raise the ratio: pixel distances grow with it)."""
     n = min(len(fake), len(real))
-    return median_nearest_neighbour(fake[:n]) / median_nearest_neighbour(real[:n])
+    x, y = _unit(fake[:n]), _unit(real[:n])
+    if match_contrast:
+        x = (x - x.mean()) / x.std() * y.std() + y.mean()
+    return median_nearest_neighbour(x) / median_nearest_neighbour(y)
 
 
 def _distance_chunks(x: Tensor, y: Tensor, chunk: int) -> Iterator[tuple[slice, Tensor]]:

@@ -237,3 +237,15 @@ def test_test_set_score_gives_precision_recall_and_the_real_vs_real_reference(tm
     assert s["real_prdc"] == pytest.approx(expected, abs=1e-12)      # the first 20 of the 30 training images
     assert s["prdc"]["features"] == "proxy features" and 0 <= s["prdc"]["precision"] <= 1
     assert "precision" in gh.format_score(s) and "training images: precision" in gh.format_score(s)
+
+
+def test_the_contrast_matched_ratio_ignores_contrast_and_brightness():
+    """Generated images that are real ones with their contrast doubled round a shifted mean: the plain ratio
+    doubles, the contrast-matched one is 1 (the set's mean and standard deviation are put back to the real
+    images')."""
+    real = torch.rand(60, 3, 8, 8, generator=torch.Generator().manual_seed(0)) * 0.5 + 0.25
+    louder = (real - 0.5) * 2 + 0.55                                # floats, outside [0, 1] here and there
+    assert gankit.measures.nearest_neighbour_ratio(louder, real) == pytest.approx(2.0, rel=1e-5)
+    assert gankit.measures.nearest_neighbour_ratio(louder, real, match_contrast=True) == pytest.approx(1.0, rel=1e-5)
+    as_uint8 = (real * 255).round().to(torch.uint8)                  # uint8 images are read as [0, 1]
+    assert gankit.measures.nearest_neighbour_ratio(as_uint8, real) == pytest.approx(1.0, rel=1e-2)

@@ -28,7 +28,8 @@ def images(n: int, seed: int = 0) -> torch.Tensor:
 def test_a_set_against_itself_scores_one_everywhere():
     x, y = images(40), torch.arange(40) % 4
     out = anatomy_tool.anatomy(x, y, x, y, 4)
-    assert out["ratio"] == 1 and set(out["ratio_pooled"].values()) == {1.0}
+    assert out["ratio"] == 1 and out["ratio_contrast_matched"] == pytest.approx(1.0, rel=1e-6)
+    assert set(out["ratio_pooled"].values()) == {1.0}
     assert out["contrast"]["fake"] == out["contrast"]["real"] and out["band_power_ratio"] == [1.0] * 4
     assert out["same_label_neighbour"]["fake"] == out["same_label_neighbour"]["real"]
     assert set(out["ratio_within_class"].values()) == {1.0}

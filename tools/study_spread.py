@@ -3,7 +3,8 @@ generator (best.pt) or its last (last.pt: the EMA generator with standing BatchN
 it; for runs that fork a state, whose best may be the state itself) (gankit.measures.nearest_neighbour_ratio: the
 median pixel distance from each sample to its nearest other sample, over that of as many validation images; 1 = as
 spread out as real images) on N samples (classes in turn, the test-set score's sampling seed) against N validation
-images of the run's own split, shuffled. Per arm: mean and spread over seeds, and Welch's test of every arm against
+images of the run's own split, shuffled, and the same with the samples' pixel mean and spread set to the real images'
+(contrast-matched). Per arm and measure: mean and spread over seeds, and Welch's test of every arm against
 the first with Holm's correction (gankit.study_results.study_tests, as `study collect` tests the scores). Writes
 RUNS_DIR/<study>/spread_<best|last>.json.
 
@@ -24,6 +25,9 @@ from gankit.sampling import standing_batches  # noqa: E402  (how many batches tr
 from gankit.study_results import study_tests  # noqa: E402
 
 CHECKPOINTS = {"best": "best.pt", "last": "last.pt"}
+# the ratio as the test-set score has it, and with the samples' pixel mean and spread set to the real images' (a
+# generator that only exaggerates contrast spreads its samples in pixels without spreading what they show)
+MEASURES = {"ratio": False, "contrast_matched": True}
 
 
 def run_generator(path: Path) -> nn.Module:
@@ -36,9 +40,10 @@ def run_generator(path: Path) -> nn.Module:
     return G
 
 
-def run_spread(path: Path, data_dir: str, n: int, loaded: dict[tuple, gh.ImageSet]) -> float:
-    """The nearest-neighbour ratio of the generator of checkpoint `path` against n shuffled validation images;
-    `loaded` (split fields -> validation images) keeps the splits read so far for the next runs."""
+def run_spread(path: Path, data_dir: str, n: int, loaded: dict[tuple, gh.ImageSet]) -> dict[str, float]:
+    """The nearest-neighbour ratios (plain and contrast-matched, MEASURES) of the generator of checkpoint `path`
+    against n shuffled validation images; `loaded` (split fields -> validation images) keeps the splits read so
+    far for the next runs."""
     G = run_generator(path)
     split = tuple(getattr(G.config, k) for k in gh.SPLIT_FIELDS)
     if split not in loaded:
@@ -47,7 +52,8 @@ def run_spread(path: Path, data_dir: str, n: int, loaded: dict[tuple, gh.ImageSe
     if len(val) < n:
         raise SystemExit(f"{path}: its validation split has {len(val)} images, fewer than --n {n}; pass --n {len(val)}")
     shuffled = torch.randperm(len(val), generator=torch.Generator().manual_seed(0))[:n]
-    return nearest_neighbour_ratio(to_uint8(gh.sample(G, n, seed=EVAL_SEED)), val.x[shuffled])
+    fake, real = to_uint8(gh.sample(G, n, seed=EVAL_SEED)), val.x[shuffled]
+    return {key: nearest_neighbour_ratio(fake, real, match_contrast=matched) for key, matched in MEASURES.items()}
 
 
 def main() -> None:
@@ -61,7 +67,7 @@ def main() -> None:
     args = p.parse_args()
     gh.setup(0, "cpu")
     study = gh.load_study(args.study)
-    ratios: dict[str, list[float]] = {}
+    runs: dict[str, list[dict[str, float]]] = {}
     loaded: dict[tuple, gh.ImageSet] = {}
     for arm, seed in study.runs():
         folder = gh.study_run_dir(study, arm, seed, args.runs_dir)
@@ -69,26 +75,31 @@ def main() -> None:
         if gh.run_record(folder) is None or not path.is_file():
             print(f"{folder}: not finished here (no run.json or {path.name}); left out")
             continue
-        ratios.setdefault(arm, []).append(run_spread(path, args.data_dir, args.n, loaded))
-        print(f"{arm} seed {seed}: nearest-neighbour ratio {ratios[arm][-1]:.4f}", flush=True)
-    if not ratios:
+        runs.setdefault(arm, []).append(run_spread(path, args.data_dir, args.n, loaded))
+        print(f"{arm} seed {seed}: nearest-neighbour ratio {runs[arm][-1]['ratio']:.4f}, contrast matched "
+              f"{runs[arm][-1]['contrast_matched']:.4f}", flush=True)
+    if not runs:
         raise SystemExit(f"no finished run of {study.name} in {args.runs_dir}: run `python gan_helpers.py study run "
                          f"{args.study}` first")
-    first = next(iter(ratios))
-    tests = study_tests({"arms": {arm: {"spread": gh.mean_std(v)} for arm, v in ratios.items()}, "baseline": first},
-                        key="spread")
-    arms = {arm: {**gh.mean_std(v), "vs_first": tests.get(arm)} for arm, v in ratios.items()}
-    for arm, s in arms.items():
-        spread = "" if s["std"] is None else f" +- {s['std']:.4f}"
-        test = s["vs_first"]
-        versus = "" if test is None else (f"; minus {first}: {test['diff']:+.4f} (95% CI {test['low']:+.4f} to "
-                                          f"{test['high']:+.4f}, Welch p {test['p']:.3g}, Holm {test['p_holm']:.3g}: "
-                                          f"{test['verdict']})")
-        print(f"{arm}: {s['mean']:.4f}{spread} over {s['n']} seed{'s' if s['n'] > 1 else ''}{versus}")
+    first = next(iter(runs))
+    arms: dict[str, dict] = {arm: {} for arm in runs}
+    for key in MEASURES:
+        scores = {arm: gh.mean_std([r[key] for r in values]) for arm, values in runs.items()}
+        tests = study_tests({"arms": {arm: {key: s} for arm, s in scores.items()}, "baseline": first}, key=key)
+        for arm, s in scores.items():
+            arms[arm][key] = {**s, "vs_first": tests.get(arm)}
+            spread = "" if s["std"] is None else f" +- {s['std']:.4f}"
+            test = tests.get(arm)
+            versus = "" if test is None else (f"; minus {first}: {test['diff']:+.4f} (95% CI {test['low']:+.4f} to "
+                                              f"{test['high']:+.4f}, Welch p {test['p']:.3g}, Holm "
+                                              f"{test['p_holm']:.3g}: {test['verdict']})")
+            print(f"{key} {arm}: {s['mean']:.4f}{spread} over {s['n']} seed{'s' if s['n'] > 1 else ''}{versus}")
     out = Path(args.runs_dir) / study.name / f"spread_{args.generator}.json"
     gh.write_json_atomic({"command": "python tools/study_spread.py " + " ".join(sys.argv[1:]), "n": args.n,
                           "generator": args.generator, "sampling_seed": EVAL_SEED,
-                          "metric": "nearest-neighbour ratio (pixels, vs validation)", "arms": arms}, out)
+                          "metric": "nearest-neighbour ratio (pixels, vs validation): as the test-set score has it "
+                                    "(ratio) and with the samples' pixel mean and spread set to the real images' "
+                                    "(contrast_matched)", "arms": arms}, out)
     print(f"wrote {out}")
 
 
