@@ -15,6 +15,7 @@ from .files import atomic_path
 from .device import to_device
 from .config import Config
 from .build import build_models
+from .sampling import standing_batch_norm, standing_batches
 
 __all__ = ['RUN_FIELDS', 'TRAINING_FIELDS', 'RESUMABLE_FIELDS', 'FORK_FIELDS', 'migrate_record', 'HISTORY_FILES',
            'history_file', 'read_history', 'write_history', 'compress_history', 'load_checkpoint',
@@ -135,22 +136,29 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return migrate_record(ckpt["kind"], ckpt)
 
 
-def generator_from_checkpoint(ckpt: dict[str, Any], path: str | Path = "checkpoint") -> nn.Module:
-    """Rebuild G from a checkpoint's config and load its weights (EMA weights when the run had an EMA)."""
+def generator_from_checkpoint(ckpt: dict[str, Any], path: str | Path = "checkpoint",
+                              device: torch.device | str = "cpu") -> nn.Module:
+    """Rebuild G from a checkpoint's config and load its weights, in eval mode on `device` (in train()'s memory
+    layout, to_device): a generator as saved (best.pt, model/*.pt), or a training state's EMA generator (its
+    trained G when the run has no EMA) as train() scores it, with standing BatchNorm statistics: the statistics a
+    state's EMA carries are copied from the trained G, whose weights differ."""
     cfg = Config.from_dict(ckpt["config"])
     G, _ = build_models(cfg)
-    weights = ckpt["G"] if ckpt["kind"] == "generator" else (ckpt["G_ema"] or ckpt["G"])
+    ema = ckpt["kind"] != "generator" and bool(ckpt["G_ema"])
     try:
-        G.load_state_dict(weights)
+        G.load_state_dict(ckpt["G_ema"] if ema else ckpt["G"])
     except RuntimeError as exc:
         raise GanError(f"{path}: generator weights do not match its config (arch={cfg.arch}): "
                        f"{str(exc).splitlines()[0]}") from exc
+    G = to_device(G, device)
+    if ema:
+        standing_batch_norm(G, standing_batches(cfg.eval_samples))
     return G.eval()
 
 
 def load_generator(path: str | Path, device: torch.device | str = "cpu") -> nn.Module:
-    """G in eval mode from best.pt, last.pt or model/*.pt (EMA weights when present); `G.config` is set."""
-    return to_device(generator_from_checkpoint(load_checkpoint(path), path), device)
+    """G in eval mode from best.pt, last.pt or model/*.pt (see generator_from_checkpoint); `G.config` is set."""
+    return generator_from_checkpoint(load_checkpoint(path), path, device)
 
 
 def load_discriminator(path: str | Path, device: torch.device | str = "cpu") -> nn.Module:

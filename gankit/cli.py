@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from .core import GanError, IMAGE_EXTENSIONS, TEST_SAMPLES
-from .device import setup, to_device
+from .device import setup
 from .config import PRESETS
 from .files import write_json_atomic
 from .data import config_for_data, image_files, load_dataset, read_images, to_uint8
@@ -82,7 +82,7 @@ def _cmd_state(args: argparse.Namespace) -> None:
 
 def _cmd_sample(args: argparse.Namespace) -> None:
     ckpt = load_checkpoint(args.ckpt)
-    G = to_device(generator_from_checkpoint(ckpt, args.ckpt), setup(args.seed, args.device))
+    G = generator_from_checkpoint(ckpt, args.ckpt, setup(args.seed, args.device))
     out = Path(args.out)
     if args.per_class:
         recorded = ckpt.get("split", {}).get("class_names")

@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 
 from .core import GanError, TEST_SAMPLES
-from .device import setup, to_device
+from .device import setup
 from .config import Config
 from .data import check_split, load_dataset
 from .sampling import sample
@@ -70,7 +70,7 @@ def final_evaluation(ckpt: str | Path = "model/sagan_best.pt", data_dir: str | P
     import matplotlib.pyplot as plt
     device = setup(0, device)
     ckpt_info = load_checkpoint(ckpt)
-    G = to_device(generator_from_checkpoint(ckpt_info, ckpt), device)
+    G = generator_from_checkpoint(ckpt_info, ckpt, device)
     best = ckpt_info.get("metrics") or {}
     print(f"{ckpt}: {G.config.name} ({G.config.arch}), iteration {ckpt_info['iteration']}"
           + (f", selected by validation {format_score(best)}" if best else ""))

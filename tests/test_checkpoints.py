@@ -91,3 +91,31 @@ def test_write_history_writes_json_or_gzip_by_name_and_the_same_history_gives_th
     again = write_history(history, tmp_path / "b.json.gz")
     assert again.read_bytes() == packed.read_bytes() and sorted(p.name for p in tmp_path.iterdir()) == \
         ["a.json", "a.json.gz", "b.json.gz"]                                # no temporary file left behind
+
+
+def test_a_training_states_ema_generator_loads_with_standing_statistics(tmp_path):
+    """load_generator(last.pt) gives the EMA generator as train() scores it: the BatchNorm statistics it carries
+    (copied from the trained G) are replaced by standing ones of its own weights; a generator checkpoint keeps
+    its statistics as saved."""
+    import gankit
+    train_data, val_data = gh.train_val_split(gh.synthetic_images(60, num_classes=3), val_size=20)
+    features = gh.load_feature_net(gh.RandomFeatures(), classifier=gh.random_classifier())
+    cfg = gh.Config.dcgan(g_ch=8, d_ch=8, batch_size=4, iters=2, eval_every=2, eval_samples=20, checkpoint_every=2,
+                          ema_decay=0.9, ema_start=0, val_size=20, num_classes=3)
+    gh.train(cfg, tmp_path, train_data, val_data, features, progress=False)
+    state = gh.load_checkpoint(tmp_path / "last.pt")
+    for key in state["G_ema"]:                                   # statistics that belong to no weights
+        if key.endswith("running_var"):
+            state["G_ema"][key] = state["G_ema"][key] * 7
+    torch.save(state, tmp_path / "odd.pt")
+    expected = gh.build_models(cfg)[0]
+    expected.load_state_dict(state["G_ema"])
+    expected = gh.standing_batch_norm(gh.to_device(expected, "cpu"),
+                                      gankit.sampling.standing_batches(cfg.eval_samples))
+    loaded = gh.load_generator(tmp_path / "odd.pt")
+    for name, value in expected.state_dict().items():
+        assert_close(loaded.state_dict()[name], value, rtol=0, atol=0)
+    var = "norms.0.bn.running_var"
+    assert not torch.allclose(loaded.state_dict()[var], state["G_ema"][var])
+    best = gh.load_checkpoint(tmp_path / "best.pt")
+    assert_close(gh.load_generator(tmp_path / "best.pt").state_dict()[var], best["G"][var], rtol=0, atol=0)

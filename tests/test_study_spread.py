@@ -51,7 +51,7 @@ def test_each_finished_run_gets_its_own_ratio_and_arms_are_tested_against_the_fi
                                                        rel=1e-12)
     assert matched["w1"]["values"][1] != best["w1"]["values"][1]
     # the last generator is the one train() scored at the last iteration: its EMA with standing statistics
-    G_last, features = spread.run_generator(folder / "last.pt"), gh.load_feature_net(str(net))
+    G_last, features = gh.load_generator(folder / "last.pt"), gh.load_feature_net(str(net))
     real = gh.validation_stats(data, features, tmp_path / "stats", cfg=G_last.config)
     logged = gh.read_history(folder)["eval"][-1]
     assert logged["iter"] == 2 and gh.evaluate_generator(G_last, real, features, VAL)["fd"] == pytest.approx(

@@ -10,7 +10,6 @@ as JSON.
         --feature-net ../shared/eval/cifar10_features.pt --json /tmp/rescore_dcgan_ema.json
 """
 import argparse
-import copy
 import statistics
 import sys
 from pathlib import Path
@@ -18,7 +17,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import gan_helpers as gh  # noqa: E402
 from gankit.measures import EVAL_SEED  # noqa: E402  (the sampling seed of train()'s evaluations)
-from gankit.sampling import standing_batches  # noqa: E402  (how many batches train()'s standing statistics take)
 
 
 def main() -> None:
@@ -39,13 +37,12 @@ def main() -> None:
     cfg = gh.Config.from_dict(state["config"])
     features = gh.load_feature_net(args.feature_net, args.fid_weights, device)
     real = gh.validation_stats(args.data_dir, features, args.stats_dir, cfg=cfg)
-    G_ema = gh.to_device(gh.generator_from_checkpoint(state), device)   # EMA weights, BN statistics as saved
-    G = gh.build_models(cfg)[0]
+    copied, G = gh.build_models(cfg)[0], gh.build_models(cfg)[0]
+    copied.load_state_dict(state["G_ema"])                                # EMA weights, BN statistics as saved
     G.load_state_dict(state["G"])
-    G = gh.to_device(G, device)                                           # train()'s memory layout: its exact scores
-    generators = {"copied_bn_stats": G_ema,
-                  "standing_bn_stats": gh.standing_batch_norm(copy.deepcopy(G_ema), standing_batches(cfg.eval_samples)),
-                  "trained_G": G.eval()}
+    generators = {"copied_bn_stats": gh.to_device(copied, device).eval(),   # train()'s memory layout: its scores
+                  "standing_bn_stats": gh.generator_from_checkpoint(state, args.state, device),   # as train() has it
+                  "trained_G": gh.to_device(G, device).eval()}
     scores = {name: [gh.evaluate_generator(g, real, features, cfg.eval_samples, seed=s) for s in args.seeds]
               for name, g in generators.items()}
     for name, runs in scores.items():

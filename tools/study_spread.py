@@ -15,13 +15,11 @@ import sys
 from pathlib import Path
 
 import torch
-from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import gan_helpers as gh  # noqa: E402
 from gankit.data import to_uint8  # noqa: E402
 from gankit.measures import EVAL_SEED, nearest_neighbour_ratio  # noqa: E402
-from gankit.sampling import standing_batches  # noqa: E402  (how many batches train()'s standing statistics take)
 from gankit.study_results import study_tests  # noqa: E402
 
 CHECKPOINTS = {"best": "best.pt", "last": "last.pt"}
@@ -30,21 +28,11 @@ CHECKPOINTS = {"best": "best.pt", "last": "last.pt"}
 MEASURES = {"ratio": False, "contrast_matched": True}
 
 
-def run_generator(path: Path) -> nn.Module:
-    """The generator of best.pt as kept, or last.pt's as train() scores it (an EMA gets standing statistics: the
-    BatchNorm statistics it carries are the trained G's)."""
-    ckpt = gh.load_checkpoint(path)
-    G = gh.to_device(gh.generator_from_checkpoint(ckpt, path), "cpu")         # train()'s memory layout
-    if ckpt["kind"] == "train_state" and ckpt.get("G_ema"):
-        gh.standing_batch_norm(G, standing_batches(G.config.eval_samples))
-    return G
-
-
 def run_spread(path: Path, data_dir: str, n: int, loaded: dict[tuple, gh.ImageSet]) -> dict[str, float]:
     """The nearest-neighbour ratios (plain and contrast-matched, MEASURES) of the generator of checkpoint `path`
     against n shuffled validation images; `loaded` (split fields -> validation images) keeps the splits read so
     far for the next runs."""
-    G = run_generator(path)
+    G = gh.load_generator(path)          # last.pt: its EMA as train() scores it
     split = tuple(getattr(G.config, k) for k in gh.SPLIT_FIELDS)
     if split not in loaded:
         (loaded[split],) = gh.load_dataset(G.config, data_dir, ("val",))
