@@ -44,6 +44,7 @@ ATTENTION_CLASSES = (1, 7, 8)                      # test images of these classe
 MORE_GANS = MODEL / "studies" / "more_gans"         # InfoGAN and BiGAN runs and their measures (tools/measure_more_gans.py)
 SPEED_CPU = MODEL / "benchmarks" / "train_speed_cpu_1thread.txt"   # tests/benchmarks/train_speed.py's output
 SPEED_GPU = MODEL / "benchmarks" / "train_speed_cuda.json"         # tools/device_check.py's speed phase
+SPREAD = {label: MODEL / f"spread_anatomy_{name}.json" for label, name in SUBMITTED.items()}   # tools/spread_anatomy.py
 EVAL_NOISE = MODEL / "eval_noise_dcgan.json"       # the shipped DCGAN scored again with fresh samples (tools/eval_noise.py)
 LONG_RUN = MODEL / "runs" / "sagan"                # a longer, unshipped run of the SAGAN recipe (its history)
 CRITIC_STUDY = MODEL / "studies" / "critic" / "results.json"   # D's pooling and drift weight (studies/critic.json)
@@ -297,6 +298,12 @@ def submitted_macros(models: dict[str, tuple[dict, dict, gh.Config]]) -> list[st
               macro("DcganLrFrom", f"{lr_from:,}"), macro("DcganAugFrom", f"{aug_from:,}"),
               macro("DcganDLossTrainBeforeAug", f"{before_aug['d_loss_train']:.2f}"),   # D's losses on training and
               macro("DcganDLossValBeforeAug", f"{before_aug['d_loss_val']:.2f}")]     # validation images then
+    spread = {label: read_json(path) for label, path in SPREAD.items()}   # why the samples sit close together
+    for label, s in spread.items():
+        lines.append(macro(f"{label.capitalize()}SameLabelNn", f"{100 * s['same_label_neighbour']['fake']:.0f}"))
+    bands = [r for s in spread.values() for r in s["band_power_ratio"]]    # generated / real power, both models
+    lines += [macro("RealSameLabelNn", f"{100 * spread['SAGAN']['same_label_neighbour']['real']:.0f}"),
+              macro("SpectrumWithin", f"{100 * max(abs(r - 1) for r in bands):.0f}")]
     test = next(iter(models.values()))[1]
     lines += [macro("TestN", f"{test['n_fake']:,}"), macro("TestReal", f"{test['n_real']:,}"),
               macro("ClassifierAcc", f"{100 * test['real_class_acc']:.1f}"),
