@@ -27,8 +27,8 @@ def test_each_run_starts_from_the_newest_state_and_a_running_one_is_left_alone(t
     (tmp_path / "states" / "sagan.pt").write_bytes(b"")
     sagan, dcgan = run(tmp_path, capsys, "--dry-run")
     assert sagan.startswith("sagan: would start: OMP_NUM_THREADS=1 nice -n 19 gan_helpers.py train sagan")
-    assert sagan.endswith(f"--device cpu --set g_ch=64 d_ch=64 ema_decay=0.999 ema_start=500 drift=0.01 "
-                          f"--resume-from {tmp_path / 'states' / 'sagan.pt'}")
+    assert sagan.endswith(f"--device cpu --set g_ch=64 d_ch=64 ema_decay=0.999 ema_start=500 drift=0.01 g_lr=2.5e-5 "
+                          f"d_lr=1e-4 --resume-from {tmp_path / 'states' / 'sagan.pt'}")
     assert "--iters 100000 --eval-every 1000 --eval-samples 5000" in dcgan and dcgan.endswith(
         "--device cpu --set ema_decay=0.999 ema_start=500 g_lr=5e-5 d_lr=5e-5 diffaug=translation,cutout --resume")
     out = tmp_path / "runs" / "dcgan"

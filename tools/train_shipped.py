@@ -23,10 +23,12 @@ sys.path.insert(0, str(ROOT))
 
 # the shipped recipes: the preset and its --set overrides (the SAGAN at a quarter of the preset's G width, with ten
 # times its drift weight: the critic study, docs/studies.md, found that keeps D's output level on the scale of its gap;
-# both sample from an EMA of G's weights, which never feeds back into training; past its plateau the DCGAN trains at a
-# quarter of the preset's learning rates, and its D sees every image through DiffAugment, against D's growing lead on
-# training over validation images: the history's segments record each change and from where)
-SHIPPED = {"sagan": ("g_ch=64", "d_ch=64", "ema_decay=0.999", "ema_start=500", "drift=0.01"),
+# both sample from an EMA of G's weights, which never feeds back into training; past their plateaus both train at a
+# quarter of the preset's learning rates (TTUR's ratio kept), and the DCGAN's D sees every image through DiffAugment,
+# against D's growing lead on training over validation images: the history's segments record each change and from
+# where)
+SHIPPED = {"sagan": ("g_ch=64", "d_ch=64", "ema_decay=0.999", "ema_start=500", "drift=0.01", "g_lr=2.5e-5",
+                     "d_lr=1e-4"),
            "dcgan": ("ema_decay=0.999", "ema_start=500", "g_lr=5e-5", "d_lr=5e-5", "diffaug=translation,cutout")}
 EVAL_EVERY, EVAL_SAMPLES = 1000, 5000      # a validation score every 1,000 iterations, on 5,000 generated images
 SCHEDULE = ("--iters", "100000", "--eval-every", str(EVAL_EVERY), "--eval-samples", str(EVAL_SAMPLES))
