@@ -262,7 +262,8 @@ class Config:
             if getattr(self, key) < 0:
                 raise GanError(f"config {key} must be >= 0, got {getattr(self, key)}")
         if self.ms_weight and self.batch_size < 2:
-            raise GanError(f"ms_weight={self.ms_weight} compares pairs of G's batch: set batch_size >= 2 or ms_weight=0")
+            raise GanError(f"ms_weight={self.ms_weight} compares pairs of G's batch: set batch_size >= 2 or "
+                           f"ms_weight=0")
         self._validate_latent_models()
         if not all(0 <= b < 1 for b in self.betas):
             raise GanError(f"config betas must both be in [0, 1), got {self.betas}")

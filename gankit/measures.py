@@ -18,7 +18,7 @@ from .data import ImageSet, to_uint8
 from .sampling import latents, sample
 from .features import FeatureNet, NetOutputs, Stats
 
-__all__ = ['DUPLICATE_FRACTION', 'EVAL_SEED', 'IS_SPLITS', 'frechet_distance', 'kernel_inception_distance', 'inception_score', 'class_accuracy', 'diversity', 'nearest_neighbours', 'median_nearest_neighbour', 'nearest_neighbour_ratio', 'PR_K', 'knn_radii', 'precision_recall', 'score', 'ScoreContext', 'measure', 'format_score', 'sample_and_score', 'format_diversity', 'score_table', 'evaluate_generator']
+__all__ = ['DUPLICATE_FRACTION', 'EVAL_SEED', 'IS_SPLITS', 'frechet_distance', 'kernel_inception_distance', 'inception_score', 'class_accuracy', 'diversity', 'nearest_neighbours', 'median_nearest_neighbour', 'contrast_matched', 'nearest_neighbour_ratio', 'PR_K', 'knn_radii', 'precision_recall', 'score', 'ScoreContext', 'measure', 'format_score', 'sample_and_score', 'format_diversity', 'score_table', 'evaluate_generator']
 
 
 # two samples of a class are near-duplicates when closer in feature space than this fraction of the
@@ -163,16 +163,22 @@ def median_nearest_neighbour(images: Tensor, chunk: int = 500) -> float:
     return float(nearest_neighbours(images, chunk)[0].median())
 
 
+def contrast_matched(fake: Tensor, real: Tensor) -> Tensor:
+    """fake images (uint8, or floats in [0, 1]) as floats shifted and scaled so that their pixels' mean and standard
+    deviation over the set equal those of `real`'s (the same kinds)."""
+    x, y = _unit(fake), _unit(real)
+    return (x - x.mean()) / x.std() * y.std() + y.mean()
+
+
 def nearest_neighbour_ratio(fake: Tensor, real: Tensor, match_contrast: bool = False) -> float:
     """median_nearest_neighbour of generated images over that of as many real ones (uint8, or floats in [0, 1]) (1:
     as spread out as real images; below 1: samples closer to each other than real images are). `match_contrast`: the
     generated images are first shifted and scaled so that their pixels' mean and standard deviation over the set
-    equal the real images' (then more contrast alone cannot raise the ratio: pixel distances grow with it)."""
+    equal the real images' (contrast_matched; then more contrast alone cannot raise the ratio: pixel distances grow
+    with it)."""
     n = min(len(fake), len(real))
-    x, y = _unit(fake[:n]), _unit(real[:n])
-    if match_contrast:
-        x = (x - x.mean()) / x.std() * y.std() + y.mean()
-    return median_nearest_neighbour(x) / median_nearest_neighbour(y)
+    x = contrast_matched(fake[:n], real[:n]) if match_contrast else fake[:n]
+    return median_nearest_neighbour(x) / median_nearest_neighbour(real[:n])
 
 
 def _distance_chunks(x: Tensor, y: Tensor, chunk: int) -> Iterator[tuple[slice, Tensor]]:

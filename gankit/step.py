@@ -133,8 +133,8 @@ def _clip_critic(D: nn.Module, clip_value: float) -> None:
 def _generator_loss(cfg: Config, D: nn.Module, fake: Tensor, y_fake: Tensor | None, z_fake: Tensor,
                     real: Tensor, encoder: nn.Module | None, prec: Precision) -> Tensor:
     """G's loss on its batch `fake` (with G's graph), scored by D, plus ACGAN's, InfoGAN's and MSGAN's terms where cfg
-    asks for them. BiGAN (`encoder`): G and E flip D's labels, each pushing its pairs towards the other side: (G(z), z) as
-    real, (x, E(x)) of the last `real` batch as generated (non-saturating for bce)."""
+    asks for them. BiGAN (`encoder`): G and E flip D's labels, each pushing its pairs towards the other side:
+    (G(z), z) as real, (x, E(x)) of the last `real` batch as generated (non-saturating for bce)."""
     d_loss_fn, g_loss_fn = loss_pair(cfg.loss)
     with prec.autocast():
         g_logits, g_classes, g_codes = discriminate(D, diff_augment(fake, cfg.diffaug), y_fake, z_fake)
@@ -174,6 +174,7 @@ def train_step(cfg: Config, G: nn.Module, D: nn.Module, G_ema: nn.Module | None,
     encoder = getattr(G, "encoder", None)
     prec = prec or Precision(device.type)
     joint = scores_jointly(D)
+    paired = cfg.ms_weight > 0                                          # mode seeking compares same-label pairs
     power_iteration(G)                                                  # G's update comes after the D steps,
     # (1) Update D: minimise d_loss (+ Lipschitz terms) on a real batch and a detached generated batch
     for step in range(cfg.n_critic):                                    # but its forward comes first
@@ -181,7 +182,7 @@ def train_step(cfg: Config, G: nn.Module, D: nn.Module, G_ema: nn.Module | None,
         real, y_real = real_batch()
         y_real = y_real if cfg.cond_classes else None
         n = len(real)
-        y_fake = random_labels(n, cfg.cond_classes, device, paired=cfg.ms_weight > 0)
+        y_fake = random_labels(n, cfg.cond_classes, device, paired)
         z_fake = draw_latents(cfg, n, device=device)                    # (n, latent_dim): z [, codes]
         # the last critic step keeps G's graph: (2) reuses its batch, saving one G forward (pytorch/examples)
         with torch.set_grad_enabled(step == cfg.n_critic - 1), prec.autocast():
@@ -200,7 +201,7 @@ def train_step(cfg: Config, G: nn.Module, D: nn.Module, G_ema: nn.Module | None,
     for step in range(cfg.n_gen):
         if step > 0:
             power_iteration(G)
-            y_fake = random_labels(n, cfg.cond_classes, device, paired=cfg.ms_weight > 0)
+            y_fake = random_labels(n, cfg.cond_classes, device, paired)
             z_fake = draw_latents(cfg, n, device=device)
             with prec.autocast():
                 fake = G(z_fake, y_fake)

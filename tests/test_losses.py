@@ -1,5 +1,5 @@
-"""The losses against hand computations: Wasserstein, hinge, BCE values and gradient signs, the gradient penalty, the ACGAN,
-CGAN and mode-seeking terms."""
+"""The losses against hand computations: Wasserstein, hinge, BCE values and gradient signs, the gradient penalty,
+the ACGAN, CGAN and mode-seeking terms."""
 import copy
 import dataclasses
 import math

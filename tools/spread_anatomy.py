@@ -3,8 +3,8 @@ the ratio again with the samples' pixels shifted and scaled to the real images' 
 contrast alone then cannot raise it), on images average-pooled 2x2, 4x4 and 8x8 (coarse layout and colour only),
 the images' contrast (mean per-image pixel standard deviation) and their power in four bands of spatial frequency
 against the real images', and how often a sample's nearest other sample has its label (for real images: their
-true labels), with the ratio within each class. N samples (classes in turn, the test-set score's sampling seed) against N shuffled
-validation images of the generator's own split; pixels in [0, 1].
+true labels), with the ratio within each class. N samples (classes in turn, the test-set score's sampling seed)
+against N shuffled validation images of the generator's own split; pixels in [0, 1].
 
     python tools/spread_anatomy.py model/dcgan_best.pt --data-dir data --json model/spread_anatomy_dcgan.json
 """
@@ -19,7 +19,7 @@ from torch import Tensor
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import gan_helpers as gh  # noqa: E402
 from gankit.data import to_uint8  # noqa: E402
-from gankit.measures import EVAL_SEED, nearest_neighbour_ratio, nearest_neighbours  # noqa: E402
+from gankit.measures import EVAL_SEED, contrast_matched, median_nearest_neighbour, nearest_neighbours  # noqa: E402
 
 POOLS = (2, 4, 8)                        # average-pooling sizes of the coarse ratios
 BANDS = ((0.0, 0.125), (0.125, 0.25), (0.25, 0.375), (0.375, 0.5 + 1e-9))   # cycles per pixel (Chebyshev radius)
@@ -34,17 +34,14 @@ def band_power(x: Tensor) -> Tensor:
     return torch.stack([power[(radius >= lo) & (radius < hi)].mean() for lo, hi in BANDS])
 
 
-def median_nn(x: Tensor) -> Tensor:
-    return nearest_neighbours(x)[0].median()
-
-
 def anatomy(fake: Tensor, y_fake: Tensor, real: Tensor, y_real: Tensor, num_classes: int) -> dict:
     """The measures of the module docstring for fake and real images (N, 3, S, S) in [0, 1] with labels (N,)."""
     (d_fake, i_fake), (d_real, i_real) = nearest_neighbours(fake), nearest_neighbours(real)
-    out = {"ratio": float(d_fake.median() / d_real.median()),
-           "ratio_contrast_matched": nearest_neighbour_ratio(fake, real, match_contrast=True),
-           "ratio_pooled": {k: float(median_nn(F.avg_pool2d(fake, k)) / median_nn(F.avg_pool2d(real, k)))
-                            for k in POOLS},
+    real_median = float(d_real.median())
+    out = {"ratio": float(d_fake.median()) / real_median,
+           "ratio_contrast_matched": median_nearest_neighbour(contrast_matched(fake, real)) / real_median,
+           "ratio_pooled": {k: median_nearest_neighbour(F.avg_pool2d(fake, k))
+                            / median_nearest_neighbour(F.avg_pool2d(real, k)) for k in POOLS},
            "contrast": {"fake": float(fake.flatten(1).std(1).mean()), "real": float(real.flatten(1).std(1).mean())},
            "band_power_ratio": (band_power(fake) / band_power(real)).tolist(),
            "same_label_neighbour": {"fake": float((y_fake[i_fake] == y_fake).float().mean()),
@@ -55,7 +52,7 @@ def anatomy(fake: Tensor, y_fake: Tensor, real: Tensor, y_real: Tensor, num_clas
             a, b = fake[y_fake == c], real[y_real == c]
             k = min(len(a), len(b))
             if k >= 2:
-                within[c] = float(median_nn(a[:k]) / median_nn(b[:k]))
+                within[c] = median_nearest_neighbour(a[:k]) / median_nearest_neighbour(b[:k])
         out["ratio_within_class"] = within
     return out
 
@@ -80,7 +77,8 @@ def main() -> None:
     print(f"nearest-neighbour ratio {result['ratio']:.3f}; contrast matched {result['ratio_contrast_matched']:.3f}; "
           "on pooled images "
           + ", ".join(f"{s}x{s} {r:.3f}" for s, r in result["ratio_pooled"].items()))
-    print(f"contrast (mean per-image std) {result['contrast']['fake']:.4f} generated vs {result['contrast']['real']:.4f} real")
+    contrast = result["contrast"]
+    print(f"contrast (mean per-image std) {contrast['fake']:.4f} generated vs {contrast['real']:.4f} real")
     print("power in frequency bands, generated / real (low to high): "
           + ", ".join(f"{r:.3f}" for r in result["band_power_ratio"]))
     same = result["same_label_neighbour"]
